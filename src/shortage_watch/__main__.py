@@ -1,0 +1,3 @@
+from shortage_watch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The `shortage-watch` command: parses arguments, builds Settings and the App, dispatches.
+
+Exit codes: 0 success, 1 a check found problems (or some input rows were rejected),
+2 bad usage, bad settings or unusable input. Errors are one line on stderr, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from shortage_watch import __version__
+from shortage_watch.app import App
+from shortage_watch.calendar import CalendarError
+from shortage_watch.commands import COMMAND_MODULES, CommandError, Context
+from shortage_watch.settings import DEFAULT_CONFIG, SettingsError, load_settings
+
+log = logging.getLogger("shortage_watch")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="shortage-watch", description="Drug shortage early warning for regional bureaus.")
+    parser.add_argument("--version", action="version", version=f"shortage-watch {__version__}")
+    parser.add_argument("--config", type=Path, help=f"settings file (default $SHORTAGE_WATCH_CONFIG or {DEFAULT_CONFIG})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def _settings_path(args: argparse.Namespace) -> tuple[Path, bool]:
+    if args.config is not None:
+        return args.config, True
+    env_path = os.environ.get("SHORTAGE_WATCH_CONFIG")
+    if env_path:
+        return Path(env_path), True
+    return DEFAULT_CONFIG, False
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    # Alembic narrates every migration context at INFO; operators need only its warnings.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    path, explicit = _settings_path(args)
+    try:
+        settings = load_settings(path, explicit=explicit)
+    except SettingsError as exc:
+        for line in exc.problems:
+            print(f"shortage-watch: setting {line}", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        _configure_logging(settings.logging.level)
+    context = Context(settings=settings, config_path=path, make_app=lambda: App(settings))
+    try:
+        return int(args.handler(args, context) or 0)
+    except (CommandError, CalendarError) as exc:
+        print(f"shortage-watch: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        context.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Sub-commands of `shortage-watch`, one module per area; each exposes `register(subparsers)`.
+
+A handler is `handler(args, ctx) -> int` and sets itself with `parser.set_defaults(handler=...)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from shortage_watch.app import App
+from shortage_watch.settings import Settings
+
+
+class CommandError(Exception):
+    """A user error: printed as one line on stderr; exit code 2 unless said otherwise."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Context:
+    """What a handler gets: the settings, and the App built on first use."""
+
+    settings: Settings
+    config_path: Path
+    make_app: Callable[[], App]
+    _app: App | None = field(default=None, init=False)
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = self.make_app()
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+def iso_date(text: str) -> date:
+    """argparse type: a YYYY-MM-DD date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
+    """Parse an ISO date-time for `--now`; without a zone it is Asia/Shanghai."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2024-10-08T09:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
+
+
+from shortage_watch.commands import basics  # noqa: E402  (modules register against the names above)
+
+COMMAND_MODULES = [basics]

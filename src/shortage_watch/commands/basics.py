@@ -1,0 +1,105 @@
+"""`config check`, `calendar`, `deadline`, `db upgrade|current`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+
+from shortage_watch.calendar import CalendarError, WorkingCalendar
+from shortage_watch.commands import CommandError, Context, iso_date, positive_int
+from shortage_watch.domain.deadline import report_deadline
+from shortage_watch.store.db import current_revision, head_revision, upgrade_schema
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    config = sub.add_parser("config", help="inspect settings")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    config_sub.required = True
+    check = config_sub.add_parser("check", help="print the effective settings, secrets masked")
+    check.set_defaults(handler=config_check)
+
+    cal = sub.add_parser("calendar", help="which years are official, overridden or estimated")
+    cal.add_argument("--year", type=int, help="one year's rest weekdays and make-up working days")
+    cal.add_argument("--json", action="store_true")
+    cal.set_defaults(handler=calendar_command)
+
+    deadline = sub.add_parser("deadline", help="the report deadline for a receipt date")
+    deadline.add_argument("--received", type=iso_date, required=True, help="YYYY-MM-DD the notice was received")
+    deadline.add_argument("--working-days", type=positive_int, help="N (default: calendar.working_days)")
+    deadline.add_argument("--json", action="store_true")
+    deadline.set_defaults(handler=deadline_command)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_sub.required = True
+    db_sub.add_parser("upgrade", help="create or upgrade the schema").set_defaults(handler=db_upgrade)
+    db_sub.add_parser("current", help="print the schema revision").set_defaults(handler=db_current)
+
+
+def config_check(args: argparse.Namespace, ctx: Context) -> int:
+    """Print the effective settings; 2 when the calendar overrides cannot be read."""
+    print(f"# settings from {ctx.config_path} and SHORTAGE_WATCH_* environment")
+    print(json.dumps(ctx.settings.masked(), ensure_ascii=False, indent=2))
+    try:
+        WorkingCalendar.from_overrides_dir(ctx.settings.calendar.overrides_dir, ctx.settings.timezone)
+    except CalendarError as exc:
+        raise CommandError(f"setting calendar.overrides_dir: {exc}") from None
+    return 0
+
+
+def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
+    calendar = ctx.app.calendar
+    if args.year is not None:
+        if not 1950 <= args.year <= 2199:
+            raise CommandError(f"--year {args.year} is out of range")
+        summary = calendar.year_summary(args.year)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"{args.year}: {summary['calendar']}")
+            print("  rest weekdays:   " + (", ".join(summary["weekday_rest_days"]) or "none"))
+            print("  make-up workdays: " + (", ".join(summary["makeup_workdays"]) or "none"))
+        return 0
+    this_year = ctx.app.calendar.local_date(ctx.app.clock.now()).year
+    years = calendar.known_years(around=this_year)
+    if args.json:
+        print(json.dumps({str(y): s.value for y, s in years.items()}))
+    else:
+        for year, status in years.items():
+            print(f"{year}  {status.value}")
+    return 0
+
+
+def deadline_command(args: argparse.Namespace, ctx: Context) -> int:
+    n = args.working_days or ctx.settings.calendar.working_days
+    deadline = report_deadline(ctx.app.calendar, args.received, n, ctx.settings.calendar.cutoff)
+    if args.json:
+        print(json.dumps(deadline.as_json()))
+    else:
+        note = "" if deadline.calendar == "official" else f" ({deadline.calendar} calendar)"
+        print(
+            f"received {_weekday(args.received)}: report due within {n} working days, "
+            f"by {deadline.due_at:%Y-%m-%d %H:%M} {_weekday(deadline.due)[11:]}{note}"
+        )
+    return 0
+
+
+def _weekday(day: date) -> str:
+    return f"{day.isoformat()} ({day:%a})"
+
+
+def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
+    engine = ctx.app.engine
+    before = current_revision(engine)
+    upgrade_schema(engine)
+    after = current_revision(engine)
+    print(f"schema {'already at' if before == after else 'upgraded to'} {after} (was {before or 'empty'})")
+    return 0
+
+
+def db_current(args: argparse.Namespace, ctx: Context) -> int:
+    current = current_revision(ctx.app.engine)
+    head = head_revision()
+    print(f"current {current or 'empty'}, head {head}")
+    return 0 if current == head else 1

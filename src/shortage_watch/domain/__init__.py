@@ -1,0 +1,1 @@
+"""Pure rules: no database, network, mail or template imports (a test enforces it)."""

@@ -1,0 +1,97 @@
+"""What an alert carries to its template: the contract between escalation and mail.
+
+The sweep stores one `AlertContext` (as JSON) in each outbox row; the mail templates
+read only these keys. Dates are ISO strings (`YYYY-MM-DD`), instants ISO 8601 with
+offset; templates format them for the reader (Asia/Shanghai, with the weekday).
+Optional parts are present with the value None, never missing, so StrictUndefined
+templates can test them.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class Party(TypedDict):
+    code: str
+    name: str | None
+
+
+class Recipient(TypedDict):
+    role: str  # distributor | hospital | insurance | health | operations
+    region_code: str | None
+    region_name: str | None
+    name: str | None  # the bureau or company name, for the salutation
+    email: str | None
+
+
+class Product(TypedDict):
+    code: str
+    name: str
+    specification: str | None
+
+
+class Notice(TypedDict):
+    notice_id: str
+    kind: str  # stoppage | interruption | reduction
+    notified_on: str
+    reason: str | None
+    expected_resume_on: str | None
+    priority_class: str | None  # negotiated | winning_bid | shortage_list | other | None
+
+
+class DeadlineInfo(TypedDict):
+    received_on: str
+    working_days: int
+    due_on: str
+    due_at: str
+    calendar: str  # official | override | estimated
+
+
+class ReportInfo(TypedDict):
+    report_id: str
+    submitted_at: str
+    late_working_days: int | None
+
+
+class HospitalLine(TypedDict):
+    code: str
+    name: str | None
+    region_code: str | None
+    reported_on: str
+    supply_status: str
+    stock_days: float | None
+    monthly_demand: float | None
+    demand_unit: str | None
+    substitute_in_use: str | None
+    cause: str | None
+
+
+class CaseInfo(TypedDict):
+    city_code: str
+    city_name: str | None
+    state: str  # open | regional | escalated | resolved
+    opened_at: str
+    regional_at: str | None
+    hospitals: list[HospitalLine]
+    possible_false_shortages: int  # reports with cause 'procurement'
+    linked_notices: list[str]
+
+
+class AlertContext(TypedDict):
+    template: str  # the template name, e.g. "written_reminder"
+    level: str  # the ladder level's name
+    case_number: str  # shown to people: "SW-O-000123" (obligation) or "SW-C-000045" (case)
+    thread_key: str  # all mail with one thread key threads together
+    urgent: bool
+    written_at: str  # the ledger instant the alert was written
+    region: Party  # the region the matter belongs to (code, name)
+    recipient: Recipient
+    distributor: Party | None
+    manufacturer: str | None
+    product: Product | None
+    notice: Notice | None
+    deadline: DeadlineInfo | None
+    overdue_working_days: int | None  # working days past due at writing time
+    report: ReportInfo | None
+    case: CaseInfo | None

@@ -1,0 +1,244 @@
+"""Settings: a TOML file overridden by SHORTAGE_WATCH_* environment variables.
+
+Only `cli.py` calls `load_settings`; everything else receives the Settings object.
+Relative paths are resolved against the working directory of the process.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_CONFIG = Path("config/shortage_watch.toml")
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; `problems` holds one line per bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _read_secret_file(path: Path | None, current: SecretStr | None, key: str) -> SecretStr | None:
+    if path is None:
+        return current
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ValueError(f"{key}: cannot read secret file {path}: {exc.strerror}") from None
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///var/shortage_watch.db"
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL (expected sqlite:///path or postgresql+psycopg://…)") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+        return value
+
+
+class CalendarSettings(Section):
+    working_days: int = Field(5, ge=1, le=60, description="N in 'report within N working days'")
+    cutoff: time | None = Field(None, description="deadline time of day; None means end of day")
+    overrides_dir: Path = Path("config/calendar")
+
+
+class DirectorySettings(Section):
+    regions: Path | None = None
+    contacts: Path | None = None
+    distributors: Path | None = None
+    hospitals: Path | None = None
+    operations_email: str | None = Field(None, description="last fallback for alerts with no recipient")
+
+
+class SourceSettings(Section):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    type: Literal["http", "inbox"]
+    record_kind: Literal["stoppage_notice", "distributor_report", "shortage_report", "auto"] = "auto"
+    url: str | None = None
+    path: Path | None = None
+    interval: int = Field(300, ge=1)
+    field_map: dict[str, str] = Field(default_factory=dict)
+    auth_header: str = "Authorization"
+    auth_token: SecretStr | None = None
+    auth_token_file: Path | None = None
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    retries: int = Field(3, ge=0, le=10)
+    verify_tls: bool = True
+    settle_seconds: float = Field(5.0, ge=0, description="inbox: ignore files modified more recently")
+
+    @model_validator(mode="after")
+    def _location(self) -> "SourceSettings":
+        if self.type == "http" and not self.url:
+            raise ValueError("an http source needs 'url'")
+        if self.type == "inbox" and self.path is None:
+            raise ValueError("an inbox source needs 'path'")
+        self.auth_token = _read_secret_file(self.auth_token_file, self.auth_token, "auth_token_file")
+        return self
+
+
+class EscalationSettings(Section):
+    policy: Path = Path("config/escalation.toml")
+    regional_hospitals: int = Field(3, ge=1, description="K hospitals of one city make a regional shortage")
+    regional_window_days: int = Field(7, ge=1, description="... reporting within W days")
+    regional_escalate_working_days: int = Field(10, ge=1, description="open N working days: to the province")
+
+
+class MailSettings(Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    transport: Literal["file", "smtp"] = "file"
+    from_: str = Field("shortage-watch@localhost", alias="from")
+    reply_to: str | None = None
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    file_dir: Path = Path("var/mail")
+    templates_dir: Path | None = None
+    working_hours_start: time = time(8, 30)
+    working_hours_end: time = time(17, 30)
+    digest_time: time = time(8, 0)
+    monthly_time: time = time(9, 0)
+    batch_size: int = Field(50, ge=1, le=1000)
+    max_attempts: int = Field(8, ge=1)
+
+
+class SmtpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    timeout: float = Field(30.0, gt=0)
+    rate_per_minute: int = Field(600, ge=1)
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> "SmtpSettings":
+        self.password = _read_secret_file(self.password_file, self.password, "password_file")
+        return self
+
+
+class DaemonSettings(Section):
+    sweep_interval: int = Field(60, ge=1)
+    deliver_interval: int = Field(30, ge=1)
+    heartbeat_interval: int = Field(30, ge=1)
+    lease_seconds: int = Field(120, ge=5)
+    retention_days: int = Field(400, ge=1)
+    http_enabled: bool = False
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(9464, ge=1, le=65535)
+    max_source_failures: int = Field(5, ge=1)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHORTAGE_WATCH_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
+
+    timezone: str = "Asia/Shanghai"
+    database: DatabaseSettings = DatabaseSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    directory: DirectorySettings = DirectorySettings()
+    sources: list[SourceSettings] = Field(default_factory=list)
+    escalation: EscalationSettings = EscalationSettings()
+    mail: MailSettings = MailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> "Settings":
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: duplicate name {dupes[0]!r}")
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, every secret replaced by '**********'."""
+        data = self.model_dump(mode="json", by_alias=True)
+        data["database"]["url"] = make_url(self.database.url).render_as_string(hide_password=True)
+        return data
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(settings)"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return lines
+
+
+def load_settings(config_path: Path | None, explicit: bool = False) -> Settings:
+    """Read `config_path` (TOML) under the environment; raises SettingsError listing each bad key.
+
+    A missing file is an error when the operator named it (`explicit`), otherwise the
+    built-in defaults apply.
+    """
+    if config_path is not None and not config_path.is_file():
+        if explicit:
+            raise SettingsError([f"config: file not found: {config_path}"])
+        config_path = None
+    if config_path is not None:
+        try:
+            tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise SettingsError([f"config: {config_path} is not valid TOML: {exc}"]) from None
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+            return tuple(sources)
+
+    try:
+        loaded = _FromFile()
+    except ValidationError as exc:
+        raise SettingsError(_problems(exc)) from None
+    except ValueError as exc:  # a malformed environment value pydantic-settings could not decode
+        raise SettingsError([f"environment: {exc}"]) from None
+    return loaded

@@ -1,0 +1,332 @@
+"""The ledger's tables (SQLAlchemy 2 typed declarative models).
+
+Every datetime is stored as an aware UTC instant (`UTCDateTime`); calendar days are
+computed in Asia/Shanghai by the calendar, never here.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: store aware UTC instants")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SourceState(Base):
+    """Where each source stands, and which replica may poll it (the lease)."""
+
+    __tablename__ = "source_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(String(512))
+    last_modified: Mapped[str | None] = mapped_column(String(128))
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+
+
+class RawPayload(Base):
+    """Received bytes, stored once per content hash."""
+
+    __tablename__ = "raw_payloads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # None once pruned by retention
+    first_seen_at: Mapped[datetime]
+
+
+class RawReceipt(Base):
+    """One arrival (a file, a feed page): archived before parsing, with its outcome."""
+
+    __tablename__ = "raw_receipts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(Text)  # file name or URL
+    payload_id: Mapped[int] = mapped_column(ForeignKey("raw_payloads.id"))
+    received_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # received | accepted | partial | rejected
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any] | None]
+
+
+class RecordVersion(Base):
+    """Every distinct version of every record received: the history behind revisions."""
+
+    __tablename__ = "record_versions"
+    __table_args__ = (UniqueConstraint("kind", "record_key", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    record_key: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(64))
+    receipt_id: Mapped[int | None] = mapped_column(ForeignKey("raw_receipts.id"))
+    received_at: Mapped[datetime]
+
+
+class StoppageNotice(Base):
+    """Current version of a manufacturer's notice to one distributor."""
+
+    __tablename__ = "stoppage_notices"
+    __table_args__ = (
+        UniqueConstraint("notice_id", "distributor_code"),
+        Index("ix_stoppage_notices_product", "product_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[str] = mapped_column(String(64))
+    distributor_code: Mapped[str] = mapped_column(String(64))
+    distributor_name: Mapped[str | None] = mapped_column(Text)
+    manufacturer: Mapped[str] = mapped_column(Text)
+    product_code: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(Text)
+    specification: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    notified_on: Mapped[date] = mapped_column(Date)
+    region_code: Mapped[str | None] = mapped_column(String(32))
+    expected_resume_on: Mapped[date | None] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(Text)
+    priority_class: Mapped[str | None] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class DistributorReport(Base):
+    """Current version of a distributor's written report to the insurance bureau."""
+
+    __tablename__ = "distributor_reports"
+    __table_args__ = (UniqueConstraint("distributor_code", "report_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(64))
+    distributor_code: Mapped[str] = mapped_column(String(64))
+    notice_id: Mapped[str | None] = mapped_column(String(64))
+    manufacturer: Mapped[str | None] = mapped_column(Text)
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    product_name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    notified_on: Mapped[date | None] = mapped_column(Date)
+    submitted_at: Mapped[datetime]
+    hospitals_notified: Mapped[int | None] = mapped_column(Integer)
+    substitutes: Mapped[str | None] = mapped_column(Text)
+    contact_name: Mapped[str | None] = mapped_column(Text)
+    contact_phone: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ShortageCase(Base):
+    """One product short in one city; climbs its own ladder once regional."""
+
+    __tablename__ = "shortage_cases"
+    __table_args__ = (
+        Index("ix_shortage_cases_next_action_at", "next_action_at"),
+        Index("ix_shortage_cases_product_city", "product_code", "city_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_code: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(Text)
+    city_code: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # open | regional | escalated | resolved
+    opened_at: Mapped[datetime]
+    regional_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    policy: Mapped[dict[str, Any] | None]
+    next_action_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ShortageReport(Base):
+    """Current version of a hospital's direct report; joins one case."""
+
+    __tablename__ = "shortage_reports"
+    __table_args__ = (UniqueConstraint("hospital_code", "report_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(64))
+    hospital_code: Mapped[str] = mapped_column(String(64))
+    hospital_name: Mapped[str | None] = mapped_column(Text)
+    region_code: Mapped[str | None] = mapped_column(String(32))
+    product_code: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(Text)
+    reported_on: Mapped[date] = mapped_column(Date)
+    supply_status: Mapped[str] = mapped_column(String(16))
+    stock_days: Mapped[float | None]
+    monthly_demand: Mapped[float | None]
+    demand_unit: Mapped[str | None] = mapped_column(String(32))
+    distributor_code: Mapped[str | None] = mapped_column(String(64))
+    substitute_in_use: Mapped[str | None] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("shortage_cases.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Obligation(Base):
+    """Who owes what by when, and where on its escalation ladder it stands."""
+
+    __tablename__ = "obligations"
+    __table_args__ = (
+        # The sweep reads only due rows through this index: cost follows due items.
+        Index("ix_obligations_next_action_at", "next_action_at"),
+        Index("ix_obligations_party", "party_code", "state"),
+        UniqueConstraint("kind", "subject_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # report | explanation
+    subject_key: Mapped[str] = mapped_column(String(200))  # what it is about, e.g. notice id + distributor
+    party_code: Mapped[str] = mapped_column(String(64))
+    region_code: Mapped[str | None] = mapped_column(String(32))
+    notice_pk: Mapped[int | None] = mapped_column(ForeignKey("stoppage_notices.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("shortage_cases.id"))
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime]
+    calendar_status: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # open | overdue | fulfilled | fulfilled_late | cancelled
+    level: Mapped[int] = mapped_column(Integer, default=0)  # index of the next ladder level to apply
+    policy: Mapped[dict[str, Any]]  # the ladder as it was when opened
+    next_action_at: Mapped[datetime | None]
+    fulfilled_at: Mapped[datetime | None]
+    report_pk: Mapped[int | None] = mapped_column(ForeignKey("distributor_reports.id"))
+    late_working_days: Mapped[int | None] = mapped_column(Integer)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """The outbox: one message to one recipient, written in the escalating transaction."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_alerts_obligation", "obligation_id"),
+        Index("ix_alerts_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    obligation_id: Mapped[int | None] = mapped_column(ForeignKey("obligations.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("shortage_cases.id"))
+    thread_key: Mapped[str] = mapped_column(String(200))  # mail about one case threads together
+    level: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(64))
+    recipient_role: Mapped[str] = mapped_column(String(64))
+    recipient_region: Mapped[str | None] = mapped_column(String(32))
+    recipient_email: Mapped[str | None] = mapped_column(Text)  # None: undeliverable
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    context: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | dead | undeliverable
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AuditEvent(Base):
+    """Every state change: what, who or what caused it, when."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Lease(Base):
+    """A named lease, for jobs that one replica at a time should run (digests, housekeeping)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    until: Mapped[datetime | None]
+
+
+class Heartbeat(Base):
+    """One row per running replica, refreshed on a timer."""
+
+    __tablename__ = "heartbeats"
+
+    replica_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+    version: Mapped[str] = mapped_column(String(32))
