@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,6 +23,8 @@ class App:
 
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
+    # Names this process in leases, claims and heartbeats; unique per run.
+    replica_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
 
     @cached_property
     def engine(self) -> Engine:

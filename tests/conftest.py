@@ -1,0 +1,135 @@
+"""Shared fixtures: fresh SQLite files and a throwaway PostgreSQL database.
+
+PostgreSQL: `SHORTAGE_WATCH_TEST_PG_URL` (set by .ci/run) names a database the tests
+may wipe; it must be reachable. Without it, the tests create their own database on
+127.0.0.1:5432 for this run and drop it afterwards, or skip the PostgreSQL half when no
+server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from shortage_watch.store.db import make_engine, make_sessionmaker, upgrade_schema
+from shortage_watch.store.tables import Base
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _create_pg_database() -> tuple[str, Callable[[], None]]:
+    name = f"sw_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """URL of a PostgreSQL database, migrated to head, that this test run owns."""
+    given = os.environ.get("SHORTAGE_WATCH_TEST_PG_URL")
+    drop = None
+    if given:
+        url = given
+    else:
+        try:
+            url, drop = _create_pg_database()
+        except Exception as exc:  # no server here: the SQLite half still runs
+            pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432 ({type(exc).__name__})")
+    engine = make_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade_schema(engine)
+    engine.dispose()
+    yield url
+    if drop is not None:
+        drop()
+
+
+def truncate_all(engine: Engine) -> None:
+    """Empty every ledger table (keeps the schema)."""
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file migrated to head."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_database_url: str) -> str:
+    """The run's PostgreSQL database, emptied."""
+    engine = make_engine(pg_database_url)
+    truncate_all(engine)
+    engine.dispose()
+    return pg_database_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty, migrated database: each test using it runs on SQLite and on PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def settings_data(tmp_path: Path) -> dict[str, Any]:
+    """Minimal settings (as TOML data) pointing every writable path into tmp_path."""
+    return {
+        "database": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
+        "calendar": {"overrides_dir": str(tmp_path / "calendar")},
+        "mail": {"transport": "file", "file_dir": str(tmp_path / "mail")},
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, settings_data: dict[str, Any]) -> Callable[..., Path]:
+    """Write settings_data (deep-merged with overrides) to a TOML file; returns its path."""
+    import tomli_w
+
+    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    def write(overrides: dict[str, Any] | None = None, name: str = "shortage_watch.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(tomli_w.dumps(merge(settings_data, overrides or {})), encoding="utf-8")
+        return path
+
+    return write
