@@ -1,0 +1,111 @@
+"""The stable CLI contracts: `deadline`, `calendar`, `db upgrade`, and errors as one line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from shortage_watch.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config(write_config: Callable[..., Path]) -> Path:
+    return write_config()
+
+
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHORTAGE_WATCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "shortage_watch", "--config", str(config), *args],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
+    )
+
+
+def test_deadline_json_contract(config: Path) -> None:
+    result = run_cli(config, "deadline", "--received", "2024-09-27", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "received": "2024-09-27",
+        "working_days": 5,
+        "due": "2024-10-10",
+        "due_at": "2024-10-10T23:59:59+08:00",
+        "calendar": "official",
+    }
+
+
+def test_deadline_readable_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "deadline", "--received", "2024-09-27"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert "2024-10-10" in out and "5 working days" in out
+
+
+def test_deadline_uses_configured_working_days_and_cutoff(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config({"calendar": {"working_days": 3, "cutoff": "17:30:00"}})
+    assert main(["--config", str(path), "deadline", "--received", "2024-09-27", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["working_days"], data["due_at"]) == (3, "2024-10-08T17:30:00+08:00")
+
+
+def test_deadline_estimated_year(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "deadline", "--received", "2026-12-30", "--working-days", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["calendar"] == "estimated"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["deadline", "--received", "2024-13-01", "--json"], "is not a date"),
+        (["deadline", "--received", "27/09/2024"], "is not a date"),
+        (["deadline", "--received", "2024-09-27", "--working-days", "0"], "must be at least 1"),
+        (["deadline", "--received", "2024-09-27", "--working-days", "-3"], "must be at least 1"),
+        (["deadline", "--received", "2024-09-27", "--frobnicate"], "unrecognized arguments"),
+        (["deadline"], "required"),
+        (["calendar", "--year", "abc"], "invalid int value"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(config: Path, args: list[str], fragment: str) -> None:
+    result = run_cli(config, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_calendar_year_json_contract(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "calendar", "--year", "2024", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["year"] == 2024 and data["calendar"] == "official"
+    assert data["makeup_workdays"] == [
+        "2024-02-04", "2024-02-18", "2024-04-07", "2024-04-28", "2024-05-11", "2024-09-14", "2024-09-29", "2024-10-12"
+    ]
+    assert data["weekday_rest_days"][:2] == ["2024-01-01", "2024-02-12"]
+    assert data["weekday_rest_days"] == sorted(data["weekday_rest_days"])
+
+
+def test_calendar_lists_status_of_each_year(
+    write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overrides = tmp_path / "calendar"
+    overrides.mkdir()
+    (overrides / "2028.toml").write_text('year = 2028\nholidays = ["2028-01-03"]\n', encoding="utf-8")
+    path = write_config({"calendar": {"overrides_dir": str(overrides)}})
+    assert main(["--config", str(path), "calendar", "--json"]) == 0
+    years = json.loads(capsys.readouterr().out)
+    assert years["2019"] == "official" and years["2026"] == "official"
+    assert years["2027"] == "estimated"
+    assert years["2028"] == "override"
+
+
+def test_console_script_is_installed(config: Path) -> None:
+    script = Path(sys.executable).with_name("shortage-watch")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("shortage-watch ")
