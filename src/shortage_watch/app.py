@@ -7,14 +7,23 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import Clock, SystemClock
+from shortage_watch.domain.policy import Policy, load_policy
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import make_engine, make_sessionmaker
+
+if TYPE_CHECKING:
+    from shortage_watch.domain.directory import Directory
+    from shortage_watch.intake.directory_files import DirectoryFiles
+    from shortage_watch.mail.render import Renderer
+    from shortage_watch.mail.transports import Transport
+    from shortage_watch.services.ingest import RecordListener
 
 
 @dataclass
@@ -37,6 +46,43 @@ class App:
     @cached_property
     def calendar(self) -> WorkingCalendar:
         return WorkingCalendar.from_overrides_dir(self.settings.calendar.overrides_dir, self.settings.timezone)
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The escalation policy (`escalation.policy`); raises PolicyError naming the file and key."""
+        return load_policy(self.settings.escalation.policy)
+
+    @cached_property
+    def directory_files(self) -> "DirectoryFiles":
+        from shortage_watch.intake.directory_files import DirectoryFiles
+
+        return DirectoryFiles(self.settings.directory)
+
+    @property
+    def directory(self) -> "Directory":
+        """The current directory, reloaded when a file's mtime changes; empty when none is configured."""
+        return self.directory_files.current()
+
+    @property
+    def record_listener(self) -> "RecordListener":
+        """Told of each new or revised record inside the storing transaction (LEDGER replaces this)."""
+        from shortage_watch.services.ingest import NoopRecordListener
+
+        return NoopRecordListener()
+
+    @cached_property
+    def renderer(self) -> "Renderer":
+        """Mail templates: `mail.templates_dir` first, then the packaged ones."""
+        from shortage_watch.mail.render import Renderer
+
+        return Renderer(self.settings.mail.templates_dir, self.settings.timezone, self.settings.mail.reply_to)
+
+    @cached_property
+    def transport(self) -> "Transport":
+        """Where mail goes (`mail.transport`): SMTP, or `.eml` files in `mail.file_dir`."""
+        from shortage_watch.mail.transports import make_transport
+
+        return make_transport(self.settings.mail, self.settings.smtp)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

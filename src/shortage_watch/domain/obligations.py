@@ -1,0 +1,121 @@
+"""Obligations as pure state: fulfilment on time or late, the next ladder levels, next_action_at.
+
+An obligation is `open` until its due instant, `overdue` strictly after it, and ends
+`fulfilled` (report submitted by the due instant), `fulfilled_late` (after it, with the
+lateness in working days) or `cancelled` (no longer owed, e.g. explained by a notice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from shortage_watch.domain.policy import Firing, Ladder, schedule
+
+OPEN_STATES = ("open", "overdue")
+CLOSED_STATES = ("fulfilled", "fulfilled_late", "cancelled")
+
+
+class Calendar(Protocol):
+    def nth_working_day_after(self, day: date, n: int) -> tuple[date, object]: ...
+    def nth_working_day_before(self, day: date, n: int) -> date: ...
+    def start_of_day(self, day: date) -> datetime: ...
+    def local_date(self, instant: datetime) -> date: ...
+    def working_days_between(self, start: date, end: date) -> int: ...
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    state: str  # fulfilled | fulfilled_late
+    late_working_days: int | None
+
+
+def fulfilment(calendar: Calendar, due_on: date, due_at: datetime, submitted_at: datetime) -> Fulfilment:
+    """On time when submitted at or before the due instant; otherwise late by at least one working day.
+
+    Lateness counts the working days after the due date up to the submission's local date;
+    a report sent after the cut-off on the due date, or on the rest day after it, is one day late.
+    """
+    if submitted_at <= due_at:
+        return Fulfilment("fulfilled", None)
+    late = calendar.working_days_between(due_on, calendar.local_date(submitted_at))
+    return Fulfilment("fulfilled_late", max(1, late))
+
+
+def overdue_working_days(calendar: Calendar, due_on: date, due_at: datetime, now: datetime) -> int | None:
+    """Working days past due at `now` (at least 1 once overdue), or None when not overdue."""
+    if now <= due_at:
+        return None
+    return max(1, calendar.working_days_between(due_on, calendar.local_date(now)))
+
+
+def state_at(state: str, due_at: datetime, now: datetime) -> str:
+    """An open obligation becomes overdue strictly after its due instant; other states stay."""
+    if state == "open" and now > due_at:
+        return "overdue"
+    if state == "overdue" and now <= due_at:
+        return "open"  # a revision moved the deadline later
+    return state
+
+
+@dataclass(frozen=True)
+class Advance:
+    """What the sweep does for one matter at `now`: the firings due, then where it stands."""
+
+    firings: tuple[Firing, ...]
+    next_step: int
+    next_action_at: datetime | None
+
+
+def advance(
+    calendar: Calendar,
+    ladder: Ladder,
+    *,
+    due_on: date,
+    due_at: datetime,
+    opened_at: datetime,
+    step: int,
+    now: datetime,
+) -> Advance:
+    """The ladder firings numbered `step` and on whose instant is at or before `now`.
+
+    Firings that fell due while several were missed (a replay, a stopped daemon) all
+    fire now, oldest first; `next_action_at` is the instant of the first one still
+    ahead, None when the ladder is exhausted.
+    """
+    due: list[Firing] = []
+    for firing in schedule(calendar, ladder, due_on, due_at, opened_at):
+        if firing.step < step:
+            continue
+        if firing.at <= now:
+            due.append(firing)
+            continue
+        return Advance(tuple(due), firing.step, firing.at)
+    return Advance(tuple(due), step + len(due), None)
+
+
+def next_action_after_revision(
+    calendar: Calendar, ladder: Ladder, *, due_on: date, due_at: datetime, opened_at: datetime, step: int
+) -> datetime | None:
+    """Where an obligation whose dates changed resumes: the instant of firing `step` under the new dates."""
+    for firing in schedule(calendar, ladder, due_on, due_at, opened_at):
+        if firing.step >= step:
+            return firing.at
+    return None
+
+
+def report_subject_key(notice_id: str | None, distributor_code: str, product_code: str | None, notified_on: date | None) -> str:
+    """What a report obligation is about: the notice to this distributor, or the described notice."""
+    if notice_id:
+        return f"N:{notice_id}:{distributor_code}"
+    return f"P:{distributor_code}:{product_code or ''}:{notified_on.isoformat() if notified_on else ''}"
+
+
+def explanation_subject_key(case_id: int, distributor_code: str) -> str:
+    return f"E:{case_id}:{distributor_code}"
+
+
+def case_number(kind: str, number: int) -> str:
+    """Shown to people: 'SW-O-000123' for an obligation, 'SW-C-000045' for a case."""
+    return f"SW-{kind}-{number:06d}"

@@ -1,0 +1,256 @@
+"""Writing alerts into the outbox (`alerts`), idempotent on `dedup_key`, with their AlertContext.
+
+Used inside the caller's transaction (the ingest that opened an obligation, the sweep
+that applied a level): the alert commits or rolls back with the state change that caused it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.alert_context import AlertContext
+from shortage_watch.domain.cases import ReportView, hospital_parts, possible_false_shortages
+from shortage_watch.domain.obligations import case_number, overdue_working_days
+from shortage_watch.domain.routing import Route
+from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
+
+
+def insert_alert_if_absent(session: Session, values: dict[str, Any]) -> bool:
+    """Insert one outbox row unless its dedup_key exists; True when this call wrote it.
+
+    Two workers may write the same alert at once (a replayed sweep, two replicas): the
+    unique dedup_key and ON CONFLICT DO NOTHING make the second insert a no-op on both
+    PostgreSQL and SQLite, without an error that would abort the transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Alert.__table__)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(Alert.__table__.c.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def alert_status(route: Route, urgent: bool) -> str:
+    """pending (send singly), digest (the contact's daily digest covers it) or undeliverable."""
+    if route.email is None:
+        return "undeliverable"
+    if not urgent and route.delivery == "digest":
+        return "digest"
+    return "pending"
+
+
+def write_alert(
+    session: Session,
+    *,
+    now: datetime,
+    subject: str,  # "O" or "C"
+    subject_id: int,
+    level_name: str,
+    template: str,
+    urgent: bool,
+    route: Route,
+    context: dict[str, Any],
+    default_language: str,
+) -> bool:
+    """Write one alert for one recipient; True when new (False: it was already in the outbox)."""
+    dedup_key = f"{subject}{subject_id}:{level_name}:{route.key}"
+    full = dict(context)
+    full.update(
+        template=template,
+        level=level_name,
+        urgent=urgent,
+        written_at=now.isoformat(),
+        recipient={
+            "role": route.role,
+            "region_code": route.region_code,
+            "region_name": route.region_name,
+            "name": route.name,
+            "email": route.email,
+        },
+    )
+    _check_keys(full)
+    values = {
+        "dedup_key": dedup_key[:300],
+        "obligation_id": subject_id if subject == "O" else None,
+        "case_id": subject_id if subject == "C" else None,
+        "thread_key": f"{subject}{subject_id}",
+        "level": level_name[:64],
+        "template": template,
+        "recipient_role": route.role,
+        "recipient_region": route.region_code,
+        "recipient_email": route.email,
+        "language": route.language or default_language,
+        "urgent": urgent,
+        "context": full,
+        "status": alert_status(route, urgent),
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    return insert_alert_if_absent(session, values)
+
+
+def audit(session: Session, *, at: datetime, actor: str, entity: str, entity_id: int, action: str, detail: dict | None = None) -> None:
+    """Record one state change in the audit trail (same transaction as the change)."""
+    session.add(AuditEvent(at=at, actor=actor, entity=entity, entity_id=entity_id, action=action, detail=detail))
+
+
+def _party(code: str | None, name: str | None) -> dict[str, Any] | None:
+    return None if code is None else {"code": code, "name": name}
+
+
+def _region_name(directory: Any, code: str | None) -> str | None:
+    region = directory.region(code) if code else None
+    return getattr(region, "name", None)
+
+
+def _distributor_name(directory: Any, code: str, fallback: str | None) -> str | None:
+    party = directory.distributor(code)
+    return getattr(party, "name", None) or fallback
+
+
+def obligation_context(session: Session, *, obligation: Obligation, directory: Any, calendar: Any, now: datetime) -> dict[str, Any]:
+    """The AlertContext parts about an obligation (recipient, level and template are added per alert)."""
+    notice = session.get(StoppageNotice, obligation.notice_pk) if obligation.notice_pk else None
+    report = session.get(DistributorReport, obligation.report_pk) if obligation.report_pk else None
+    source = notice or report
+    product = None
+    if source is not None and source.product_code:
+        product = {
+            "code": source.product_code,
+            "name": source.product_name or source.product_code,
+            "specification": getattr(notice, "specification", None),
+        }
+    elif obligation.product_code:
+        product = {"code": obligation.product_code, "name": obligation.product_code, "specification": None}
+    notice_info = None
+    if notice is not None:
+        notice_info = {
+            "notice_id": notice.notice_id,
+            "kind": notice.kind,
+            "notified_on": notice.notified_on.isoformat(),
+            "reason": notice.reason,
+            "expected_resume_on": notice.expected_resume_on.isoformat() if notice.expected_resume_on else None,
+            "priority_class": notice.priority_class,
+        }
+    elif report is not None and report.kind:
+        notice_info = {
+            "notice_id": report.notice_id or "",
+            "kind": report.kind,
+            "notified_on": report.notified_on.isoformat() if report.notified_on else obligation.received_on.isoformat(),
+            "reason": None,
+            "expected_resume_on": None,
+            "priority_class": None,
+        }
+    report_info = None
+    if report is not None:
+        report_info = {
+            "report_id": report.report_id,
+            "submitted_at": report.submitted_at.isoformat(),
+            "late_working_days": obligation.late_working_days,
+        }
+    case_info = case_context(session, session.get(ShortageCase, obligation.case_id), directory)["case"] if obligation.case_id else None
+    overdue = None
+    if obligation.state in ("open", "overdue"):
+        overdue = overdue_working_days(calendar, obligation.due_on, obligation.due_at, now)
+    fallback_name = getattr(notice, "distributor_name", None)
+    context: dict[str, Any] = {
+        "case_number": case_number("O", obligation.id),
+        "thread_key": f"O{obligation.id}",
+        "region": {"code": obligation.region_code or "", "name": _region_name(directory, obligation.region_code)},
+        "distributor": _party(obligation.party_code, _distributor_name(directory, obligation.party_code, fallback_name)),
+        "manufacturer": getattr(source, "manufacturer", None),
+        "product": product,
+        "notice": notice_info,
+        "deadline": {
+            "received_on": obligation.received_on.isoformat(),
+            "working_days": calendar.working_days_between(obligation.received_on, obligation.due_on),
+            "due_on": obligation.due_on.isoformat(),
+            "due_at": obligation.due_at.astimezone(calendar.tz).isoformat(),
+            "calendar": obligation.calendar_status,
+        },
+        "overdue_working_days": overdue,
+        "report": report_info,
+        "case": case_info,
+    }
+    return context
+
+
+def case_context(session: Session, case: ShortageCase | None, directory: Any) -> dict[str, Any]:
+    """The AlertContext parts about a shortage case."""
+    assert case is not None
+    rows = session.scalars(select(ShortageReport).where(ShortageReport.case_id == case.id).order_by(ShortageReport.id)).all()
+    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in rows]
+    parts = hospital_parts(views, operator_closures(session, case.id))
+    latest_pk = {p.latest.report_pk for p in parts}
+    lines = [
+        {
+            "code": r.hospital_code,
+            "name": r.hospital_name,
+            "region_code": r.region_code,
+            "reported_on": r.reported_on.isoformat(),
+            "supply_status": r.supply_status,
+            "stock_days": r.stock_days,
+            "monthly_demand": r.monthly_demand,
+            "demand_unit": r.demand_unit,
+            "substitute_in_use": r.substitute_in_use,
+            "cause": r.cause,
+        }
+        for r in rows
+        if r.id in latest_pk
+    ]
+    notices = session.scalars(
+        select(StoppageNotice.notice_id).where(StoppageNotice.product_code == case.product_code).distinct()
+    ).all()
+    manufacturer = session.scalars(
+        select(StoppageNotice.manufacturer).where(StoppageNotice.product_code == case.product_code).limit(1)
+    ).first()
+    return {
+        "case_number": case_number("C", case.id),
+        "thread_key": f"C{case.id}",
+        "region": {"code": case.city_code, "name": _region_name(directory, case.city_code)},
+        "distributor": None,
+        "manufacturer": manufacturer,
+        "product": {"code": case.product_code, "name": case.product_name, "specification": None},
+        "notice": None,
+        "deadline": None,
+        "overdue_working_days": None,
+        "report": None,
+        "case": {
+            "city_code": case.city_code,
+            "city_name": _region_name(directory, case.city_code),
+            "state": case.state,
+            "opened_at": case.opened_at.isoformat(),
+            "regional_at": case.regional_at.isoformat() if case.regional_at else None,
+            "hospitals": lines,
+            "possible_false_shortages": possible_false_shortages(parts),
+            "linked_notices": sorted(notices),
+        },
+    }
+
+
+def operator_closures(session: Session, case_id: int) -> dict[str, datetime]:
+    """Hospital parts an operator closed (`cases resolve ID --hospital`): hospital code -> when."""
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.entity == "case", AuditEvent.entity_id == case_id, AuditEvent.action == "part_closed")
+    ).all()
+    closed: dict[str, datetime] = {}
+    for event in events:
+        code = (event.detail or {}).get("hospital_code")
+        if code:
+            closed[code] = max(event.at, closed.get(code, event.at))
+    return closed
+
+
+def _check_keys(context: dict[str, Any]) -> None:
+    missing = set(AlertContext.__annotations__) - set(context)
+    if missing:
+        raise AssertionError(f"alert context lacks {sorted(missing)}")

@@ -1,0 +1,177 @@
+"""The sweep: apply the ladder levels that have fallen due, writing alerts into the outbox.
+
+Reads only rows whose `next_action_at` has passed, through its index, so its cost follows
+the due items, not the size of the ledger. Each row is claimed and handled in its own
+transaction; several processes may sweep one database at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from shortage_watch.clock import utc_now
+from shortage_watch.domain.obligations import OPEN_STATES, advance, state_at
+from shortage_watch.domain.policy import Ladder
+from shortage_watch.services.alerts import audit
+from shortage_watch.services.ledger import case_due, write_case_alerts, write_obligation_alerts
+from shortage_watch.store.tables import Obligation, ShortageCase
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    obligations: int = 0  # rows this sweep claimed and handled
+    cases: int = 0
+    alerts: int = 0  # new outbox rows written
+    skipped: int = 0  # rows another worker had claimed first
+    failed: list[str] = field(default_factory=list)  # "O12: error" for rows pushed back
+
+    def as_json(self) -> dict[str, Any]:
+        return {"obligations": self.obligations, "cases": self.cases, "alerts": self.alerts, "skipped": self.skipped, "failed": self.failed}
+
+
+def _due_ids(session: Session, table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None) -> list[tuple[int, datetime]]:
+    query = (
+        select(table.id, table.next_action_at)
+        .where(table.next_action_at <= now, or_(table.claimed_until.is_(None), table.claimed_until < real_now))
+        .order_by(table.next_action_at, table.id)
+        .limit(batch)
+    )
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(table.next_action_at > at, (table.next_action_at == at) & (table.id > last_id)))
+    return [(row_id, at) for row_id, at in session.execute(query).all()]
+
+
+def _claim(session: Session, table: Any, row_id: int, now: datetime, real_now: datetime, owner: str, lease: timedelta) -> bool:
+    """Claim one due row for this transaction.
+
+    Another replica may have read the same due id. The UPDATE re-checks, under the row's
+    write lock, that the row is still due and unclaimed: exactly one row changed means
+    this worker owns it until commit; zero means another worker handled it (its commit
+    moved next_action_at on) or holds it now, and we move on. Leases use the real clock.
+    """
+    result = session.execute(
+        update(table)
+        .where(
+            table.id == row_id,
+            table.next_action_at <= now,
+            or_(table.claimed_until.is_(None), table.claimed_until < real_now),
+        )
+        .values(claimed_by=owner, claimed_until=real_now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _obligation_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
+    obligation = session.get(Obligation, row_id, populate_existing=True)
+    assert obligation is not None
+    written = 0
+    if obligation.state in OPEN_STATES:
+        ladder = Ladder.from_json(obligation.policy)
+        step = advance(
+            app.calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at, step=obligation.level, now=now
+        )
+        new_state = state_at(obligation.state, obligation.due_at, now)
+        if new_state != obligation.state:
+            audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=new_state, detail={"due_at": obligation.due_at.isoformat()})
+            obligation.state = new_state
+        session.flush()
+        written = write_obligation_alerts(session, app, obligation, step.firings, now)
+        if step.firings:
+            audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels", detail={"fired": [f.name for f in step.firings], "alerts": written})
+        obligation.level = step.next_step
+        obligation.next_action_at = step.next_action_at
+    else:
+        obligation.next_action_at = None  # closed: nothing left to do
+    obligation.claimed_by = None
+    obligation.claimed_until = None
+    obligation.updated_at = now
+    return written
+
+
+def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
+    case = session.get(ShortageCase, row_id, populate_existing=True)
+    assert case is not None
+    written = 0
+    if case.state in ("regional", "escalated") and case.policy is not None and case.regional_at is not None:
+        ladder = Ladder.from_json(case.policy["ladder"])
+        due_on, due_at = case_due(app, case)
+        step = advance(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
+        written = write_case_alerts(session, app, case, step.firings, now)
+        if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and case.state != "escalated":
+            case.state = "escalated"
+            audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action="escalated", detail={"fired": [f.name for f in step.firings]})
+        case.level = step.next_step
+        case.next_action_at = step.next_action_at
+    else:
+        case.next_action_at = None
+    case.claimed_by = None
+    case.claimed_until = None
+    case.updated_at = now
+    return written
+
+
+def _push_back(app: Any, table: Any, row_id: int, now: datetime) -> None:
+    """After a failure: release the claim and retry a little later (in ledger time)."""
+    retry = now + timedelta(minutes=app.settings.escalation.retry_minutes)
+    with app.sessions.begin() as session:
+        session.execute(
+            update(table)
+            .where(table.id == row_id)
+            .values(claimed_by=None, claimed_until=None, next_action_at=retry)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _sweep_table(app: Any, table: Any, handle: Any, prefix: str, now: datetime, result: SweepResult) -> int:
+    owner = app.replica_id
+    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
+    batch = app.settings.escalation.sweep_batch
+    handled = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        with app.sessions() as session:
+            due = _due_ids(session, table, now, utc_now(), batch, after)
+        if not due:
+            return handled
+        after = (due[-1][1], due[-1][0])
+        for row_id, _ in due:
+            try:
+                with app.sessions.begin() as session:
+                    if not _claim(session, table, row_id, now, utc_now(), owner, lease):
+                        result.skipped += 1
+                        continue
+                    result.alerts += handle(session, app, row_id, now, owner)
+                handled += 1
+            except Exception as exc:  # one bad row must not stop the sweep
+                log.exception("sweep: %s%s failed; retrying in %s min", prefix, row_id, app.settings.escalation.retry_minutes)
+                result.failed.append(f"{prefix}{row_id}: {type(exc).__name__}: {exc}")
+                try:
+                    _push_back(app, table, row_id, now)
+                except Exception:
+                    log.exception("sweep: could not push back %s%s", prefix, row_id)
+        if len(due) < batch:
+            return handled
+
+
+def sweep(app: Any, now: datetime) -> SweepResult:
+    """Apply every level due at `now` to obligations and regional cases; safe to run concurrently.
+
+    Running it twice at the same instant writes nothing new: handled rows moved their
+    next_action_at past `now`, and alerts are unique per (matter, level, recipient).
+    """
+    result = SweepResult()
+    result.obligations = _sweep_table(app, Obligation, _obligation_step, "O", now, result)
+    result.cases = _sweep_table(app, ShortageCase, _case_step, "C", now, result)
+    if result.obligations or result.cases or result.failed:
+        log.info("sweep at %s: %s", now.isoformat(), result.as_json())
+    return result

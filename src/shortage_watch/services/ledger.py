@@ -1,0 +1,548 @@
+"""The ledger: accepted records open, fulfil and move obligations and join shortage cases.
+
+`LedgerListener.record_stored` runs inside the ingest transaction that stored the row,
+so a record and the obligations, cases, audit events and on-open alerts it causes
+commit together or not at all. Levels after opening are the sweep's (services/escalate.py):
+each matter's `next_action_at` says when it next needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, is_regional
+from shortage_watch.domain.deadline import report_deadline
+from shortage_watch.domain.obligations import (
+    OPEN_STATES,
+    advance,
+    explanation_subject_key,
+    fulfilment,
+    next_action_after_revision,
+    report_subject_key,
+    state_at,
+)
+from shortage_watch.domain.policy import EventRule, Firing, Ladder, is_priority, schedule
+from shortage_watch.domain.routing import NoDirectory, route
+from shortage_watch.services.alerts import audit, case_context, obligation_context, operator_closures, write_alert
+from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
+
+log = logging.getLogger(__name__)
+
+ACTOR = "ledger"
+
+
+def directory_of(app: Any) -> Any:
+    """The App's directory, or an empty one while none is configured."""
+    return getattr(app, "directory", None) or NoDirectory()
+
+
+class LedgerListener:
+    """Called by ingest for each new or revised current row, inside the storing transaction."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
+        if kind == "stoppage_notice":
+            notice_stored(session, self.app, row, previous, now)
+        elif kind == "distributor_report":
+            distributor_report_stored(session, self.app, row, previous, now)
+        elif kind == "shortage_report":
+            shortage_report_stored(session, self.app, row, previous, now)
+        else:
+            log.warning("ledger: ignoring unknown record kind %r", kind)
+
+
+# ---------------------------------------------------------------- obligations
+
+
+def _find_obligation(session: Session, kind: str, subject_key: str) -> Obligation | None:
+    return session.scalars(select(Obligation).where(Obligation.kind == kind, Obligation.subject_key == subject_key)).first()
+
+
+def _region_of_distributor(app: Any, code: str) -> str | None:
+    party = directory_of(app).distributor(code)
+    return getattr(party, "region_code", None)
+
+
+def open_obligation(
+    session: Session,
+    app: Any,
+    *,
+    kind: str,
+    subject_key: str,
+    party_code: str,
+    region_code: str | None,
+    received_on: date,
+    priority: bool,
+    now: datetime,
+    notice_pk: int | None = None,
+    case_id: int | None = None,
+    product_code: str | None = None,
+) -> Obligation:
+    """Open an obligation due N working days after `received_on`, store its ladder, write the on-open alerts."""
+    calendar = app.calendar
+    deadline = report_deadline(calendar, received_on, app.settings.calendar.working_days, app.settings.calendar.cutoff)
+    ladder = app.policy.ladder_for(kind, priority)
+    obligation = Obligation(
+        kind=kind,
+        subject_key=subject_key,
+        party_code=party_code,
+        region_code=region_code,
+        notice_pk=notice_pk,
+        case_id=case_id,
+        product_code=product_code,
+        priority=priority,
+        received_on=received_on,
+        due_on=deadline.due,
+        due_at=deadline.due_at,
+        calendar_status=deadline.calendar,
+        state=state_at("open", deadline.due_at, now),
+        level=0,
+        policy=ladder.as_json(),
+        next_action_at=None,
+        opened_at=now,
+        updated_at=now,
+    )
+    session.add(obligation)
+    session.flush()
+    audit(
+        session,
+        at=now,
+        actor=ACTOR,
+        entity="obligation",
+        entity_id=obligation.id,
+        action="opened",
+        detail={"kind": kind, "subject": subject_key, "due_at": deadline.due_at.isoformat(), "calendar": deadline.calendar},
+    )
+    fire_open_levels(session, app, obligation, ladder, now)
+    return obligation
+
+
+def fire_open_levels(session: Session, app: Any, obligation: Obligation, ladder: Ladder, now: datetime) -> None:
+    """Write the alerts of the levels that fire at opening; the rest is left to the sweep via next_action_at."""
+    opening = [f for f in _obligation_schedule(app, obligation, ladder) if f.level.offset is None]
+    write_obligation_alerts(session, app, obligation, opening, now)
+    obligation.level = len(opening)
+    obligation.next_action_at = next_action_after_revision(
+        app.calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at, step=obligation.level
+    )
+
+
+def _obligation_schedule(app: Any, obligation: Obligation, ladder: Ladder) -> list[Firing]:
+    firings = []
+    for firing in schedule(app.calendar, ladder, obligation.due_on, obligation.due_at, obligation.opened_at):
+        if firing.level.offset is not None:
+            break
+        firings.append(firing)
+    return firings
+
+
+def write_obligation_alerts(session: Session, app: Any, obligation: Obligation, firings: list[Firing] | tuple[Firing, ...], now: datetime) -> int:
+    """One alert per firing per recipient; returns how many were new."""
+    if not firings:
+        return 0
+    directory = directory_of(app)
+    context = obligation_context(session, obligation=obligation, directory=directory, calendar=app.calendar, now=now)
+    written = 0
+    for firing in firings:
+        for spec in firing.level.recipients:
+            for target in route(
+                directory,
+                spec,
+                region_code=obligation.region_code,
+                distributor_code=obligation.party_code,
+                operations_email=app.settings.directory.operations_email,
+            ):
+                written += write_alert(
+                    session,
+                    now=now,
+                    subject="O",
+                    subject_id=obligation.id,
+                    level_name=firing.name,
+                    template=firing.level.template,
+                    urgent=firing.level.urgent,
+                    route=target,
+                    context=context,
+                    default_language=app.settings.mail.language,
+                )
+    return written
+
+
+def write_event_alerts(
+    session: Session, app: Any, *, subject: str, subject_id: int, rule: EventRule, level_name: str, region_code: str | None, context: dict, distributor_code: str | None, now: datetime
+) -> int:
+    directory = directory_of(app)
+    written = 0
+    for spec in rule.recipients:
+        for target in route(
+            directory, spec, region_code=region_code, distributor_code=distributor_code, operations_email=app.settings.directory.operations_email
+        ):
+            written += write_alert(
+                session,
+                now=now,
+                subject=subject,
+                subject_id=subject_id,
+                level_name=level_name,
+                template=rule.template,
+                urgent=rule.urgent,
+                route=target,
+                context=context,
+                default_language=app.settings.mail.language,
+            )
+    return written
+
+
+def fulfil_obligation(session: Session, app: Any, obligation: Obligation, report: DistributorReport, now: datetime) -> None:
+    """Mark fulfilled (on time) or fulfilled_late (with working days late); a late one alerts the county bureau."""
+    result = fulfilment(app.calendar, obligation.due_on, obligation.due_at, report.submitted_at)
+    before = obligation.state
+    obligation.state = result.state
+    obligation.late_working_days = result.late_working_days
+    obligation.fulfilled_at = report.submitted_at
+    obligation.report_pk = report.id
+    obligation.next_action_at = None
+    obligation.claimed_by = None
+    obligation.claimed_until = None
+    obligation.updated_at = now
+    session.flush()
+    audit(
+        session,
+        at=now,
+        actor=ACTOR,
+        entity="obligation",
+        entity_id=obligation.id,
+        action=result.state,
+        detail={"report_id": report.report_id, "submitted_at": report.submitted_at.isoformat(), "late_working_days": result.late_working_days, "was": before},
+    )
+    if result.state == "fulfilled_late":
+        context = obligation_context(session, obligation=obligation, directory=directory_of(app), calendar=app.calendar, now=now)
+        write_event_alerts(
+            session,
+            app,
+            subject="O",
+            subject_id=obligation.id,
+            rule=app.policy.events["late_report"],
+            level_name="late_report",
+            region_code=obligation.region_code,
+            context=context,
+            distributor_code=obligation.party_code,
+            now=now,
+        )
+
+
+def _previous_date(previous: dict | None, key: str) -> date | None:
+    value = (previous or {}).get(key)
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def notice_stored(session: Session, app: Any, notice: StoppageNotice, previous: dict | None, now: datetime) -> None:
+    """A new notice opens its distributor's report obligation; a revision moving notified_on moves the deadline."""
+    obligation = _find_obligation(session, "report", report_subject_key(notice.notice_id, notice.distributor_code, None, None))
+    if obligation is None:
+        # The distributor may have reported before the notice reached us, describing it.
+        described = _find_obligation(
+            session, "report", report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on)
+        )
+        if described is not None and described.notice_pk is None:
+            obligation = described
+    if obligation is None:
+        open_obligation(
+            session,
+            app,
+            kind="report",
+            subject_key=report_subject_key(notice.notice_id, notice.distributor_code, None, None),
+            party_code=notice.distributor_code,
+            region_code=notice.region_code or _region_of_distributor(app, notice.distributor_code),
+            received_on=notice.notified_on,
+            priority=is_priority(notice.priority_class),
+            now=now,
+            notice_pk=notice.id,
+            product_code=notice.product_code,
+        )
+    else:
+        if obligation.notice_pk is None:
+            obligation.notice_pk = notice.id
+            obligation.updated_at = now
+            audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked", detail={"notice_id": notice.notice_id})
+        if obligation.received_on != notice.notified_on:
+            move_deadline(session, app, obligation, notice.notified_on, now, was=_previous_date(previous, "notified_on"))
+    if previous is None:
+        explain_cases_by_notice(session, app, notice, now)
+
+
+def move_deadline(session: Session, app: Any, obligation: Obligation, received_on: date, now: datetime, was: date | None) -> None:
+    """A revised notified_on moves the deadline; the audit trail says from what to what."""
+    calendar = app.calendar
+    old_due = obligation.due_at
+    deadline = report_deadline(calendar, received_on, app.settings.calendar.working_days, app.settings.calendar.cutoff)
+    obligation.received_on = received_on
+    obligation.due_on = deadline.due
+    obligation.due_at = deadline.due_at
+    obligation.calendar_status = deadline.calendar
+    obligation.updated_at = now
+    if obligation.state in OPEN_STATES:
+        obligation.state = state_at(obligation.state, deadline.due_at, now)
+        ladder = Ladder.from_json(obligation.policy)
+        obligation.next_action_at = next_action_after_revision(
+            calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=obligation.opened_at, step=obligation.level
+        )
+    audit(
+        session,
+        at=now,
+        actor=ACTOR,
+        entity="obligation",
+        entity_id=obligation.id,
+        action="deadline_moved",
+        detail={
+            "notified_on_from": (was or None) and was.isoformat(),
+            "notified_on_to": received_on.isoformat(),
+            "due_at_from": old_due.isoformat(),
+            "due_at_to": deadline.due_at.isoformat(),
+        },
+    )
+    if obligation.report_pk is not None and obligation.state not in OPEN_STATES:
+        report = session.get(DistributorReport, obligation.report_pk)
+        if report is not None:
+            fulfil_obligation(session, app, obligation, report, now)
+
+
+def distributor_report_stored(session: Session, app: Any, report: DistributorReport, previous: dict | None, now: datetime) -> None:
+    """A report fulfils the obligation it answers; one for a notice never seen opens and fulfils in one step."""
+    notice = None
+    if report.notice_id:
+        notice = session.scalars(
+            select(StoppageNotice).where(StoppageNotice.notice_id == report.notice_id, StoppageNotice.distributor_code == report.distributor_code)
+        ).first()
+    if notice is None and report.product_code and report.notified_on:
+        notice = session.scalars(
+            select(StoppageNotice)
+            .where(
+                StoppageNotice.distributor_code == report.distributor_code,
+                StoppageNotice.product_code == report.product_code,
+                StoppageNotice.notified_on == report.notified_on,
+            )
+            .order_by(StoppageNotice.id)
+        ).first()
+    if notice is not None:
+        key = report_subject_key(notice.notice_id, notice.distributor_code, None, None)
+    else:
+        key = report_subject_key(report.notice_id, report.distributor_code, report.product_code, report.notified_on)
+    obligation = _find_obligation(session, "report", key)
+    if obligation is None:
+        received_on = (notice.notified_on if notice else report.notified_on) or app.calendar.local_date(report.submitted_at)
+        obligation = open_obligation(
+            session,
+            app,
+            kind="report",
+            subject_key=key,
+            party_code=report.distributor_code,
+            region_code=(notice.region_code if notice else None) or _region_of_distributor(app, report.distributor_code),
+            received_on=received_on,
+            priority=is_priority(notice.priority_class if notice else None),
+            now=now,
+            notice_pk=notice.id if notice else None,
+            product_code=report.product_code or (notice.product_code if notice else None),
+        )
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="opened_by_report", detail={"report_id": report.report_id})
+    if obligation.state in OPEN_STATES or obligation.report_pk == report.id:
+        fulfil_obligation(session, app, obligation, report, now)
+    product = report.product_code or (notice.product_code if notice else None)
+    if product:
+        _fulfil_explanations(session, app, report, product, now)
+
+
+def _fulfil_explanations(session: Session, app: Any, report: DistributorReport, product_code: str, now: datetime) -> None:
+    """A report about the product is the explanation the distributor owed for an unexplained shortage."""
+    owed = session.scalars(
+        select(Obligation).where(
+            Obligation.kind == "explanation",
+            Obligation.party_code == report.distributor_code,
+            Obligation.product_code == product_code,
+            Obligation.state.in_(OPEN_STATES),
+        )
+    ).all()
+    for obligation in owed:
+        fulfil_obligation(session, app, obligation, report, now)
+
+
+# ---------------------------------------------------------------- shortage cases
+
+
+def _case_ladder(app: Any) -> dict[str, Any]:
+    return {
+        "ladder": app.policy.ladder_for("regional").as_json(),
+        "escalate_working_days": app.settings.escalation.regional_escalate_working_days,
+    }
+
+
+def case_due(app: Any, case: ShortageCase) -> tuple[date, datetime]:
+    """A regional case is due for the province N working days after it became regional (end of day)."""
+    assert case.regional_at is not None and case.policy is not None
+    calendar = app.calendar
+    start = calendar.local_date(case.regional_at)
+    due_on, _ = calendar.nth_working_day_after(start, int(case.policy["escalate_working_days"]))
+    return due_on, calendar.end_of_day(due_on, None)
+
+
+def case_parts(session: Session, case: ShortageCase) -> list:
+    rows = session.scalars(select(ShortageReport).where(ShortageReport.case_id == case.id)).all()
+    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in rows]
+    return hospital_parts(views, operator_closures(session, case.id))
+
+
+def write_case_alerts(session: Session, app: Any, case: ShortageCase, firings: list[Firing] | tuple[Firing, ...], now: datetime) -> int:
+    if not firings:
+        return 0
+    directory = directory_of(app)
+    context = case_context(session, case, directory)
+    written = 0
+    for firing in firings:
+        for spec in firing.level.recipients:
+            for target in route(directory, spec, region_code=case.city_code, operations_email=app.settings.directory.operations_email):
+                written += write_alert(
+                    session,
+                    now=now,
+                    subject="C",
+                    subject_id=case.id,
+                    level_name=firing.name,
+                    template=firing.level.template,
+                    urgent=firing.level.urgent,
+                    route=target,
+                    context=context,
+                    default_language=app.settings.mail.language,
+                )
+    return written
+
+
+def shortage_report_stored(session: Session, app: Any, report: ShortageReport, previous: dict | None, now: datetime) -> None:
+    """Join the report to the open case for (product, city); open explanation, regional and resolution steps."""
+    directory = directory_of(app)
+    region_code = report.region_code or getattr(directory.hospital(report.hospital_code), "region_code", None)
+    city = directory.city_of(region_code) if region_code else None
+    city_code = getattr(city, "code", None) or region_code or "unknown"
+    case = session.get(ShortageCase, report.case_id) if report.case_id else None
+    if case is None or case.state == "resolved":
+        case = session.scalars(
+            select(ShortageCase)
+            .where(ShortageCase.product_code == report.product_code, ShortageCase.city_code == city_code, ShortageCase.state != "resolved")
+            .order_by(ShortageCase.id)
+        ).first()
+    if case is None:
+        if report.supply_status == "resolved":
+            return  # nothing open to close
+        case = ShortageCase(
+            product_code=report.product_code,
+            product_name=report.product_name,
+            city_code=city_code,
+            state="open",
+            opened_at=now,
+            level=0,
+            updated_at=now,
+        )
+        session.add(case)
+        session.flush()
+        audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action="opened", detail={"product_code": case.product_code, "city_code": city_code})
+    report.case_id = case.id
+    case.updated_at = now
+    session.flush()
+
+    active = report.supply_status != "resolved"
+    if active and report.cause == "procurement":
+        write_event_alerts(
+            session,
+            app,
+            subject="C",
+            subject_id=case.id,
+            rule=app.policy.events["false_shortage"],
+            level_name=f"false_shortage-{report.id}",
+            region_code=city_code,
+            context=case_context(session, case, directory),
+            distributor_code=None,
+            now=now,
+        )
+    elif active and report.distributor_code:
+        has_notice = session.scalar(select(exists().where(StoppageNotice.product_code == report.product_code)))
+        key = explanation_subject_key(case.id, report.distributor_code)
+        if not has_notice and _find_obligation(session, "explanation", key) is None:
+            open_obligation(
+                session,
+                app,
+                kind="explanation",
+                subject_key=key,
+                party_code=report.distributor_code,
+                region_code=region_code,
+                received_on=report.reported_on,
+                priority=False,
+                now=now,
+                case_id=case.id,
+                product_code=report.product_code,
+            )
+
+    parts = case_parts(session, case)
+    settings = app.settings.escalation
+    if case.state == "open" and is_regional(parts, settings.regional_hospitals, settings.regional_window_days):
+        make_regional(session, app, case, now)
+    if all_closed(parts):
+        resolve_case(session, case, now, actor=ACTOR, note="every hospital reported the supply resolved")
+
+
+def make_regional(session: Session, app: Any, case: ShortageCase, now: datetime) -> None:
+    """K hospitals within W days: the case is a regional shortage and starts its ladder."""
+    case.state = "regional"
+    case.regional_at = now
+    case.policy = _case_ladder(app)
+    case.level = 0
+    session.flush()
+    audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action="regional", detail={"hospitals": app.settings.escalation.regional_hospitals})
+    ladder = Ladder.from_json(case.policy["ladder"])
+    due_on, due_at = case_due(app, case)
+    step = advance(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=0, now=now)
+    opening = [f for f in step.firings if f.level.offset is None]
+    write_case_alerts(session, app, case, opening, now)
+    case.level = len(opening)
+    case.next_action_at = next_action_after_revision(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level)
+
+
+def resolve_case(session: Session, case: ShortageCase, now: datetime, *, actor: str, note: str | None) -> None:
+    """Close the case: no further escalation."""
+    case.state = "resolved"
+    case.resolved_at = now
+    case.resolution_note = note
+    case.next_action_at = None
+    case.claimed_by = None
+    case.claimed_until = None
+    case.updated_at = now
+    audit(session, at=now, actor=actor, entity="case", entity_id=case.id, action="resolved", detail={"note": note})
+
+
+def explain_cases_by_notice(session: Session, app: Any, notice: StoppageNotice, now: datetime) -> None:
+    """A stoppage notice for the product explains its shortage: explanation obligations are cancelled."""
+    owed = session.scalars(
+        select(Obligation).where(
+            Obligation.kind == "explanation", Obligation.product_code == notice.product_code, Obligation.state.in_(OPEN_STATES)
+        )
+    ).all()
+    for obligation in owed:
+        obligation.state = "cancelled"
+        obligation.next_action_at = None
+        obligation.updated_at = now
+        audit(
+            session,
+            at=now,
+            actor=ACTOR,
+            entity="obligation",
+            entity_id=obligation.id,
+            action="cancelled",
+            detail={"reason": "explained by stoppage notice", "notice_id": notice.notice_id},
+        )
