@@ -65,10 +65,10 @@ class App:
 
     @property
     def record_listener(self) -> "RecordListener":
-        """Told of each new or revised record inside the storing transaction (LEDGER replaces this)."""
-        from shortage_watch.services.ingest import NoopRecordListener
+        """Told of each new or revised record inside the storing transaction: the ledger."""
+        from shortage_watch.services.ledger import LedgerListener
 
-        return NoopRecordListener()
+        return LedgerListener(self)
 
     @cached_property
     def renderer(self) -> "Renderer":
