@@ -1,0 +1,153 @@
+"""`submit`, `poll`, `template` and `directory check`: what distributors and operators run by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from shortage_watch.clock import FixedClock
+from shortage_watch.commands import CommandError, Context, aware_instant
+from shortage_watch.domain.records import RECORD_KINDS
+
+KIND_CHOICES = (*RECORD_KINDS, "auto")
+SCHEMA_NOT_CURRENT = (
+    "数据库结构不是最新版本，请先运行 `shortage-watch db upgrade` / "
+    "the database schema is not current: run `shortage-watch db upgrade`"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    submit = sub.add_parser("submit", help="ingest one CSV, XLSX or JSON file now")
+    submit.add_argument("file", type=Path, help="the file to ingest")
+    submit.add_argument("--kind", choices=KIND_CHOICES, default="auto",
+                        help="record kind (default auto: from a record_kind column or the headers)")
+    submit.add_argument("--json", action="store_true", help='print {"accepted", "duplicates", "rejected", "errors"}')
+    submit.add_argument("--errors-csv", type=Path, help="also write the errors as a CSV Excel opens (UTF-8 BOM)")
+    submit.add_argument("--source", default="cli", help="source name recorded on the receipt (default cli)")
+    submit.add_argument("--now", type=aware_instant, help="ledger time (ISO; default: now)")
+    submit.set_defaults(handler=submit_command)
+
+    poll = sub.add_parser("poll", help="poll the configured sources now, one line per source")
+    poll.add_argument("--source", help="only this source")
+    poll.add_argument("--now", type=aware_instant, help="ledger time (ISO; default: now)")
+    poll.set_defaults(handler=poll_command)
+
+    template = sub.add_parser("template", help="write a blank file with the Chinese headers to fill in")
+    template.add_argument("kind", choices=RECORD_KINDS)
+    template.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
+    template.add_argument("--output", type=Path, required=True)
+    template.set_defaults(handler=template_command)
+
+    directory = sub.add_parser("directory", help="the directory of regions, bureaus, distributors and hospitals")
+    directory_sub = directory.add_subparsers(dest="directory_command", metavar="ACTION")
+    directory_sub.required = True
+    check = directory_sub.add_parser("check", help="list problems in the directory files")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=directory_check)
+
+
+def _ready_app(ctx: Context, now: object) -> object:
+    from shortage_watch.store.db import schema_is_current
+
+    app = ctx.app
+    if now is not None:
+        app.clock = FixedClock(now)  # type: ignore[arg-type]
+    try:
+        current = schema_is_current(app.engine)
+    except Exception as exc:
+        raise CommandError(f"database unavailable: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if not current:
+        raise CommandError(SCHEMA_NOT_CURRENT)
+    return app
+
+
+def submit_command(args: argparse.Namespace, ctx: Context) -> int:
+    """Exit 0 when nothing was rejected, 1 when some rows were, 2 when the file is unusable."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shortage_watch.intake.encodings import UnusableFile
+    from shortage_watch.intake.sources_inbox import errors_csv_bytes
+    from shortage_watch.services.ingest import IngestResult, ingest_payload, read_input_file
+
+    try:
+        content = read_input_file(args.file)
+    except UnusableFile as exc:
+        result = IngestResult(name=str(args.file), status="unusable",
+                              errors=[{"row": None, "field": None, "reason": exc.reason}])
+    else:
+        app = _ready_app(ctx, args.now)
+        try:
+            result = ingest_payload(app, source=args.source, name=args.file.name, content=content, kind=args.kind,
+                                    now=app.clock.now())  # type: ignore[attr-defined]
+        except SQLAlchemyError as exc:
+            raise CommandError(f"database error, nothing stored, try again: {type(exc).__name__}") from None
+    if args.errors_csv is not None:
+        args.errors_csv.write_bytes(errors_csv_bytes(result.errors))
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        print(f"{args.file}: 接受 accepted {result.accepted}, 重复 duplicates {result.duplicates}, "
+              f"拒绝 rejected {result.rejected}")
+        for error in result.errors:
+            where = "文件 file" if error["row"] is None else f"第 {error['row']} 行 row {error['row']}"
+            field = f" [{error['field']}]" if error["field"] else ""
+            print(f"  {where}{field}: {error['reason']}")
+    if result.unusable:
+        return 2
+    return 1 if result.rejected else 0
+
+
+def poll_command(args: argparse.Namespace, ctx: Context) -> int:
+    """One line per source; exit 1 when a source failed, 2 for an unknown source name."""
+    from shortage_watch.services.ingest import poll_sources
+
+    names = [s.name for s in ctx.settings.sources]
+    if args.source is not None and args.source not in names:
+        raise CommandError(f"no source named {args.source!r} (configured: {', '.join(names) or 'none'})")
+    if not names:
+        print("no sources configured ([[sources]] in the settings file)")
+        return 0
+    app = _ready_app(ctx, args.now)
+    outcomes = poll_sources(app, app.clock.now(), only=args.source, force=True)  # type: ignore[attr-defined]
+    for outcome in outcomes:
+        print(outcome.line())
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def template_command(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.intake.templates_blank import template_csv, template_xlsx
+
+    content = template_xlsx(args.kind) if args.format == "xlsx" else template_csv(args.kind)
+    try:
+        args.output.write_bytes(content)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
+    print(f"wrote {args.output} ({args.kind}, {args.format})")
+    return 0
+
+
+def directory_check(args: argparse.Namespace, ctx: Context) -> int:
+    """Exit 0 when the directory has no problems, 1 when it has, 2 when a file cannot be read."""
+    from shortage_watch.intake.directory_files import DirectoryError, load_directory
+
+    settings = ctx.settings.directory
+    if all(getattr(settings, name) is None for name in ("regions", "contacts", "distributors", "hospitals")):
+        raise CommandError("no directory files configured ([directory] regions, contacts, distributors, hospitals)",
+                           exit_code=1)
+    try:
+        directory = load_directory(settings)
+    except DirectoryError as exc:
+        raise CommandError(str(exc)) from None
+    problems = directory.problems()
+    counts = {"regions": len(directory.regions), "contacts": len(directory.contacts),
+              "distributors": len(directory.distributors), "hospitals": len(directory.hospitals)}
+    if args.json:
+        print(json.dumps({"counts": counts, "problems": problems}, ensure_ascii=False))
+    else:
+        print(", ".join(f"{n} {name}" for name, n in counts.items()))
+        for problem in problems:
+            print(f"problem: {problem}")
+        if not problems:
+            print("no problems")
+    return 1 if problems else 0

@@ -1,0 +1,217 @@
+"""An `http` source: a JSON feed polled with requests.
+
+Timeouts on connect and read, retries with backoff on connection errors, 429 and 5xx
+(honouring Retry-After), conditional requests (ETag / Last-Modified), a `?cursor=` for
+incremental polling (`next_cursor` / `has_more` in the answer; a plain list works too),
+an auth header whose secret comes from settings, TLS verification, and a size cap that
+stops reading at `max_bytes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable
+
+import requests
+
+from shortage_watch import __version__
+from shortage_watch.settings import SourceSettings
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES_PER_POLL = 100
+MAX_RETRY_AFTER = 120.0  # a longer Retry-After ends this poll; the next poll tries again
+BACKOFF_BASE = 0.5
+
+
+class FeedError(Exception):
+    """The feed could not be read this time; the message says why (for source_state.last_error)."""
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    url: str
+    status: int  # 200 or 304
+    content: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def retry_after_seconds(value: str | None, real_now: datetime) -> float | None:
+    """Retry-After as seconds: an integer, or an HTTP date from now; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - real_now).total_seconds())
+
+
+class HttpFeed:
+    """Fetches pages of one feed; `sleep` is injectable so tests can see the waits without waiting."""
+
+    def __init__(self, source: SourceSettings, sleep: Callable[[float], None] = time.sleep,
+                 session: requests.Session | None = None) -> None:
+        assert source.url is not None
+        self.source = source
+        self.sleep = sleep
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"shortage-watch/{__version__}"
+        self.session.headers["Accept"] = "application/json"
+        if source.auth_token is not None:
+            self.session.headers[source.auth_header] = source.auth_token.get_secret_value()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch(self, cursor: str | None, etag: str | None = None, last_modified: str | None = None) -> FeedPage:
+        """One page: 200 with its bytes, or 304; FeedError after the retries are spent."""
+        source = self.source
+        params = {"cursor": cursor} if cursor else None
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        attempts = source.retries + 1
+        for attempt in range(attempts):
+            last_try = attempt == attempts - 1
+            try:
+                response = self.session.get(
+                    source.url, params=params, headers=headers, stream=True, verify=source.verify_tls,
+                    timeout=(source.connect_timeout, source.read_timeout),
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+                if last_try:
+                    raise FeedError(f"{reason} after {attempts} attempt(s): {type(exc).__name__}") from None
+                self.sleep(BACKOFF_BASE * 2 ** attempt)
+                continue
+            except requests.RequestException as exc:
+                raise FeedError(f"request failed: {type(exc).__name__}: {exc}") from None
+            with response:
+                status = response.status_code
+                if status == 429 or status >= 500:
+                    wait = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(timezone.utc))
+                    if wait is None:
+                        wait = BACKOFF_BASE * 2 ** attempt
+                    if last_try or wait > MAX_RETRY_AFTER:
+                        raise FeedError(f"HTTP {status} after {attempt + 1} attempt(s)")
+                    log.info("source %s: HTTP %s, retrying in %.1fs", source.name, status, wait)
+                    self.sleep(wait)
+                    continue
+                if status == 304:
+                    return FeedPage(response.url, 304, etag=etag, last_modified=last_modified)
+                if status != 200:
+                    raise FeedError(f"HTTP {status}")
+                body = self._read_capped(response)
+                return FeedPage(response.url, 200, body, response.headers.get("ETag"),
+                                response.headers.get("Last-Modified"))
+        raise FeedError("no attempt made")  # pragma: no cover (attempts >= 1)
+
+    def _read_capped(self, response: requests.Response) -> bytes:
+        cap = self.source.max_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise FeedError(f"response of {declared} bytes is larger than max_bytes={cap}")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    # Stop reading here: the rest of the body is never downloaded.
+                    raise FeedError(f"response larger than max_bytes={cap}; stopped reading")
+                chunks.append(chunk)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise FeedError(f"reading the response failed: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise FeedError(f"reading the response failed: {type(exc).__name__}: {exc}") from None
+        return b"".join(chunks)
+
+
+def poll_http_source(app: Any, source: SourceSettings, now: datetime,
+                     sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Fetch pages from the stored cursor on; each page is stored with its cursor move in one transaction."""
+    from shortage_watch.services.ingest import (
+        PollOutcome,
+        record_source_failure,
+        record_source_success,
+        renew_source_lease,
+        store_payload,
+    )
+    from shortage_watch.store.tables import SourceState
+
+    outcome = PollOutcome(source.name, "ok")
+    with app.sessions() as session:
+        state = session.get(SourceState, source.name)
+        cursor = state.cursor if state else None
+        etag = state.etag if state else None
+        last_modified = state.last_modified if state else None
+    feed = HttpFeed(source, sleep=sleep)
+    try:
+        for page_number in range(MAX_PAGES_PER_POLL):
+            first = page_number == 0
+            try:
+                page = feed.fetch(cursor, etag if first else None, last_modified if first else None)
+            except FeedError as exc:
+                record_source_failure(app, source.name, str(exc))
+                outcome.status, outcome.error = "failed", str(exc)
+                return outcome
+            if page.not_modified:
+                with app.sessions.begin() as session:
+                    renew_source_lease(session, app, source.name)
+                    record_source_success(session, source.name)
+                if outcome.items == 0:
+                    outcome.status = "not_modified"
+                return outcome
+            with app.sessions.begin() as session:
+                renew_source_lease(session, app, source.name)
+                result = store_payload(session, app, source=source.name, name=page.url, content=page.content,
+                                       kind=source.record_kind, now=now, field_map=source.field_map, format="json")
+                if result.unusable:
+                    # The page is kept (receipt rejected); the cursor stays so the page is fetched again.
+                    reason = result.errors[0]["reason"] if result.errors else "unusable page"
+                    from sqlalchemy import update
+
+                    session.execute(update(SourceState).where(SourceState.name == source.name).values(
+                        last_error=f"page {page.url}: {reason}"[:2000], last_error_at=_real_now(),
+                        consecutive_failures=SourceState.consecutive_failures + 1))
+                    outcome.add(result)
+                    outcome.status, outcome.error = "failed", f"unusable page: {reason}"
+                    return outcome
+                moved = result.next_cursor is not None and result.next_cursor != cursor
+                new_cursor = result.next_cursor if moved else cursor
+                # A validator belongs to the URL it came with: keep it only while the cursor stays.
+                record_source_success(
+                    session, source.name, cursor=new_cursor,
+                    etag=None if moved else page.etag, last_modified=None if moved else page.last_modified,
+                )
+            outcome.add(result)
+            if not (result.has_more and moved):
+                return outcome
+            cursor = new_cursor
+        outcome.error = f"stopped after {MAX_PAGES_PER_POLL} pages; continuing next poll"
+        return outcome
+    finally:
+        feed.close()
+
+
+def _real_now() -> datetime:
+    from shortage_watch.clock import utc_now
+
+    return utc_now()
