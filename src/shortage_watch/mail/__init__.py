@@ -1,0 +1,1 @@
+"""Mail: jinja2 templates, message building, SMTP and file transports."""

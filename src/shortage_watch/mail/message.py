@@ -1,0 +1,132 @@
+"""Build the RFC 5322 message for one rendered alert.
+
+Every header value passes through `header_safe`, which removes CR and LF (and other
+control characters): no field of a record can add a header. Subjects and display
+names are RFC 2047 encoded by the SMTP policy; bodies are UTF-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, getaddresses, parseaddr
+from zoneinfo import ZoneInfo
+
+from shortage_watch.mail.render import RenderedMail
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+class AddressError(ValueError):
+    """An address that cannot be mailed to (a permanent failure for its alert)."""
+
+
+def header_safe(value: str) -> str:
+    """One line: CR, LF and other control characters become one space."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def parse_address(text: str, what: str) -> Address:
+    """One mailbox from 'Name <a@b>' or 'a@b'; AddressError when it is not one."""
+    cleaned = header_safe(text)
+    pairs = getaddresses([cleaned])
+    if len(pairs) != 1 or not pairs[0][1] or "@" not in pairs[0][1]:
+        raise AddressError(f"{what}: not one mail address: {cleaned!r}")
+    name, addr = parseaddr(cleaned)
+    local, _, domain = addr.rpartition("@")
+    if not local or not domain or any(c in addr for c in " <>,;\"\\"):
+        raise AddressError(f"{what}: not one mail address: {cleaned!r}")
+    try:
+        return Address(display_name=header_safe(name), username=local, domain=domain)
+    except (ValueError, IndexError) as exc:
+        raise AddressError(f"{what}: not one mail address: {cleaned!r} ({exc})") from None
+
+
+def _token(text: str) -> str:
+    """A Message-ID-safe token: keeps [A-Za-z0-9._-], hashes anything else."""
+    if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
+        return text
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def message_id_for(dedup_key: str, domain: str) -> str:
+    """The stable Message-ID of one alert: the same key always gives the same id."""
+    digest = hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()[:32]
+    return f"<sw.{digest}@{domain}>"
+
+
+def thread_root_id(thread_key: str, domain: str) -> str:
+    """The (virtual) first message of a case's thread, referenced by every mail about it."""
+    return f"<sw.thread.{_token(thread_key)}@{domain}>"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    maintype: str = XLSX_TYPE[0]
+    subtype: str = XLSX_TYPE[1]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A built message and the address it goes to."""
+
+    message: EmailMessage
+    recipient: str
+    message_id: str
+
+
+def build_message(
+    rendered: RenderedMail,
+    *,
+    sender: str,
+    to: str,
+    dedup_key: str,
+    thread_key: str | None,
+    sent_at: datetime,
+    reply_to: str | None = None,
+    case_number: str | None = None,
+    tz: str = "Asia/Shanghai",
+    attachments: tuple[Attachment, ...] = (),
+) -> Envelope:
+    """multipart/alternative (text, HTML) with threading and auto-submitted headers.
+
+    Raises AddressError when `sender`, `to` or `reply_to` is not one mail address.
+    """
+    from_address = parse_address(sender, "mail.from")
+    to_address = parse_address(to, "recipient")
+    domain = from_address.domain
+    message_id = message_id_for(dedup_key, domain)
+
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = from_address
+    msg["To"] = to_address
+    if reply_to:
+        msg["Reply-To"] = parse_address(reply_to, "mail.reply_to")
+    msg["Subject"] = header_safe(rendered.subject)
+    msg["Date"] = format_datetime(sent_at.astimezone(ZoneInfo(tz)))
+    msg["Message-ID"] = message_id
+    if thread_key:
+        root = thread_root_id(header_safe(thread_key), domain)
+        msg["In-Reply-To"] = root
+        msg["References"] = root
+    # RFC 3834: tells auto-responders (out-of-office) not to answer.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    if case_number:
+        msg["X-Shortage-Watch-Case"] = header_safe(case_number)
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    if attachments:
+        # text+HTML stay one multipart/alternative part inside multipart/mixed.
+        msg.make_mixed()
+        for item in attachments:
+            msg.add_attachment(item.content, maintype=item.maintype, subtype=item.subtype, filename=header_safe(item.filename))
+    return Envelope(message=msg, recipient=to_address.addr_spec, message_id=message_id)

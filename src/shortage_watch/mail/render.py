@@ -1,0 +1,230 @@
+"""Mail templates: one jinja2 source per template and language gives subject, text and HTML.
+
+Templates live in `<lang>/<name>.j2` under the folder named by `mail.templates_dir`
+(operators' overrides, searched first) and then the packaged `shortage_watch/templates`.
+Each extends `<lang>/_layout.j2` and is rendered three times: `part="subject"` and
+`part="text"` without escaping, `part="html"` with autoescape, so a record's text can
+never become markup. Undefined names raise (StrictUndefined): a template that does not
+fit its context fails loudly instead of mailing a blank.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, pass_context
+from jinja2.runtime import Context
+
+LANGUAGES = ("zh-CN", "en")
+
+# Template names the escalation ladder writes (contract 3) plus the ones MAIL owns.
+ALERT_TEMPLATES = (
+    "receipt",
+    "notice_opened",
+    "reminder",
+    "written_reminder",
+    "overdue_alert",
+    "interview_recommendation",
+    "province_escalation",
+    "late_report",
+    "explanation_request",
+    "regional_shortage",
+    "regional_escalation",
+    "false_shortage",
+)
+MAIL_TEMPLATES = ("digest", "monthly_summary", "test")
+
+_WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
+
+_LABELS: dict[str, dict[str, dict[str, str]]] = {
+    "kind": {
+        "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
+        "en": {"stoppage": "production stopped", "interruption": "supply interrupted", "reduction": "production reduced"},
+    },
+    "kind_noun": {
+        "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
+        "en": {"stoppage": "stoppage", "interruption": "supply interruption", "reduction": "production cut"},
+    },
+    "priority": {
+        "zh-CN": {"negotiated": "国家谈判药品", "winning_bid": "集采中选药品", "shortage_list": "短缺药品清单", "other": "其他"},
+        "en": {
+            "negotiated": "nationally negotiated drug",
+            "winning_bid": "centrally procured (winning bid)",
+            "shortage_list": "on the shortage list",
+            "other": "other",
+        },
+    },
+    "supply": {
+        "zh-CN": {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"},
+        "en": {"short": "short", "severe": "severely short", "resolved": "resolved"},
+    },
+    "cause": {
+        "zh-CN": {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"},
+        "en": {"supply": "supply", "procurement": "procurement (not ordered)", "other": "other"},
+    },
+    "case_state": {
+        "zh-CN": {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"},
+        "en": {"open": "open", "regional": "regional shortage", "escalated": "escalated to the province", "resolved": "resolved"},
+    },
+    "role": {
+        "zh-CN": {"distributor": "配送企业", "hospital": "医疗机构", "insurance": "医疗保障局", "health": "卫生健康委员会", "operations": "运维"},
+        "en": {"distributor": "distributor", "hospital": "hospital", "insurance": "healthcare security bureau", "health": "health commission", "operations": "operations"},
+    },
+    "calendar": {
+        "zh-CN": {"official": "国务院公布的节假日安排", "override": "本地配置的节假日安排", "estimated": "按周末推算（当年节假日安排尚未公布）"},
+        "en": {"official": "the State Council holiday arrangement", "override": "a locally configured arrangement", "estimated": "weekends only (the year's arrangement is not yet published)"},
+    },
+}
+
+
+class RenderError(Exception):
+    """A template that is missing or does not fit its context (permanent for that alert)."""
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+def _parse(value: Any) -> date | datetime:
+    if isinstance(value, (date, datetime)):
+        return value
+    text = str(value)
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    return datetime.fromisoformat(text)
+
+
+def _language(ctx: Context) -> str:
+    return ctx.get("lang") or "zh-CN"
+
+
+class _Formats:
+    """Date filters in the settings' zone, in the reader's language."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+
+    def _local(self, value: Any) -> tuple[date, time | None]:
+        parsed = _parse(value)
+        if isinstance(parsed, datetime):
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=self.tz)
+            local = parsed.astimezone(self.tz)
+            return local.date(), local.time().replace(microsecond=0)
+        return parsed, None
+
+    def day_text(self, lang: str, day: date) -> str:
+        if lang == "en":
+            return f"{day:%A} {day.day} {day:%B %Y}"
+        return f"{day.year}年{day.month}月{day.day}日（{_WEEKDAYS_ZH[day.weekday()]}）"
+
+    @pass_context
+    def day(self, ctx: Context, value: Any) -> str:
+        """2024年10月10日（星期四） / Thursday 10 October 2024."""
+        if value is None:
+            return "—"
+        day, _ = self._local(value)
+        return self.day_text(_language(ctx), day)
+
+    @pass_context
+    def instant(self, ctx: Context, value: Any) -> str:
+        """2024年10月10日（星期四）17:30 / Thursday 10 October 2024, 17:30."""
+        if value is None:
+            return "—"
+        day, at = self._local(value)
+        lang = _language(ctx)
+        if at is None:
+            return self.day_text(lang, day)
+        return f"{self.day_text(lang, day)}{', ' if lang == 'en' else ''}{at:%H:%M}"
+
+    @pass_context
+    def by(self, ctx: Context, value: Any) -> str:
+        """A deadline: 2024年10月10日（星期四）17:30前; the end of a day reads 24:00前."""
+        if value is None:
+            return "—"
+        day, at = self._local(value)
+        lang = _language(ctx)
+        end_of_day = at is None or at >= time(23, 59)
+        if lang == "en":
+            return f"by the end of {self.day_text(lang, day)}" if end_of_day else f"by {at:%H:%M} on {self.day_text(lang, day)}"
+        return f"{self.day_text(lang, day)}{'24:00' if end_of_day else f'{at:%H:%M}'}前"
+
+
+@pass_context
+def _label(ctx: Context, value: Any, group: str) -> str:
+    if value is None:
+        return "—"
+    return _LABELS[group].get(_language(ctx), _LABELS[group]["zh-CN"]).get(str(value), str(value))
+
+
+def _number(value: Any) -> str:
+    """12.0 → 12, 3.25 → 3.25, None → —."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def packaged_templates_dir() -> Path:
+    return Path(str(resources.files("shortage_watch") / "templates"))
+
+
+class Renderer:
+    """Renders a named template in one language to subject, text and HTML."""
+
+    def __init__(self, templates_dir: Path | None = None, tz: str = "Asia/Shanghai", reply_to: str | None = None) -> None:
+        folders = [str(templates_dir)] if templates_dir is not None else []
+        folders.append(str(packaged_templates_dir()))
+        loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
+        formats = _Formats(ZoneInfo(tz))
+        self._text = self._environment(loader, formats, autoescape=False)
+        self._html = self._environment(loader, formats, autoescape=True)
+        self.reply_to = reply_to
+
+    @staticmethod
+    def _environment(loader: ChoiceLoader, formats: _Formats, autoescape: bool) -> Environment:
+        env = Environment(
+            loader=loader,
+            undefined=StrictUndefined,
+            autoescape=autoescape,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        env.filters.update(day=formats.day, instant=formats.instant, by=formats.by, label=_label, num=_number)
+        return env
+
+    def render(self, template: str, context: dict[str, Any], language: str = "zh-CN") -> RenderedMail:
+        """Subject (one line), plain text and HTML for `template`; RenderError if it cannot be rendered."""
+        lang = language if language in LANGUAGES else "zh-CN"
+        name = f"{lang}/{template}.j2"
+        values = {**context, "lang": lang, "reply_to": self.reply_to}
+        try:
+            subject = self._text.get_template(name).render(values, part="subject")
+            text = self._text.get_template(name).render(values, part="text")
+            html = self._html.get_template(name).render(values, part="html")
+        except TemplateError as exc:
+            raise RenderError(f"template {name}: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RenderError(f"template {name}: bad context value: {exc}") from None
+        return RenderedMail(subject=" ".join(subject.split()), text=_tidy_text(text), html=html.strip() + "\n")
+
+    def available(self) -> list[str]:
+        """Every template name the loader can find, for `mail preview` help."""
+        names = {n.split("/", 1)[1][:-3] for n in self._text.list_templates() if n.endswith(".j2") and "/" in n}
+        return sorted(n for n in names if not n.startswith("_"))
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"

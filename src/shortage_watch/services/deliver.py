@@ -1,0 +1,270 @@
+"""The outbox sender: claim due alerts in batches under a lease, send them, record the outcome.
+
+Delivery is at least once. A batch is claimed in one transaction (rows move to
+'sending' with `lease_owner`/`lease_until`), sent over one transport connection, and
+its outcomes are recorded in a second transaction. A process killed between the two
+leaves 'sending' rows whose lease expires; the next run claims and sends them again,
+so at most one batch can arrive twice, and the stable Message-ID lets mail clients
+fold such duplicates.
+
+Leases and back-off use the real clock (`clock.utc_now()`); which mail is due uses the
+ledger `now` passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from shortage_watch.clock import utc_now
+from shortage_watch.domain.working_hours import bureau_mail_waits, next_working_hours_start
+from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
+from shortage_watch.mail.render import RenderError
+from shortage_watch.mail.transports import Batch, Outcome
+from shortage_watch.store.tables import Alert, AuditEvent
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=6)
+
+
+@dataclass
+class DeliverResult:
+    sent: int = 0
+    retried: int = 0  # transient failures, tried again later
+    dead: int = 0
+    deferred: int = 0  # waiting for working hours
+    batches: int = 0
+    lost_claims: int = 0  # outcomes another worker had already taken over (lease expired)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClaimedAlert:
+    """What the sender needs of one claimed row (plain data, no session)."""
+
+    id: int
+    dedup_key: str
+    thread_key: str
+    template: str
+    recipient_role: str
+    recipient_email: str | None
+    language: str
+    urgent: bool
+    context: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    alert_id: int
+    status: str  # sent | transient | permanent | deferred
+    error: str | None = None
+    message_id: str | None = None
+    defer_until: datetime | None = None
+
+
+def backoff_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential back-off with 'equal jitter': half fixed, half random, capped at BACKOFF_MAX."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    fraction = (rng or random).random()
+    return ceiling / 2 + (ceiling / 2) * fraction
+
+
+def _due(now: datetime, real_now: datetime) -> Any:
+    return or_(
+        and_(Alert.status == "pending", Alert.next_attempt_at <= now),
+        # A 'sending' row whose lease ran out belongs to a process that died mid-batch.
+        and_(Alert.status == "sending", Alert.lease_until < real_now),
+    )
+
+
+def claim_due_alerts(session: Session, now: datetime, owner: str, limit: int, lease: timedelta) -> list[ClaimedAlert]:
+    """Claim up to `limit` due alerts for `owner` (commit is the caller's); oldest first."""
+    real_now = utc_now()
+    until = real_now + lease
+    # PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent senders take disjoint rows
+    # without waiting. SQLite ignores the clause; there the engine's BEGIN IMMEDIATE
+    # already serialises claimers, so the SELECT and UPDATE below see the same rows.
+    ids = list(
+        session.scalars(
+            select(Alert.id)
+            .where(_due(now, real_now))
+            .order_by(Alert.next_attempt_at, Alert.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    # Claim, then check: the conditional UPDATE only takes rows that are still due; a
+    # row another worker claimed in between is not changed, and we do not send it.
+    session.execute(
+        update(Alert)
+        .where(Alert.id.in_(ids), _due(now, real_now))
+        .values(status="sending", lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(
+        select(Alert)
+        .where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner, Alert.lease_until == until)
+        .order_by(Alert.next_attempt_at, Alert.id)
+    ).all()
+    return [
+        ClaimedAlert(
+            id=r.id,
+            dedup_key=r.dedup_key,
+            thread_key=r.thread_key,
+            template=r.template,
+            recipient_role=r.recipient_role,
+            recipient_email=r.recipient_email,
+            language=r.language,
+            urgent=r.urgent,
+            context=dict(r.context),
+            attempts=r.attempts,
+        )
+        for r in rows
+    ]
+
+
+def build_envelope(app: "App", alert: ClaimedAlert) -> Envelope:
+    """Render and build the message of one alert; RenderError/AddressError are permanent."""
+    if not alert.recipient_email:
+        raise AddressError("no recipient address")
+    rendered = app.renderer.render(alert.template, alert.context, alert.language)
+    attachments: tuple[Attachment, ...] = ()
+    if alert.template == "monthly_summary":
+        from shortage_watch.services.digests import monthly_attachment
+
+        attachments = (monthly_attachment(alert.context),)
+    mail = app.settings.mail
+    return build_message(
+        rendered,
+        sender=mail.from_,
+        to=alert.recipient_email,
+        dedup_key=alert.dedup_key,
+        thread_key=alert.thread_key,
+        sent_at=utc_now(),
+        reply_to=mail.reply_to,
+        case_number=alert.context.get("case_number"),
+        tz=app.settings.timezone,
+        attachments=attachments,
+    )
+
+
+def send_claimed(app: "App", batch: Batch, alerts: list[ClaimedAlert], now: datetime) -> list[AlertOutcome]:
+    """Send each claimed alert (or defer it to working hours); never raises for one alert."""
+    mail = app.settings.mail
+    outcomes: list[AlertOutcome] = []
+    for alert in alerts:
+        if bureau_mail_waits(alert.recipient_role, alert.urgent):
+            start = next_working_hours_start(app.calendar, now, mail.working_hours_start, mail.working_hours_end)
+            if start is not None:
+                outcomes.append(AlertOutcome(alert.id, "deferred", defer_until=start))
+                continue
+        try:
+            envelope = build_envelope(app, alert)
+        except (RenderError, AddressError) as exc:
+            outcomes.append(AlertOutcome(alert.id, "permanent", error=str(exc)))
+            continue
+        except Exception as exc:  # a bad row must not stop the batch (nor the daemon)
+            log.exception("alert %s: cannot build its message", alert.id)
+            outcomes.append(AlertOutcome(alert.id, "permanent", error=f"cannot build message: {type(exc).__name__}: {exc}"))
+            continue
+        result: Outcome = batch.send(envelope)
+        outcomes.append(AlertOutcome(alert.id, result.status, error=result.error, message_id=envelope.message_id))
+    return outcomes
+
+
+def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, max_attempts: int, attempts: dict[int, int]) -> DeliverResult:
+    """Write each outcome to its row, if this owner still holds its claim (commit is the caller's)."""
+    result = DeliverResult()
+    real_now = utc_now()
+    for outcome in outcomes:
+        tries = attempts[outcome.alert_id] + (0 if outcome.status == "deferred" else 1)
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "attempts": tries}
+        if outcome.status == "sent":
+            values.update(status="sent", sent_at=real_now, message_id=outcome.message_id, last_error=None)
+        elif outcome.status == "deferred":
+            values.update(status="pending", next_attempt_at=outcome.defer_until, last_error="waiting for working hours")
+        elif outcome.status == "transient" and tries < max_attempts:
+            values.update(status="pending", next_attempt_at=real_now + backoff_delay(tries), last_error=outcome.error)
+        else:
+            error = outcome.error if outcome.status == "permanent" else f"gave up after {tries} attempts: {outcome.error}"
+            values.update(status="dead", last_error=error)
+        # Only the claim's owner may record: when our lease expired and another sender
+        # re-claimed the row, this UPDATE changes nothing and its outcome stands.
+        changed = session.execute(
+            update(Alert)
+            .where(Alert.id == outcome.alert_id, Alert.status == "sending", Alert.lease_owner == owner)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            result.lost_claims += 1
+            log.warning("alert %s: claim lost before recording %s (lease expired?)", outcome.alert_id, outcome.status)
+            continue
+        status = values["status"]
+        if status == "sent":
+            result.sent += 1
+        elif status == "dead":
+            result.dead += 1
+            result.errors.append(f"alert {outcome.alert_id}: {values['last_error']}")
+            session.add(AuditEvent(at=real_now, actor=owner, entity="alert", entity_id=outcome.alert_id, action="dead", detail={"error": values["last_error"]}))
+        elif outcome.status == "deferred":
+            result.deferred += 1
+        else:
+            result.retried += 1
+    return result
+
+
+def deliver_due(app: "App", now: datetime, max_batches: int | None = None) -> DeliverResult:
+    """Send every pending alert due at ledger `now`, batch by batch, until none is left.
+
+    Each batch: one claim transaction, one transport connection, one transaction
+    recording the outcomes. Returns the counts.
+    """
+    mail = app.settings.mail
+    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
+    owner = app.replica_id
+    total = DeliverResult()
+    with app.transport.batch() as batch:
+        while max_batches is None or total.batches < max_batches:
+            with app.sessions.begin() as session:
+                claimed = claim_due_alerts(session, now, owner, mail.batch_size, lease)
+            if not claimed:
+                break
+            total.batches += 1
+            outcomes = send_claimed(app, batch, claimed, now)
+            with app.sessions.begin() as session:
+                part = record_outcomes(session, outcomes, owner, mail.max_attempts, {a.id: a.attempts for a in claimed})
+            _add(total, part)
+            if getattr(batch, "connect_error", None) is not None:
+                break  # the server is unreachable: leave the other rows for the next run
+            if len(claimed) < mail.batch_size:
+                break
+    if total.batches:
+        log.info(
+            "deliver: %d sent, %d retried later, %d dead, %d deferred to working hours (%d batches)",
+            total.sent, total.retried, total.dead, total.deferred, total.batches,
+        )
+    return total
+
+
+def _add(total: DeliverResult, part: DeliverResult) -> None:
+    total.sent += part.sent
+    total.retried += part.retried
+    total.dead += part.dead
+    total.deferred += part.deferred
+    total.lost_claims += part.lost_claims
+    total.errors.extend(part.errors)
