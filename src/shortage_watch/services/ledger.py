@@ -37,8 +37,13 @@ ACTOR = "ledger"
 
 
 def directory_of(app: Any) -> Any:
-    """The App's directory, or an empty one while none is configured."""
-    return getattr(app, "directory", None) or NoDirectory()
+    """The App's directory; an empty one (everything routes to operations) when none is usable."""
+    try:
+        directory = app.directory
+    except Exception:  # a broken directory file must not stop the ledger; alerts fall back to operations
+        log.exception("ledger: directory unavailable; routing to the operations address")
+        return NoDirectory()
+    return directory if directory is not None else NoDirectory()
 
 
 class LedgerListener:
