@@ -220,7 +220,7 @@ def parse_date(value: object, tz: ZoneInfo | None = None) -> date | None:
         return None
     match = _DATE_RE.match(text)
     rest = text[match.end():] if match else ""
-    if not match or (rest and not re.fullmatch(r"[ T]+0{1,2}:00(:00(\.0+)?)?", rest)):
+    if not match or (rest and not re.fullmatch(r"[ T]*0{1,2}:00(:00(\.0+)?)?", rest)):
         raise FieldProblem("日期格式应为 YYYY-MM-DD / not a date (expected YYYY-MM-DD)")
     try:
         return date(int(match[1]), int(match[2]), int(match[3]))

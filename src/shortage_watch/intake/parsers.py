@@ -124,7 +124,9 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
             bad = archive.testzip()
             if bad is not None:
                 raise UnusableFile(not_xlsx + f" ({bad})")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError, OSError):
+    except UnusableFile:
+        raise
+    except Exception:  # BadZipFile, zlib.error, EOFError, ...: every damaged archive is the same to the sender
         raise UnusableFile(not_xlsx) from None
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
