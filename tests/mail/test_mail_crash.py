@@ -1,0 +1,84 @@
+"""A sender SIGKILLed in the middle of 200 messages, then restarted: every message arrives;
+at most one batch arrives twice, none when the crash falls between batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from .conftest import WORKING_NOW, add_alerts, alert_rows
+
+BATCH = 20
+TOTAL = 200
+
+SENDER = """
+import json, sys, time, datetime as dt
+from shortage_watch.app import App
+from shortage_watch.settings import Settings
+from shortage_watch.services.deliver import deliver_due
+settings = Settings(**json.loads(sys.argv[1]))
+now = dt.datetime.fromisoformat(sys.argv[2])
+app = App(settings)
+while True:
+    if deliver_due(app, now).batches == 0:
+        time.sleep(0.05)
+"""
+
+
+def _start_sender(app) -> subprocess.Popen:
+    settings = json.dumps(app.settings.model_dump(mode="json", by_alias=True))
+    return subprocess.Popen([sys.executable, "-c", SENDER, settings, WORKING_NOW.isoformat()], stderr=subprocess.PIPE)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("crash_after", "expected_duplicates"), [(110, 10), (100, 0)], ids=["mid-batch", "between-batches"])
+def test_sender_killed_mid_run_then_restarted_delivers_everything(make_app, smtp_sink, crash_after, expected_duplicates):
+    app = make_app(mail={"transport": "smtp", "batch_size": BATCH}, smtp={"port": smtp_sink.port}, daemon={"lease_seconds": 5})
+    add_alerts(app, TOTAL)
+    sink = smtp_sink.handler
+    # The sink stalls the sender at the next MAIL FROM once `crash_after` messages arrived,
+    # so the SIGKILL lands at a known point: mid-batch (110) or right after a batch (100).
+    sink.hold, sink.hold_after = threading.Event(), crash_after
+    sink.hold.set()
+
+    first = _start_sender(app)
+    try:
+        _wait_for(lambda: len(sink.received) >= crash_after, 60, f"{crash_after} messages")
+        time.sleep(0.2)  # the sender is now blocked in the held MAIL FROM
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(sink.received) == crash_after
+    stranded = [r for r in alert_rows(app).values() if r.status == "sending"]
+    assert len(stranded) == BATCH  # the killed batch: claimed, its lease still running
+
+    sink.hold.clear()
+    second = _start_sender(app)
+    try:
+        _wait_for(lambda: len(set(sink.message_ids())) == TOTAL and all(r.status == "sent" for r in alert_rows(app).values()), 60, "every message")
+    finally:
+        second.kill()
+        second.wait(10)
+
+    ids = sink.message_ids()
+    duplicates = len(ids) - len(set(ids))
+    print(f"\ncrash after {crash_after} of {TOTAL} (batch {BATCH}): {len(ids)} received, {duplicates} duplicates")
+    assert len(set(ids)) == TOTAL
+    assert duplicates == expected_duplicates <= BATCH
