@@ -164,3 +164,11 @@ def alert_keys(app: LedgerApp) -> set[str]:
 def alerts(app: LedgerApp) -> list[Alert]:
     with app.sessions() as session:
         return list(session.scalars(select(Alert).order_by(Alert.id)).all())
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> Any:
+    """Settings with a directory on disk and a migrated SQLite database: drive it with ingest and the CLI."""
+    from tests.ledger.scenario import make_scenario
+
+    return make_scenario(tmp_path, write_config, capsys)

@@ -183,10 +183,10 @@ def policy_from_data(data: dict[str, Any], source: str = "policy") -> Policy:
     unknown = set(ladders_raw) - set(LADDER_KINDS)
     if unknown:
         raise PolicyError(f"{source}: ladders.{sorted(unknown)[0]}: unknown ladder (known: {', '.join(LADDER_KINDS)})")
-    for required in ("report", "explanation", "regional"):
-        if required not in ladders_raw:
-            raise PolicyError(f"{source}: ladders.{required} is required")
     ladders = {kind: _ladder(f"{source}: ladders.{kind}", kind, raw) for kind, raw in ladders_raw.items()}
+    for required in ("report", "explanation", "regional"):
+        if required not in ladders:
+            raise PolicyError(f"{source}: ladders.{required} is required")
     events: dict[str, EventRule] = {}
     events_raw = data.get("events", {})
     if not isinstance(events_raw, dict):

@@ -1,0 +1,103 @@
+"""Shortage cases on SQLite and PostgreSQL: explanation obligations, false shortages, regional, resolution."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from shortage_watch.services.escalate import sweep
+from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport
+from tests.ledger.conftest import alert_keys, at, store_notice, store_report, store_shortage
+
+
+def test_reports_join_one_case_per_product_and_city(db_url, make_app):
+    app = make_app(db_url)
+    store_shortage(app, at("2024-10-08T10:00"), report_id="S1", hospital_code="H1", region_code="350902")
+    store_shortage(app, at("2024-10-08T11:00"), report_id="S2", hospital_code="H2", region_code="350981")
+    store_shortage(app, at("2024-10-08T12:00"), report_id="S3", hospital_code="H9", region_code="500101")
+    with app.sessions() as session:
+        cases = {c.city_code: c for c in session.scalars(select(ShortageCase)).all()}
+        joined = {r.hospital_code: r.case_id for r in session.scalars(select(ShortageReport)).all()}
+    assert set(cases) == {"350900", "500000"}  # 万州区's city is the municipality
+    assert joined["H1"] == joined["H2"] == cases["350900"].id
+
+
+def test_unexplained_shortage_opens_explanation_for_named_distributor(db_url, make_app):
+    app = make_app(db_url)
+    store_shortage(app, at("2024-10-08T10:00"), distributor_code="D1")
+    with app.sessions() as session:
+        ob = session.scalars(select(Obligation)).one()
+    assert ob.kind == "explanation" and ob.party_code == "D1" and ob.due_on == date(2024, 10, 14)  # 10-12 make-up Saturday counts
+    assert alert_keys(app) == {"O1:explanation_request:d1@dist.example"}
+    store_report(app, at("2024-10-10T10:00"), notice_id=None, report_id="R-E", product_code="XB02",
+                 product_name="硝酸甘油片", manufacturer="某药厂", kind="interruption", notified_on=date(2024, 10, 1))
+    with app.sessions() as session:
+        explanation = session.get(Obligation, 1)
+    assert explanation.state == "fulfilled" and explanation.next_action_at is None
+
+
+def test_shortage_with_a_notice_on_record_owes_no_explanation_and_a_later_notice_cancels_it(db_url, make_app):
+    app = make_app(db_url)
+    store_notice(app, at("2024-09-27T10:00"), product_code="XB02")
+    store_shortage(app, at("2024-10-08T10:00"), distributor_code="D1")
+    with app.sessions() as session:
+        assert session.scalars(select(Obligation.kind)).all() == ["report"]
+    store_shortage(app, at("2024-10-08T10:00"), report_id="S9", product_code="XZ09", product_name="某药", distributor_code="D2")
+    store_notice(app, at("2024-10-09T10:00"), notice_id="N-XZ", product_code="XZ09", distributor_code="D2")
+    with app.sessions() as session:
+        explanation = session.scalars(select(Obligation).where(Obligation.kind == "explanation")).one()
+    assert explanation.state == "cancelled"
+
+
+def test_procurement_cause_alerts_the_health_commission_not_the_distributor(db_url, make_app):
+    app = make_app(db_url)
+    pk = store_shortage(app, at("2024-10-08T10:00"), cause="procurement", distributor_code="D1")
+    with app.sessions() as session:
+        alert = session.scalars(select(Alert)).one()
+        assert session.scalars(select(Obligation)).all() == []
+    assert alert.template == "false_shortage" and alert.recipient_email == "wjw@ningde.example"
+    assert alert.status == "digest"  # not urgent, and 宁德市卫健委 takes a daily digest
+    assert alert.level == f"false_shortage-{pk}"
+    assert alert.context["case"]["possible_false_shortages"] == 1
+
+
+def test_regional_shortage_escalates_to_province_after_n_working_days(db_url, make_app):
+    app = make_app(db_url)
+    for n, day in ((1, 8), (2, 9), (3, 10)):
+        store_shortage(app, at(f"2024-10-{day:02d}T10:00"), report_id=f"S{n}", hospital_code=f"H{n}",
+                       region_code="350902" if n % 2 else "350981", reported_on=date(2024, 10, day))
+    with app.sessions() as session:
+        case = session.scalars(select(ShortageCase)).one()
+    assert case.state == "regional" and case.next_action_at == at("2024-10-24T00:00")
+    regional = [a for a in _alerts(app) if a.template == "regional_shortage"]
+    assert {a.recipient_email for a in regional} == {"ybj@ningde.example", "wjw@ningde.example"}
+    assert all(a.urgent and a.status == "pending" for a in regional)
+    assert len(regional[0].context["case"]["hospitals"]) == 3
+    assert sweep(app, at("2024-10-23T23:00")).alerts == 0
+    assert sweep(app, at("2024-10-24T08:00")).alerts == 2
+    with app.sessions() as session:
+        assert session.get(ShortageCase, case.id).state == "escalated"
+
+
+def test_resolved_reports_close_parts_and_then_the_case(db_url, make_app):
+    app = make_app(db_url)
+    for n in (1, 2, 3):
+        store_shortage(app, at("2024-10-08T10:00"), report_id=f"S{n}", hospital_code=f"H{n}")
+    for n in (1, 2):
+        store_shortage(app, at("2024-10-09T10:00"), report_id=f"R{n}", hospital_code=f"H{n}", supply_status="resolved")
+    with app.sessions() as session:
+        assert session.scalars(select(ShortageCase.state)).one() == "regional"
+    store_shortage(app, at("2024-10-09T11:00"), report_id="R3", hospital_code="H3", supply_status="resolved")
+    with app.sessions() as session:
+        case = session.scalars(select(ShortageCase)).one()
+    assert case.state == "resolved" and case.next_action_at is None
+    assert sweep(app, at("2024-12-01T00:00")).alerts == 0
+    store_shortage(app, at("2024-11-01T10:00"), report_id="S4", hospital_code="H1")
+    with app.sessions() as session:
+        assert session.scalars(select(ShortageCase.state).order_by(ShortageCase.id)).all() == ["resolved", "open"]
+
+
+def _alerts(app):
+    with app.sessions() as session:
+        return list(session.scalars(select(Alert).order_by(Alert.id)).all())
