@@ -18,6 +18,7 @@ from shortage_watch import __version__
 from shortage_watch.app import App
 from shortage_watch.calendar import CalendarError
 from shortage_watch.commands import COMMAND_MODULES, CommandError, Context
+from shortage_watch.logs import configure_logging
 from shortage_watch.settings import DEFAULT_CONFIG, SettingsError, load_settings
 
 log = logging.getLogger("shortage_watch")
@@ -50,10 +51,9 @@ def _settings_path(args: argparse.Namespace) -> tuple[Path, bool]:
     return DEFAULT_CONFIG, False
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    # Alembic narrates every migration context at INFO; operators need only its warnings.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    # One line per event, text or JSON (logs.py); alembic/apscheduler chatter is kept at WARNING there.
+    configure_logging(level, fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"shortage-watch: setting {line}", file=sys.stderr)
         return 2
     if not logging.getLogger().handlers:
-        _configure_logging(settings.logging.level)
+        _configure_logging(settings.logging.level, settings.logging.format)
     context = Context(settings=settings, config_path=path, make_app=lambda: App(settings))
     try:
         return int(args.handler(args, context) or 0)

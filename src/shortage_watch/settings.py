@@ -150,6 +150,9 @@ class DaemonSettings(Section):
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, ge=1, le=65535)
     max_source_failures: int = Field(5, ge=1)
+    housekeeping_time: time = Field(time(3, 30), description="local time of the daily pruning and calendar check")
+    misfire_grace_seconds: int = Field(3600, ge=1, description="a timer run late by up to this much still runs")
+    shutdown_seconds: float = Field(8.0, gt=0, le=60, description="on SIGTERM, wait this long for running jobs")
 
 
 class LoggingSettings(Section):

@@ -73,7 +73,8 @@ def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
 
 
 from shortage_watch.commands import basics  # noqa: E402  (modules register against the names above)
+from shortage_watch.commands import daemon  # noqa: E402
 from shortage_watch.commands import intake  # noqa: E402
 from shortage_watch.commands import ledger  # noqa: E402
 
-COMMAND_MODULES = [basics, intake, ledger]
+COMMAND_MODULES = [basics, daemon, intake, ledger]

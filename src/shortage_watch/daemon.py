@@ -1,0 +1,515 @@
+"""`shortage-watch run`: this process's timers, its heartbeat, and a clean exit.
+
+APScheduler (BlockingScheduler, in-memory job store) is only this process's timer.
+Correctness lives in the database: a lease per source, claims on due obligations and
+cases, claims on outbox rows, unique dedup keys. So two or three replicas on one
+PostgreSQL share the work and each alert is sent once; a replica that dies leaves
+leases that expire and are taken over.
+
+Every job takes the ledger's `now` from `app.clock.now()`; leases and heartbeats use
+the real clock (`utc_now()`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time as monotonic
+from dataclasses import dataclass, field
+from functools import partial
+from datetime import datetime, time, timedelta
+from typing import Any, Callable
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from shortage_watch import __version__
+from shortage_watch.app import App
+from shortage_watch.calendar import CalendarStatus, WorkingCalendar
+from shortage_watch.clock import utc_now
+from shortage_watch.metrics import DaemonMetrics
+from shortage_watch.store.db import current_revision, head_revision
+from shortage_watch.store.tables import (
+    Alert,
+    Heartbeat,
+    Lease,
+    Obligation,
+    RawPayload,
+    RawReceipt,
+    ShortageCase,
+    SourceState,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DaemonStartError(Exception):
+    """The daemon cannot start; the message tells the operator what to do (exit code 2)."""
+
+    exit_code = 2
+
+
+def check_schema(app: App) -> None:
+    """Refuse to run on an unreachable database or a schema older (or newer) than this code."""
+    try:
+        current = current_revision(app.engine)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DaemonStartError(f"database unreachable: {reason[0] if reason else type(exc).__name__}") from None
+    head = head_revision()
+    if current != head:
+        raise DaemonStartError(
+            f"the database schema is at {current or 'empty'} but this version needs {head}: "
+            "run `shortage-watch db upgrade` first"
+        )
+
+
+# --- leases and claims -----------------------------------------------------------------
+
+
+def claim_named_lease(app: App, name: str, seconds: float) -> bool:
+    """Take the named lease (table `leases`) for `seconds`; False when another replica holds it."""
+    now = utc_now()
+    with app.sessions.begin() as session:
+        if session.get(Lease, name) is None:
+            try:
+                with session.begin_nested():
+                    session.add(Lease(name=name, owner=None, until=None))
+            except IntegrityError:
+                pass  # another replica created the row first; the UPDATE below decides
+    with app.sessions.begin() as session:
+        # Race: replicas try this UPDATE at once; only the one whose WHERE still matched
+        # (free, expired, or already ours) changed the row. Zero rows: someone else won.
+        changed = session.execute(
+            update(Lease)
+            .where(
+                Lease.name == name,
+                (Lease.owner.is_(None)) | (Lease.until < now) | (Lease.owner == app.replica_id),
+            )
+            .values(owner=app.replica_id, until=now + timedelta(seconds=seconds))
+        ).rowcount
+    return changed == 1
+
+
+def release_named_lease(app: App, name: str) -> None:
+    with app.sessions.begin() as session:
+        session.execute(
+            update(Lease).where(Lease.name == name, Lease.owner == app.replica_id).values(owner=None, until=None)
+        )
+
+
+def release_replica_claims(app: App) -> dict[str, int]:
+    """Hand back everything this replica holds, in one transaction, so others take it at once.
+
+    Source leases, named leases, alerts being sent (back to 'pending'), obligation and
+    case claims; and the replica's heartbeat row goes. Returns the counts released.
+    """
+    me = app.replica_id
+    with app.sessions.begin() as session:
+        counts = {
+            "sources": session.execute(
+                update(SourceState).where(SourceState.lease_owner == me).values(lease_owner=None, lease_until=None)
+            ).rowcount,
+            "leases": session.execute(update(Lease).where(Lease.owner == me).values(owner=None, until=None)).rowcount,
+            "alerts": session.execute(
+                update(Alert)
+                .where(Alert.status == "sending", Alert.lease_owner == me)
+                .values(status="pending", lease_owner=None, lease_until=None)
+            ).rowcount,
+            "obligations": session.execute(
+                update(Obligation).where(Obligation.claimed_by == me).values(claimed_by=None, claimed_until=None)
+            ).rowcount,
+            "cases": session.execute(
+                update(ShortageCase).where(ShortageCase.claimed_by == me).values(claimed_by=None, claimed_until=None)
+            ).rowcount,
+        }
+        session.execute(delete(Heartbeat).where(Heartbeat.replica_id == me))
+    return counts
+
+
+def write_heartbeat(app: App, started_at: datetime) -> None:
+    """Insert or refresh this replica's heartbeat row (real clock)."""
+    now = utc_now()
+    with app.sessions.begin() as session:
+        row = session.get(Heartbeat, app.replica_id)
+        if row is None:
+            session.add(
+                Heartbeat(
+                    replica_id=app.replica_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=started_at,
+                    beat_at=now,
+                    version=__version__,
+                )
+            )
+        else:
+            row.beat_at = now
+
+
+# --- housekeeping ---------------------------------------------------------------------
+
+
+@dataclass
+class HousekeepingResult:
+    payloads_pruned: int = 0
+    alerts_deleted: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def prune_old_records(app: App, now: datetime) -> HousekeepingResult:
+    """Drop raw payload bytes and sent alerts older than `daemon.retention_days` (one transaction).
+
+    Payload rows, receipts and parsed records stay: only the archived bytes go, and never
+    those of a receipt still waiting to be parsed. Pending, dead and undeliverable alerts stay.
+    """
+    cutoff = now - timedelta(days=app.settings.daemon.retention_days)
+    unparsed = exists().where(RawReceipt.payload_id == RawPayload.id, RawReceipt.status == "received")
+    with app.sessions.begin() as session:
+        pruned = session.execute(
+            update(RawPayload)
+            .where(RawPayload.first_seen_at < cutoff, RawPayload.content.is_not(None), ~unparsed)
+            .values(content=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        deleted = session.execute(
+            delete(Alert)
+            .where(Alert.status == "sent", Alert.sent_at < cutoff)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return HousekeepingResult(payloads_pruned=pruned, alerts_deleted=deleted)
+
+
+def calendar_warnings(app: App, now: datetime) -> list[str]:
+    """From 1 November: say so when next year's working-day arrangement is not yet official."""
+    today = app.calendar.local_date(now)
+    warnings = []
+    years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
+    for year in years:
+        if app.calendar.status(year) == CalendarStatus.ESTIMATED:
+            warnings.append(
+                f"the {year} working-day calendar is not official yet (weekends only, estimated): when the "
+                f"State Council publishes the {year} holiday arrangement, add {app.settings.calendar.overrides_dir}/"
+                f"{year}.toml (see docs/production.md) or upgrade the holidays package"
+            )
+    return warnings
+
+
+def working_day_job_due(calendar: WorkingCalendar, now: datetime, at: time) -> bool:
+    """True on a working day (the official calendar, make-up days included) from local time `at` on.
+
+    The cron timer fires at `at`; the catch-up cycle at start asks too, so a daemon
+    started after `at` still sends that day's digest (the digest is idempotent per day).
+    """
+    local = now.astimezone(calendar.tz)
+    return calendar.is_working_day(local.date()) and local.time() >= at
+
+
+# --- the daemon ---------------------------------------------------------------------------
+
+
+_missing_reported: set[str] = set()
+
+
+def _service(module: str, name: str) -> Callable[..., Any] | None:
+    """The service function `module.name`, or None while it is not installed (warned once, then debug)."""
+    try:
+        return getattr(importlib.import_module(f"shortage_watch.services.{module}"), name)
+    except (ImportError, AttributeError) as exc:
+        level = logging.DEBUG if name in _missing_reported else logging.WARNING
+        _missing_reported.add(name)
+        log.log(level, "services.%s.%s is not available (%s): job skipped", module, name, exc, extra={"job": name})
+        return None
+
+
+class Daemon:
+    """Schedules poll, sweep, deliver, digests, housekeeping and heartbeat; stops cleanly on a signal."""
+
+    def __init__(self, app: App, metrics: DaemonMetrics | None = None) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.metrics = metrics or DaemonMetrics(app.engine)
+        self.started_at = utc_now()
+        self.stopping = threading.Event()
+        self._scheduler_done = threading.Event()
+        self._stop_requested_at: float | None = None
+        # One lock per kind of work: the catch-up cycle and the timers never run the same
+        # step twice at once in this process (max_instances covers one job id only).
+        self._locks: dict[str, threading.Lock] = {}
+        self._running = 0
+        self._idle = threading.Condition()
+        daemon = self.settings.daemon
+        self.scheduler = BlockingScheduler(
+            timezone=self.settings.timezone,
+            executors={"default": ThreadPoolExecutor(max_workers=4 + len(self.settings.sources))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": daemon.misfire_grace_seconds},
+        )
+        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
+        self.http: Any = None
+
+    # jobs ------------------------------------------------------------------------------
+
+    def poll(self, only: str | None = None) -> None:
+        """Poll one source (or all): `services.ingest.poll_sources`."""
+        poll_sources = _service("ingest", "poll_sources")
+        if poll_sources is None:
+            return
+        for outcome in poll_sources(self.app, self.app.clock.now(), only=only) or []:
+            log.debug("polled %r", outcome, extra={"source": getattr(outcome, "source", only)})
+
+    def sweep(self) -> None:
+        """Escalate what is due: `services.escalate.sweep`, timed into the sweep histogram."""
+        sweep = _service("escalate", "sweep")
+        if sweep is None:
+            return
+        started = monotonic.perf_counter()
+        result = sweep(self.app, self.app.clock.now())
+        elapsed = monotonic.perf_counter() - started
+        self.metrics.sweep_seconds.observe(elapsed)
+        log.debug("sweep done: %r", result, extra={"duration": round(elapsed, 3)})
+
+    def deliver(self) -> None:
+        """Send due alerts: `services.deliver.deliver_due`."""
+        deliver_due = _service("deliver", "deliver_due")
+        if deliver_due is None:
+            return
+        result = deliver_due(self.app, self.app.clock.now())
+        log.debug("deliver done: %r", result)
+
+    def digests(self) -> None:
+        """On a working day from `mail.digest_time` on: the daily digests (idempotent per day)."""
+        self._working_day_job("digests", self.settings.mail.digest_time, "send_daily_digests")
+
+    def monthly(self) -> None:
+        """On a working day from `mail.monthly_time` on: the monthly summaries (idempotent per month,
+        so the first working day the daemon runs in a month sends them)."""
+        self._working_day_job("monthly", self.settings.mail.monthly_time, "send_monthly_summaries")
+
+    def _working_day_job(self, lease: str, at: time, function: str) -> None:
+        now = self.app.clock.now()
+        if not working_day_job_due(self.app.calendar, now, at):
+            log.debug("%s not due at %s", lease, now.isoformat(), extra={"job": lease})
+            return
+        send = _service("digests", function)
+        if send is None:
+            return
+        # One replica at a time; the dedup keys would make a second run harmless anyway.
+        if not claim_named_lease(self.app, lease, self.settings.daemon.lease_seconds):
+            log.info("%s: another replica holds the lease", lease, extra={"job": lease})
+            return
+        try:
+            count = send(self.app, now)
+            log.info("%s queued", lease, extra={"job": lease, "count": count})
+        finally:
+            release_named_lease(self.app, lease)
+
+    def housekeeping(self) -> None:
+        """Prune past retention and warn about an unofficial calendar (one replica at a time)."""
+        now = self.app.clock.now()
+        for warning in calendar_warnings(self.app, now):
+            log.warning(warning, extra={"job": "housekeeping"})
+        if not claim_named_lease(self.app, "housekeeping", self.settings.daemon.lease_seconds):
+            return
+        try:
+            result = prune_old_records(self.app, now)
+        finally:
+            release_named_lease(self.app, "housekeeping")
+        if result.payloads_pruned or result.alerts_deleted:
+            log.info(
+                "housekeeping pruned %s raw payload(s) and %s sent alert(s) older than %s days",
+                result.payloads_pruned,
+                result.alerts_deleted,
+                self.settings.daemon.retention_days,
+                extra={"job": "housekeeping"},
+            )
+
+    def heartbeat(self) -> None:
+        write_heartbeat(self.app, self.started_at)
+
+    def catch_up(self) -> None:
+        """At start: one full cycle (poll all, sweep, deliver), then digests and housekeeping if due."""
+        log.info("catch-up cycle", extra={"job": "catch-up", "replica": self.app.replica_id})
+        for source in self.settings.sources:
+            self._step(f"poll:{source.name}", lambda name=source.name: self.poll(only=name))
+        for name, step in (
+            ("sweep", self.sweep),
+            ("deliver", self.deliver),
+            ("digests", self.digests),
+            ("monthly", self.monthly),
+            ("housekeeping", self.housekeeping),
+        ):
+            self._step(name, step)
+
+    def _step(self, name: str, function: Callable[[], None]) -> None:
+        """Run one step; a failure is logged with its job name and never stops the daemon."""
+        if self.stopping.is_set():
+            return
+        guard = self._locks.setdefault(name, threading.Lock())
+        if not guard.acquire(blocking=False):
+            log.info("%s still busy from the previous run; this tick skipped", name, extra={"job": name})
+            return
+        with self._idle:
+            self._running += 1
+        try:
+            function()
+        except Exception:
+            log.exception("%s failed; will retry on its next tick", name, extra={"job": name})
+        finally:
+            guard.release()
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _job(self, name: str, function: Callable[[], None]) -> Callable[[], None]:
+        return lambda: self._step(name, function)
+
+    # wiring ----------------------------------------------------------------------------
+
+    def schedule(self, start: datetime | None = None) -> None:
+        """Add every timer; interval jobs first fire one interval after `start` (the catch-up covers now)."""
+        start = start or datetime.now(self.app.calendar.tz)
+        daemon, mail = self.settings.daemon, self.settings.mail
+        tz = self.settings.timezone
+        # Explicit on each job (as well as the scheduler's defaults) so a test can read them.
+        add = partial(
+            self.scheduler.add_job, coalesce=True, max_instances=1, misfire_grace_time=daemon.misfire_grace_seconds
+        )
+        add(self._job("catch-up", self.catch_up), id="catch-up", next_run_time=start, name="catch-up")
+        for source in self.settings.sources:
+            add(
+                self._job(f"poll:{source.name}", lambda name=source.name: self.poll(only=name)),
+                IntervalTrigger(seconds=source.interval, start_date=start + timedelta(seconds=source.interval)),
+                id=f"poll:{source.name}",
+            )
+        add(self._job("sweep", self.sweep), _every(daemon.sweep_interval, start), id="sweep")
+        add(self._job("deliver", self.deliver), _every(daemon.deliver_interval, start), id="deliver")
+        add(self._job("heartbeat", self.heartbeat), _every(daemon.heartbeat_interval, start), id="heartbeat")
+        add(self._job("digests", self.digests), _daily(mail.digest_time, tz), id="digests")
+        add(self._job("monthly", self.monthly), _daily(mail.monthly_time, tz), id="monthly")
+        add(self._job("housekeeping", self.housekeeping), _daily(daemon.housekeeping_time, tz), id="housekeeping")
+
+    def _on_job_event(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning(
+                "timer run missed (later than misfire_grace_seconds): scheduled %s",
+                getattr(event, "scheduled_run_time", None),
+                extra={"job": event.job_id},
+            )
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("tick skipped: the previous run is still going", extra={"job": event.job_id})
+        elif event.code == EVENT_JOB_ERROR:
+            log.error("job raised: %s", getattr(event, "exception", None), extra={"job": event.job_id})
+
+    def request_stop(self, signum: int | None = None, _frame: Any = None) -> None:
+        """Signal handler: stop taking new work; `run` then waits for running jobs and cleans up."""
+        if self.stopping.is_set():
+            return
+        self._stop_requested_at = monotonic.monotonic()
+        self.stopping.set()
+        log.info("stopping (%s)", signal.Signals(signum).name if signum else "requested")
+        # Shut the scheduler down from a thread: the handler may have interrupted the
+        # scheduler's own loop while it held its locks.
+        threading.Thread(target=self._shutdown_scheduler, name="shutdown", daemon=True).start()
+
+    def _shutdown_scheduler(self) -> None:
+        # Race: the signal can come while `run` is about to start the scheduler; retry until
+        # it is running (then stop it) or `run` has decided not to start it at all.
+        while not self._scheduler_done.is_set():
+            try:
+                self.scheduler.shutdown(wait=False)
+                return
+            except SchedulerNotRunningError:
+                self._scheduler_done.wait(0.05)
+
+    def run(self, install_signals: bool = True) -> int:
+        """Check the schema, beat, start the timers (with a catch-up cycle first) and block
+        until SIGTERM/SIGINT; then finish running jobs, release this replica's claims, exit 0."""
+        check_schema(self.app)
+        previous = {}
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self.request_stop)
+        self.heartbeat()
+        self._start_http()
+        log.info(
+            "shortage-watch %s running",
+            __version__,
+            extra={"replica": self.app.replica_id, "count": len(self.settings.sources)},
+        )
+        try:
+            self.schedule()
+            if not self.stopping.is_set():
+                self.scheduler.start()
+        finally:
+            self._scheduler_done.set()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        stragglers = self._wait_for_jobs()
+        self._stop_http()
+        try:
+            released = release_replica_claims(self.app)
+            log.info("released claims: %s", released, extra={"replica": self.app.replica_id})
+        except SQLAlchemyError as exc:
+            log.warning("could not release claims (they expire on their own): %s", type(exc).__name__)
+        log.info("stopped", extra={"replica": self.app.replica_id})
+        if stragglers:
+            # A job still inside a slow call (SMTP, HTTP): its open transaction rolls back
+            # when the process ends and its claims were released above; do not wait for it.
+            logging.shutdown()
+            os._exit(0)
+        return 0
+
+    def _wait_for_jobs(self) -> int:
+        budget = self.settings.daemon.shutdown_seconds
+        started = self._stop_requested_at or monotonic.monotonic()
+        with self._idle:
+            while self._running:
+                left = budget - (monotonic.monotonic() - started)
+                if left <= 0:
+                    log.warning("%s job(s) still running after %.0fs; leaving them", self._running, budget)
+                    return self._running
+                self._idle.wait(left)
+        return 0
+
+    def _start_http(self) -> None:
+        daemon = self.settings.daemon
+        if not daemon.http_enabled:
+            return
+        from shortage_watch.health import check_health
+        from shortage_watch.httpserver import OperatorServer
+
+        self.http = OperatorServer(
+            daemon.http_host,
+            daemon.http_port,
+            self.metrics,
+            lambda: check_health(self.settings, self.app.engine, replica=self.app.replica_id),
+        )
+        self.http.start()
+
+    def _stop_http(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+
+
+def _every(seconds: int, start: datetime) -> IntervalTrigger:
+    return IntervalTrigger(seconds=seconds, start_date=start + timedelta(seconds=seconds))
+
+
+def _daily(at: time, tz: str) -> CronTrigger:
+    return CronTrigger(hour=at.hour, minute=at.minute, second=at.second, timezone=tz)

@@ -1,0 +1,151 @@
+"""Prometheus metrics: a registry whose collector reads the ledger at scrape time.
+
+The ledger is the truth shared by every replica, so most figures are read from the
+database when scraped (any replica reports the same totals); only the sweep duration
+is this process's own, observed by the daemon into a Histogram.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from shortage_watch.clock import utc_now
+from shortage_watch.store.tables import Alert, Heartbeat, Obligation, RawReceipt, RecordVersion, SourceState
+
+log = logging.getLogger(__name__)
+
+# Obligations in these states need nothing more; the rest count as open work.
+SETTLED_OBLIGATION_STATES = ("fulfilled", "fulfilled_late", "cancelled", "closed")
+
+
+class LedgerCollector(Collector):
+    """Reads counts from the database on every scrape; `shortage_watch_db_up 0` if it cannot."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("shortage_watch_db_up", "1 when the database answered this scrape")
+        try:
+            with Session(self.engine) as session:
+                families = list(self._families(session))
+        except SQLAlchemyError as exc:
+            log.warning("metrics: database unreachable: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self, session: Session) -> Iterator[Metric]:
+        ingested = CounterMetricFamily(
+            "shortage_watch_records_ingested", "Record versions stored (new or revised)", labels=["source", "kind"]
+        )
+        for source, kind, n in session.execute(
+            select(RecordVersion.source, RecordVersion.kind, func.count()).group_by(RecordVersion.source, RecordVersion.kind)
+        ):
+            ingested.add_metric([source, kind], n)
+        yield ingested
+
+        receipts = CounterMetricFamily(
+            "shortage_watch_receipts", "Files and pages received, by outcome", labels=["source", "status"]
+        )
+        rows: dict[tuple[str, str], int] = {}
+        for source, status, n, accepted, duplicates, rejected in session.execute(
+            select(
+                RawReceipt.source,
+                RawReceipt.status,
+                func.count(),
+                func.coalesce(func.sum(RawReceipt.accepted), 0),
+                func.coalesce(func.sum(RawReceipt.duplicates), 0),
+                func.coalesce(func.sum(RawReceipt.rejected), 0),
+            ).group_by(RawReceipt.source, RawReceipt.status)
+        ):
+            receipts.add_metric([source, status], n)
+            for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)):
+                rows[(source, outcome)] = rows.get((source, outcome), 0) + int(count)
+        yield receipts
+        rows_family = CounterMetricFamily(
+            "shortage_watch_rows", "Rows read from received files, by outcome", labels=["source", "outcome"]
+        )
+        for (source, outcome), count in sorted(rows.items()):
+            rows_family.add_metric([source, outcome], count)
+        yield rows_family
+
+        last_ok = GaugeMetricFamily(
+            "shortage_watch_source_last_success_timestamp_seconds", "Last successful poll", labels=["source"]
+        )
+        failures = GaugeMetricFamily(
+            "shortage_watch_source_consecutive_failures", "Failed polls in a row", labels=["source"]
+        )
+        for name, success_at, failed in session.execute(
+            select(SourceState.name, SourceState.last_success_at, SourceState.consecutive_failures)
+        ):
+            if success_at is not None:
+                last_ok.add_metric([name], success_at.timestamp())
+            failures.add_metric([name], failed or 0)
+        yield last_ok
+        yield failures
+
+        obligations = GaugeMetricFamily(
+            "shortage_watch_obligations", "Unsettled obligations by state and ladder level", labels=["state", "level"]
+        )
+        for state, level, n in session.execute(
+            select(Obligation.state, Obligation.level, func.count())
+            .where(Obligation.state.not_in(SETTLED_OBLIGATION_STATES))
+            .group_by(Obligation.state, Obligation.level)
+        ):
+            obligations.add_metric([state, str(level)], n)
+        yield obligations
+
+        outbox = GaugeMetricFamily("shortage_watch_outbox", "Alerts in the outbox by status", labels=["status"])
+        failed = GaugeMetricFamily(
+            "shortage_watch_outbox_send_failures",
+            "Alerts whose last send attempt failed, by status",
+            labels=["status"],
+        )
+        for status, n, with_error in session.execute(
+            select(
+                Alert.status,
+                func.count(),
+                func.count(Alert.last_error),
+            ).group_by(Alert.status)
+        ):
+            outbox.add_metric([status], n)
+            failed.add_metric([status], with_error)
+        for status in ("pending", "dead"):  # always present, so alerts can test them
+            if not any(s.labels["status"] == status for s in outbox.samples):
+                outbox.add_metric([status], 0)
+        yield outbox
+        yield failed
+
+        beats = GaugeMetricFamily(
+            "shortage_watch_heartbeat_age_seconds", "Seconds since each replica's last heartbeat", labels=["replica"]
+        )
+        now = utc_now()
+        for replica, at in session.execute(select(Heartbeat.replica_id, Heartbeat.beat_at)):
+            beats.add_metric([replica], max(0.0, (now - at).total_seconds()))
+        yield beats
+
+
+class DaemonMetrics:
+    """One process's registry: the ledger collector and the sweep-duration histogram."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(LedgerCollector(engine))
+        self.sweep_seconds = Histogram(
+            "shortage_watch_sweep_duration_seconds",
+            "Time one escalation sweep took in this replica",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=self.registry,
+        )

@@ -1,0 +1,222 @@
+"""The daemon's own work on the ledger: leases, releasing claims, housekeeping, timers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from shortage_watch.app import App
+from shortage_watch.calendar import WorkingCalendar
+from shortage_watch.clock import FixedClock, utc_now
+from shortage_watch.daemon import (
+    Daemon,
+    calendar_warnings,
+    claim_named_lease,
+    prune_old_records,
+    release_named_lease,
+    release_replica_claims,
+    working_day_job_due,
+    write_heartbeat,
+)
+from shortage_watch.store.tables import Alert, Heartbeat, Lease, Obligation, RawPayload, RawReceipt, ShortageCase, SourceState
+
+from .conftest import T0, add_alert, add_case, add_obligation, make_settings
+
+SHANGHAI = WorkingCalendar().tz
+
+
+def at_local(day: date, hh: int, mm: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=SHANGHAI).astimezone(timezone.utc)
+
+
+def other_replica(app: App, name: str) -> App:
+    return App(app.settings, clock=app.clock, replica_id=name)
+
+
+def test_named_lease_is_held_by_one_replica_until_released(app: App) -> None:
+    b = other_replica(app, "replica-b")
+    assert claim_named_lease(app, "digests", 60)
+    assert claim_named_lease(app, "digests", 60), "the holder may renew its own lease"
+    assert not claim_named_lease(b, "digests", 60)
+    release_named_lease(app, "digests")
+    assert claim_named_lease(b, "digests", 60)
+    b.close()
+
+
+def test_expired_named_lease_is_taken_over(app: App) -> None:
+    b = other_replica(app, "replica-b")
+    with app.sessions.begin() as s:
+        s.add(Lease(name="housekeeping", owner="replica-dead", until=utc_now() - timedelta(seconds=1)))
+    assert claim_named_lease(b, "housekeeping", 60)
+    with app.sessions() as s:
+        assert s.get(Lease, "housekeeping").owner == "replica-b"
+    b.close()
+
+
+def test_release_hands_back_only_this_replicas_claims(app: App) -> None:
+    later = utc_now() + timedelta(minutes=5)
+    with app.sessions.begin() as s:
+        s.add(SourceState(name="inbox", lease_owner="replica-a", lease_until=later))
+        s.add(SourceState(name="feed", lease_owner="replica-b", lease_until=later))
+        s.add(Lease(name="digests", owner="replica-a", until=later))
+        add_alert(s, "O1:a", status="sending", lease_owner="replica-a", lease_until=later)
+        add_alert(s, "O1:b", status="sending", lease_owner="replica-b", lease_until=later)
+        add_alert(s, "O1:c", status="sent", lease_owner="replica-a", lease_until=later)
+        add_obligation(s, "N1/D1", claimed_by="replica-a", claimed_until=later)
+        add_obligation(s, "N1/D2", claimed_by="replica-b", claimed_until=later)
+        add_case(s, "P1", claimed_by="replica-a", claimed_until=later)
+    write_heartbeat(app, utc_now())
+
+    counts = release_replica_claims(app)
+
+    assert counts == {"sources": 1, "leases": 1, "alerts": 1, "obligations": 1, "cases": 1}
+    with app.sessions() as s:
+        assert s.get(SourceState, "inbox").lease_owner is None
+        assert s.get(SourceState, "feed").lease_owner == "replica-b"
+        alerts = {a.dedup_key: (a.status, a.lease_owner) for a in s.scalars(select(Alert))}
+        assert alerts == {"O1:a": ("pending", None), "O1:b": ("sending", "replica-b"), "O1:c": ("sent", "replica-a")}
+        owners = {o.subject_key: o.claimed_by for o in s.scalars(select(Obligation))}
+        assert owners == {"N1/D1": None, "N1/D2": "replica-b"}
+        assert s.scalars(select(ShortageCase.claimed_by)).all() == [None]
+        assert s.get(Heartbeat, "replica-a") is None
+
+
+def test_heartbeat_row_is_inserted_then_refreshed(app: App) -> None:
+    started = utc_now()
+    write_heartbeat(app, started)
+    with app.sessions() as s:
+        first = s.get(Heartbeat, "replica-a").beat_at
+    write_heartbeat(app, started)
+    with app.sessions() as s:
+        row = s.get(Heartbeat, "replica-a")
+        assert row.beat_at >= first and row.started_at == started and row.version
+
+
+def test_housekeeping_prunes_past_retention_only(app: App) -> None:
+    now = T0
+    old = now - timedelta(days=app.settings.daemon.retention_days + 1)
+    recent = now - timedelta(days=1)
+    with app.sessions.begin() as s:
+        payloads = [
+            RawPayload(sha256="a" * 64, size=3, content=b"old", first_seen_at=old),
+            RawPayload(sha256="b" * 64, size=3, content=b"new", first_seen_at=recent),
+            RawPayload(sha256="c" * 64, size=3, content=b"unparsed", first_seen_at=old),
+        ]
+        s.add_all(payloads)
+        s.flush()
+        for p, status in zip(payloads, ("accepted", "accepted", "received")):
+            s.add(RawReceipt(source="inbox", name="f.csv", payload_id=p.id, received_at=p.first_seen_at, status=status))
+        add_alert(s, "old-sent", status="sent", sent_at=old)
+        add_alert(s, "new-sent", status="sent", sent_at=recent)
+        add_alert(s, "old-dead", status="dead", created_at=old)
+
+    result = prune_old_records(app, now)
+
+    assert (result.payloads_pruned, result.alerts_deleted) == (1, 1)
+    with app.sessions() as s:
+        contents = {p.sha256[0]: p.content for p in s.scalars(select(RawPayload))}
+        assert contents == {"a": None, "b": b"new", "c": b"unparsed"}
+        assert sorted(s.scalars(select(Alert.dedup_key))) == ["new-sent", "old-dead"]
+
+
+def test_calendar_warning_from_first_of_november_when_next_year_is_estimated(tmp_path: Path) -> None:
+    settings = make_settings("sqlite://", tmp_path)
+    app = App(settings, clock=FixedClock(T0))
+    # 2025's arrangement was published in November 2024 and the library carries it.
+    assert calendar_warnings(app, at_local(date(2024, 11, 1), 9)) == []
+    # No year after the pinned ones is official: from 1 November it is called out.
+    last_official = max(y for y, st in app.calendar.known_years(2035).items() if st.value == "official")
+    assert calendar_warnings(app, at_local(date(last_official, 10, 31), 9)) == []
+    warnings = calendar_warnings(app, at_local(date(last_official, 11, 1), 9))
+    assert len(warnings) == 1 and f"the {last_official + 1} working-day calendar is not official" in warnings[0]
+
+
+def test_calendar_override_silences_the_warning(tmp_path: Path) -> None:
+    (tmp_path / "calendar").mkdir()
+    app = App(make_settings("sqlite://", tmp_path), clock=FixedClock(T0))
+    last_official = max(y for y, st in app.calendar.known_years(2035).items() if st.value == "official")
+    year = last_official + 1
+    (tmp_path / "calendar" / f"{year}.toml").write_text(f"year = {year}\nholidays = []\nmakeup_workdays = []\n")
+    app = App(make_settings("sqlite://", tmp_path), clock=FixedClock(T0))
+    assert calendar_warnings(app, at_local(date(last_official, 11, 2), 9)) == []
+
+
+def test_digest_is_due_on_working_days_from_its_time() -> None:
+    cal = WorkingCalendar()
+    eight = time(8, 0)
+    assert working_day_job_due(cal, at_local(date(2024, 9, 27), 8, 0), eight)  # Friday
+    assert not working_day_job_due(cal, at_local(date(2024, 9, 27), 7, 59), eight)
+    assert not working_day_job_due(cal, at_local(date(2024, 10, 1), 9), eight)  # National Day
+    assert not working_day_job_due(cal, at_local(date(2024, 10, 7), 9), eight)  # holiday Monday
+    assert working_day_job_due(cal, at_local(date(2024, 9, 29), 9), eight)  # make-up Sunday
+    assert working_day_job_due(cal, at_local(date(2024, 10, 12), 9), eight)  # make-up Saturday
+    assert not working_day_job_due(cal, at_local(date(2024, 10, 13), 9), eight)  # plain Sunday
+
+
+def test_schedule_has_one_timer_per_source_and_job(tmp_path: Path) -> None:
+    settings = make_settings(
+        "sqlite://",
+        tmp_path,
+        daemon={"sweep_interval": 7, "deliver_interval": 3, "heartbeat_interval": 11},
+    )
+    settings = settings.model_copy(
+        update={
+            "sources": [
+                _source("inbox", 5, tmp_path),
+                _source("feed", 600, tmp_path),
+            ]
+        }
+    )
+    daemon = Daemon(App(settings, clock=FixedClock(T0)))
+    start = datetime(2024, 9, 27, 10, 0, tzinfo=SHANGHAI)
+    daemon.schedule(start)
+    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
+    assert set(jobs) == {
+        "catch-up", "poll:inbox", "poll:feed", "sweep", "deliver", "heartbeat", "digests", "monthly", "housekeeping",
+    }
+    assert jobs["catch-up"].next_run_time == start
+    assert jobs["poll:inbox"].trigger.interval == timedelta(seconds=5)
+    assert jobs["poll:feed"].trigger.interval == timedelta(seconds=600)
+    assert jobs["sweep"].trigger.interval == timedelta(seconds=7)
+    assert jobs["deliver"].trigger.interval == timedelta(seconds=3)
+    assert str(jobs["digests"].trigger) == "cron[hour='8', minute='0', second='0']"
+    assert str(jobs["housekeeping"].trigger) == "cron[hour='3', minute='30', second='0']"
+    for job in jobs.values():
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 3600)
+
+
+def test_a_failing_step_is_logged_and_the_next_step_still_runs(app: App, caplog) -> None:
+    daemon = Daemon(app)
+    ran = []
+
+    def broken() -> None:
+        raise RuntimeError("feed exploded")
+
+    daemon._step("sweep", broken)
+    daemon._step("deliver", lambda: ran.append("deliver"))
+    assert ran == ["deliver"]
+    failure = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert failure and failure[0].job == "sweep" and "feed exploded" in caplog.text
+
+
+def test_a_step_still_running_is_not_started_twice(app: App, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="shortage_watch.daemon")
+    daemon = Daemon(app)
+    ran = []
+
+    def nested() -> None:
+        ran.append("outer")
+        daemon._step("sweep", lambda: ran.append("inner"))
+
+    daemon._step("sweep", nested)
+    assert ran == ["outer"]
+    assert "sweep still busy" in caplog.text
+
+
+def _source(name: str, interval: int, tmp_path: Path):
+    from shortage_watch.settings import SourceSettings
+
+    return SourceSettings(name=name, type="inbox", path=tmp_path / name, interval=interval)
