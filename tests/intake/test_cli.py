@@ -1,0 +1,129 @@
+"""`submit`, `poll`, `template`, `directory check` as a distributor or operator runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import openpyxl
+import pytest
+
+from shortage_watch.cli import main
+from tests.intake.conftest import EXAMPLES, REPO, STOPPAGE_HEADER_ZH, notice_row, sample_directory_settings
+
+
+@pytest.fixture
+def config(write_config: Callable[..., Path], tmp_path: Path) -> Path:
+    path = write_config({"directory": sample_directory_settings(),
+                         "sources": [{"name": "sample-inbox", "type": "inbox", "path": str(tmp_path / "inbox"),
+                                      "settle_seconds": 0}]})
+    assert main(["--config", str(path), "db", "upgrade"]) == 0
+    return path
+
+
+def run(config: Path, *args: str) -> int:
+    return main(["--config", str(config), *args])
+
+
+def csv_file(tmp_path: Path, *rows: list[str]) -> Path:
+    path = tmp_path / "通知.csv"
+    path.write_bytes(("\r\n".join([STOPPAGE_HEADER_ZH, *(",".join(r) for r in rows)]) + "\r\n").encode("gbk"))
+    return path
+
+
+def test_submit_json_all_accepted_exits_0(config: Path, tmp_path: Path, capsys: Any) -> None:
+    path = csv_file(tmp_path, notice_row(1), notice_row(2))
+    assert run(config, "submit", str(path), "--json", "--now", "2024-10-08T10:00") == 0
+    assert json.loads(capsys.readouterr().out) == {"accepted": 2, "duplicates": 0, "rejected": 0, "errors": []}
+    assert run(config, "submit", str(path), "--json", "--now", "2024-10-08T10:00") == 0
+    assert json.loads(capsys.readouterr().out)["duplicates"] == 2
+
+
+def test_submit_with_rejected_rows_exits_1_and_writes_errors_csv(config: Path, tmp_path: Path, capsys: Any) -> None:
+    path = csv_file(tmp_path, notice_row(1), notice_row(2, notified_on="2024-10-09"))
+    errors_csv = tmp_path / "errors.csv"
+    code = run(config, "submit", str(path), "--json", "--now", "2024-10-08T10:00", "--errors-csv", str(errors_csv))
+    assert code == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "accepted": 1, "duplicates": 0, "rejected": 1,
+        "errors": [{"row": 3, "field": "notified_on", "reason": "通知日期不能晚于今天 / notified_on is in the future"}]}
+    assert errors_csv.read_bytes().startswith(b"\xef\xbb\xbf\xe8\xa1\x8c\xe5\x8f\xb7/row")
+
+
+def test_submit_human_output_is_chinese_then_english(config: Path, tmp_path: Path, capsys: Any) -> None:
+    path = csv_file(tmp_path, notice_row(1, kind="停止"))
+    assert run(config, "submit", str(path), "--now", "2024-10-08T10:00") == 1
+    out = capsys.readouterr().out
+    assert "第 2 行 row 2 [kind]: 取值应为" in out and "must be one of stoppage" in out
+
+
+@pytest.mark.parametrize("content", [None, b"\xff\xfe\x00\x81 not text", b"just,some\nwords,here\n"])
+def test_submit_an_unusable_file_exits_2(config: Path, tmp_path: Path, capsys: Any, content: bytes | None) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert run(config, "submit", str(path), "--json") == 2
+    result = json.loads(capsys.readouterr().out)
+    assert result["accepted"] == 0 and result["errors"][0]["row"] is None and " / " in result["errors"][0]["reason"]
+
+
+def test_submit_refuses_an_old_schema(write_config: Callable[..., Path], tmp_path: Path, capsys: Any) -> None:
+    path = csv_file(tmp_path, notice_row(1))
+    assert main(["--config", str(write_config()), "submit", str(path), "--json"]) == 2
+    assert "run `shortage-watch db upgrade`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["stoppage_notice", "distributor_report", "shortage_report"])
+def test_csv_template_has_the_chinese_headers_with_bom(config: Path, tmp_path: Path, kind: str) -> None:
+    out = tmp_path / f"{kind}.csv"
+    assert run(config, "template", kind, "--format", "csv", "--output", str(out)) == 0
+    header = out.read_bytes()
+    assert header.startswith(b"\xef\xbb\xbf")
+    assert {"stoppage_notice": "通知编号", "distributor_report": "反馈编号", "shortage_report": "直报编号"}[kind] \
+        in header.decode("utf-8-sig")
+
+
+def test_a_filled_xlsx_template_is_accepted(config: Path, tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "template.xlsx"
+    assert run(config, "template", "stoppage_notice", "--format", "xlsx", "--output", str(out)) == 0
+    workbook = openpyxl.load_workbook(out)
+    assert workbook.sheetnames == ["数据", "填写说明 Help"]
+    workbook["数据"].append(notice_row(1, specification="", expected_resume_on="", reason=""))
+    workbook.save(out)
+    capsys.readouterr()
+    assert run(config, "submit", str(out), "--json", "--now", "2024-10-08T10:00") == 0
+    assert json.loads(capsys.readouterr().out)["accepted"] == 1
+
+
+def test_directory_check_sample_is_clean_and_problems_exit_1(config: Path, write_config: Callable[..., Path],
+                                                             tmp_path: Path, capsys: Any) -> None:
+    assert run(config, "directory", "check") == 0
+    assert "no problems" in capsys.readouterr().out
+    bad = tmp_path / "regions.csv"
+    bad.write_text("code,name,parent_code,level\n350902,蕉城区,350900,county\n", encoding="utf-8")
+    assert main(["--config", str(write_config({"directory": {"regions": str(bad)}}, name="b.toml")),
+                 "directory", "check"]) == 1
+    assert "unknown parent 350900" in capsys.readouterr().out
+    missing = write_config({"directory": {"regions": str(tmp_path / "gone.csv")}}, name="m.toml")
+    assert main(["--config", str(missing), "directory", "check"]) == 2
+
+
+def test_poll_prints_one_line_per_source(config: Path, tmp_path: Path, capsys: Any) -> None:
+    shutil.copytree(EXAMPLES / "inbox", tmp_path / "inbox")
+    assert run(config, "poll", "--now", "2024-10-09T10:00") == 0
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "sample-inbox: ok, 2 item(s), accepted 4, duplicates 0, rejected 0"]
+    assert run(config, "poll", "--source", "nope") == 2
+
+
+def test_submit_as_a_real_process_exit_code(config: Path, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, notice_row(1, notified_on="2099-01-01"))
+    done = subprocess.run([sys.executable, "-m", "shortage_watch", "--config", str(config), "submit", str(path),
+                           "--json"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["errors"][0]["field"] == "notified_on"
+    assert "Traceback" not in done.stderr
