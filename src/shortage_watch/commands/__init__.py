@@ -76,5 +76,6 @@ from shortage_watch.commands import basics  # noqa: E402  (modules register agai
 from shortage_watch.commands import daemon  # noqa: E402
 from shortage_watch.commands import intake  # noqa: E402
 from shortage_watch.commands import ledger  # noqa: E402
+from shortage_watch.commands import mail  # noqa: E402
 
-COMMAND_MODULES = [basics, daemon, intake, ledger]
+COMMAND_MODULES = [basics, daemon, intake, ledger, mail]

@@ -1,0 +1,202 @@
+"""`mail preview`, `mail test`, `outbox list`, `outbox retry`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from shortage_watch.clock import utc_now
+from shortage_watch.commands import CommandError, Context, positive_int
+from shortage_watch.mail.message import AddressError, build_message
+from shortage_watch.mail.render import LANGUAGES, RenderError
+from shortage_watch.mail.samples import sample_context, sample_test_context
+from shortage_watch.store.tables import Alert, AuditEvent
+
+STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    mail = sub.add_parser("mail", help="preview templates, send a test message")
+    mail_sub = mail.add_subparsers(dest="mail_command", metavar="ACTION")
+    mail_sub.required = True
+    preview = mail_sub.add_parser("preview", help="render a template with sample data")
+    preview.add_argument("template", help="e.g. written_reminder, digest, monthly_summary")
+    preview.add_argument("--lang", choices=LANGUAGES, help="default: mail.language")
+    preview.add_argument("--format", choices=("text", "html", "eml"), help="default: from --output's suffix, else text")
+    preview.add_argument("--output", type=Path, help="write to this file instead of the terminal")
+    preview.set_defaults(handler=mail_preview)
+    test = mail_sub.add_parser("test", help="send one test message now through the configured transport")
+    test.add_argument("--to", required=True, help="recipient address")
+    test.add_argument("--lang", choices=LANGUAGES, help="default: mail.language")
+    test.set_defaults(handler=mail_test)
+
+    outbox = sub.add_parser("outbox", help="the alerts waiting, sent or dead")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION")
+    outbox_sub.required = True
+    listing = outbox_sub.add_parser("list", help="list outbox rows (default: pending and dead)")
+    listing.add_argument("--status", choices=STATUSES, help="only rows in this state")
+    listing.add_argument("--limit", type=positive_int, default=100)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=outbox_list)
+    retry = outbox_sub.add_parser("retry", help="requeue a dead (or waiting) alert to be sent at once")
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", type=positive_int, help="alert id (see outbox list)")
+    target.add_argument("--all-dead", action="store_true", help="requeue every dead alert")
+    retry.set_defaults(handler=outbox_retry)
+
+
+def mail_preview(args: argparse.Namespace, ctx: Context) -> int:
+    """Render TEMPLATE with sample data; 2 when it does not exist or fails to render."""
+    renderer = ctx.app.renderer
+    if args.template not in renderer.available():
+        raise CommandError(f"unknown template {args.template!r}; known: {', '.join(renderer.available())}")
+    lang = args.lang or ctx.settings.mail.language
+    fmt = args.format or _format_for(args.output)
+    context = sample_context(args.template)
+    try:
+        rendered = renderer.render(args.template, context, lang)
+    except RenderError as exc:
+        raise CommandError(str(exc)) from None
+    if fmt == "eml":
+        envelope = build_message(
+            rendered, sender=ctx.settings.mail.from_, to=context["recipient"]["email"] or "preview@example.com",
+            dedup_key=f"preview:{args.template}", thread_key=context.get("thread_key"), sent_at=utc_now(),
+            reply_to=ctx.settings.mail.reply_to, case_number=context.get("case_number"), tz=ctx.settings.timezone,
+            attachments=_preview_attachments(args.template, context),
+        )
+        data = envelope.message.as_bytes()
+    elif fmt == "html":
+        data = rendered.html.encode("utf-8")
+    else:
+        data = f"Subject: {rendered.subject}\n\n{rendered.text}".encode("utf-8")
+    if args.output is None:
+        print(data.decode("utf-8"), end="")
+        return 0
+    try:
+        args.output.write_bytes(data)
+    except OSError as exc:
+        raise CommandError(f"--output {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote {args.template} ({lang}, {fmt}) to {args.output}")
+    return 0
+
+
+def _format_for(output: Path | None) -> str:
+    if output is not None and output.suffix.lower() in (".html", ".htm"):
+        return "html"
+    if output is not None and output.suffix.lower() == ".eml":
+        return "eml"
+    return "text"
+
+
+def _preview_attachments(template: str, context: dict[str, Any]) -> tuple:
+    if template != "monthly_summary":
+        return ()
+    from shortage_watch.services.digests import monthly_attachment
+
+    return (monthly_attachment(context),)
+
+
+def mail_test(args: argparse.Namespace, ctx: Context) -> int:
+    """Send the `test` template to --to now (not through the outbox); 1 when it was not accepted."""
+    app = ctx.app
+    lang = args.lang or ctx.settings.mail.language
+    context = sample_test_context(args.to)
+    context.update(written_at=app.clock.now().isoformat(), transport=app.transport.name, replica=app.replica_id)
+    try:
+        rendered = app.renderer.render("test", context, lang)
+        envelope = build_message(
+            rendered, sender=ctx.settings.mail.from_, to=args.to, dedup_key=f"test:{args.to}:{utc_now().isoformat()}",
+            thread_key=None, sent_at=utc_now(), reply_to=ctx.settings.mail.reply_to, tz=ctx.settings.timezone,
+        )
+    except (RenderError, AddressError) as exc:
+        raise CommandError(str(exc)) from None
+    with app.transport.batch() as batch:
+        outcome = batch.send(envelope)
+    if not outcome.sent:
+        print(f"not sent ({outcome.status}): {outcome.error}")
+        return 1
+    where = f"{ctx.settings.smtp.host}:{ctx.settings.smtp.port}" if app.transport.name == "smtp" else str(ctx.settings.mail.file_dir)
+    print(f"sent test message {envelope.message_id} to {envelope.recipient} via {app.transport.name} ({where})")
+    return 0
+
+
+def _row_json(row: Alert) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id,
+        "status": row.status,
+        "template": row.template,
+        "case_number": (row.context or {}).get("case_number"),
+        "recipient_role": row.recipient_role,
+        "recipient_region": row.recipient_region,
+        "recipient_email": row.recipient_email,
+        "language": row.language,
+        "urgent": row.urgent,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at),
+        "sent_at": iso(row.sent_at),
+        "message_id": row.message_id,
+        "last_error": row.last_error,
+        "dedup_key": row.dedup_key,
+    }
+
+
+def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
+    """Rows in one state (default pending and dead), oldest due first, and the count per state."""
+    statuses = [args.status] if args.status else ["pending", "dead"]
+    with ctx.app.sessions() as session:
+        rows = session.scalars(
+            select(Alert).where(Alert.status.in_(statuses)).order_by(Alert.next_attempt_at, Alert.id).limit(args.limit)
+        ).all()
+        counts = dict(session.execute(select(Alert.status, func.count()).group_by(Alert.status)).all())
+    if args.json:
+        print(json.dumps({"counts": counts, "alerts": [_row_json(r) for r in rows]}, ensure_ascii=False, indent=2))
+        return 0
+    tz = ctx.app.calendar.tz
+    for row in rows:
+        item = _row_json(row)
+        due = row.next_attempt_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        line = f"{row.id:>7}  {row.status:<8} {due}  {row.template:<24} {item['case_number'] or '-':<12} {row.recipient_email or '(no address)'}  tries={row.attempts}"
+        if row.last_error:
+            line += f"  error: {row.last_error}"
+        print(line)
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s))
+    print(f"# {len(rows)} listed; outbox: {summary or 'empty'}")
+    return 0
+
+
+def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
+    """Requeue ID (dead or pending) or every dead alert, due at once with fresh attempts."""
+    app = ctx.app
+    now = app.clock.now()
+    with app.sessions.begin() as session:
+        if args.all_dead:
+            ids = list(session.scalars(select(Alert.id).where(Alert.status == "dead")))
+        else:
+            row = session.get(Alert, args.id)
+            if row is None:
+                raise CommandError(f"no alert with id {args.id}")
+            if row.status not in ("dead", "pending"):
+                raise CommandError(f"alert {args.id} is {row.status}; only dead or pending alerts can be retried")
+            if not row.recipient_email:
+                raise CommandError(f"alert {args.id} has no recipient address")
+            ids = [row.id]
+        if ids:
+            # Only rows still dead/pending: a sender may have claimed one meanwhile.
+            session.execute(
+                update(Alert)
+                .where(Alert.id.in_(ids), Alert.status.in_(("dead", "pending")))
+                .values(status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            for alert_id in ids:
+                session.add(AuditEvent(at=utc_now(), actor="cli", entity="alert", entity_id=alert_id, action="requeued", detail=None))
+    print(f"requeued {len(ids)} alert(s)" + (f": {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}" if ids else ""))
+    return 0

@@ -1,0 +1,471 @@
+"""The daily digest and the monthly summary: written into the outbox, sent by deliver_due.
+
+Both are idempotent per recipient and period through the outbox's unique dedup key
+(`digest:{email}:{YYYY-MM-DD}`, `monthly:{email}:{YYYY-MM}`): two replicas, or a rerun,
+write each once. Their context is a snapshot of the ledger taken when written; the
+monthly XLSX workbook is built from that context when the mail is sent.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.obligations import OPEN_STATES, case_number
+from shortage_watch.mail.message import Attachment
+from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, StoppageNotice
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
+    from shortage_watch.domain.directory import Contact, Directory
+
+log = logging.getLogger(__name__)
+
+DONE_STATES = ("fulfilled", "fulfilled_late", "cancelled", "closed")
+
+
+def _insert_outbox_row(session: Session, values: dict[str, Any]) -> bool:
+    """Insert unless the dedup key exists; True when this call wrote it.
+
+    Two replicas may write the same digest at once: the unique dedup_key with ON
+    CONFLICT DO NOTHING makes the second a no-op without aborting the transaction.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(Alert.__table__).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Alert.__table__.c.id)
+    return session.execute(stmt).first() is not None
+
+
+def _party_name(directory: "Directory", code: str | None, fallback: str | None = None) -> str:
+    party = directory.distributor(code)
+    return (party.name if party else None) or fallback or code or "—"
+
+
+def _region_name(directory: "Directory", code: str | None) -> str:
+    region = directory.region(code)
+    return region.name if region else (code or "—")
+
+
+def _notice_region(directory: "Directory", notice: StoppageNotice) -> str | None:
+    if notice.region_code:
+        return notice.region_code
+    party = directory.distributor(notice.distributor_code)
+    return party.region_code if party else None
+
+
+def _report_region(directory: "Directory", report: ShortageReport) -> str | None:
+    if report.region_code:
+        return report.region_code
+    party = directory.hospital(report.hospital_code)
+    return party.region_code if party else None
+
+
+def _product(name: str | None, spec: str | None) -> str:
+    return f"{name or '—'} {spec}" if spec else (name or "—")
+
+
+def _recipient(contact: "Contact", email: str, directory: "Directory") -> dict[str, Any]:
+    return {"role": contact.role, "region_code": contact.region_code, "region_name": _region_name(directory, contact.region_code), "name": contact.name, "email": email}
+
+
+def _outbox_values(app: "App", *, dedup_key: str, thread_key: str, template: str, contact: "Contact", email: str, context: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "dedup_key": dedup_key,
+        "thread_key": thread_key,
+        "level": template,
+        "template": template,
+        "recipient_role": contact.role,
+        "recipient_region": contact.region_code,
+        "recipient_email": email,
+        "language": contact.language or app.settings.mail.language,
+        "urgent": False,
+        "context": context,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+# --- daily digest -------------------------------------------------------------------------
+
+
+def digest_context(session: Session, app: "App", contact: "Contact", email: str, since: datetime, now: datetime) -> dict[str, Any]:
+    """What happened in the contact's region and below since `since`, and what is still open."""
+    directory = app.directory
+    region = contact.region_code
+    within = lambda code: directory.is_within(code, region)  # noqa: E731
+
+    notices = session.scalars(
+        select(StoppageNotice).where(StoppageNotice.received_at >= since, StoppageNotice.received_at < now).order_by(StoppageNotice.received_at)
+    ).all()
+    notice_obligations = {
+        ob.notice_pk: ob for ob in session.scalars(select(Obligation).where(Obligation.notice_pk.in_([n.id for n in notices])))
+    } if notices else {}
+    new_stoppages = []
+    for n in notices:
+        code = _notice_region(directory, n)
+        if not within(code):
+            continue
+        ob = notice_obligations.get(n.id)
+        new_stoppages.append({
+            "case_number": case_number("O", ob.id) if ob else n.notice_id,
+            "product": _product(n.product_name, n.specification),
+            "manufacturer": n.manufacturer,
+            "distributor": _party_name(directory, n.distributor_code, n.distributor_name),
+            "kind": n.kind,
+            "notified_on": n.notified_on.isoformat(),
+            "due_at": ob.due_at.isoformat() if ob else None,
+            "region_name": _region_name(directory, code),
+        })
+
+    products = _product_names(session)
+    overdue = []
+    for ob in session.scalars(
+        select(Obligation).where(Obligation.state.in_(OPEN_STATES), Obligation.due_at < now).order_by(Obligation.due_at)
+    ):
+        if not within(ob.region_code):
+            continue
+        overdue.append({
+            "case_number": case_number("O", ob.id),
+            "product": products.get(ob.product_code or "", ob.product_code or "—"),
+            "distributor": _party_name(directory, ob.party_code),
+            "due_at": ob.due_at.isoformat(),
+            "overdue_working_days": app.calendar.working_days_between(app.calendar.local_date(ob.due_at), app.calendar.local_date(now)),
+            "region_name": _region_name(directory, ob.region_code),
+        })
+
+    late = []
+    for ob in session.scalars(
+        select(Obligation).where(Obligation.state == "fulfilled_late", Obligation.fulfilled_at >= since, Obligation.fulfilled_at < now)
+    ):
+        if not within(ob.region_code):
+            continue
+        late.append({
+            "case_number": case_number("O", ob.id),
+            "product": products.get(ob.product_code or "", ob.product_code or "—"),
+            "distributor": _party_name(directory, ob.party_code),
+            "submitted_at": (ob.fulfilled_at or now).isoformat(),
+            "late_working_days": ob.late_working_days or 0,
+            "region_name": _region_name(directory, ob.region_code),
+        })
+
+    open_shortages = []
+    cases = session.scalars(select(ShortageCase).where(ShortageCase.state != "resolved").order_by(ShortageCase.opened_at)).all()
+    reports_by_case: dict[int, list[ShortageReport]] = {}
+    if cases:
+        for report in session.scalars(select(ShortageReport).where(ShortageReport.case_id.in_([c.id for c in cases]))):
+            reports_by_case.setdefault(report.case_id or 0, []).append(report)
+    for case in cases:
+        reports = reports_by_case.get(case.id, [])
+        if not (within(case.city_code) or any(within(_report_region(directory, r)) for r in reports)):
+            continue
+        open_shortages.append({
+            "case_number": case_number("C", case.id),
+            "product": case.product_name,
+            "state": case.state,
+            "hospitals": len({r.hospital_code for r in reports if r.supply_status != "resolved"}),
+            "opened_at": case.opened_at.isoformat(),
+            "city_name": _region_name(directory, case.city_code),
+        })
+
+    tz = app.calendar.tz
+    return {
+        "template": "digest",
+        "case_number": None,
+        "urgent": False,
+        "written_at": now.isoformat(),
+        "digest_date": app.calendar.local_date(now).isoformat(),
+        "since": since.astimezone(tz).isoformat(),
+        "recipient": _recipient(contact, email, directory),
+        "region": {"code": region, "name": _region_name(directory, region)},
+        "new_stoppages": new_stoppages,
+        "overdue": overdue,
+        "late_reports": late,
+        "open_shortages": open_shortages,
+        "covered_alerts": 0,
+    }
+
+
+def _product_names(session: Session) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for code, name in session.execute(select(StoppageNotice.product_code, StoppageNotice.product_name)):
+        names.setdefault(code, name)
+    for code, name in session.execute(select(ShortageCase.product_code, ShortageCase.product_name)):
+        names.setdefault(code, name)
+    return names
+
+
+def digest_due(app: "App", now: datetime) -> bool:
+    """A working day, at or after `mail.digest_time` (local)."""
+    local = now.astimezone(app.calendar.tz)
+    return app.calendar.is_working_day(local.date()) and local.time() >= app.settings.mail.digest_time
+
+
+def send_daily_digests(app: "App", now: datetime) -> int:
+    """Write today's digest for each bureau contact whose delivery is 'digest'; returns how many were new.
+
+    At most one per address per working day (dedup key `digest:{email}:{date}`), covering
+    everything since the previous working day's digest time. A contact with nothing to
+    report gets no mail; its waiting 'digest' alerts stay for the next digest.
+    """
+    if not digest_due(app, now):
+        return 0
+    today = app.calendar.local_date(now)
+    previous = app.calendar.nth_working_day_before(today, 1)
+    since = datetime.combine(previous, app.settings.mail.digest_time, tzinfo=app.calendar.tz)
+    written = 0
+    with app.sessions.begin() as session:
+        for contact in app.directory.contacts_all():
+            if contact.delivery != "digest":
+                continue
+            for email in contact.emails:
+                dedup_key = f"digest:{email}:{today.isoformat()}"
+                if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
+                    continue
+                context = digest_context(session, app, contact, email, since, now)
+                waiting = list(session.scalars(select(Alert.id).where(Alert.status == "digest", Alert.recipient_email == email)))
+                context["covered_alerts"] = len(waiting)
+                if not (waiting or context["new_stoppages"] or context["overdue"] or context["late_reports"] or context["open_shortages"]):
+                    continue
+                values = _outbox_values(app, dedup_key=dedup_key, thread_key=f"digest:{contact.region_code}:{contact.role}", template="digest", contact=contact, email=email, context=context, now=now)
+                if not _insert_outbox_row(session, values):
+                    continue  # another replica wrote it first
+                if waiting:
+                    # The digest covers these single alerts: they are done once it is written.
+                    session.execute(
+                        update(Alert).where(Alert.id.in_(waiting), Alert.status == "digest")
+                        .values(status="digested", last_error=f"covered by {dedup_key}").execution_options(synchronize_session=False)
+                    )
+                written += 1
+    if written:
+        log.info("digests: %d written for %s", written, today)
+    return written
+
+
+# --- monthly summary ------------------------------------------------------------------------
+
+
+def first_working_day(app: "App", year: int, month: int) -> date:
+    day = date(year, month, 1)
+    while not app.calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def previous_month(day: date) -> tuple[date, date]:
+    """First and last day of the month before `day`'s."""
+    last = day.replace(day=1) - timedelta(days=1)
+    return last.replace(day=1), last
+
+
+def monthly_context(session: Session, app: "App", contact: "Contact", email: str, first: date, last: date, now: datetime) -> dict[str, Any]:
+    """The month's shortage list with hospital demand, stoppage notices and distributor compliance."""
+    directory = app.directory
+    within = lambda code: directory.is_within(code, contact.region_code)  # noqa: E731
+
+    cases = {c.id: c for c in session.scalars(select(ShortageCase))}
+    shortages = []
+    for r in session.scalars(
+        select(ShortageReport).where(ShortageReport.reported_on >= first, ShortageReport.reported_on <= last).order_by(ShortageReport.product_code, ShortageReport.reported_on)
+    ):
+        code = _report_region(directory, r)
+        if not within(code):
+            continue
+        case = cases.get(r.case_id or -1)
+        hospital = directory.hospital(r.hospital_code)
+        shortages.append({
+            "case_number": case_number("C", case.id) if case else "—",
+            "product_code": r.product_code,
+            "product": r.product_name,
+            "hospital": r.hospital_name or (hospital.name if hospital else r.hospital_code),
+            "region_name": _region_name(directory, code),
+            "reported_on": r.reported_on.isoformat(),
+            "supply_status": r.supply_status,
+            "monthly_demand": r.monthly_demand,
+            "demand_unit": r.demand_unit,
+            "stock_days": r.stock_days,
+            "substitute_in_use": r.substitute_in_use,
+            "cause": r.cause,
+            "case_state": case.state if case else None,
+        })
+
+    stoppages = []
+    notices = session.scalars(
+        select(StoppageNotice).where(StoppageNotice.notified_on >= first, StoppageNotice.notified_on <= last).order_by(StoppageNotice.notified_on)
+    ).all()
+    obligations_by_notice = {
+        ob.notice_pk: ob for ob in session.scalars(select(Obligation).where(Obligation.notice_pk.in_([n.id for n in notices])))
+    } if notices else {}
+    for n in notices:
+        code = _notice_region(directory, n)
+        if not within(code):
+            continue
+        ob = obligations_by_notice.get(n.id)
+        stoppages.append({
+            "case_number": case_number("O", ob.id) if ob else "—",
+            "notice_id": n.notice_id,
+            "product_code": n.product_code,
+            "product": n.product_name,
+            "specification": n.specification,
+            "manufacturer": n.manufacturer,
+            "distributor": _party_name(directory, n.distributor_code, n.distributor_name),
+            "kind": n.kind,
+            "notified_on": n.notified_on.isoformat(),
+            "expected_resume_on": n.expected_resume_on.isoformat() if n.expected_resume_on else None,
+            "priority_class": n.priority_class,
+            "region_name": _region_name(directory, code),
+        })
+
+    per_party: dict[str, dict[str, Any]] = {}
+    for ob in session.scalars(
+        select(Obligation).where(Obligation.kind == "report", Obligation.due_on >= first, Obligation.due_on <= last).order_by(Obligation.party_code)
+    ):
+        if not within(ob.region_code):
+            continue
+        row = per_party.setdefault(ob.party_code, {
+            "distributor_code": ob.party_code, "distributor": _party_name(directory, ob.party_code),
+            "obligations": 0, "on_time": 0, "late": 0, "overdue": 0, "open": 0,
+        })
+        row["obligations"] += 1
+        if ob.state == "fulfilled":
+            row["on_time"] += 1
+        elif ob.state == "fulfilled_late":
+            row["late"] += 1
+        elif ob.state in OPEN_STATES and ob.due_at < now:
+            row["overdue"] += 1
+        elif ob.state not in DONE_STATES:
+            row["open"] += 1
+    compliance = sorted(per_party.values(), key=lambda r: (-r["overdue"], -r["late"], r["distributor_code"]))
+
+    return {
+        "template": "monthly_summary",
+        "case_number": None,
+        "urgent": False,
+        "written_at": now.isoformat(),
+        "month": f"{first:%Y-%m}",
+        "recipient": _recipient(contact, email, directory),
+        "region": {"code": contact.region_code, "name": _region_name(directory, contact.region_code)},
+        "shortages": shortages,
+        "stoppages": stoppages,
+        "compliance": compliance,
+        "totals": {
+            "shortage_cases": len({s["case_number"] for s in shortages}),
+            "hospital_reports": len(shortages),
+            "stoppages": len(stoppages),
+            "obligations": sum(r["obligations"] for r in compliance),
+            "on_time": sum(r["on_time"] for r in compliance),
+            "late": sum(r["late"] for r in compliance),
+            "overdue": sum(r["overdue"] for r in compliance),
+        },
+    }
+
+
+def send_monthly_summaries(app: "App", now: datetime) -> int:
+    """Write last month's summary for each insurance bureau contact; returns how many were new.
+
+    Due from `mail.monthly_time` on the first working day of the month (and on later
+    days, so a daemon that was down that day catches up); once per address and month
+    (dedup key `monthly:{email}:{YYYY-MM}`).
+    """
+    local = now.astimezone(app.calendar.tz)
+    today = local.date()
+    start = first_working_day(app, today.year, today.month)
+    if today < start or (today == start and local.time() < app.settings.mail.monthly_time):
+        return 0
+    first, last = previous_month(today)
+    written = 0
+    with app.sessions.begin() as session:
+        for contact in app.directory.contacts_all():
+            if contact.role != "insurance":
+                continue
+            for email in contact.emails:
+                dedup_key = f"monthly:{email}:{first:%Y-%m}"
+                if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
+                    continue
+                context = monthly_context(session, app, contact, email, first, last, now)
+                values = _outbox_values(app, dedup_key=dedup_key, thread_key=f"monthly:{contact.region_code}", template="monthly_summary", contact=contact, email=email, context=context, now=now)
+                if _insert_outbox_row(session, values):
+                    written += 1
+    if written:
+        log.info("monthly summaries: %d written for %s", written, f"{first:%Y-%m}")
+    return written
+
+
+# --- the XLSX attachment ------------------------------------------------------------------------
+
+_SUPPLY = {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"}
+_CAUSE = {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"}
+_KIND = {"stoppage": "停产", "interruption": "断供", "reduction": "减产"}
+_PRIORITY = {"negotiated": "国谈药品", "winning_bid": "集采中选", "shortage_list": "短缺清单", "other": "其他"}
+_CASE_STATE = {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"}
+
+
+def _sheets(context: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    shortages = [
+        [s["case_number"], s["product_code"], s["product"], s["hospital"], s["region_name"], s["reported_on"], _SUPPLY.get(s["supply_status"], s["supply_status"]),
+         s["monthly_demand"], s["demand_unit"], s["stock_days"], s["substitute_in_use"], _CAUSE.get(s["cause"] or "", s["cause"]), _CASE_STATE.get(s["case_state"] or "", s["case_state"])]
+        for s in context["shortages"]
+    ]
+    stoppages = [
+        [s["case_number"], s["notice_id"], s["product_code"], s["product"], s["specification"], s["manufacturer"], s["distributor"], s["region_name"],
+         _KIND.get(s["kind"], s["kind"]), s["notified_on"], s["expected_resume_on"], _PRIORITY.get(s["priority_class"] or "", s["priority_class"])]
+        for s in context["stoppages"]
+    ]
+    compliance = [[c["distributor_code"], c["distributor"], c["obligations"], c["on_time"], c["late"], c["overdue"], c["open"]] for c in context["compliance"]]
+    return [
+        ("短缺清单及医疗机构需求", ["案件编号", "药品编码", "药品名称", "医疗机构", "地区", "上报日期", "供应状态", "月需求量", "单位", "库存可用天数", "替代药品", "原因分类", "案件状态"], shortages),
+        ("停产断供通知", ["案件编号", "通知编号", "药品编码", "药品名称", "规格", "生产企业", "配送企业", "地区", "类型", "通知日期", "预计恢复日期", "药品类别"], stoppages),
+        ("配送企业履约情况", ["配送企业编码", "配送企业", "报告义务", "按时报告", "迟报", "逾期未报", "未到期"], compliance),
+    ]
+
+
+def _display_width(value: Any) -> int:
+    """Column width in Excel units: CJK characters are about two Latin ones wide."""
+    text = "" if value is None else str(value)
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def monthly_workbook(context: dict[str, Any]) -> bytes:
+    """The monthly summary as XLSX: one sheet per table, Chinese headers, frozen header row, fitting widths."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    book.remove(book.active)
+    header_font = Font(bold=True)
+    header_fill = PatternFill("solid", fgColor="DDE6F0")
+    for title, headers, rows in _sheets(context):
+        sheet = book.create_sheet(title)
+        sheet.append(headers)
+        for row in rows:
+            sheet.append(row)
+        for line in sheet.iter_rows(min_row=2):
+            for cell in line:
+                if cell.data_type == "f":
+                    # Record text such as "=HYPERLINK(...)" stays text, never a formula.
+                    cell.data_type = "s"
+        for cell in sheet[1]:
+            cell.font, cell.fill = header_font, header_fill
+            cell.alignment = Alignment(vertical="center")
+        sheet.freeze_panes = "A2"
+        if rows:
+            sheet.auto_filter.ref = sheet.dimensions
+        for index, header in enumerate(headers, start=1):
+            widest = max([_display_width(header)] + [_display_width(r[index - 1]) for r in rows])
+            sheet.column_dimensions[get_column_letter(index)].width = min(60, widest + 3)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def monthly_attachment(context: dict[str, Any]) -> Attachment:
+    region = (context.get("region") or {}).get("name") or ""
+    year, month = context["month"].split("-")
+    return Attachment(f"{region}{year}年{int(month)}月药品短缺月度汇总.xlsx", monthly_workbook(context))
