@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from collections import defaultdict
@@ -110,7 +111,7 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
         "now": now.isoformat(),
         "polled": None if result.polled is None else len(result.polled),
         "sweep": sweep.as_json() if sweep else None,
-        "delivered": getattr(delivered, "as_json", lambda: None)() if delivered is not None else None,
+        "delivered": _plain(delivered),
         "errors": result.errors,
     }
     if args.json:
@@ -123,11 +124,30 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
             if sweep
             else "sweep failed"
         )
-        sent = "delivery unavailable" if delivered is None else f"delivery: {delivered}"
+        if delivered is None:
+            sent = "delivery unavailable"
+        else:
+            counts = _plain(delivered) or {}
+            sent = "delivery: " + ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and v) if counts else "delivery done"
+            sent = sent if sent != "delivery: " else "delivery: nothing due"
         print(f"cycle at {_local(app, now)}: {polled}; {swept}; {sent}")
+        for outcome in result.polled or []:
+            line = getattr(outcome, "line", None)
+            if callable(line):
+                print(f"  {line()}")
         for error in result.errors + (sweep.failed if sweep else []):
             print(f"  error: {error}")
     return 0 if result.ok else 1
+
+
+def _plain(value: Any) -> Any:
+    """A step's result as JSON-ready data."""
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    as_json = getattr(value, "as_json", None)
+    return as_json() if callable(as_json) else str(value)
 
 
 def _obligation_json(app: Any, ob: Obligation, now: datetime) -> dict[str, Any]:
