@@ -21,6 +21,7 @@ import threading
 import time as monotonic
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from datetime import datetime, time, timedelta
 from typing import Any, Callable
 
@@ -41,7 +42,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shortage_watch import __version__
 from shortage_watch.app import App
-from shortage_watch.calendar import CalendarStatus, WorkingCalendar
+from shortage_watch.calendar import CalendarError, CalendarStatus, WorkingCalendar
 from shortage_watch.clock import utc_now
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.store.db import current_revision, head_revision
@@ -221,6 +222,15 @@ def working_day_job_due(calendar: WorkingCalendar, now: datetime, at: time) -> b
     return calendar.is_working_day(local.date()) and local.time() >= at
 
 
+def overrides_signature(directory: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """What the calendar override folder holds now (names, sizes, mtimes): changes mean reload."""
+    if directory is None or not directory.is_dir():
+        return ()
+    return tuple(
+        (path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in sorted(directory.glob("*.toml"))
+    )
+
+
 # --- the daemon ---------------------------------------------------------------------------
 
 
@@ -248,6 +258,8 @@ class Daemon:
         self.started_at = utc_now()
         self.stopping = threading.Event()
         self._scheduler_done = threading.Event()
+        self._calendar_signature: tuple[tuple[str, int, int], ...] | None = None
+        self.reload_calendar_if_changed()  # remember what the folder holds at start
         self._stop_requested_at: float | None = None
         # One lock per kind of work: the catch-up cycle and the timers never run the same
         # step twice at once in this process (max_instances covers one job id only).
@@ -275,6 +287,7 @@ class Daemon:
 
     def sweep(self) -> None:
         """Escalate what is due: `services.escalate.sweep`, timed into the sweep histogram."""
+        self.reload_calendar_if_changed()
         sweep = _service("escalate", "sweep")
         if sweep is None:
             return
@@ -341,6 +354,27 @@ class Daemon:
 
     def heartbeat(self) -> None:
         write_heartbeat(self.app, self.started_at)
+
+    def reload_calendar_if_changed(self) -> bool:
+        """Pick up a calendar override added while running (no restart); a bad file is logged
+        and the calendar in force stays. True when a new calendar was loaded."""
+        directory = self.settings.calendar.overrides_dir
+        signature = overrides_signature(directory)
+        if signature == self._calendar_signature:
+            return False
+        try:
+            calendar = WorkingCalendar.from_overrides_dir(directory, self.settings.timezone)
+        except CalendarError as exc:
+            log.error("calendar override not loaded, keeping the previous calendar: %s", exc, extra={"job": "calendar"})
+            self._calendar_signature = signature  # report it once per change of the folder
+            return False
+        first = self._calendar_signature is None
+        self._calendar_signature = signature
+        if first:
+            return False
+        self.app.calendar = calendar  # replaces App's cached calendar for every later job
+        log.info("calendar overrides reloaded from %s", directory, extra={"job": "calendar"})
+        return True
 
     def catch_up(self) -> None:
         """At start: one full cycle (poll all, sweep, deliver), then digests and housekeeping if due."""

@@ -220,3 +220,22 @@ def _source(name: str, interval: int, tmp_path: Path):
     from shortage_watch.settings import SourceSettings
 
     return SourceSettings(name=name, type="inbox", path=tmp_path / name, interval=interval)
+
+
+def test_calendar_override_added_while_running_is_picked_up(tmp_path: Path, caplog) -> None:
+    folder = tmp_path / "calendar"
+    folder.mkdir()
+    app = App(make_settings("sqlite://", tmp_path), clock=FixedClock(T0))
+    daemon = Daemon(app)
+    assert app.calendar.status(2031).value == "estimated"
+    assert not daemon.reload_calendar_if_changed()
+
+    (folder / "2031.toml").write_text('year = 2031\nholidays = ["2031-10-01"]\nmakeup_workdays = []\n')
+    assert daemon.reload_calendar_if_changed()
+    assert app.calendar.status(2031).value == "override"
+    assert not app.calendar.is_working_day(date(2031, 10, 1))
+
+    (folder / "2032.toml").write_text("year = 'soon'\n")
+    assert not daemon.reload_calendar_if_changed()
+    assert app.calendar.status(2031).value == "override", "a bad file keeps the calendar in force"
+    assert "2032.toml" in caplog.text
