@@ -68,8 +68,12 @@ def test_level_before_due_skips_the_holiday_backwards():
 def test_advance_fires_everything_missed_and_points_at_the_next():
     ladder = load_policy(POLICY).ladders["report"]
     step = advance(CAL, ladder, due_on=DEADLINE.due, due_at=DEADLINE.due_at, opened_at=OPENED, step=2, now=at("2024-10-12T12:00"))
-    assert [f.name for f in step.firings] == ["reminder", "written_reminder", "overdue"]
+    # The reminder's moment (10-09) passed unseen and the deadline is gone: it is skipped, not sent late.
+    assert [f.name for f in step.firings] == ["written_reminder", "overdue"]
+    assert [f.name for f in step.skipped] == ["reminder"]
     assert step.next_step == 5 and step.next_action_at == at("2024-10-14T00:00")
+    before_due = advance(CAL, ladder, due_on=DEADLINE.due, due_at=DEADLINE.due_at, opened_at=OPENED, step=2, now=at("2024-10-10T12:00"))
+    assert [f.name for f in before_due.firings] == ["reminder"] and before_due.skipped == ()
     done = advance(CAL, ladder, due_on=DEADLINE.due, due_at=DEADLINE.due_at, opened_at=OPENED, step=7, now=at("2025-01-01T00:00"))
     assert done.firings == () and done.next_action_at is None
 

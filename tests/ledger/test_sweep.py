@@ -45,7 +45,7 @@ def test_two_workers_sweeping_at_once_write_every_alert_exactly_once(db_url, mak
     for n in range(40):
         store_notice(first, at("2024-09-27T10:00"), notice_id=f"N{n:03d}")
     second = make_app(db_url)
-    now = at("2024-10-11T09:00")  # reminder, written reminder and county alert due for each
+    now = at("2024-10-14T09:00")  # written reminder, county alert and city interview due for each
     results = []
     barrier = threading.Barrier(2)
 
@@ -62,7 +62,7 @@ def test_two_workers_sweeping_at_once_write_every_alert_exactly_once(db_url, mak
     assert sum(r.obligations for r in results) == 40  # each row handled by exactly one worker
     with first.sessions() as session:
         due_levels = session.scalar(
-            select(func.count()).select_from(Alert).where(Alert.level.in_(["reminder", "written_reminder", "overdue"]))
+            select(func.count()).select_from(Alert).where(Alert.level.in_(["written_reminder", "overdue", "interview"]))
         )
         distinct = session.scalar(select(func.count(func.distinct(Alert.dedup_key))))
         total = session.scalar(select(func.count()).select_from(Alert))

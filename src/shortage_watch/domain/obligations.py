@@ -66,6 +66,7 @@ class Advance:
     firings: tuple[Firing, ...]
     next_step: int
     next_action_at: datetime | None
+    skipped: tuple[Firing, ...] = ()  # reminders whose moment passed unseen after the due instant
 
 
 def advance(
@@ -80,19 +81,23 @@ def advance(
 ) -> Advance:
     """The ladder firings numbered `step` and on whose instant is at or before `now`.
 
-    Firings that fell due while several were missed (a replay, a stopped daemon) all
-    fire now, oldest first; `next_action_at` is the instant of the first one still
-    ahead, None when the ladder is exhausted.
+    Firings that fell due while several were missed (a replay, a stopped daemon, a
+    notice that reached us late) all fire now, oldest first, except reminders before
+    the due date once it has passed: "due tomorrow" after the deadline would mislead,
+    so those are skipped (and reported). `next_action_at` is the instant of the first
+    firing still ahead, None when the ladder is exhausted.
     """
     due: list[Firing] = []
+    skipped: list[Firing] = []
     for firing in schedule(calendar, ladder, due_on, due_at, opened_at):
         if firing.step < step:
             continue
         if firing.at <= now:
-            due.append(firing)
+            stale = firing.level.offset is not None and firing.level.offset < 0 and now > due_at
+            (skipped if stale else due).append(firing)
             continue
-        return Advance(tuple(due), firing.step, firing.at)
-    return Advance(tuple(due), step + len(due), None)
+        return Advance(tuple(due), firing.step, firing.at, tuple(skipped))
+    return Advance(tuple(due), step + len(due) + len(skipped), None, tuple(skipped))
 
 
 def next_action_after_revision(

@@ -86,8 +86,9 @@ def _obligation_step(session: Session, app: Any, row_id: int, now: datetime, own
             obligation.state = new_state
         session.flush()
         written = write_obligation_alerts(session, app, obligation, step.firings, now)
-        if step.firings:
-            audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels", detail={"fired": [f.name for f in step.firings], "alerts": written})
+        if step.firings or step.skipped:
+            detail = {"fired": [f.name for f in step.firings], "skipped": [f.name for f in step.skipped], "alerts": written}
+            audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels", detail=detail)
         obligation.level = step.next_step
         obligation.next_action_at = step.next_action_at
     else:
