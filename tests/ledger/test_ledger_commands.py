@@ -68,6 +68,9 @@ def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):
     shown = json.loads(out)
     assert [(r["hospital"], r["part_closed"]) for r in shown["reports"]] == [("H1", True), ("H2", False)]
     assert [h["action"] for h in shown["history"]] == ["opened", "part_closed"]
+    assert shown["notices"] == [] and shown["obligations"] == []
+    code, out, _ = run(capsys, "--config", cfg, "cases", "show", str(case["id"]))
+    assert code == 0 and "unexplained shortage" in out and "(closed)" in out
     code, out, _ = run(capsys, "--config", cfg, "cases", "resolve", str(case["id"]), "--note", "供应恢复")
     assert code == 0 and "resolved" in out
     _, out, _ = run(capsys, "--config", cfg, "cases", "list", "--state", "resolved", "--json")

@@ -21,7 +21,7 @@ from shortage_watch.services.alerts import audit
 from shortage_watch.services.cycle import run_cycle
 from shortage_watch.services.ledger import case_parts, directory_of, resolve_case
 from shortage_watch.store.db import schema_is_current
-from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase, ShortageReport
+from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 STATE_FILTERS = {
     "open": ("open",),
@@ -301,6 +301,17 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
             }
             for r in reports
         ]
+        item["notices"] = [
+            {"notice_id": n.notice_id, "distributor": n.distributor_code, "manufacturer": n.manufacturer, "kind": n.kind,
+             "notified_on": n.notified_on.isoformat()}
+            for n in session.scalars(
+                select(StoppageNotice).where(StoppageNotice.product_code == case.product_code).order_by(StoppageNotice.notified_on)
+            ).all()
+        ]
+        item["obligations"] = [
+            {"number": case_number("O", ob.id), "kind": ob.kind, "distributor": ob.party_code, "state": ob.state, "due_on": ob.due_on.isoformat()}
+            for ob in session.scalars(select(Obligation).where(Obligation.case_id == case.id).order_by(Obligation.id)).all()
+        ]
         item["alerts"] = [
             {"level": a.level, "template": a.template, "to": a.recipient_email or f"{a.recipient_role}@{a.recipient_region}", "status": a.status}
             for a in session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(Alert.id)).all()
@@ -317,6 +328,12 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     for r in item["reports"]:
         closed = " (closed)" if r["part_closed"] else ""
         print(f"  {r['reported_on']}  {r['hospital']} {r['hospital_name'] or ''}  {r['supply_status']}  cause {r['cause'] or '-'}{closed}")
+    if not item["notices"]:
+        print("  no stoppage notice on record for this product (unexplained shortage)")
+    for n in item["notices"]:
+        print(f"  notice {n['notice_id']} ({n['kind']}) from {n['manufacturer']} to {n['distributor']}, {n['notified_on']}")
+    for ob in item["obligations"]:
+        print(f"  {ob['number']} {ob['kind']} owed by {ob['distributor']}: {ob['state']}, due {ob['due_on']}")
     for a in item["alerts"]:
         print(f"  alert {a['level']} ({a['template']}) -> {a['to']} [{a['status']}]")
     for h in item["history"]:
