@@ -278,12 +278,30 @@ class Daemon:
     # jobs ------------------------------------------------------------------------------
 
     def poll(self, only: str | None = None) -> None:
-        """Poll one source (or all): `services.ingest.poll_sources`."""
+        """Poll one source (or all): `services.ingest.poll_sources`.
+
+        The timer fires at the source's interval, so a healthy source is polled then; a
+        failing one waits out intake's back-off (`source_is_due`) before it is tried again.
+        """
         poll_sources = _service("ingest", "poll_sources")
         if poll_sources is None:
             return
+        if only is not None and not self._source_due(only):
+            log.debug("source in back-off after failures; not polled this tick", extra={"source": only})
+            return
         for outcome in poll_sources(self.app, self.app.clock.now(), only=only) or []:
             log.debug("polled %r", outcome, extra={"source": getattr(outcome, "source", only)})
+
+    def _source_due(self, name: str) -> bool:
+        source_is_due = _service("ingest", "source_is_due")
+        source = next((s for s in self.settings.sources if s.name == name), None)
+        if source_is_due is None or source is None:
+            return True
+        with self.app.sessions() as session:
+            state = session.get(SourceState, name)
+        if state is None or not state.consecutive_failures:
+            return True
+        return bool(source_is_due(state, source, utc_now()))
 
     def sweep(self) -> None:
         """Escalate what is due: `services.escalate.sweep`, timed into the sweep histogram."""
