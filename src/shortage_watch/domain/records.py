@@ -168,6 +168,12 @@ def as_text(value: object) -> str | None:
     """A cell as text: trimmed, None when empty; integral floats (Excel codes) lose '.0'."""
     if value is None:
         return None
+    if type(value) is str:
+        text = value.strip(_SPACES)
+        # Fast path for the common cell: printable text needs no control-character scan.
+        if text.isprintable() or not _CONTROL.search(text):
+            return text or None
+        raise FieldProblem("含有控制字符 / contains control characters")
     if isinstance(value, bool):
         raise FieldProblem("应为文本 / must be text")
     if isinstance(value, float):
@@ -393,8 +399,8 @@ class _Record(BaseModel):
 
     def content_hash(self) -> str:
         """sha256 of the normalized record: equal records hash equal whatever their file format."""
-        blob = json.dumps(self.data(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        # Fields serialize in declaration order, so equal records give equal bytes.
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
 
 
 class StoppageNoticeRecord(_Record):

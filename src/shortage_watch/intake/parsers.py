@@ -49,7 +49,7 @@ class ParsedFile:
     """What a parser found: the rows to validate, rows it could not place, and feed paging."""
 
     format: str
-    rows: list[RawRow] = field(default_factory=list)
+    rows: Any = field(default_factory=list)  # list[RawRow], or an iterator of them when parsed lazily
     errors: list[RowError] = field(default_factory=list)
     next_cursor: str | None = None
     has_more: bool = False
@@ -73,18 +73,26 @@ def detect_format(name: str, content: bytes) -> str:
 
 
 def parse_payload(
-    content: bytes, *, name: str, kind: str, field_map: Mapping[str, str] | None = None, format: str | None = None
+    content: bytes, *, name: str, kind: str, field_map: Mapping[str, str] | None = None, format: str | None = None,
+    lazy: bool = False,
 ) -> ParsedFile:
-    """Parse `content` as `format` (detected from `name` when not given); `kind` may be 'auto'."""
+    """Parse `content` as `format` (detected from `name` when not given); `kind` may be 'auto'.
+
+    With `lazy`, table rows are produced while iterating `rows` (a large file is never
+    held as rows in memory), `errors` is complete only once `rows` is exhausted, and an
+    XLSX damaged past its header raises UnusableFile during that iteration.
+    """
     fmt = format or detect_format(name, content)
     renames = {clean_header(k): clean_header(v) for k, v in (field_map or {}).items()}
     if not content.strip():
         raise UnusableFile("文件为空 / the file is empty")
     if fmt == "json":
         return _parse_json(content, kind, renames)
-    if fmt == "xlsx":
-        return _parse_table("xlsx", _xlsx_rows(content), kind, renames)
-    return _parse_table("csv", _csv_rows(content), kind, renames)
+    rows = _xlsx_rows(content) if fmt == "xlsx" else _csv_rows(content)
+    parsed = _parse_table(fmt, rows, kind, renames)
+    if not lazy:
+        parsed.rows = list(parsed.rows)
+    return parsed
 
 
 # ---- tables ------------------------------------------------------------------------------------
@@ -195,6 +203,12 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
         raise UnusableFile(
             "无法从表头判断记录类型，请指定类型 / cannot tell the record kind from the headers; name it (--kind)"
         )
+    parsed.rows = _table_data(parsed, rows, mapping_for, kind_column, fixed_kind, inferred)
+    return parsed
+
+
+def _table_data(parsed: ParsedFile, rows: Iterator[tuple[int, list[Any]]], mapping_for: Any,
+                kind_column: int | None, fixed_kind: str | None, inferred: str | None) -> Iterator[RawRow]:
     for number, cells in rows:
         if not any(c is not None and (not isinstance(c, str) or c.strip(" \t\u3000\u00a0")) for c in cells):
             continue  # blank rows between records are not errors
@@ -210,8 +224,7 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
             continue
         mapping = mapping_for(row_kind)
         values = {key: cells[i] for i, key in mapping if i < len(cells)}
-        parsed.rows.append(RawRow(number, row_kind, values))
-    return parsed
+        yield RawRow(number, row_kind, values)
 
 
 def _mapper(headers: list[str], kind: str):  # type: ignore[no-untyped-def]

@@ -179,24 +179,33 @@ def _store_records(
     session: Session, app: Any, receipt: RawReceipt, result: IngestResult, content: bytes, *, source: str,
     name: str, kind: str, now: datetime, field_map: dict[str, str] | None, format: str | None,
 ) -> None:
-    parsed = parse_payload(content, name=name, kind=kind, field_map=field_map, format=format)
+    parsed = parse_payload(content, name=name, kind=kind, field_map=field_map, format=format, lazy=True)
     result.next_cursor, result.has_more = parsed.next_cursor, parsed.has_more
-    if not parsed.rows and not parsed.errors:
-        if parsed.format == "json":
-            return  # an empty feed page is normal: nothing new since the cursor
-        raise UnusableFile(NO_ROWS)
-    errors: list[RowError] = list(parsed.errors)
+    errors: list[RowError] = []
     tz = ZoneInfo(app.settings.timezone)
-    valid: list[tuple[int, Record]] = []
+    writer = _RecordWriter(session, app, source=source, receipt_id=receipt.id, now=now, errors=errors)
+    # Rows are validated and written a chunk at a time, so a large file never sits in
+    # memory as records (and the garbage collector has little to scan).
+    seen_rows = 0
+    batch: list[tuple[int, Record]] = []
     for raw in parsed.rows:
+        seen_rows += 1
         record, problems = validate_record(raw.kind, raw.values, row=raw.row, now=now, tz=tz)
         if problems:
             errors.extend(problems)
-        else:
-            valid.append((raw.row, record))  # type: ignore[arg-type]
-    writer = _RecordWriter(session, app, source=source, receipt_id=receipt.id, now=now, errors=errors)
-    for chunk in _chunks_by_kind(valid):
+            continue
+        batch.append((raw.row, record))  # type: ignore[arg-type]
+        if len(batch) >= CHUNK:
+            for chunk in _chunks_by_kind(batch):
+                writer.write(chunk)
+            batch = []
+    for chunk in _chunks_by_kind(batch):
         writer.write(chunk)
+    errors.extend(parsed.errors)
+    if not seen_rows and not errors:
+        if parsed.format == "json":
+            return  # an empty feed page is normal: nothing new since the cursor
+        raise UnusableFile(NO_ROWS)
     result.accepted, result.duplicates, result.revisions = writer.accepted, writer.duplicates, writer.revisions
     errors.sort(key=lambda e: (e.row if e.row is not None else -1))
     result.rejected = len({e.row for e in errors})
@@ -276,6 +285,13 @@ class _RecordWriter:
         wanted = {r.identity() for r in records}
         table = spec.table
         state: dict[str, _Current] = {}
+        # Inserts run immediately and revisions flush themselves, so nothing needs an autoflush
+        # here; skipping it keeps each lookup from scanning every row loaded so far.
+        with self.session.no_autoflush:
+            return self._select_current(kind, spec, table, first, firsts, wanted, state)
+
+    def _select_current(self, kind: str, spec: _KindSpec, table: Any, first: str, firsts: list[str],
+                        wanted: set[str], state: dict[str, _Current]) -> dict[str, _Current]:
         for row in self.session.scalars(select(table).where(getattr(table, first).in_(firsts))):
             key = _key_of(row, spec)
             if key in wanted:
@@ -313,10 +329,12 @@ class _RecordWriter:
             rows_values.append(values)
         # A concurrent writer inserting the same identity makes this fail on the unique key;
         # the DB error rolls the whole file back and it is simply processed again later.
-        rows = self.session.scalars(
-            insert(spec.table).returning(spec.table, sort_by_parameter_order=True), rows_values
-        ).all()
-        self.session.execute(insert(RecordVersion), [
+        # Rows come back in any order (batched RETURNING); they are matched by identity.
+        with self.session.no_autoflush:
+            returned = self.session.scalars(insert(spec.table).returning(spec.table), rows_values).all()
+        by_key = {_key_of(row, spec): row for row in returned}
+        rows = [by_key[key] for key, _record, _digest in pending]
+        self.session.connection().execute(insert(RecordVersion), [
             {"kind": kind, "record_key": key, "version": 1, "content_hash": digest, "data": record.data(),
              "source": self.source, "receipt_id": self.receipt_id, "received_at": self.now}
             for key, record, digest in pending
