@@ -68,3 +68,27 @@ def test_two_workers_sweeping_at_once_write_every_alert_exactly_once(db_url, mak
         total = session.scalar(select(func.count()).select_from(Alert))
     assert due_levels == 120 == sum(r.alerts for r in results)
     assert distinct == total
+
+
+def test_due_rows_are_read_through_the_next_action_at_index(sqlite_url, make_app):
+    from shortage_watch.services.escalate import due_query
+    from shortage_watch.store.tables import ShortageCase
+
+    app = make_app(sqlite_url)
+    now = at("2024-10-09T09:00")
+    with app.engine.connect() as conn:
+        for table, index in ((Obligation, "ix_obligations_next_action_at"), (ShortageCase, "ix_shortage_cases_next_action_at")):
+            for after in (None, (now, 7)):
+                compiled = due_query(table, now, now, 500, after).compile(app.engine)
+                plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params[k] for k in compiled.positiontup)))
+                assert index in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_sweep_pages_through_more_due_rows_than_one_batch(db_url, make_app):
+    app = make_app(db_url, sweep_batch=2)
+    for n in range(5):
+        store_notice(app, at(f"2024-09-27T1{n}:00"), notice_id=f"P{n}")
+    with app.sessions.begin() as session:  # two share one instant: the keyset must not skip either
+        session.execute(update(Obligation).where(Obligation.id.in_([2, 3])).values(next_action_at=at("2024-10-09T00:00")))
+    result = sweep(app, at("2024-10-09T09:00"))
+    assert result.obligations == 5 and result.alerts == 5 and result.skipped == 0

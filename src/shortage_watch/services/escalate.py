@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
@@ -37,7 +37,8 @@ class SweepResult:
         return {"obligations": self.obligations, "cases": self.cases, "alerts": self.alerts, "skipped": self.skipped, "failed": self.failed}
 
 
-def _due_ids(session: Session, table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None) -> list[tuple[int, datetime]]:
+def due_query(table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None = None) -> Any:
+    """The next `batch` due, unclaimed rows after `after` (keyset), read through the next_action_at index."""
     query = (
         select(table.id, table.next_action_at)
         .where(table.next_action_at <= now, or_(table.claimed_until.is_(None), table.claimed_until < real_now))
@@ -46,8 +47,15 @@ def _due_ids(session: Session, table: Any, now: datetime, real_now: datetime, ba
     )
     if after is not None:
         at, last_id = after
-        query = query.where(or_(table.next_action_at > at, (table.next_action_at == at) & (table.id > last_id)))
-    return [(row_id, at) for row_id, at in session.execute(query).all()]
+        # Typed binds: on SQLite the instant must be stored-format text to compare correctly.
+        after_at = bindparam("after_at", at, type_=table.next_action_at.type)
+        after_id = bindparam("after_id", last_id, type_=table.id.type)
+        query = query.where(tuple_(table.next_action_at, table.id) > tuple_(after_at, after_id))
+    return query
+
+
+def _due_ids(session: Session, table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None) -> list[tuple[int, datetime]]:
+    return [(row_id, at) for row_id, at in session.execute(due_query(table, now, real_now, batch, after)).all()]
 
 
 def _claim(session: Session, table: Any, row_id: int, now: datetime, real_now: datetime, owner: str, lease: timedelta) -> bool:
