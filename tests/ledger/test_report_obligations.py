@@ -97,12 +97,13 @@ def test_report_for_unknown_notice_opens_and_fulfils_in_one_step(db_url, make_ap
 def test_revision_moving_notified_on_moves_deadline_with_audit(db_url, make_app):
     app = make_app(db_url)
     pk = store_notice(app, at("2024-09-27T10:00"))
-    revise_notice(app, pk, at("2024-09-28T10:00"), notified_on=date(2024, 9, 30))
+    revise_notice(app, pk, at("2024-09-28T10:00"), notified_on=date(2024, 9, 30), region_code="350981")
     with app.sessions() as session:
         ob = session.scalars(select(Obligation)).one()
         moved = session.scalars(select(AuditEvent).where(AuditEvent.action == "deadline_moved")).one()
     assert ob.due_on == date(2024, 10, 12)  # the make-up Saturday is the 5th working day
     assert moved.detail["notified_on_from"] == "2024-09-27" and moved.detail["notified_on_to"] == "2024-09-30"
+    assert ob.region_code == "350981" and ob.next_action_at == at("2024-10-11T00:00")  # reminder 1 working day before 10-12
 
 
 def test_priority_product_climbs_faster(db_url, make_app):

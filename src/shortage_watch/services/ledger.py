@@ -282,6 +282,12 @@ def notice_stored(session: Session, app: Any, notice: StoppageNotice, previous: 
             audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked", detail={"notice_id": notice.notice_id})
         if obligation.received_on != notice.notified_on:
             move_deadline(session, app, obligation, notice.notified_on, now, was=_previous_date(previous, "notified_on"))
+        if notice.region_code and notice.region_code != obligation.region_code:
+            # Later levels go to the bureaus of the corrected region.
+            audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
+                  detail={"from": obligation.region_code, "to": notice.region_code})
+            obligation.region_code = notice.region_code
+            obligation.updated_at = now
     if previous is None:
         explain_cases_by_notice(session, app, notice, now)
 
