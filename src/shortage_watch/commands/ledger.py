@@ -207,9 +207,13 @@ def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
 def _undeliverable(app: Any, args: argparse.Namespace) -> int:
     with app.sessions() as session:
         rows = session.scalars(select(Alert).where(Alert.status == "undeliverable").order_by(Alert.id).limit(args.limit)).all()
+        ids = {a.obligation_id for a in rows if a.obligation_id}
+        owed = {ob.id: ob for ob in session.scalars(select(Obligation).where(Obligation.id.in_(ids))).all()} if ids else {}
     items = [
         {
             "alert_id": a.id,
+            "distributor": owed[a.obligation_id].party_code if a.obligation_id in owed else None,
+            "region": owed[a.obligation_id].region_code if a.obligation_id in owed else a.recipient_region,
             "matter": a.thread_key,
             "level": a.level,
             "template": a.template,
@@ -226,7 +230,8 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
         return 0
     print("undeliverable alerts (no address in the directory and no directory.operations_email):")
     for item in items:
-        print(f"  #{item['alert_id']} {item['matter']} {item['level']} ({item['template']}) -> {item['recipient']} at {item['written_at']}")
+        about = f" (distributor {item['distributor']}, region {item['region'] or '-'})" if item["distributor"] else ""
+        print(f"  #{item['alert_id']} {item['matter']}{about} {item['level']} ({item['template']}) -> {item['recipient']} at {_local(app, datetime.fromisoformat(item['written_at']))}")
     return 0
 
 
@@ -283,6 +288,7 @@ def _load_case(session: Any, case_id: int) -> ShortageCase:
 
 def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
+    directory = directory_of(app)
     with app.sessions() as session:
         case = _load_case(session, args.id)
         item = _case_json(app, session, case)
@@ -291,7 +297,7 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
         item["reports"] = [
             {
                 "hospital": r.hospital_code,
-                "hospital_name": r.hospital_name,
+                "hospital_name": r.hospital_name or getattr(directory.hospital(r.hospital_code), "name", None),
                 "report_id": r.report_id,
                 "reported_on": r.reported_on.isoformat(),
                 "supply_status": r.supply_status,
@@ -324,7 +330,8 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
         print(json.dumps(item, ensure_ascii=False, default=str))
         return 0
     print(f"{item['case_number']}  {item['product_code']} {item['product_name']}  city {item['city_code']}  state {item['state']}")
-    print(f"  opened {item['opened_at']}" + (f", regional {item['regional_at']}" if item["regional_at"] else ""))
+    print(f"  opened {_local(app, case.opened_at)}" + (f", regional since {_local(app, case.regional_at)}" if case.regional_at else "")
+          + (f", resolved {_local(app, case.resolved_at)}: {case.resolution_note}" if case.resolved_at else ""))
     for r in item["reports"]:
         closed = " (closed)" if r["part_closed"] else ""
         print(f"  {r['reported_on']}  {r['hospital']} {r['hospital_name'] or ''}  {r['supply_status']}  cause {r['cause'] or '-'}{closed}")
@@ -337,7 +344,7 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     for a in item["alerts"]:
         print(f"  alert {a['level']} ({a['template']}) -> {a['to']} [{a['status']}]")
     for h in item["history"]:
-        print(f"  {h['at']}  {h['action']} by {h['actor']}")
+        print(f"  {_local(app, datetime.fromisoformat(h['at']))}  {h['action']} by {h['actor']}")
     return 0
 
 
