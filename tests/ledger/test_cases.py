@@ -30,6 +30,10 @@ def test_unexplained_shortage_opens_explanation_for_named_distributor(db_url, ma
         ob = session.scalars(select(Obligation)).one()
     assert ob.kind == "explanation" and ob.party_code == "D1" and ob.due_on == date(2024, 10, 14)  # 10-12 make-up Saturday counts
     assert alert_keys(app) == {"O1:explanation_request:d1@dist.example"}
+    with app.sessions() as session:
+        request = session.scalars(select(Alert)).one()
+    assert request.context["product"] == {"code": "XB02", "name": "硝酸甘油片", "specification": None}
+    assert request.context["case"]["hospitals"][0]["code"] == "H1" and request.context["deadline"]["due_on"] == "2024-10-14"
     store_report(app, at("2024-10-10T10:00"), notice_id=None, report_id="R-E", product_code="XB02",
                  product_name="硝酸甘油片", manufacturer="某药厂", kind="interruption", notified_on=date(2024, 10, 1))
     with app.sessions() as session:

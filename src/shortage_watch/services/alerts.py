@@ -130,7 +130,9 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
             "specification": getattr(notice, "specification", None),
         }
     elif obligation.product_code:
-        product = {"code": obligation.product_code, "name": obligation.product_code, "specification": None}
+        case = session.get(ShortageCase, obligation.case_id) if obligation.case_id else None
+        name = case.product_name if case is not None else obligation.product_code
+        product = {"code": obligation.product_code, "name": name, "specification": None}
     notice_info = None
     if notice is not None:
         notice_info = {
