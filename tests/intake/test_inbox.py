@@ -157,3 +157,22 @@ def test_a_missing_inbox_folder_is_a_recorded_failure(make_app, tmp_path) -> Non
     app = make_app(sources=[{"name": "box", "type": "inbox", "path": str(tmp_path / "nope")}])
     outcome = poll(app)
     assert outcome.status == "failed" and "does not exist" in outcome.error
+
+
+def test_a_file_the_database_refuses_stays_and_does_not_block_the_others(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import OperationalError
+
+    class RefusesPoison:
+        def record_stored(self, session, kind, row, previous, now):  # type: ignore[no-untyped-def]
+            if row.notice_id == "POISON":
+                raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    folder = tmp_path / "inbox"
+    app = inbox_app(make_app, folder)
+    app.listener = RefusesPoison()
+    drop(folder, "a_poison.csv", f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1, notice_id='POISON'))}\n".encode())
+    drop(folder, "b_fine.csv", f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(2))}\n".encode())
+    outcome = poll(app)
+    assert outcome.status == "failed" and "a_poison.csv" in outcome.error
+    assert (folder / "a_poison.csv").exists() and (folder / "archive" / "b_fine.csv").exists()
+    assert notices(app) == 1

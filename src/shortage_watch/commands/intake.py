@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="record kind (default auto: from a record_kind column or the headers)")
     submit.add_argument("--json", action="store_true", help='print {"accepted", "duplicates", "rejected", "errors"}')
     submit.add_argument("--errors-csv", type=Path, help="also write the errors as a CSV Excel opens (UTF-8 BOM)")
-    submit.add_argument("--source", default="cli", help="source name recorded on the receipt (default cli)")
+    submit.add_argument("--source", default="cli", type=_source_name,
+                        help="source name recorded on the receipt (default cli)")
     submit.add_argument("--now", type=aware_instant, help="ledger time (ISO; default: now)")
     submit.set_defaults(handler=submit_command)
 
@@ -45,6 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = directory_sub.add_parser("check", help="list problems in the directory files")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=directory_check)
+
+
+def _source_name(text: str) -> str:
+    """argparse type: a source name as settings allow it (letters, digits, . _ -; at most 64)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a source name (letters, digits, . _ -; at most 64)")
+    return text
 
 
 def _ready_app(ctx: Context, now: object) -> object:

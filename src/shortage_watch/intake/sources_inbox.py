@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from sqlalchemy.exc import DBAPIError
+
 from shortage_watch.clock import utc_now
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.settings import SourceSettings
@@ -148,15 +150,28 @@ def poll_inbox_source(app: Any, source: SourceSettings, now: datetime) -> Any:
         except OSError as exc:
             log.warning("inbox %s: cannot read %s: %s", source.name, item.path.name, exc)
             continue
-        with app.sessions.begin() as session:
-            renew_source_lease(session, app, source.name)
-            result = store_payload(session, app, source=source.name, name=item.path.name, content=content,
-                                   kind=source.record_kind, now=now, field_map=source.field_map)
-            record_source_success(session, source.name)
+        try:
+            with app.sessions.begin() as session:
+                renew_source_lease(session, app, source.name)
+                result = store_payload(session, app, source=source.name, name=item.path.name, content=content,
+                                       kind=source.record_kind, now=now, field_map=source.field_map)
+                record_source_success(session, source.name)
+        except DBAPIError as exc:
+            # Rolled back: the file stays in the inbox for the next poll, and one file the
+            # database refuses does not hold up the files behind it.
+            log.warning("inbox %s: %s not stored (%s); it stays for the next poll",
+                        source.name, item.path.name, type(exc).__name__)
+            outcome.status = "failed"
+            outcome.error = f"{item.path.name}: database error {type(exc).__name__}; left in the inbox"
+            continue
         # Moved only after the commit: a crash here re-ingests the file (duplicates only).
         rejected = result.rejected > 0 or result.unusable or result.status == "rejected"
         move_processed(folder, item.path, rejected, result.errors)
         outcome.add(result)
+    if outcome.status == "failed":
+        from shortage_watch.services.ingest import record_source_failure
+
+        record_source_failure(app, source.name, outcome.error or "")
     if not files:
         with app.sessions.begin() as session:
             renew_source_lease(session, app, source.name)

@@ -124,6 +124,12 @@ def archive_payload(session: Session, content: bytes, now: datetime) -> int:
     return payload_id
 
 
+def _storable_name(name: str) -> str:
+    """A file name or URL as any database stores it: valid UTF-8, no control characters, bounded."""
+    text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:1000]
+
+
 def _directory(app: Any) -> Directory:
     try:
         return app.directory
@@ -149,8 +155,9 @@ def store_payload(
     Database errors propagate (the caller's transaction rolls back and the input is
     processed again later); any other failure rejects the payload with its receipt kept.
     """
+    name = _storable_name(name)
     payload_id = archive_payload(session, content, now)
-    receipt = RawReceipt(source=source, name=name[:2000], payload_id=payload_id, received_at=now, status="received",
+    receipt = RawReceipt(source=source, name=name, payload_id=payload_id, received_at=now, status="received",
                          accepted=0, duplicates=0, rejected=0)
     session.add(receipt)
     session.flush()
