@@ -275,15 +275,3 @@ def calendar_day(calendar: WorkingDays, instant: datetime) -> date:
     """The local date of `instant` in the calendar's zone (start_of_day tells the zone)."""
     zone = calendar.start_of_day(date(2000, 1, 1)).tzinfo
     return instant.astimezone(zone).date()
-
-
-def firing_at_step(
-    calendar: WorkingDays, ladder: Ladder, due_on: date, due_at: datetime, opened_at: datetime, step: int
-) -> Firing | None:
-    """The firing numbered `step`, or None once the ladder is exhausted."""
-    for firing in schedule(calendar, ladder, due_on, due_at, opened_at):
-        if firing.step == step:
-            return firing
-        if firing.step > step:
-            break
-    return None
