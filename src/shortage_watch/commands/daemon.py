@@ -56,9 +56,17 @@ def health_command(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def demo_command(args: argparse.Namespace, ctx: Context) -> int:
+    import logging
+
     from shortage_watch.demo import DemoError, run_demo
 
+    # The timeline is the output; the services' INFO lines would only interleave with it.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
     try:
-        return run_demo(args.mail_dir)
+        return run_demo(args.mail_dir, base=ctx.settings)
     except DemoError as exc:
         raise CommandError(str(exc)) from None
+    finally:
+        root.setLevel(level)
