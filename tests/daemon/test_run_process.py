@@ -76,3 +76,65 @@ def test_signal_releases_claims_and_exits_0_within_10_seconds(
     messages = [e["message"] for e in events]
     assert messages[0] == "shortage-watch 0.1.0 running" and messages[-1] == "stopped"
     assert any(m.startswith(f"stopping ({signal.Signals(sig).name})") for m in messages)
+
+
+def test_run_serves_healthz_and_metrics_when_enabled(
+    sqlite_url: str, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    import socket
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = write_config({
+        "database": {"url": sqlite_url},
+        "daemon": {"http_enabled": True, "http_port": port, "heartbeat_interval": 1},
+    })
+    proc = start_daemon(config, log_path=tmp_path / "daemon.log")
+    try:
+        def healthz() -> requests.Response | None:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            except requests.ConnectionError:
+                return None
+            return response if response.status_code == 200 else None
+
+        response = wait_for(healthz, 30, "/healthz to answer 200")
+        assert response.json()["status"] == "healthy"
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "shortage_watch_db_up 1.0" in metrics
+        assert "shortage_watch_sweep_duration_seconds_count" in metrics
+    finally:
+        code, seconds = stop_daemon(proc)
+    assert code == 0 and seconds < 10
+
+
+def test_database_trouble_while_running_is_logged_and_the_daemon_keeps_going(
+    sqlite_url: str, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    from shortage_watch.store.db import make_engine
+
+    config = write_config({"database": {"url": sqlite_url}, "daemon": {"heartbeat_interval": 1}})
+    log_path = tmp_path / "daemon.log"
+    proc = start_daemon(config, log_path=log_path)
+    engine = make_engine(sqlite_url)
+    try:
+        def beating() -> bool:
+            with engine.connect() as conn:
+                return bool(conn.execute(text("SELECT count(*) FROM heartbeats")).scalar())
+
+        wait_for(beating, 30, "the first heartbeat")
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE heartbeats"))  # every heartbeat from now on fails
+        wait_for(lambda: log_path.read_text().count("heartbeat failed") >= 2, 30, "two failed heartbeats logged")
+        assert proc.poll() is None, "the daemon survived its failing job"
+    finally:
+        code, seconds = stop_daemon(proc)
+        engine.dispose()
+    assert code == 0 and seconds < 10
+    log = log_path.read_text()
+    assert "could not release claims" in log or "released claims" in log
