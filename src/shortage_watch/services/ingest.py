@@ -464,7 +464,8 @@ class PollOutcome:
             return f"{self.source}: not due yet"
         if self.status == "not_modified":
             return f"{self.source}: not modified"
-        note = f"; {self.error}" if self.error else ""
+        unusable = sum(1 for r in self.results if r.unusable)
+        note = (f", {unusable} unusable" if unusable else "") + (f"; {self.error}" if self.error else "")
         return (f"{self.source}: ok, {self.items} item(s), accepted {self.accepted}, duplicates {self.duplicates}, "
                 f"rejected {self.rejected}{note}")
 
