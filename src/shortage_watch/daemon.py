@@ -290,7 +290,10 @@ class Daemon:
             log.debug("source in back-off after failures; not polled this tick", extra={"source": only})
             return
         for outcome in poll_sources(self.app, self.app.clock.now(), only=only) or []:
-            log.debug("polled %r", outcome, extra={"source": getattr(outcome, "source", only)})
+            line = outcome.line() if hasattr(outcome, "line") else repr(outcome)
+            status, items = getattr(outcome, "status", None), getattr(outcome, "items", 0)
+            level = logging.WARNING if status == "failed" else logging.INFO if items else logging.DEBUG
+            log.log(level, "poll %s", line, extra={"source": getattr(outcome, "source", only), "count": items or None})
 
     def _source_due(self, name: str) -> bool:
         source_is_due = _service("ingest", "source_is_due")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -239,3 +240,36 @@ def test_calendar_override_added_while_running_is_picked_up(tmp_path: Path, capl
     assert not daemon.reload_calendar_if_changed()
     assert app.calendar.status(2031).value == "override", "a bad file keeps the calendar in force"
     assert "2032.toml" in caplog.text
+
+
+def test_missed_and_failed_timer_runs_are_logged(app: App, caplog) -> None:
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+    from apscheduler.events import JobSubmissionEvent
+
+    daemon = Daemon(app)
+    late = datetime(2024, 9, 27, 9, 0, tzinfo=SHANGHAI)
+    daemon._on_job_event(JobExecutionEvent(EVENT_JOB_MISSED, "sweep", "default", late))
+    daemon._on_job_event(JobExecutionEvent(EVENT_JOB_ERROR, "deliver", "default", late, exception=OSError("disk")))
+    daemon._on_job_event(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "poll:inbox", "default", [late]))
+    records = {(r.levelname, r.job) for r in caplog.records}
+    assert records == {("WARNING", "sweep"), ("ERROR", "deliver"), ("WARNING", "poll:inbox")}
+    assert "timer run missed" in caplog.text and "disk" in caplog.text
+
+
+def test_poll_outcomes_are_logged_with_their_source(tmp_path: Path, sqlite_url: str, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="shortage_watch.daemon")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "notices.json").write_text(
+        '{"records": [{"record_kind": "stoppage_notice", "notice_id": "N1", "manufacturer": "某某制药",'
+        ' "product_code": "P1", "product_name": "阿莫西林", "kind": "stoppage", "distributor_code": "D1",'
+        ' "notified_on": "2024-09-27"}]}',
+        encoding="utf-8",
+    )
+    os.utime(inbox / "notices.json", (0, 0))  # long settled
+    settings = make_settings(sqlite_url, tmp_path).model_copy(update={"sources": [_source("inbox", 60, tmp_path)]})
+    app = App(settings, clock=FixedClock(T0))
+    Daemon(app).poll(only="inbox")
+    app.close()
+    polled = [r for r in caplog.records if r.getMessage().startswith("poll inbox: ok")]
+    assert polled and polled[0].source == "inbox" and polled[0].count == 1
