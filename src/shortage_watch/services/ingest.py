@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -287,30 +287,26 @@ class _RecordWriter:
         self._insert_new(kind, spec, pending, state)
 
     def _load_current(self, kind: str, spec: _KindSpec, records: list[Record]) -> dict[str, _Current]:
+        """The current row, version and content hash of each identity in `records` that exists."""
         first, second = spec.key_columns
-        firsts = sorted({getattr(r, first) for r in records})
-        wanted = {r.identity() for r in records}
+        pairs = sorted({(getattr(r, first), getattr(r, second)) for r in records})
         table = spec.table
         state: dict[str, _Current] = {}
         # Inserts run immediately and revisions flush themselves, so nothing needs an autoflush
         # here; skipping it keeps each lookup from scanning every row loaded so far.
         with self.session.no_autoflush:
-            return self._select_current(kind, spec, table, first, firsts, wanted, state)
-
-    def _select_current(self, kind: str, spec: _KindSpec, table: Any, first: str, firsts: list[str],
-                        wanted: set[str], state: dict[str, _Current]) -> dict[str, _Current]:
-        for row in self.session.scalars(select(table).where(getattr(table, first).in_(firsts))):
-            key = _key_of(row, spec)
-            if key in wanted:
-                state[key] = _Current(row, row.version, None, None)
-        if state:
-            versions = self.session.execute(
-                select(RecordVersion.record_key, RecordVersion.version, RecordVersion.content_hash)
-                .where(RecordVersion.kind == kind, RecordVersion.record_key.in_(list(state)))
-            )
-            for key, version, content_hash in versions:
-                if version == state[key].version:
-                    state[key].content_hash = content_hash
+            # Both key columns: a distributor's or hospital's older records are not read.
+            query = select(table).where(tuple_(getattr(table, first), getattr(table, second)).in_(pairs))
+            for row in self.session.scalars(query):
+                state[_key_of(row, spec)] = _Current(row, row.version, None, None)
+            if state:
+                versions = self.session.execute(
+                    select(RecordVersion.record_key, RecordVersion.version, RecordVersion.content_hash)
+                    .where(RecordVersion.kind == kind, RecordVersion.record_key.in_(list(state)))
+                )
+                for key, version, content_hash in versions:
+                    if version == state[key].version:
+                        state[key].content_hash = content_hash
         return state
 
     def _row_values(self, spec: _KindSpec, record: Record) -> dict[str, Any]:
