@@ -98,3 +98,13 @@ def test_config_path_from_environment(
     monkeypatch.setenv("SHORTAGE_WATCH_CONFIG", str(path))
     assert main(["config", "check"]) == 0
     assert '"working_days": 9' in capsys.readouterr().out
+
+
+def test_config_check_reports_an_unreadable_policy(
+    write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "escalation.toml"
+    policy.write_text("[ladders.report\n", encoding="utf-8")
+    assert main(["--config", str(write_config({"escalation": {"policy": str(policy)}})), "config", "check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("shortage-watch: error: setting escalation.policy:")

@@ -9,6 +9,7 @@ from datetime import date
 from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.commands import CommandError, Context, iso_date, positive_int
 from shortage_watch.domain.deadline import report_deadline
+from shortage_watch.domain.policy import PolicyError, load_policy
 from shortage_watch.store.db import current_revision, head_revision, upgrade_schema
 
 
@@ -38,13 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_check(args: argparse.Namespace, ctx: Context) -> int:
-    """Print the effective settings; 2 when the calendar overrides cannot be read."""
+    """Print the effective settings; 2 when the calendar overrides or the policy cannot be read."""
     print(f"# settings from {ctx.config_path} and SHORTAGE_WATCH_* environment")
     print(json.dumps(ctx.settings.masked(), ensure_ascii=False, indent=2))
     try:
         WorkingCalendar.from_overrides_dir(ctx.settings.calendar.overrides_dir, ctx.settings.timezone)
     except CalendarError as exc:
         raise CommandError(f"setting calendar.overrides_dir: {exc}") from None
+    try:
+        load_policy(ctx.settings.escalation.policy)
+    except PolicyError as exc:
+        raise CommandError(f"setting escalation.policy: {exc}") from None
     return 0
 
 
