@@ -25,7 +25,7 @@ def build(**overrides):
 
 
 def parse(envelope):
-    return email.message_from_bytes(envelope.message.as_bytes(), policy=email.policy.default)
+    return email.message_from_bytes(envelope.data, policy=email.policy.default)
 
 
 def test_message_id_is_stable_per_alert_and_uses_the_from_domain():
@@ -57,7 +57,7 @@ def test_header_values_lose_cr_and_lf():
 
 def test_subject_with_crlf_cannot_add_a_header():
     envelope = build(rendered=RenderedMail("药品\r\nBcc: x@example.com", "t\n", "<p>h</p>\n"))
-    raw = envelope.message.as_bytes()
+    raw = envelope.data
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Bcc"] is None and b"\nBcc:" not in raw
     assert msg["Subject"] == "药品 Bcc: x@example.com"

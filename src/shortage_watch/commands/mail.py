@@ -69,7 +69,7 @@ def mail_preview(args: argparse.Namespace, ctx: Context) -> int:
             reply_to=ctx.settings.mail.reply_to, case_number=context.get("case_number"), tz=ctx.settings.timezone,
             attachments=_preview_attachments(args.template, context),
         )
-        data = envelope.message.as_bytes()
+        data = envelope.data
     elif fmt == "html":
         data = rendered.html.encode("utf-8")
     else:

@@ -8,18 +8,25 @@ names are RFC 2047 encoded by the SMTP policy; bodies are UTF-8.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, getaddresses, parseaddr
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, format_datetime, getaddresses, parseaddr
 from zoneinfo import ZoneInfo
 
 from shortage_watch.mail.render import RenderedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+SMTP_COMPAT = compat32.clone(linesep="\r\n")
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
@@ -32,6 +39,7 @@ def header_safe(value: str) -> str:
     return _CONTROL.sub(" ", value).strip()
 
 
+@lru_cache(maxsize=4096)
 def parse_address(text: str, what: str) -> Address:
     """One mailbox from 'Name <a@b>' or 'a@b'; AddressError when it is not one."""
     cleaned = header_safe(text)
@@ -76,11 +84,17 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Envelope:
-    """A built message and the address it goes to."""
+    """A built message, serialized once: what the transports send or write."""
 
-    message: EmailMessage
-    recipient: str
+    message: Message
+    data: bytes  # the message as sent (ASCII: encoded headers, base64 bodies)
+    sender: str  # envelope sender (MAIL FROM)
+    recipient: str  # envelope recipient (RCPT TO)
     message_id: str
+
+
+def _utf8_text(body: str, subtype: str) -> MIMEText:
+    return MIMEText(body, subtype, "utf-8")
 
 
 def build_message(
@@ -99,18 +113,34 @@ def build_message(
     """multipart/alternative (text, HTML) with threading and auto-submitted headers.
 
     Raises AddressError when `sender`, `to` or `reply_to` is not one mail address.
+    Built with the compat32 MIME classes and serialized once: the modern email policy
+    re-folds every header on each flatten and costs more than the SMTP exchange itself.
     """
     from_address = parse_address(sender, "mail.from")
     to_address = parse_address(to, "recipient")
     domain = from_address.domain
     message_id = message_id_for(dedup_key, domain)
 
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = from_address
-    msg["To"] = to_address
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(_utf8_text(rendered.text, "plain"))
+    alternative.attach(_utf8_text(rendered.html, "html"))
+    if attachments:
+        # text+HTML stay one multipart/alternative part inside multipart/mixed.
+        msg: Message = MIMEMultipart("mixed")
+        msg.attach(alternative)
+        for item in attachments:
+            part = MIMEBase(item.maintype, item.subtype)
+            part.set_payload(item.content)
+            encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", header_safe(item.filename)))
+            msg.attach(part)
+    else:
+        msg = alternative
+    msg["From"] = _mailbox(from_address)
+    msg["To"] = _mailbox(to_address)
     if reply_to:
-        msg["Reply-To"] = parse_address(reply_to, "mail.reply_to")
-    msg["Subject"] = header_safe(rendered.subject)
+        msg["Reply-To"] = _mailbox(parse_address(reply_to, "mail.reply_to"))
+    msg["Subject"] = Header(header_safe(rendered.subject), "utf-8")
     msg["Date"] = format_datetime(sent_at.astimezone(ZoneInfo(tz)))
     msg["Message-ID"] = message_id
     if thread_key:
@@ -122,11 +152,12 @@ def build_message(
     msg["X-Auto-Response-Suppress"] = "All"
     if case_number:
         msg["X-Shortage-Watch-Case"] = header_safe(case_number)
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    if attachments:
-        # text+HTML stay one multipart/alternative part inside multipart/mixed.
-        msg.make_mixed()
-        for item in attachments:
-            msg.add_attachment(item.content, maintype=item.maintype, subtype=item.subtype, filename=header_safe(item.filename))
-    return Envelope(message=msg, recipient=to_address.addr_spec, message_id=message_id)
+    data = msg.as_bytes(policy=SMTP_COMPAT)
+    return Envelope(message=msg, data=data, sender=from_address.addr_spec, recipient=to_address.addr_spec, message_id=message_id)
+
+
+def _mailbox(address: Address) -> str:
+    """'=?utf-8?b?...?= <a@b>' for a display name in any script, else the bare address."""
+    if not address.display_name:
+        return address.addr_spec
+    return formataddr((address.display_name, address.addr_spec), charset="utf-8")

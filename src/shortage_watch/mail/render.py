@@ -187,12 +187,18 @@ class Renderer:
         folders.append(str(packaged_templates_dir()))
         loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
         formats = _Formats(ZoneInfo(tz))
-        self._text = self._environment(loader, formats, autoescape=False)
-        self._html = self._environment(loader, formats, autoescape=True)
+        # One environment per (format, language): `part` and `lang` are globals there, so
+        # `_macros.j2` is imported without context and cached, not re-run for every mail.
+        self._envs = {
+            (fmt, lang): self._environment(loader, formats, autoescape=fmt == "html", part=fmt, lang=lang)
+            for fmt in ("text", "html")
+            for lang in LANGUAGES
+        }
+        self._text = self._envs[("text", "zh-CN")]
         self.reply_to = reply_to
 
     @staticmethod
-    def _environment(loader: ChoiceLoader, formats: _Formats, autoescape: bool) -> Environment:
+    def _environment(loader: ChoiceLoader, formats: _Formats, autoescape: bool, part: str, lang: str) -> Environment:
         env = Environment(
             loader=loader,
             undefined=StrictUndefined,
@@ -202,6 +208,7 @@ class Renderer:
             keep_trailing_newline=False,
         )
         env.filters.update(day=formats.day, instant=formats.instant, by=formats.by, label=_label, num=_number)
+        env.globals.update(part=part, lang=lang)
         return env
 
     def render(self, template: str, context: dict[str, Any], language: str = "zh-CN") -> RenderedMail:
@@ -210,9 +217,10 @@ class Renderer:
         name = f"{lang}/{template}.j2"
         values = {**context, "lang": lang, "reply_to": self.reply_to}
         try:
-            subject = self._text.get_template(name).render(values, part="subject")
-            text = self._text.get_template(name).render(values, part="text")
-            html = self._html.get_template(name).render(values, part="html")
+            text_template = self._envs[("text", lang)].get_template(name)
+            subject = text_template.render(values, part="subject")
+            text = text_template.render(values)
+            html = self._envs[("html", lang)].get_template(name).render(values)
         except TemplateError as exc:
             raise RenderError(f"template {name}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:

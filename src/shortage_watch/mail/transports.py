@@ -140,7 +140,7 @@ class SmtpBatch:
             try:
                 if self.client is None:
                     self.client = self._connect()
-                self.client.send_message(envelope.message, to_addrs=[envelope.recipient])
+                self.client.sendmail(envelope.sender, [envelope.recipient], envelope.data)
                 return SENT
             except smtplib.SMTPServerDisconnected as exc:
                 # A connection idle too long is dropped by the server: reconnect once.
@@ -228,7 +228,7 @@ class FileBatch:
         temp = target.with_suffix(f".tmp{os.getpid()}")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            temp.write_bytes(envelope.message.as_bytes())
+            temp.write_bytes(envelope.data)
             os.replace(temp, target)
         except OSError as exc:
             return Outcome("transient", f"cannot write {target}: {exc.strerror or exc}")

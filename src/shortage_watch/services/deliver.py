@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import random
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
@@ -27,7 +28,7 @@ from shortage_watch.domain.working_hours import bureau_mail_waits, next_working_
 from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
 from shortage_watch.mail.render import RenderError
 from shortage_watch.mail.transports import Batch, Outcome
-from shortage_watch.store.tables import Alert, AuditEvent
+from shortage_watch.store.tables import Alert, AuditEvent, UTCDateTime
 
 if TYPE_CHECKING:
     from shortage_watch.app import App
@@ -162,62 +163,82 @@ def build_envelope(app: "App", alert: ClaimedAlert) -> Envelope:
     )
 
 
-def send_claimed(app: "App", batch: Batch, alerts: list[ClaimedAlert], now: datetime) -> list[AlertOutcome]:
-    """Send each claimed alert (or defer it to working hours); never raises for one alert."""
+def prepare(app: "App", alert: ClaimedAlert, now: datetime) -> Envelope | AlertOutcome:
+    """The alert's message, or its outcome when it must not be sent now (deferred, permanent)."""
     mail = app.settings.mail
+    if bureau_mail_waits(alert.recipient_role, alert.urgent):
+        start = next_working_hours_start(app.calendar, now, mail.working_hours_start, mail.working_hours_end)
+        if start is not None:
+            return AlertOutcome(alert.id, "deferred", defer_until=start)
+    try:
+        return build_envelope(app, alert)
+    except (RenderError, AddressError) as exc:
+        return AlertOutcome(alert.id, "permanent", error=str(exc))
+    except Exception as exc:  # a bad row must not stop the batch (nor the daemon)
+        log.exception("alert %s: cannot build its message", alert.id)
+        return AlertOutcome(alert.id, "permanent", error=f"cannot build message: {type(exc).__name__}: {exc}")
+
+
+def send_claimed(app: "App", batch: Batch, alerts: list[ClaimedAlert], now: datetime, builder: Executor | None = None) -> list[AlertOutcome]:
+    """Send each claimed alert (or defer it to working hours); never raises for one alert.
+
+    With a `builder` thread, message i+1 is rendered and built while message i waits
+    for the server's reply: the two overlap instead of adding up.
+    """
+    if builder is None:
+        prepared: Iterator[Envelope | AlertOutcome] = (prepare(app, a, now) for a in alerts)
+    else:
+        prepared = (f.result() for f in [builder.submit(prepare, app, a, now) for a in alerts])
     outcomes: list[AlertOutcome] = []
-    for alert in alerts:
-        if bureau_mail_waits(alert.recipient_role, alert.urgent):
-            start = next_working_hours_start(app.calendar, now, mail.working_hours_start, mail.working_hours_end)
-            if start is not None:
-                outcomes.append(AlertOutcome(alert.id, "deferred", defer_until=start))
-                continue
-        try:
-            envelope = build_envelope(app, alert)
-        except (RenderError, AddressError) as exc:
-            outcomes.append(AlertOutcome(alert.id, "permanent", error=str(exc)))
+    for alert, item in zip(alerts, prepared):
+        if isinstance(item, AlertOutcome):
+            outcomes.append(item)
             continue
-        except Exception as exc:  # a bad row must not stop the batch (nor the daemon)
-            log.exception("alert %s: cannot build its message", alert.id)
-            outcomes.append(AlertOutcome(alert.id, "permanent", error=f"cannot build message: {type(exc).__name__}: {exc}"))
-            continue
-        result: Outcome = batch.send(envelope)
-        outcomes.append(AlertOutcome(alert.id, result.status, error=result.error, message_id=envelope.message_id))
+        result: Outcome = batch.send(item)
+        outcomes.append(AlertOutcome(alert.id, result.status, error=result.error, message_id=item.message_id))
     return outcomes
+
+
+def _values_for(outcome: AlertOutcome, tries: int, max_attempts: int, real_now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "status": "pending", "attempts": tries, "sent_at": None, "message_id": None, "next_attempt_at": None, "last_error": None,
+    }
+    if outcome.status == "sent":
+        values.update(status="sent", sent_at=real_now, message_id=outcome.message_id)
+    elif outcome.status == "deferred":
+        values.update(next_attempt_at=outcome.defer_until, last_error="waiting for working hours")
+    elif outcome.status == "transient" and tries < max_attempts:
+        values.update(next_attempt_at=real_now + backoff_delay(tries), last_error=outcome.error)
+    else:
+        error = outcome.error if outcome.status == "permanent" else f"gave up after {tries} attempts: {outcome.error}"
+        values.update(status="dead", last_error=error)
+    return values
 
 
 def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, max_attempts: int, attempts: dict[int, int]) -> DeliverResult:
     """Write each outcome to its row, if this owner still holds its claim (commit is the caller's)."""
     result = DeliverResult()
     real_now = utc_now()
+    ids = [o.alert_id for o in outcomes]
+    # Only the claim's owner may record. Lock the rows we still hold (PostgreSQL: FOR
+    # UPDATE; SQLite: the transaction's BEGIN IMMEDIATE); a row whose lease expired and
+    # that another sender re-claimed is left alone, and its outcome stands.
+    held = set(session.scalars(
+        select(Alert.id).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner).with_for_update()
+    )) if ids else set()
+    rows: list[dict[str, Any]] = []
+    table = Alert.__table__
     for outcome in outcomes:
-        tries = attempts[outcome.alert_id] + (0 if outcome.status == "deferred" else 1)
-        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "attempts": tries}
-        if outcome.status == "sent":
-            values.update(status="sent", sent_at=real_now, message_id=outcome.message_id, last_error=None)
-        elif outcome.status == "deferred":
-            values.update(status="pending", next_attempt_at=outcome.defer_until, last_error="waiting for working hours")
-        elif outcome.status == "transient" and tries < max_attempts:
-            values.update(status="pending", next_attempt_at=real_now + backoff_delay(tries), last_error=outcome.error)
-        else:
-            error = outcome.error if outcome.status == "permanent" else f"gave up after {tries} attempts: {outcome.error}"
-            values.update(status="dead", last_error=error)
-        # Only the claim's owner may record: when our lease expired and another sender
-        # re-claimed the row, this UPDATE changes nothing and its outcome stands.
-        changed = session.execute(
-            update(Alert)
-            .where(Alert.id == outcome.alert_id, Alert.status == "sending", Alert.lease_owner == owner)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if changed != 1:
+        if outcome.alert_id not in held:
             result.lost_claims += 1
             log.warning("alert %s: claim lost before recording %s (lease expired?)", outcome.alert_id, outcome.status)
             continue
-        status = values["status"]
-        if status == "sent":
+        tries = attempts[outcome.alert_id] + (0 if outcome.status == "deferred" else 1)
+        values = _values_for(outcome, tries, max_attempts, real_now)
+        rows.append({"b_id": outcome.alert_id, "b_owner": owner, **{f"v_{k}": v for k, v in values.items()}})
+        if values["status"] == "sent":
             result.sent += 1
-        elif status == "dead":
+        elif values["status"] == "dead":
             result.dead += 1
             result.errors.append(f"alert {outcome.alert_id}: {values['last_error']}")
             session.add(AuditEvent(at=real_now, actor=owner, entity="alert", entity_id=outcome.alert_id, action="dead", detail={"error": values["last_error"]}))
@@ -225,6 +246,20 @@ def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, 
             result.deferred += 1
         else:
             result.retried += 1
+    if rows:
+        # One executemany for the batch instead of one round trip per row.
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status == "sending", table.c.lease_owner == bindparam("b_owner"))
+            .values(
+                status=bindparam("v_status"), attempts=bindparam("v_attempts"), sent_at=bindparam("v_sent_at"),
+                message_id=bindparam("v_message_id"),
+                # None keeps the row's time (sent and dead rows are never due again).
+                next_attempt_at=func.coalesce(bindparam("v_next_attempt_at", type_=UTCDateTime()), table.c.next_attempt_at),
+                last_error=bindparam("v_last_error"), lease_owner=None, lease_until=None,
+            ),
+            rows,
+        )
     return result
 
 
@@ -238,14 +273,14 @@ def deliver_due(app: "App", now: datetime, max_batches: int | None = None) -> De
     lease = timedelta(seconds=app.settings.daemon.lease_seconds)
     owner = app.replica_id
     total = DeliverResult()
-    with app.transport.batch() as batch:
+    with app.transport.batch() as batch, ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-build") as builder:
         while max_batches is None or total.batches < max_batches:
             with app.sessions.begin() as session:
                 claimed = claim_due_alerts(session, now, owner, mail.batch_size, lease)
             if not claimed:
                 break
             total.batches += 1
-            outcomes = send_claimed(app, batch, claimed, now)
+            outcomes = send_claimed(app, batch, claimed, now, builder)
             with app.sessions.begin() as session:
                 part = record_outcomes(session, outcomes, owner, mail.max_attempts, {a.id: a.attempts for a in claimed})
             _add(total, part)
