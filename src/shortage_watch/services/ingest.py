@@ -25,6 +25,7 @@ from shortage_watch.domain.records import (
     DistributorReportRecord,
     Record,
     RowError,
+    record_key,
     validate_record,
 )
 from shortage_watch.intake.encodings import UnusableFile
@@ -239,7 +240,8 @@ def _chunks_by_kind(items: list[tuple[int, Record]]) -> Iterable[list[tuple[int,
 
 @dataclass
 class _Current:
-    row: Any
+    row_id: int | None  # None while the insert is pending
+    row: Any  # the ORM row, loaded only when a listener or a revision needs it
     version: int
     content_hash: str | None
     data: dict[str, Any] | None
@@ -281,7 +283,7 @@ class _RecordWriter:
             if current is None:
                 pending.append((key, record, digest))
                 pending_keys.add(key)
-                state[key] = _Current(None, 1, digest, None)
+                state[key] = _Current(None, None, 1, digest, None)
             else:
                 self._revise(kind, spec, key, record, digest, current)
         self._insert_new(kind, spec, pending, state)
@@ -296,9 +298,11 @@ class _RecordWriter:
         # here; skipping it keeps each lookup from scanning every row loaded so far.
         with self.session.no_autoflush:
             # Both key columns: a distributor's or hospital's older records are not read.
-            query = select(table).where(tuple_(getattr(table, first), getattr(table, second)).in_(pairs))
-            for row in self.session.scalars(query):
-                state[_key_of(row, spec)] = _Current(row, row.version, None, None)
+            first_col, second_col = getattr(table, first), getattr(table, second)
+            query = select(table.id, first_col, second_col, table.version).where(
+                tuple_(first_col, second_col).in_(pairs))
+            for row_id, a, b, version in self.session.execute(query):
+                state[record_key(a, b)] = _Current(row_id, None, version, None, None)
             if state:
                 versions = self.session.execute(
                     select(RecordVersion.record_key, RecordVersion.version, RecordVersion.content_hash)
@@ -332,18 +336,25 @@ class _RecordWriter:
             rows_values.append(values)
         # A concurrent writer inserting the same identity makes this fail on the unique key;
         # the DB error rolls the whole file back and it is simply processed again later.
-        # Rows come back in any order (batched RETURNING); they are matched by identity.
+        # Core executemany with RETURNING batches well; rows come back in any order and are
+        # matched by identity, then loaded as ORM rows in one query for the listener.
+        table = spec.table
+        first_col, second_col = (getattr(table, c) for c in spec.key_columns)
+        connection = self.session.connection()
+        returned = connection.execute(insert(table.__table__).returning(table.id, first_col, second_col),
+                                      rows_values)
+        id_by_key = {record_key(a, b): row_id for row_id, a, b in returned}
         with self.session.no_autoflush:
-            returned = self.session.scalars(insert(spec.table).returning(spec.table), rows_values).all()
-        by_key = {_key_of(row, spec): row for row in returned}
-        rows = [by_key[key] for key, _record, _digest in pending]
-        self.session.connection().execute(insert(RecordVersion), [
-            {"kind": kind, "record_key": key, "version": 1, "content_hash": digest, "data": record.data(),
+            loaded = {row.id: row for row in self.session.scalars(select(table).where(table.id.in_(id_by_key.values())))}
+        datas = [record.data() for _key, record, _digest in pending]
+        connection.execute(insert(RecordVersion), [
+            {"kind": kind, "record_key": key, "version": 1, "content_hash": digest, "data": data,
              "source": self.source, "receipt_id": self.receipt_id, "received_at": self.now}
-            for key, record, digest in pending
+            for (key, _record, digest), data in zip(pending, datas)
         ])
-        for (key, record, digest), row in zip(pending, rows):
-            state[key] = _Current(row, 1, digest, record.data())
+        for (key, _record, digest), data in zip(pending, datas):
+            row = loaded[id_by_key[key]]
+            state[key] = _Current(row.id, row, 1, digest, data)
             self.accepted += 1
             self.listener.record_stored(self.session, kind, row, None, self.now)
 
@@ -354,7 +365,7 @@ class _RecordWriter:
                 select(RecordVersion.data).where(RecordVersion.kind == kind, RecordVersion.record_key == key,
                                                  RecordVersion.version == current.version)
             )
-        row = current.row
+        row = current.row if current.row is not None else self.session.get(spec.table, current.row_id)
         values = self._row_values(spec, record)
         for name, value in values.items():
             setattr(row, name, value)
@@ -365,7 +376,7 @@ class _RecordWriter:
                                        data=record.data(), source=self.source, receipt_id=self.receipt_id,
                                        received_at=self.now))
         self.session.flush()
-        current.version, current.content_hash, current.data = row.version, digest, record.data()
+        current.row, current.version, current.content_hash, current.data = row, row.version, digest, record.data()
         self.accepted += 1
         self.revisions += 1
         self.listener.record_stored(self.session, kind, row, previous, self.now)
@@ -388,12 +399,6 @@ class _RecordWriter:
             "(manufacturer, product_code, product_name, kind, notified_on)",
         ))
         return False
-
-
-def _key_of(row: Any, spec: _KindSpec) -> str:
-    from shortage_watch.domain.records import record_key
-
-    return record_key(getattr(row, spec.key_columns[0]), getattr(row, spec.key_columns[1]))
 
 
 # ---- entry points -------------------------------------------------------------------------------
