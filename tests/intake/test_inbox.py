@@ -176,3 +176,20 @@ def test_a_file_the_database_refuses_stays_and_does_not_block_the_others(make_ap
     assert outcome.status == "failed" and "a_poison.csv" in outcome.error
     assert (folder / "a_poison.csv").exists() and (folder / "archive" / "b_fine.csv").exists()
     assert notices(app) == 1
+
+
+def test_two_replicas_polling_one_inbox_store_each_file_once(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "inbox"
+    first = inbox_app(make_app, folder)
+    second = inbox_app(make_app, folder)
+    assert first.replica_id != second.replica_id
+    for i in range(6):
+        drop(folder, f"f{i}.csv", f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(i))}\n".encode())
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(poll, [first, second]))
+    assert sum(o.items for o in outcomes) == 6 and {o.status for o in outcomes} <= {"ok", "busy"}
+    with first.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(RawReceipt)) == 6
+    assert notices(first) == 6 and len(list((folder / "archive").iterdir())) == 6
