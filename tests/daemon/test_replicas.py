@@ -7,6 +7,7 @@ expire and the two others finish its work.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -44,9 +45,12 @@ class RecordingHandler:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.hold = threading.Event()  # while set, each message waits before it is accepted
         self.received: list[tuple[str, tuple[str, ...], str]] = []  # (message id, recipients, subject)
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        while self.hold.is_set():
+            await asyncio.sleep(0.02)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.received.append((str(message["Message-ID"]), tuple(envelope.rcpt_tos), str(message["Subject"])))
@@ -156,17 +160,32 @@ def test_three_replicas_send_each_alert_once_and_survive_a_sigkill(
             time.sleep(1.0)  # let a poll cycle pass between drops: several cycles, not one
         wait_for(lambda: settled(3 * per_batch), 45, "phase 1 notices mailed", interval=0.25)
         assert duplicates() == 0, "with every replica alive each message arrives exactly once"
-        phase1 = sum(handler.ids().values())
 
-        # Phase 2: more work, and replica 0 is killed in the middle of it.
-        for batch in range(3, BATCHES):
+        # Phase 2: more work, and replica 0 is killed in the middle of sending its batch.
+        # The SMTP server holds every message for a moment, so the replicas' batches stay
+        # claimed ('sending') long enough to kill replica 0 while it holds one.
+        with app.sessions() as s:
+            victim = s.scalar(select(Heartbeat.replica_id).where(Heartbeat.pid == procs[0].pid))
+        assert victim is not None
+        handler.hold.set()
+        drop(inbox, staging, "batch-3.json", notices_file(3, per_batch, today.isoformat()))
+
+        def victims_batch() -> list[int]:
+            with app.sessions() as s:
+                return list(s.scalars(select(Alert.id).where(Alert.status == "sending", Alert.lease_owner == victim)))
+
+        orphaned = wait_for(victims_batch, 30, "replica 0 to claim a batch", interval=0.05)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(timeout=10)
+        handler.hold.clear()
+        for batch in range(4, BATCHES):
             drop(inbox, staging, f"batch-{batch}.json", notices_file(batch, per_batch, today.isoformat()))
-            if batch == 3:
-                wait_for(lambda: sum(handler.ids().values()) > phase1, 20, "phase 2 delivery to begin", interval=0.02)
-                procs[0].send_signal(signal.SIGKILL)
-                procs[0].wait(timeout=10)
             time.sleep(0.5)
         wait_for(lambda: settled(NOTICES), 45, "the survivors to finish the work", interval=0.25)
+        with app.sessions() as s:
+            taken_over = s.execute(select(Alert.status, Alert.lease_owner).where(Alert.id.in_(orphaned))).all()
+        # The killed replica's claimed batch was taken over after its lease expired and sent.
+        assert taken_over and all(status == "sent" and owner != victim for status, owner in taken_over)
     finally:
         codes = []
         for proc in procs[1:]:
