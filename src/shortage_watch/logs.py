@@ -23,7 +23,7 @@ CONTEXT_KEYS = (
     "case",
     "obligation",
     "alert",
-    "level",
+    "ladder",  # the escalation level's name ("level" is the log severity)
     "recipient",
     "count",
     "duration",

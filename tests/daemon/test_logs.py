@@ -60,3 +60,8 @@ def test_multi_line_message_and_traceback_stay_on_one_line(restore_root_logging)
     out = stream.getvalue()
     assert out.count("\n") == 1
     assert "job=sweep" in out and "ValueError" in out
+
+
+def test_json_level_is_the_severity_and_the_ladder_level_has_its_own_key(restore_root_logging) -> None:
+    line = json.loads(emit("json", "escalated", extra={"obligation": 7, "ladder": "interview"}))
+    assert (line["level"], line["ladder"], line["obligation"]) == ("INFO", "interview", 7)
