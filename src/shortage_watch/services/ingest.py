@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, or_, select, tuple_, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -291,18 +291,23 @@ class _RecordWriter:
     def _load_current(self, kind: str, spec: _KindSpec, records: list[Record]) -> dict[str, _Current]:
         """The current row, version and content hash of each identity in `records` that exists."""
         first, second = spec.key_columns
-        pairs = sorted({(getattr(r, first), getattr(r, second)) for r in records})
+        wanted = {r.identity() for r in records}
+        firsts = sorted({getattr(r, first) for r in records})
+        seconds = sorted({getattr(r, second) for r in records})
         table = spec.table
         state: dict[str, _Current] = {}
         # Inserts run immediately and revisions flush themselves, so nothing needs an autoflush
         # here; skipping it keeps each lookup from scanning every row loaded so far.
         with self.session.no_autoflush:
-            # Both key columns: a distributor's or hospital's older records are not read.
+            # Both key columns, each with IN: the unique index answers it (a distributor's or
+            # hospital's older records are not read); stray combinations are filtered here.
             first_col, second_col = getattr(table, first), getattr(table, second)
             query = select(table.id, first_col, second_col, table.version).where(
-                tuple_(first_col, second_col).in_(pairs))
+                first_col.in_(firsts), second_col.in_(seconds))
             for row_id, a, b, version in self.session.execute(query):
-                state[record_key(a, b)] = _Current(row_id, None, version, None, None)
+                key = record_key(a, b)
+                if key in wanted:
+                    state[key] = _Current(row_id, None, version, None, None)
             if state:
                 versions = self.session.execute(
                     select(RecordVersion.record_key, RecordVersion.version, RecordVersion.content_hash)
