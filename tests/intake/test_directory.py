@@ -118,3 +118,12 @@ def test_reloads_when_a_file_changes_and_keeps_the_last_good_one(tmp_path: Path)
 def test_no_files_configured_is_an_empty_directory() -> None:
     directory = DirectoryFiles(DirectorySettings()).current()
     assert directory.is_empty() and directory.city_of("350902") is None
+
+
+def test_a_directory_can_be_built_from_plain_lists() -> None:
+    directory = Directory(regions=[Region("500000", "重庆市", None, "province"), Region("500103", "渝中区", "500000", "county")],
+                          contacts=[Contact("500000", "health", ("cq@example.com",), "重庆市卫健委")],
+                          distributors=[], hospitals=[Party("H1", "医院", "500103", ())])
+    assert directory.city_of("500103").code == "500000"
+    assert directory.contact("500000", "health").emails == ("cq@example.com",)
+    assert directory.hospital("H1").region_code == "500103"

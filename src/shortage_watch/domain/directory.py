@@ -81,6 +81,20 @@ class Directory:
     hospitals: dict[str, Party] = field(default_factory=dict)
     load_problems: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Lists are accepted too (Directory(regions=[...], ...)), indexed as `build` does.
+        if not all(isinstance(part, dict) for part in (self.regions, self.contacts, self.distributors,
+                                                         self.hospitals)):
+            built = Directory.build(
+                self.regions.values() if isinstance(self.regions, dict) else self.regions,
+                self.contacts.values() if isinstance(self.contacts, dict) else self.contacts,
+                self.distributors.values() if isinstance(self.distributors, dict) else self.distributors,
+                self.hospitals.values() if isinstance(self.hospitals, dict) else self.hospitals,
+                self.load_problems,
+            )
+            self.regions, self.contacts = built.regions, built.contacts
+            self.distributors, self.hospitals, self.load_problems = built.distributors, built.hospitals, built.load_problems
+
     @classmethod
     def build(
         cls,
