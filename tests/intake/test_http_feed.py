@@ -197,3 +197,21 @@ def test_poll_sources_survives_a_dead_feed_and_respects_intervals(make_app, http
     assert [o.status for o in later] == ["not_due", "not_due"]
     forced = poll_sources(app, NOW, only="box")
     assert [(o.source, o.status) for o in forced] == [("box", "ok")]
+
+
+def test_connection_errors_are_retried_with_backoff_then_recorded(make_app) -> None:  # type: ignore[no-untyped-def]
+    dead = {"name": "feed", "type": "http", "url": "http://127.0.0.1:9/feed", "retries": 2, "connect_timeout": 0.5}
+    app = make_app(sources=[dead])
+    sleeper = Sleeper()
+    outcome = poll(app, sleeper)
+    assert outcome.status == "failed" and "connection error after 3 attempt(s)" in outcome.error
+    assert sleeper.waits == [0.5, 1.0]
+
+
+def test_retry_after_as_seconds_or_http_date() -> None:
+    from shortage_watch.intake.sources_http import retry_after_seconds
+
+    now = datetime(2024, 10, 8, 2, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds("Tue, 08 Oct 2024 02:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("soon", now) is None and retry_after_seconds(None, now) is None
