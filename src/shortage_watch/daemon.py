@@ -61,9 +61,15 @@ log = logging.getLogger(__name__)
 
 
 class DaemonStartError(Exception):
-    """The daemon cannot start; the message tells the operator what to do (exit code 2)."""
+    """The daemon cannot start; the message tells the operator what to do.
 
-    exit_code = 2
+    Exit code 2 when only the operator can fix it (schema), 1 when a retry may succeed
+    (database unreachable): a service manager restarts on 1 and stops on 2.
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def check_schema(app: App) -> None:
@@ -72,7 +78,9 @@ def check_schema(app: App) -> None:
         current = current_revision(app.engine)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise DaemonStartError(f"database unreachable: {reason[0] if reason else type(exc).__name__}") from None
+        raise DaemonStartError(
+            f"database unreachable: {reason[0] if reason else type(exc).__name__}", exit_code=1
+        ) from None
     head = head_revision()
     if current != head:
         raise DaemonStartError(
@@ -502,10 +510,14 @@ class Daemon:
                 previous[sig] = signal.signal(sig, self.request_stop)
         self.heartbeat()
         self._start_http()
+        mail = self.settings.mail
         log.info(
-            "shortage-watch %s running",
+            "shortage-watch %s running on %s; %s source(s); mail via %s",
             __version__,
-            extra={"replica": self.app.replica_id, "count": len(self.settings.sources)},
+            self.app.engine.url.render_as_string(hide_password=True),
+            len(self.settings.sources),
+            f"files in {mail.file_dir}" if mail.transport == "file" else f"smtp {self.settings.smtp.host}",
+            extra={"replica": self.app.replica_id},
         )
         try:
             self.schedule()

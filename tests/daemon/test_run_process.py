@@ -74,7 +74,7 @@ def test_signal_releases_claims_and_exits_0_within_10_seconds(
     assert not bad, f"not JSON log lines: {bad}"
     events = [json.loads(line) for line in lines]  # every line is one JSON event
     messages = [e["message"] for e in events]
-    assert messages[0] == "shortage-watch 0.1.0 running" and messages[-1] == "stopped"
+    assert messages[0].startswith("shortage-watch 0.1.0 running on ") and messages[-1] == "stopped"
     assert any(m.startswith(f"stopping ({signal.Signals(sig).name})") for m in messages)
 
 
@@ -138,3 +138,16 @@ def test_database_trouble_while_running_is_logged_and_the_daemon_keeps_going(
     assert code == 0 and seconds < 10
     log = log_path.read_text()
     assert "could not release claims" in log or "released claims" in log
+
+
+def test_run_with_the_database_unreachable_exits_1_so_a_service_manager_retries(
+    write_config: Callable[..., Path],
+) -> None:
+    config = write_config({"database": {"url": "postgresql+psycopg://postgres@127.0.0.1:1/none"}})
+    result = subprocess.run(
+        [sys.executable, "-m", "shortage_watch", "--config", str(config), "run"],
+        capture_output=True, text=True, timeout=60, env=daemon_env(), cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("shortage-watch: error: database unreachable: ")
+    assert "Traceback" not in result.stderr
