@@ -193,3 +193,11 @@ def test_workbook_of_an_empty_month_has_headers_only():
     context = {**sample_monthly_context(), "shortages": [], "stoppages": [], "compliance": []}
     book = load_workbook(io.BytesIO(monthly_workbook(context)))
     assert [s.max_row for s in book.worksheets] == [1, 1, 1]
+
+
+def test_monthly_summary_is_not_sent_long_after_the_month_began(app):
+    ledger(app)
+    # A fresh install on 25 October: September's summary is three weeks late; skip it.
+    assert send_monthly_summaries(app, at(2024, 10, 25, 10, 0)) == 0
+    # Down on the 8th, back on the 10th (2 working days later): it catches up.
+    assert send_monthly_summaries(app, at(2024, 10, 10, 10, 0)) == 4

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shortage_watch.mail.render import ALERT_TEMPLATES, LANGUAGES, MAIL_TEMPLATES, RenderError, Renderer
-from shortage_watch.mail.samples import sample_context
+from shortage_watch.mail.samples import EXPLANATION_LADDER, sample_alert_context, sample_context, sample_explanation_context
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,22 @@ def test_operator_folder_overrides_one_template(tmp_path: Path):
 
 def test_unknown_language_falls_back_to_chinese(renderer):
     assert renderer.render("receipt", sample_context("receipt"), "fr").subject.startswith("回执")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("template", EXPLANATION_LADDER)
+def test_explanation_ladder_mail_speaks_of_the_explanation_not_a_notice(renderer, template, language):
+    mail = renderer.render(template, sample_explanation_context(template), language)
+    words = ("说明", "停产") if language == "zh-CN" else ("expla", "stoppage")
+    assert words[0] in mail.subject + mail.text and words[1] not in mail.subject
+    assert "SW-O-000131" in mail.subject and "宁德市医院" in mail.text  # the case's hospitals are listed
+
+
+def test_report_without_a_known_notice_still_renders(renderer):
+    # A distributor report for a notice never seen opens the obligation: no manufacturer, no notice id.
+    context = sample_context("late_report")
+    context.update(manufacturer=None, notice={**context["notice"], "notice_id": "", "reason": None})
+    mail = renderer.render("late_report", context)
+    assert "通知编号" not in mail.text
+    context["notice"] = None
+    assert "停产断供" in renderer.render("receipt", context).subject

@@ -166,6 +166,14 @@ def _label(ctx: Context, value: Any, group: str) -> str:
     return _LABELS[group].get(_language(ctx), _LABELS[group]["zh-CN"]).get(str(value), str(value))
 
 
+@pass_context
+def _notice_kind(ctx: Context, notice: Any, group: str = "kind") -> str:
+    """The notice's kind (停产 …), or a generic word when the notice was never seen."""
+    if notice and notice.get("kind"):
+        return _label(ctx, notice["kind"], group)
+    return "停产断供" if _language(ctx) != "en" else ("stoppage or interruption" if group == "kind_noun" else "stopped or interrupted")
+
+
 def _number(value: Any) -> str:
     """12.0 → 12, 3.25 → 3.25, None → —."""
     if value is None:
@@ -207,7 +215,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        env.filters.update(day=formats.day, instant=formats.instant, by=formats.by, label=_label, num=_number)
+        env.filters.update(day=formats.day, instant=formats.instant, by=formats.by, label=_label, num=_number, notice_kind=_notice_kind)
         env.globals.update(part=part, lang=lang)
         return env
 

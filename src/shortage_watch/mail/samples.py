@@ -102,6 +102,20 @@ def sample_alert_context(template: str = "written_reminder", *, product_name: st
     return context  # type: ignore[return-value]
 
 
+EXPLANATION_LADDER = ("reminder", "written_reminder", "overdue_alert", "interview_recommendation", "province_escalation")
+
+
+def sample_explanation_context(template: str) -> AlertContext:
+    """An explanation obligation's alert (the explanation ladder reuses the reminder templates):
+    no stoppage notice, the shortage case instead."""
+    context: dict[str, Any] = dict(sample_alert_context("explanation_request"))
+    context.update(template=template, level=template, case_number="SW-O-000131", thread_key="O131",
+                   overdue_working_days=None if template == "reminder" else 2)
+    context["case"] = {**context["case"], "state": "open", "regional_at": None}
+    context["recipient"] = copy.deepcopy(_RECIPIENTS[_SHAPES[template][0]])
+    return context  # type: ignore[return-value]
+
+
 def sample_test_context(to: str = "ops@example.com") -> dict[str, Any]:
     """The `test` template's context (what `mail test` sends)."""
     return {

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DONE_STATES = ("fulfilled", "fulfilled_late", "cancelled", "closed")
+# A replica that was down on the first working day still sends the monthly summary this
+# many working days later; after that the month is skipped rather than mailed late.
+MONTHLY_CATCH_UP_WORKING_DAYS = 3
 
 
 def _insert_outbox_row(session: Session, values: dict[str, Any]) -> bool:
@@ -369,15 +372,17 @@ def monthly_context(session: Session, app: "App", contact: "Contact", email: str
 def send_monthly_summaries(app: "App", now: datetime) -> int:
     """Write last month's summary for each insurance bureau contact; returns how many were new.
 
-    Due from `mail.monthly_time` on the first working day of the month (and on later
-    days, so a daemon that was down that day catches up); once per address and month
-    (dedup key `monthly:{email}:{YYYY-MM}`).
+    Due from `mail.monthly_time` on the first working day of the month (and up to
+    MONTHLY_CATCH_UP_WORKING_DAYS working days later, so a daemon that was down that day
+    catches up); once per address and month (dedup key `monthly:{email}:{YYYY-MM}`).
     """
     local = now.astimezone(app.calendar.tz)
     today = local.date()
     start = first_working_day(app, today.year, today.month)
     if today < start or (today == start and local.time() < app.settings.mail.monthly_time):
         return 0
+    if app.calendar.working_days_between(start, today) > MONTHLY_CATCH_UP_WORKING_DAYS:
+        return 0  # too late for last month's summary (e.g. a fresh install mid-month)
     first, last = previous_month(today)
     written = 0
     with app.sessions.begin() as session:
