@@ -51,10 +51,12 @@ class SinkHandler:
     data_replies: list[str] = field(default_factory=list)  # consumed one per DATA before answering 250
     hold: threading.Event | None = None  # when set, MAIL FROM waits until it is cleared
     hold_after: int | None = None  # start holding once this many messages were accepted
+    holding: threading.Event = field(default_factory=threading.Event)  # set once a MAIL FROM is held
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # type: ignore[no-untyped-def]
         while self.hold is not None and self.hold_after is not None and len(self.received) >= self.hold_after and self.hold.is_set():
+            self.holding.set()
             await asyncio.sleep(0.02)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
