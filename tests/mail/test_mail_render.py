@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shortage_watch.mail.render import ALERT_TEMPLATES, LANGUAGES, MAIL_TEMPLATES, RenderError, Renderer
-from shortage_watch.mail.samples import EXPLANATION_LADDER, sample_alert_context, sample_context, sample_explanation_context
+from shortage_watch.mail.samples import EXPLANATION_LADDER, sample_context, sample_explanation_context
 
 
 @pytest.fixture(scope="module")

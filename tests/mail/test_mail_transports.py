@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 
 from aiosmtpd.controller import Controller
 
 from shortage_watch.mail.message import build_message
 from shortage_watch.mail.render import RenderedMail
-from shortage_watch.mail.transports import RateLimiter, SmtpTransport, make_transport, FileTransport
+from shortage_watch.mail.transports import FileTransport, RateLimiter, SmtpTransport, make_transport
 from shortage_watch.settings import MailSettings, SmtpSettings
 
 from .conftest import WORKING_NOW, SinkHandler, free_port, make_cert
