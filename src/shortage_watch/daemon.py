@@ -532,8 +532,8 @@ class Daemon:
         try:
             released = release_replica_claims(self.app)
             log.info("released claims: %s", released, extra={"replica": self.app.replica_id})
-        except SQLAlchemyError as exc:
-            log.warning("could not release claims (they expire on their own): %s", type(exc).__name__)
+        except Exception as exc:  # the exit must stay clean whatever the database does now
+            log.warning("could not release claims (they expire on their own): %s", type(exc).__name__, exc_info=True)
         log.info("stopped", extra={"replica": self.app.replica_id})
         if stragglers:
             # A job still inside a slow call (SMTP, HTTP): its open transaction rolls back

@@ -196,8 +196,13 @@ def run_demo(mail_dir: Path, base: Settings | None = None, out: IO[str] | None =
                 clock.advance_to(now)
                 bar.show(index, step.at.replace("T", " "))
                 if step.records:
-                    ingest_payload(app, source="demo", name=f"demo-{index}.json", kind="auto", now=now,
-                                   content=json.dumps({"records": step.records}, ensure_ascii=False).encode())
+                    result = ingest_payload(
+                        app, source="demo", name=f"demo-{index}.json", kind="auto", now=now,
+                        content=json.dumps({"records": step.records}, ensure_ascii=False).encode(),
+                    )
+                    if result.status != "accepted":
+                        raise DemoError(f"step {step.at}: the scripted records were not accepted "
+                                        f"({result.status}): {result.errors[:3]}")
                 run_cycle(app, now)
                 mailed = _new_mail(app, seen)
                 _print_step(out, app, now, step, mailed)
