@@ -47,6 +47,7 @@ class SinkHandler:
     """Records each accepted message; scripted refusals: per-recipient codes and DATA replies."""
 
     received: list[Received] = field(default_factory=list)
+    refuse_sender: str | None = None  # e.g. "550 5.7.1 relaying denied" for every MAIL FROM
     refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address -> reply, e.g. "550 5.1.1 no such user"
     data_replies: list[str] = field(default_factory=list)  # consumed one per DATA before answering 250
     hold: threading.Event | None = None  # when set, MAIL FROM waits until it is cleared
@@ -55,6 +56,8 @@ class SinkHandler:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # type: ignore[no-untyped-def]
+        if self.refuse_sender:
+            return self.refuse_sender
         while self.hold is not None and self.hold_after is not None and len(self.received) >= self.hold_after and self.hold.is_set():
             self.holding.set()
             await asyncio.sleep(0.02)

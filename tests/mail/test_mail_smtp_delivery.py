@@ -162,3 +162,16 @@ def test_chinese_subject_is_rfc2047_encoded_on_the_wire(make_app, smtp_sink):
     on_the_wire = email.message_from_bytes(raw, policy=compat32)["Subject"]
     assert on_the_wire.isascii() and on_the_wire.lower().startswith("=?utf-8?")
     assert str(make_header(decode_header(on_the_wire))).startswith("书面提醒：")
+
+
+def test_refused_sender_is_a_settings_problem_so_mail_waits(make_app, smtp_sink):
+    app = make_app(mail={"transport": "smtp", "batch_size": 3}, smtp={"port": smtp_sink.port})
+    smtp_sink.handler.refuse_sender = "550 5.7.1 <alerts@sw.example.gov.cn>: relaying denied"
+    ids = add_alerts(app, 5)
+
+    result = deliver_due(app, WORKING_NOW)
+
+    rows = alert_rows(app)
+    assert (result.dead, result.retried, result.batches) == (0, 3, 1)
+    assert all(rows[i].status == "pending" for i in ids)
+    assert "relaying denied" in next(r.last_error for r in rows.values() if r.attempts)

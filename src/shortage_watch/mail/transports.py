@@ -80,7 +80,11 @@ def classify_smtp_error(exc: BaseException) -> Outcome:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, reply = next(iter(exc.recipients.values()))
         return _by_code(code, reply, "recipient refused")
-    if isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        # MAIL FROM refused (relay denied, auth required): the settings are wrong, not
+        # this message; keep the mail until an operator fixes mail.from or [smtp].
+        return Outcome("transient", f"sender {exc.sender} refused: {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPDataError):
         return _by_code(exc.smtp_code, exc.smtp_error, "refused")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         # Bad credentials will not fix themselves per message, but an operator can fix
@@ -151,7 +155,7 @@ class SmtpBatch:
             except (OSError, smtplib.SMTPException) as exc:
                 outcome = classify_smtp_error(exc)
                 connection_failed = isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
-                if self.client is None or connection_failed or isinstance(exc, smtplib.SMTPAuthenticationError):
+                if self.client is None or connection_failed or isinstance(exc, (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused)):
                     # No usable connection (refused, TLS or AUTH failed, timed out): not
                     # this message's fault, so transient, and the batch's rest waits too.
                     outcome = Outcome("transient", outcome.error)
