@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -98,24 +99,51 @@ def _outbox_values(app: "App", *, dedup_key: str, thread_key: str, template: str
 # --- daily digest -------------------------------------------------------------------------
 
 
-def digest_context(session: Session, app: "App", contact: "Contact", email: str, since: datetime, now: datetime) -> dict[str, Any]:
+@dataclass
+class DigestSnapshot:
+    """The ledger rows every digest of one run draws on, read once (not once per contact)."""
+
+    notices: list[StoppageNotice]
+    notice_obligations: dict[int, Obligation]
+    overdue: list[Obligation]
+    late: list[Obligation]
+    cases: list[ShortageCase]
+    reports_by_case: dict[int, list[ShortageReport]]
+    products: dict[str, str]
+
+
+def read_digest_snapshot(session: Session, since: datetime, now: datetime) -> DigestSnapshot:
+    notices = list(session.scalars(
+        select(StoppageNotice).where(StoppageNotice.received_at >= since, StoppageNotice.received_at < now).order_by(StoppageNotice.received_at)
+    ))
+    notice_obligations = {
+        ob.notice_pk: ob for ob in session.scalars(select(Obligation).where(Obligation.notice_pk.in_([n.id for n in notices])))
+    } if notices else {}
+    overdue = list(session.scalars(select(Obligation).where(Obligation.state.in_(OPEN_STATES), Obligation.due_at < now).order_by(Obligation.due_at)))
+    late = list(session.scalars(
+        select(Obligation).where(Obligation.state == "fulfilled_late", Obligation.fulfilled_at >= since, Obligation.fulfilled_at < now)
+    ))
+    cases = list(session.scalars(select(ShortageCase).where(ShortageCase.state != "resolved").order_by(ShortageCase.opened_at)))
+    reports_by_case: dict[int, list[ShortageReport]] = {}
+    if cases:
+        for report in session.scalars(select(ShortageReport).where(ShortageReport.case_id.in_([c.id for c in cases]))):
+            reports_by_case.setdefault(report.case_id or 0, []).append(report)
+    codes = {ob.product_code for ob in overdue + late if ob.product_code}
+    return DigestSnapshot(notices, notice_obligations, overdue, late, cases, reports_by_case, _product_names(session, codes))
+
+
+def digest_context(app: "App", snapshot: DigestSnapshot, contact: "Contact", email: str, since: datetime, now: datetime) -> dict[str, Any]:
     """What happened in the contact's region and below since `since`, and what is still open."""
     directory = app.directory
     region = contact.region_code
     within = lambda code: directory.is_within(code, region)  # noqa: E731
 
-    notices = session.scalars(
-        select(StoppageNotice).where(StoppageNotice.received_at >= since, StoppageNotice.received_at < now).order_by(StoppageNotice.received_at)
-    ).all()
-    notice_obligations = {
-        ob.notice_pk: ob for ob in session.scalars(select(Obligation).where(Obligation.notice_pk.in_([n.id for n in notices])))
-    } if notices else {}
     new_stoppages = []
-    for n in notices:
+    for n in snapshot.notices:
         code = _notice_region(directory, n)
         if not within(code):
             continue
-        ob = notice_obligations.get(n.id)
+        ob = snapshot.notice_obligations.get(n.id)
         new_stoppages.append({
             "case_number": case_number("O", ob.id) if ob else n.notice_id,
             "product": _product(n.product_name, n.specification),
@@ -127,11 +155,9 @@ def digest_context(session: Session, app: "App", contact: "Contact", email: str,
             "region_name": _region_name(directory, code),
         })
 
-    products = _product_names(session)
+    products = snapshot.products
     overdue = []
-    for ob in session.scalars(
-        select(Obligation).where(Obligation.state.in_(OPEN_STATES), Obligation.due_at < now).order_by(Obligation.due_at)
-    ):
+    for ob in snapshot.overdue:
         if not within(ob.region_code):
             continue
         overdue.append({
@@ -144,9 +170,7 @@ def digest_context(session: Session, app: "App", contact: "Contact", email: str,
         })
 
     late = []
-    for ob in session.scalars(
-        select(Obligation).where(Obligation.state == "fulfilled_late", Obligation.fulfilled_at >= since, Obligation.fulfilled_at < now)
-    ):
+    for ob in snapshot.late:
         if not within(ob.region_code):
             continue
         late.append({
@@ -159,13 +183,8 @@ def digest_context(session: Session, app: "App", contact: "Contact", email: str,
         })
 
     open_shortages = []
-    cases = session.scalars(select(ShortageCase).where(ShortageCase.state != "resolved").order_by(ShortageCase.opened_at)).all()
-    reports_by_case: dict[int, list[ShortageReport]] = {}
-    if cases:
-        for report in session.scalars(select(ShortageReport).where(ShortageReport.case_id.in_([c.id for c in cases]))):
-            reports_by_case.setdefault(report.case_id or 0, []).append(report)
-    for case in cases:
-        reports = reports_by_case.get(case.id, [])
+    for case in snapshot.cases:
+        reports = snapshot.reports_by_case.get(case.id, [])
         if not (within(case.city_code) or any(within(_report_region(directory, r)) for r in reports)):
             continue
         open_shortages.append({
@@ -195,11 +214,14 @@ def digest_context(session: Session, app: "App", contact: "Contact", email: str,
     }
 
 
-def _product_names(session: Session) -> dict[str, str]:
+def _product_names(session: Session, codes: set[str]) -> dict[str, str]:
+    """Product names by code, from the notices and cases that mention them."""
     names: dict[str, str] = {}
-    for code, name in session.execute(select(StoppageNotice.product_code, StoppageNotice.product_name)):
+    if not codes:
+        return names
+    for code, name in session.execute(select(StoppageNotice.product_code, StoppageNotice.product_name).where(StoppageNotice.product_code.in_(codes))):
         names.setdefault(code, name)
-    for code, name in session.execute(select(ShortageCase.product_code, ShortageCase.product_name)):
+    for code, name in session.execute(select(ShortageCase.product_code, ShortageCase.product_name).where(ShortageCase.product_code.in_(codes))):
         names.setdefault(code, name)
     return names
 
@@ -223,15 +245,17 @@ def send_daily_digests(app: "App", now: datetime) -> int:
     previous = app.calendar.nth_working_day_before(today, 1)
     since = datetime.combine(previous, app.settings.mail.digest_time, tzinfo=app.calendar.tz)
     written = 0
+    contacts = [c for c in app.directory.contacts_all() if c.delivery == "digest"]
+    if not contacts:
+        return 0
     with app.sessions.begin() as session:
-        for contact in app.directory.contacts_all():
-            if contact.delivery != "digest":
-                continue
+        snapshot = read_digest_snapshot(session, since, now)
+        for contact in contacts:
             for email in contact.emails:
                 dedup_key = f"digest:{email}:{today.isoformat()}"
                 if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
                     continue
-                context = digest_context(session, app, contact, email, since, now)
+                context = digest_context(app, snapshot, contact, email, since, now)
                 waiting = list(session.scalars(select(Alert.id).where(Alert.status == "digest", Alert.recipient_email == email)))
                 context["covered_alerts"] = len(waiting)
                 if not (waiting or context["new_stoppages"] or context["overdue"] or context["late_reports"] or context["open_shortages"]):
