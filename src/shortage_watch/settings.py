@@ -131,6 +131,7 @@ class SmtpSettings(Section):
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
+    ca_file: Path | None = Field(None, description="CA bundle for a server signed by a private CA")
     timeout: float = Field(30.0, gt=0)
     rate_per_minute: int = Field(600, ge=1)
 

@@ -9,7 +9,6 @@ from email.header import decode_header, make_header
 from email.policy import compat32
 
 from shortage_watch.clock import utc_now
-from shortage_watch.mail.transports import SmtpTransport
 from shortage_watch.services.deliver import deliver_due
 
 from .conftest import WORKING_NOW, add_alerts, alert_rows, free_port
@@ -52,9 +51,9 @@ def test_messages_parse_back_with_recipients_chinese_subjects_both_parts_and_thr
 def test_starttls_and_auth(make_app, tls_sink):
     app = make_app(
         mail={"transport": "smtp"},
-        smtp={"port": tls_sink.port, "security": "starttls", "username": "bureau", "password": "密码-secret"},
+        smtp={"port": tls_sink.port, "security": "starttls", "username": "bureau", "password": "密码-secret",
+              "ca_file": str(tls_sink.cafile)},
     )
-    app.transport = SmtpTransport(app.settings.smtp, cafile=tls_sink.cafile)
     ids = add_alerts(app, 3)
 
     result = deliver_due(app, WORKING_NOW)
@@ -65,8 +64,8 @@ def test_starttls_and_auth(make_app, tls_sink):
 
 
 def test_wrong_password_keeps_the_mail_for_later(make_app, tls_sink):
-    app = make_app(mail={"transport": "smtp"}, smtp={"port": tls_sink.port, "security": "starttls", "username": "bureau", "password": "wrong"})
-    app.transport = SmtpTransport(app.settings.smtp, cafile=tls_sink.cafile)
+    app = make_app(mail={"transport": "smtp"}, smtp={"port": tls_sink.port, "security": "starttls", "username": "bureau",
+                                                      "password": "wrong", "ca_file": str(tls_sink.cafile)})
     [alert_id] = add_alerts(app, 1)
 
     result = deliver_due(app, WORKING_NOW)

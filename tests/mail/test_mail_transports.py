@@ -53,7 +53,7 @@ def test_implicit_tls_on_a_dedicated_port(tmp_path):
     controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context)
     controller.start()
     try:
-        transport = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, security="ssl", timeout=5), cafile=cert)
+        transport = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, security="ssl", timeout=5, ca_file=cert))
         with transport.batch() as batch:
             assert batch.send(envelope()).sent
         assert [r.rcpt_tos for r in handler.received] == [["d@example.com"]]

@@ -116,7 +116,7 @@ class SmtpBatch:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.transport.smtp
-        context = ssl.create_default_context(cafile=str(self.transport.cafile) if self.transport.cafile else None)
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
         if s.security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
@@ -206,10 +206,8 @@ class SmtpTransport:
 
     name = "smtp"
 
-    def __init__(self, smtp: SmtpSettings, cafile: Path | None = None) -> None:
+    def __init__(self, smtp: SmtpSettings) -> None:
         self.smtp = smtp
-        # Tests (and private CAs) can name the CA bundle that signs the server's certificate.
-        self.cafile = cafile
         self.limiter = RateLimiter(smtp.rate_per_minute)
 
     @contextmanager
