@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Annotated, Literal, Mapping
 from zoneinfo import ZoneInfo
@@ -194,10 +195,18 @@ def as_text(value: object) -> str | None:
 
 def _text(max_len: int | None = None, identifier: bool = False):  # type: ignore[no-untyped-def]
     def parse(value: object) -> str | None:
+        if type(value) is str:
+            # The common cell, as `as_text` treats it: printable text holds no control character.
+            text = value.strip(_SPACES)
+            if text.isprintable():
+                if max_len is not None and len(text) > max_len:
+                    raise FieldProblem(f"长度超过 {max_len} 个字符 / longer than {max_len} characters")
+                return text or None
         text = as_text(value)
         if text is None:
             return None
-        if identifier and _ID_FORBIDDEN.search(text):
+        # Printable text holds no control character, so most ids skip the scan.
+        if identifier and not text.isprintable() and _ID_FORBIDDEN.search(text):
             raise FieldProblem("编号不能含有换行或控制字符 / an id cannot contain line breaks or control characters")
         if max_len is not None and len(text) > max_len:
             raise FieldProblem(f"长度超过 {max_len} 个字符 / longer than {max_len} characters")
@@ -224,6 +233,12 @@ def parse_date(value: object, tz: ZoneInfo | None = None) -> date | None:
     text = as_text(value)
     if text is None:
         return None
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        # The common `YYYY-MM-DD`; anything odd about it (no such date) takes the full path below.
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
     match = _DATE_RE.match(text)
     rest = text[match.end():] if match else ""
     if not match or (rest and not re.fullmatch(r"[ T]*0{1,2}:00(:00(\.0+)?)?", rest)):
@@ -353,6 +368,8 @@ def _number(integer: bool):  # type: ignore[no-untyped-def]
 
 
 def _date_field(value: object, info: ValidationInfo) -> date | None:
+    if type(value) is str:
+        return parse_date(value)  # the zone matters only for an aware datetime cell
     return parse_date(value, _tz(info))
 
 
@@ -386,8 +403,16 @@ Amount = Annotated[float | None, _number(integer=False)]
 
 def _today(info: ValidationInfo) -> date | None:
     context = info.context or {}
+    if "today" in context:
+        return context["today"]
     now: datetime | None = context.get("now")
     return now.astimezone(_tz(info)).date() if now is not None else None
+
+
+@lru_cache(maxsize=16)
+def _validation_context(now: datetime | None, tz: ZoneInfo) -> dict[str, Any]:
+    """What the validators read: `now`, `tz` and today's date in `tz` (worked out once per file)."""
+    return {"now": now, "tz": tz, "today": now.astimezone(tz).date() if now is not None else None}
 
 
 class _Record(BaseModel):
@@ -397,10 +422,14 @@ class _Record(BaseModel):
         """The record as JSON-ready data (dates ISO), the form that is hashed and versioned."""
         return self.model_dump(mode="json")
 
+    def canonical_json(self) -> str:
+        """The normalized record as compact JSON: the same data, hashed and stored in one text."""
+        # Fields serialize in declaration order, so equal records give equal text.
+        return self.model_dump_json()
+
     def content_hash(self) -> str:
         """sha256 of the normalized record: equal records hash equal whatever their file format."""
-        # Fields serialize in declaration order, so equal records give equal bytes.
-        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+        return hash_canonical_json(self.canonical_json())
 
 
 class StoppageNoticeRecord(_Record):
@@ -520,6 +549,11 @@ MODELS: dict[str, type[_Record]] = {
 }
 
 
+def hash_canonical_json(text: str) -> str:
+    """The content hash of a record given its `canonical_json()`."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def record_key(*parts: str) -> str:
     """The identity key stored in record_versions (ids cannot hold control characters)."""
     return "\x1f".join(parts)
@@ -567,7 +601,7 @@ def validate_record(
     present = {k: v for k, v in values.items() if v is not None and not (isinstance(v, str) and not v.strip(_SPACES))}
     present.pop("record_kind", None)
     try:
-        record = MODELS[kind].model_validate(present, context={"now": now, "tz": tz})
+        record = MODELS[kind].model_validate(present, context=_validation_context(now, tz))
     except ValidationError as exc:
         return None, _explain(exc, row)
     return record, []  # type: ignore[return-value]

@@ -15,16 +15,18 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.directory import Directory
 from shortage_watch.domain.records import (
+    MODELS,
     DistributorReportRecord,
     Record,
     RowError,
+    hash_canonical_json,
     record_key,
     validate_record,
 )
@@ -238,6 +240,96 @@ def _chunks_by_kind(items: list[tuple[int, Record]]) -> Iterable[list[tuple[int,
         yield chunk
 
 
+class _DriverInsert:
+    """Many rows into one table through the driver itself.
+
+    Values are converted by each column's SQLAlchemy type exactly as Core would convert
+    them; only Core's per-parameter bookkeeping is skipped, which for a large file costs
+    more than the database's own work.
+    """
+
+    ROWS_PER_STATEMENT = 100  # multi-row INSERT … RETURNING: small enough to compile quickly
+
+    def __init__(self, connection: Connection, table: Table, columns: Iterable[str],
+                 as_stored: tuple[str, ...] = ()) -> None:
+        """Writes `columns` (the others take their defaults); `as_stored`: columns whose values
+        arrive already as the database keeps them (JSON text)."""
+        self.connection = connection
+        self.table = table
+        self.dialect = connection.dialect
+        compiled = insert(table).inline().compile(dialect=self.dialect, column_keys=list(columns))
+        self.sql = compiled.string
+        # A positional driver takes the values in the compiled order; a named one by column key.
+        self.columns = list(compiled.positiontup) if compiled.positional else list(columns)
+        self.positional = compiled.positional
+        self.processors = {c.key: None if c.key in as_stored else c.type.dialect_impl(self.dialect).bind_processor(
+            self.dialect) for c in table.c}
+        self._returning: dict[tuple[int, tuple[str, ...]], tuple[str, list[list[str]] | None]] = {}
+
+    def _values(self, rows: list[dict[str, Any]], same: dict[str, Any]) -> list[list[Any]]:
+        """Each row's values in `self.columns` order, converted for the driver."""
+        template = [None] * len(self.columns)
+        varying = []
+        for index, key in enumerate(self.columns):
+            convert = self.processors[key]
+            if key in same:
+                template[index] = same[key] if convert is None else convert(same[key])
+            else:
+                varying.append((index, key, convert))
+        converted = []
+        for row in rows:
+            values = template.copy()
+            for index, key, convert in varying:
+                value = row[key]
+                values[index] = value if convert is None else convert(value)
+            converted.append(values)
+        return converted
+
+    def insert(self, rows: list[dict[str, Any]], **same: Any) -> None:
+        """Insert `rows` (column key -> Python value) in one executemany; `same`: values shared by every row."""
+        if not rows:
+            return
+        values = self._values(rows, same)
+        params = [tuple(v) for v in values] if self.positional else [dict(zip(self.columns, v)) for v in values]
+        self.connection.exec_driver_sql(self.sql, params)
+
+    def insert_returning(self, rows: list[dict[str, Any]], returning: tuple[str, ...], **same: Any) -> list[Any]:
+        """Insert `rows` like `insert`, in multi-row statements; the `returning` columns of the
+        new rows come back in no particular order."""
+        returned: list[Any] = []
+        values = self._values(rows, same)
+        for start in range(0, len(values), self.ROWS_PER_STATEMENT):
+            batch = values[start:start + self.ROWS_PER_STATEMENT]
+            sql, names = self._returning_statement(len(batch), returning)
+            if names is None:  # positional, row after row in column order
+                params: Any = tuple(value for row in batch for value in row)
+            else:
+                params = {}
+                for row_names, row in zip(names, batch):
+                    params.update(zip(row_names, row))
+            returned.extend(self.connection.exec_driver_sql(sql, params).all())
+        return returned
+
+    def _returning_statement(self, rows: int, returning: tuple[str, ...]) -> tuple[str, list[list[str]] | None]:
+        """SQL for `rows` rows (binds `<column>_<row>`) and, for a named driver, each row's bind names."""
+        shape = (rows, returning)
+        if shape not in self._returning:
+            table = self.table
+            names = [[f"{key}_{i}" for key in self.columns] for i in range(rows)]
+            statement = insert(table).values([
+                {key: bindparam(name, type_=table.c[key].type) for key, name in zip(self.columns, row_names)}
+                for row_names in names
+            ]).returning(*(table.c[key] for key in returning))
+            compiled = statement.compile(dialect=self.dialect)
+            if compiled.positional:
+                if list(compiled.positiontup) != [name for row_names in names for name in row_names]:
+                    raise RuntimeError(f"unexpected bind order for {table.name}")
+                self._returning[shape] = (compiled.string, None)
+            else:
+                self._returning[shape] = (compiled.string, names)
+        return self._returning[shape]
+
+
 @dataclass
 class _Current:
     row_id: int | None  # None while the insert is pending
@@ -259,17 +351,22 @@ class _RecordWriter:
         self.errors = errors
         self.listener: RecordListener = app.record_listener
         self.directory = _directory(app)
+        version_columns = [c.key for c in RecordVersion.__table__.c if not c.primary_key]
+        self.versions = _DriverInsert(session.connection(), RecordVersion.__table__, version_columns,
+                                      as_stored=("data",))
+        self.inserters: dict[str, _DriverInsert] = {}
         self.accepted = self.duplicates = self.revisions = 0
 
     def write(self, chunk: list[tuple[int, Record]]) -> None:
         kind = chunk[0][1].record_kind
         spec = SPECS[kind]
         state = self._load_current(kind, spec, [record for _, record in chunk])
-        pending: list[tuple[str, Record, str]] = []
+        pending: list[tuple[str, Record, str, str]] = []
         pending_keys: set[str] = set()
         for row_number, record in chunk:
             key = record.identity()
-            digest = record.content_hash()
+            text = record.canonical_json()
+            digest = hash_canonical_json(text)
             if key in pending_keys:
                 # The same identity twice in one run: store the first before judging the second.
                 self._insert_new(kind, spec, pending, state)
@@ -281,7 +378,7 @@ class _RecordWriter:
             if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number):
                 continue
             if current is None:
-                pending.append((key, record, digest))
+                pending.append((key, record, digest, text))
                 pending_keys.add(key)
                 state[key] = _Current(None, None, 1, digest, None)
             else:
@@ -319,7 +416,9 @@ class _RecordWriter:
         return state
 
     def _row_values(self, spec: _KindSpec, record: Record) -> dict[str, Any]:
-        values = record.model_dump()
+        # A record's fields are plain values (no nested models), so its __dict__ is the
+        # same mapping model_dump() builds, without the serializer's cost.
+        values = dict(record.__dict__)
         values.pop("record_kind", None)
         if spec.region_from and values.get("region_code") is None:
             # records.md: a missing region_code defaults to the party's region in the directory.
@@ -330,38 +429,43 @@ class _RecordWriter:
                 values["region_code"] = party.region_code
         return values
 
-    def _insert_new(self, kind: str, spec: _KindSpec, pending: list[tuple[str, Record, str]],
+    def _insert_new(self, kind: str, spec: _KindSpec, pending: list[tuple[str, Record, str, str]],
                     state: dict[str, _Current]) -> None:
+        """Store new records (key, record, content hash, canonical JSON) and tell the listener."""
         if not pending:
             return
-        rows_values = []
-        for _key, record, _digest in pending:
-            values = self._row_values(spec, record)
-            values.update(version=1, source=self.source, received_at=self.now, updated_at=self.now)
-            rows_values.append(values)
+        rows_values = [self._row_values(spec, record) for _key, record, _digest, _text in pending]
+        table = spec.table
+        first, second = spec.key_columns
         # A concurrent writer inserting the same identity makes this fail on the unique key;
         # the DB error rolls the whole file back and it is simply processed again later.
-        # Core executemany with RETURNING batches well; rows come back in any order and are
-        # matched by identity, then loaded as ORM rows in one query for the listener.
-        table = spec.table
-        first_col, second_col = (getattr(table, c) for c in spec.key_columns)
-        connection = self.session.connection()
-        returned = connection.execute(insert(table.__table__).returning(table.id, first_col, second_col),
-                                      rows_values)
+        # Multi-row INSERT … RETURNING gives the new ids (in any order: matched by identity);
+        # the flushed ORM rows the listener gets are then loaded in one SELECT … IN.
+        returned = self._inserter(kind, spec).insert_returning(
+            rows_values, ("id", first, second),
+            version=1, source=self.source, received_at=self.now, updated_at=self.now,
+        )
         id_by_key = {record_key(a, b): row_id for row_id, a, b in returned}
         with self.session.no_autoflush:
             loaded = {row.id: row for row in self.session.scalars(select(table).where(table.id.in_(id_by_key.values())))}
-        datas = [record.data() for _key, record, _digest in pending]
-        connection.execute(insert(RecordVersion), [
-            {"kind": kind, "record_key": key, "version": 1, "content_hash": digest, "data": data,
-             "source": self.source, "receipt_id": self.receipt_id, "received_at": self.now}
-            for (key, _record, digest), data in zip(pending, datas)
-        ])
-        for (key, _record, digest), data in zip(pending, datas):
+        # The canonical JSON that was hashed is stored as the version's data, as it is.
+        self.versions.insert(
+            [{"record_key": key, "content_hash": digest, "data": text} for key, _record, digest, text in pending],
+            kind=kind, version=1, source=self.source, receipt_id=self.receipt_id, received_at=self.now,
+        )
+        for key, _record, digest, _text in pending:
             row = loaded[id_by_key[key]]
-            state[key] = _Current(row.id, row, 1, digest, data)
+            # data None: a revision later in this file reads it back from its version row.
+            state[key] = _Current(row.id, row, 1, digest, None)
             self.accepted += 1
             self.listener.record_stored(self.session, kind, row, None, self.now)
+
+    def _inserter(self, kind: str, spec: _KindSpec) -> _DriverInsert:
+        if kind not in self.inserters:
+            fields = [name for name in MODELS[kind].model_fields if name != "record_kind"]
+            self.inserters[kind] = _DriverInsert(self.session.connection(), spec.table.__table__,
+                                                 [*fields, "version", "source", "received_at", "updated_at"])
+        return self.inserters[kind]
 
     def _revise(self, kind: str, spec: _KindSpec, key: str, record: Record, digest: str, current: _Current) -> None:
         previous = current.data
