@@ -91,7 +91,13 @@ def test_report_for_unknown_notice_opens_and_fulfils_in_one_step(db_url, make_ap
     assert ob.subject_key == "P:D1:XC03:2024-09-20"
     assert ob.due_on == date(2024, 9, 27) and ob.state == "fulfilled_late"
     assert ob.late_working_days == 3  # 09-29 (make-up Sunday), 09-30 and 10-08
-    assert "O1:late_report:ybj@jiaocheng.example" in alert_keys(app)
+    keys = alert_keys(app)
+    assert "O1:late_report:ybj@jiaocheng.example" in keys
+    assert "O1:notice_opened:ybj@jiaocheng.example" in keys
+    assert not any(":receipt:" in key for key in keys)
+    with app.sessions() as session:
+        opened = session.scalars(select(Alert).where(Alert.template == "notice_opened")).first()
+    assert opened is not None and opened.context["product"]["name"] == "阿莫西林胶囊"
 
 
 def test_revision_moving_notified_on_moves_deadline_with_audit(db_url, make_app):

@@ -89,8 +89,10 @@ def open_obligation(
     notice_pk: int | None = None,
     case_id: int | None = None,
     product_code: str | None = None,
+    fire_open: bool = True,
 ) -> Obligation:
-    """Open an obligation due N working days after `received_on`, store its ladder, write the on-open alerts."""
+    """Open an obligation due N working days after `received_on`, store its ladder, write the on-open alerts
+    (unless `fire_open` is False: the caller fires them itself)."""
     calendar = app.calendar
     deadline = report_deadline(calendar, received_on, app.settings.calendar.working_days, app.settings.calendar.cutoff)
     ladder = app.policy.ladder_for(kind, priority)
@@ -125,7 +127,8 @@ def open_obligation(
         action="opened",
         detail={"kind": kind, "subject": subject_key, "due_at": deadline.due_at.isoformat(), "calendar": deadline.calendar},
     )
-    fire_open_levels(session, app, obligation, ladder, now)
+    if fire_open:
+        fire_open_levels(session, app, obligation, ladder, now)
     return obligation
 
 
@@ -148,8 +151,15 @@ def _obligation_schedule(app: Any, obligation: Obligation, ladder: Ladder) -> li
     return firings
 
 
-def write_obligation_alerts(session: Session, app: Any, obligation: Obligation, firings: list[Firing] | tuple[Firing, ...], now: datetime) -> int:
-    """One alert per firing per recipient; returns how many were new."""
+def write_obligation_alerts(
+    session: Session,
+    app: Any,
+    obligation: Obligation,
+    firings: list[Firing] | tuple[Firing, ...],
+    now: datetime,
+    skip_recipients: frozenset[str] = frozenset(),
+) -> int:
+    """One alert per firing per recipient (except `skip_recipients` specs); returns how many were new."""
     if not firings:
         return 0
     directory = directory_of(app)
@@ -157,6 +167,8 @@ def write_obligation_alerts(session: Session, app: Any, obligation: Obligation, 
     written = 0
     for firing in firings:
         for spec in firing.level.recipients:
+            if spec in skip_recipients:
+                continue
             for target in route(
                 directory,
                 spec,
@@ -364,9 +376,16 @@ def distributor_report_stored(session: Session, app: Any, report: DistributorRep
             now=now,
             notice_pk=notice.id if notice else None,
             product_code=report.product_code or (notice.product_code if notice else None),
+            fire_open=False,
         )
         audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="opened_by_report", detail={"report_id": report.report_id})
-    if obligation.state in OPEN_STATES or obligation.report_pk == report.id:
+        fulfil_obligation(session, app, obligation, report, now)
+        # The bureaus still learn of the stoppage, now described by the report; the distributor
+        # gets no receipt asking for the report it has just made.
+        opening = _obligation_schedule(app, obligation, app.policy.ladder_for("report", obligation.priority))
+        write_obligation_alerts(session, app, obligation, opening, now, skip_recipients=frozenset({"distributor"}))
+        obligation.level = len(opening)
+    elif obligation.state in OPEN_STATES or obligation.report_pk == report.id:
         fulfil_obligation(session, app, obligation, report, now)
     product = report.product_code or (notice.product_code if notice else None)
     if product:
