@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## run: set up and run shortage_watch on the embedded default (SQLite, mail to var/mail/)
+## run: set up and run the daemon on the embedded default (SQLite in var/, mail as .eml files in var/mail/)
 run: $(STAMP)
 	$(BIN)/shortage-watch db upgrade
-	$(BIN)/shortage-watch deadline --received 2024-09-27
+	@# First run only: hand the daemon the sample inbox, so mail appears in var/mail/ within a minute.
+	@# Back-dated so the inbox's settle time (files still being uploaded) does not hold them back.
+	@if [ ! -e var/.sample-inbox ]; then mkdir -p var/inbox && cp config/examples/inbox/*.* var/inbox/ \
+		&& touch -d '1 minute ago' var/inbox/*.* && touch var/.sample-inbox; fi
+	@echo "shortage-watch: running; mail is written to var/mail/; Ctrl-C stops"
+	$(BIN)/shortage-watch run
 
 ## test: set up and pass the tests (SQLite and PostgreSQL)
 test: $(STAMP)
