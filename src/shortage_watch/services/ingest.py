@@ -8,11 +8,13 @@ or whose processing fails, still leaves a receipt (status `rejected`) and its by
 
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
@@ -166,7 +168,7 @@ def store_payload(
     session.flush()
     result = IngestResult(name=name, receipt_id=receipt.id)
     try:
-        with session.begin_nested():
+        with session.begin_nested(), _cyclic_gc_paused():
             _store_records(session, app, receipt, result, content, source=source, name=name, kind=kind, now=now,
                            field_map=field_map, format=format)
     except UnusableFile as exc:
@@ -183,6 +185,24 @@ def store_payload(
     receipt.errors = result.errors[:MAX_STORED_ERRORS]
     session.flush()
     return result
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a file's rows are written.
+
+    Every row allocates a few dozen container objects (cells, records, driver parameters,
+    ORM rows), so the collector would otherwise run full passes over the whole heap many
+    times per large file, for cycles it (almost) never finds: about a sixth of the time.
+    Reference counting still frees everything as usual; whoever paused first resumes it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _store_records(
