@@ -33,7 +33,7 @@ from apscheduler.events import (
     JobSubmissionEvent,
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.base import STATE_STOPPED, TIMEOUT_MAX
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -245,6 +245,28 @@ def overrides_signature(directory: Path | None) -> tuple[tuple[str, int, int], .
 _missing_reported: set[str] = set()
 
 
+class _StoppableScheduler(BlockingScheduler):
+    """A BlockingScheduler whose loop also ends when `stopping` is set.
+
+    Stopping from a signal handler (or another thread) by calling `shutdown` races the
+    loop, which may be removing a finished job at that moment; instead the loop checks
+    the flag each time it wakes, and the main thread shuts the scheduler down after it.
+    """
+
+    def __init__(self, stopping: threading.Event, **options: Any) -> None:
+        super().__init__(**options)
+        self._stopping = stopping
+
+    def _main_loop(self) -> None:
+        wait_seconds: float | None = TIMEOUT_MAX
+        while self.state != STATE_STOPPED and not self._stopping.is_set():
+            self._event.wait(wait_seconds)
+            self._event.clear()
+            if self._stopping.is_set():
+                break
+            wait_seconds = self._process_jobs()
+
+
 def _service(module: str, name: str) -> Callable[..., Any] | None:
     """The service function `module.name`, or None while it is not installed (warned once, then debug)."""
     try:
@@ -265,7 +287,6 @@ class Daemon:
         self.metrics = metrics or DaemonMetrics(app.engine)
         self.started_at = utc_now()
         self.stopping = threading.Event()
-        self._scheduler_done = threading.Event()
         self._calendar_signature: tuple[tuple[str, int, int], ...] | None = None
         self.reload_calendar_if_changed()  # remember what the folder holds at start
         self._stop_requested_at: float | None = None
@@ -275,7 +296,8 @@ class Daemon:
         self._running = 0
         self._idle = threading.Condition()
         daemon = self.settings.daemon
-        self.scheduler = BlockingScheduler(
+        self.scheduler = _StoppableScheduler(
+            self.stopping,
             timezone=self.settings.timezone,
             executors={"default": ThreadPoolExecutor(max_workers=4 + len(self.settings.sources))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": daemon.misfire_grace_seconds},
@@ -485,20 +507,18 @@ class Daemon:
             return
         self._stop_requested_at = monotonic.monotonic()
         self.stopping.set()
-        log.info("stopping (%s)", signal.Signals(signum).name if signum else "requested")
-        # Shut the scheduler down from a thread: the handler may have interrupted the
-        # scheduler's own loop while it held its locks.
-        threading.Thread(target=self._shutdown_scheduler, name="shutdown", daemon=True).start()
+        name = signal.Signals(signum).name if signum else "requested"
+        # The handler runs inside whatever the main thread was doing (maybe the scheduler's
+        # loop, holding its locks): only set the flag here, and wake the loop from a thread.
+        # The loop then ends and `run` shuts the scheduler down from the main thread.
+        threading.Thread(target=self._wake_scheduler, args=(name,), name="stop", daemon=True).start()
 
-    def _shutdown_scheduler(self) -> None:
-        # Race: the signal can come while `run` is about to start the scheduler; retry until
-        # it is running (then stop it) or `run` has decided not to start it at all.
-        while not self._scheduler_done.is_set():
-            try:
-                self.scheduler.shutdown(wait=False)
-                return
-            except SchedulerNotRunningError:
-                self._scheduler_done.wait(0.05)
+    def _wake_scheduler(self, reason: str) -> None:
+        log.info("stopping (%s)", reason, extra={"replica": self.app.replica_id})
+        try:
+            self.scheduler.wakeup()
+        except AttributeError:
+            pass  # the loop has not begun; it checks the flag before it first waits
 
     def run(self, install_signals: bool = True) -> int:
         """Check the schema, beat, start the timers (with a catch-up cycle first) and block
@@ -522,11 +542,12 @@ class Daemon:
         try:
             self.schedule()
             if not self.stopping.is_set():
-                self.scheduler.start()
+                self.scheduler.start()  # returns once `stopping` is set (see _StoppableScheduler)
         finally:
-            self._scheduler_done.set()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
         stragglers = self._wait_for_jobs()
         self._stop_http()
         try:
