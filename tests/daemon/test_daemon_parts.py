@@ -273,3 +273,35 @@ def test_poll_outcomes_are_logged_with_their_source(tmp_path: Path, sqlite_url: 
     app.close()
     polled = [r for r in caplog.records if r.getMessage().startswith("poll inbox: ok")]
     assert polled and polled[0].source == "inbox" and polled[0].count == 1
+
+
+def test_request_stop_ends_the_run_loop_and_cleans_up(sqlite_url: str, tmp_path: Path) -> None:
+    import threading
+
+    app = App(make_settings(sqlite_url, tmp_path, daemon={"heartbeat_interval": 1}), replica_id="replica-stop")
+    daemon = Daemon(app)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["code"] = daemon.run(install_signals=False)
+        except BaseException as exc:  # recorded for the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        for _ in range(300):
+            with app.sessions() as s:
+                if s.get(Heartbeat, "replica-stop") is not None:
+                    break
+            thread.join(0.05)
+        daemon.request_stop()
+        thread.join(10)
+    finally:
+        daemon.stopping.set()
+    assert not thread.is_alive() and outcome == {"code": 0}
+    assert not daemon.scheduler.running
+    with app.sessions() as s:
+        assert s.get(Heartbeat, "replica-stop") is None
+    app.close()
