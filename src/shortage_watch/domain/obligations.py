@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from shortage_watch.domain.policy import Firing, Ladder, schedule
+from shortage_watch.domain.policy import OVERDUE_GRACE, Firing, Ladder, schedule
 
 OPEN_STATES = ("open", "overdue")
 CLOSED_STATES = ("fulfilled", "fulfilled_late", "cancelled")
@@ -108,6 +108,16 @@ def next_action_after_revision(
         if firing.step >= step:
             return firing.at
     return None
+
+
+def overdue_check_at(state: str, due_at: datetime, next_action_at: datetime | None) -> datetime | None:
+    """When the sweep must next look at an obligation whose dates changed: an open one no later than
+    just after its due instant, so it turns overdue on time even when the levels at the due date were
+    applied already, on an earlier deadline (an estimated calendar, a revised notice)."""
+    if state != "open":
+        return next_action_at
+    overdue_at = due_at + OVERDUE_GRACE
+    return overdue_at if next_action_at is None else min(next_action_at, overdue_at)
 
 
 def report_subject_key(notice_id: str | None, distributor_code: str, product_code: str | None, notified_on: date | None) -> str:

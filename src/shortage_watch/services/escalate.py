@@ -2,7 +2,8 @@
 
 Reads only rows whose `next_action_at` has passed, through its index, so its cost follows
 the due items, not the size of the ledger. Each row is claimed and handled in its own
-transaction; several processes may sweep one database at once.
+transaction; several processes may sweep one database at once. Each sweep first re-dates
+the in-flight deadlines the calendar had only estimated, once it knows their year.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from shortage_watch.clock import utc_now
 from shortage_watch.domain.obligations import OPEN_STATES, advance, state_at
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.services.alerts import audit
-from shortage_watch.services.ledger import case_due, write_case_alerts, write_obligation_alerts
+from shortage_watch.services.ledger import (
+    ESTIMATED,
+    case_deadline,
+    case_due,
+    recomputed_deadline,
+    redate_case,
+    redate_obligation,
+    write_case_alerts,
+    write_obligation_alerts,
+)
 from shortage_watch.store.tables import Obligation, ShortageCase
 
 log = logging.getLogger(__name__)
@@ -32,9 +42,17 @@ class SweepResult:
     alerts: int = 0  # new outbox rows written
     skipped: int = 0  # rows another worker had claimed first
     failed: list[str] = field(default_factory=list)  # "O12: error" for rows pushed back
+    redated: int = 0  # estimated deadlines re-dated because the calendar now knows better
 
     def as_json(self) -> dict[str, Any]:
-        return {"obligations": self.obligations, "cases": self.cases, "alerts": self.alerts, "skipped": self.skipped, "failed": self.failed}
+        return {
+            "obligations": self.obligations,
+            "cases": self.cases,
+            "alerts": self.alerts,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "redated": self.redated,
+        }
 
 
 def due_query(table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None = None) -> Any:
@@ -172,6 +190,92 @@ def _sweep_table(app: Any, table: Any, handle: Any, prefix: str, now: datetime, 
             return handled
 
 
+CASE_IN_FLIGHT = ("regional", "escalated")
+
+
+def _estimated_rows(app: Any, table: Any, in_flight: tuple[str, ...], after_id: int, batch: int) -> list[Any]:
+    """The next `batch` in-flight rows whose deadline was estimated, by id (the calendar_status index):
+    only the columns that date them."""
+    dating = (table.received_on,) if table is Obligation else (table.regional_at, table.policy)
+    with app.sessions() as session:
+        return list(
+            session.execute(
+                select(table.id, table.due_at, *dating)
+                .where(table.calendar_status == ESTIMATED, table.state.in_(in_flight), table.id > after_id)
+                .order_by(table.id)
+                .limit(batch)
+            ).all()
+        )
+
+
+def _claim_estimated(session: Session, table: Any, row: Any, in_flight: tuple[str, ...], real_now: datetime, owner: str, lease: timedelta) -> bool:
+    """Claim one row for re-dating if it still carries the estimate we read.
+
+    Another sweeper may be re-dating (or stepping) the same row. The UPDATE re-checks, under
+    the row's write lock, that it is still estimated with the due instant we read, in flight and
+    unclaimed: exactly one row changed means we own it until commit; zero means another worker
+    re-dated, stepped or closed it first, and we leave it (the next sweep looks again).
+    """
+    result = session.execute(
+        update(table)
+        .where(
+            table.id == row.id,
+            table.calendar_status == ESTIMATED,
+            table.due_at == row.due_at,
+            table.state.in_(in_flight),
+            or_(table.claimed_until.is_(None), table.claimed_until < real_now),
+        )
+        .values(claimed_by=owner, claimed_until=real_now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
+    """Re-date in-flight obligations and regional cases whose deadline the calendar had estimated,
+    when the current calendar gives another due instant or knows the year now (an override or an
+    upgraded holidays package). Rows whose answer is still the same estimate cost a read, no write.
+    """
+    owner = app.replica_id
+    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
+    batch = app.settings.escalation.sweep_batch
+    redated = 0
+    for table, in_flight, prefix in ((Obligation, OPEN_STATES, "O"), (ShortageCase, CASE_IN_FLIGHT, "C")):
+        after_id = 0
+        while True:
+            rows = _estimated_rows(app, table, in_flight, after_id, batch)
+            for row in rows:
+                try:
+                    if table is Obligation:
+                        due_at, status = recomputed_deadline(app, row)
+                    else:
+                        _, due_at, status = case_deadline(app, row)
+                    if status == ESTIMATED and due_at == row.due_at:
+                        continue  # the calendar knows nothing new about this year: nothing to write
+                    with app.sessions.begin() as session:
+                        if not _claim_estimated(session, table, row, in_flight, utc_now(), owner, lease):
+                            result.skipped += 1
+                            continue
+                        fresh = session.get(table, row.id, populate_existing=True)
+                        if table is Obligation:
+                            redate_obligation(session, app, fresh, now)
+                        else:
+                            redate_case(session, app, fresh, now)
+                        fresh.claimed_by = None
+                        fresh.claimed_until = None
+                    redated += 1
+                except Exception as exc:  # one bad row must not stop the sweep; the next sweep tries again
+                    log.exception("sweep: re-dating %s%s failed", prefix, row.id)
+                    result.failed.append(f"{prefix}{row.id}: {type(exc).__name__}: {exc}")
+            if len(rows) < batch:
+                break
+            after_id = rows[-1].id
+    result.redated += redated
+    if redated:
+        log.info("sweep: re-dated %d estimated deadline(s) with the current calendar", redated)
+    return redated
+
+
 def sweep(app: Any, now: datetime) -> SweepResult:
     """Apply every level due at `now` to obligations and regional cases; safe to run concurrently.
 
@@ -179,8 +283,10 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     next_action_at past `now`, and alerts are unique per (matter, level, recipient).
     """
     result = SweepResult()
+    # First: deadlines estimated under a calendar that has since learnt the year, so the levels below fire on the real dates.
+    redate_estimated(app, now, result)
     result.obligations = _sweep_table(app, Obligation, _obligation_step, "O", now, result)
     result.cases = _sweep_table(app, ShortageCase, _case_step, "C", now, result)
-    if result.obligations or result.cases or result.failed:
+    if result.obligations or result.cases or result.failed or result.redated:
         log.info("sweep at %s: %s", now.isoformat(), result.as_json())
     return result

@@ -23,6 +23,7 @@ from shortage_watch.domain.obligations import (
     explanation_subject_key,
     fulfilment,
     next_action_after_revision,
+    overdue_check_at,
     report_subject_key,
     state_at,
 )
@@ -304,10 +305,21 @@ def notice_stored(session: Session, app: Any, notice: StoppageNotice, previous: 
         explain_cases_by_notice(session, app, notice, now)
 
 
-def move_deadline(session: Session, app: Any, obligation: Obligation, received_on: date, now: datetime, was: date | None) -> None:
-    """A revised notified_on moves the deadline; the audit trail says from what to what."""
+def move_deadline(
+    session: Session,
+    app: Any,
+    obligation: Obligation,
+    received_on: date,
+    now: datetime,
+    was: date | None,
+    *,
+    action: str = "deadline_moved",
+    note: str | None = None,
+) -> None:
+    """Re-date the obligation from `received_on` with the current calendar (a revised notified_on, or a
+    calendar that now knows the due year); levels already applied stay applied; the audit trail says from what to what."""
     calendar = app.calendar
-    old_due = obligation.due_at
+    old_due, old_state, old_calendar = obligation.due_at, obligation.state, obligation.calendar_status
     deadline = report_deadline(calendar, received_on, app.settings.calendar.working_days, app.settings.calendar.cutoff)
     obligation.received_on = received_on
     obligation.due_on = deadline.due
@@ -317,27 +329,58 @@ def move_deadline(session: Session, app: Any, obligation: Obligation, received_o
     if obligation.state in OPEN_STATES:
         obligation.state = state_at(obligation.state, deadline.due_at, now)
         ladder = Ladder.from_json(obligation.policy)
-        obligation.next_action_at = next_action_after_revision(
-            calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=obligation.opened_at, step=obligation.level
+        obligation.next_action_at = overdue_check_at(
+            obligation.state,
+            deadline.due_at,
+            next_action_after_revision(
+                calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=obligation.opened_at, step=obligation.level
+            ),
         )
-    audit(
-        session,
-        at=now,
-        actor=ACTOR,
-        entity="obligation",
-        entity_id=obligation.id,
-        action="deadline_moved",
-        detail={
-            "notified_on_from": (was or None) and was.isoformat(),
-            "notified_on_to": received_on.isoformat(),
-            "due_at_from": old_due.isoformat(),
-            "due_at_to": deadline.due_at.isoformat(),
-        },
-    )
+    detail: dict[str, Any] = {
+        "notified_on_from": (was or None) and was.isoformat(),
+        "notified_on_to": received_on.isoformat(),
+        # Both in local time: the stored one comes back from the database in UTC.
+        "due_at_from": old_due.astimezone(calendar.tz).isoformat(),
+        "due_at_to": deadline.due_at.astimezone(calendar.tz).isoformat(),
+        "calendar_from": old_calendar,
+        "calendar_to": deadline.calendar,
+    }
+    if obligation.state != old_state:
+        detail.update(state_from=old_state, state_to=obligation.state)
+    if note:
+        detail["note"] = note
+    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=action, detail=detail)
     if obligation.report_pk is not None and obligation.state not in OPEN_STATES:
         report = session.get(DistributorReport, obligation.report_pk)
         if report is not None:
             fulfil_obligation(session, app, obligation, report, now)
+
+
+ESTIMATED = "estimated"
+
+
+def recomputed_deadline(app: Any, obligation: Any) -> tuple[datetime, str]:
+    """The due instant and calendar status the current calendar gives an obligation (anything with `received_on`)."""
+    deadline = report_deadline(app.calendar, obligation.received_on, app.settings.calendar.working_days, app.settings.calendar.cutoff)
+    return deadline.due_at, deadline.calendar
+
+
+def redate_obligation(session: Session, app: Any, obligation: Obligation, now: datetime) -> None:
+    """Re-date an in-flight obligation whose deadline was estimated, now that the calendar may know its year.
+
+    The levels already applied are not applied again, and their alerts stay sent; an obligation
+    marked overdue on the estimated date but not overdue on the real one is open again.
+    """
+    was_overdue = obligation.state == "overdue"
+    note = None
+    if was_overdue and obligation.level:
+        note = "alerts already sent on the estimated deadline stay sent; later levels follow the new deadline"
+    move_deadline(session, app, obligation, obligation.received_on, now, obligation.received_on, action="deadline_recomputed", note=note)
+    if was_overdue and obligation.state == "open":
+        log.warning(
+            "ledger: obligation %s was overdue on an estimated deadline; open again until %s (calendar %s)",
+            obligation.id, obligation.due_at.isoformat(), obligation.calendar_status,
+        )
 
 
 def distributor_report_stored(session: Session, app: Any, report: DistributorReport, previous: dict | None, now: datetime) -> None:
@@ -416,13 +459,48 @@ def _case_ladder(app: Any) -> dict[str, Any]:
     }
 
 
-def case_due(app: Any, case: ShortageCase) -> tuple[date, datetime]:
-    """A regional case is due for the province N working days after it became regional (end of day)."""
+def case_deadline(app: Any, case: ShortageCase) -> tuple[date, datetime, str]:
+    """A regional case is due for the province N working days after it became regional (end of day),
+    with how sure the calendar is of that date."""
     assert case.regional_at is not None and case.policy is not None
     calendar = app.calendar
     start = calendar.local_date(case.regional_at)
-    due_on, _ = calendar.nth_working_day_after(start, int(case.policy["escalate_working_days"]))
-    return due_on, calendar.end_of_day(due_on, None)
+    due_on, status = calendar.nth_working_day_after(start, int(case.policy["escalate_working_days"]))
+    return due_on, calendar.end_of_day(due_on, None), str(status)
+
+
+def case_due(app: Any, case: ShortageCase) -> tuple[date, datetime]:
+    """The case's due date and instant under the current calendar (see `case_deadline`)."""
+    due_on, due_at, _ = case_deadline(app, case)
+    return due_on, due_at
+
+
+def redate_case(session: Session, app: Any, case: ShortageCase, now: datetime) -> None:
+    """Re-date a regional case whose due date was estimated: new due instant, calendar status and
+    next_action_at for the levels not yet applied (those applied stay applied, their alerts sent)."""
+    assert case.policy is not None and case.regional_at is not None
+    old_due, old_calendar = case.due_at, case.calendar_status
+    due_on, due_at, status = case_deadline(app, case)
+    ladder = Ladder.from_json(case.policy["ladder"])
+    case.due_at = due_at
+    case.calendar_status = status
+    case.next_action_at = next_action_after_revision(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level)
+    case.updated_at = now
+    audit(
+        session,
+        at=now,
+        actor=ACTOR,
+        entity="case",
+        entity_id=case.id,
+        action="deadline_recomputed",
+        detail={
+            "due_at_from": old_due.astimezone(app.calendar.tz).isoformat() if old_due else None,
+            "due_at_to": due_at.astimezone(app.calendar.tz).isoformat(),
+            "calendar_from": old_calendar,
+            "calendar_to": status,
+            "state": case.state,
+        },
+    )
 
 
 def case_parts(session: Session, case: ShortageCase) -> list:
@@ -536,7 +614,8 @@ def make_regional(session: Session, app: Any, case: ShortageCase, now: datetime)
     session.flush()
     audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action="regional", detail={"hospitals": app.settings.escalation.regional_hospitals})
     ladder = Ladder.from_json(case.policy["ladder"])
-    due_on, due_at = case_due(app, case)
+    due_on, due_at, case.calendar_status = case_deadline(app, case)
+    case.due_at = due_at
     step = advance(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=0, now=now)
     opening = [f for f in step.firings if f.level.offset is None]
     write_case_alerts(session, app, case, opening, now)

@@ -176,6 +176,8 @@ class ShortageCase(Base):
     __table_args__ = (
         Index("ix_shortage_cases_next_action_at", "next_action_at"),
         Index("ix_shortage_cases_product_city", "product_code", "city_code"),
+        # The sweep re-dates cases whose due date the calendar only estimated: few rows, read by this.
+        Index("ix_shortage_cases_calendar_status", "calendar_status", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -190,6 +192,9 @@ class ShortageCase(Base):
     level: Mapped[int] = mapped_column(Integer, default=0)
     policy: Mapped[dict[str, Any] | None]
     next_action_at: Mapped[datetime | None]
+    # Set when the case becomes regional: its due instant for the province and how sure the calendar was.
+    due_at: Mapped[datetime | None]
+    calendar_status: Mapped[str | None] = mapped_column(String(16))  # official | override | estimated
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None]
     updated_at: Mapped[datetime]
@@ -231,6 +236,8 @@ class Obligation(Base):
         # The sweep reads only due rows through this index: cost follows due items.
         Index("ix_obligations_next_action_at", "next_action_at"),
         Index("ix_obligations_party", "party_code", "state"),
+        # The sweep re-dates in-flight obligations whose due date the calendar only estimated.
+        Index("ix_obligations_calendar_status", "calendar_status", "state"),
         UniqueConstraint("kind", "subject_key"),
     )
 

@@ -89,12 +89,15 @@ def upgrade() -> None:
     sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('policy', sa.JSON(), nullable=True),
     sa.Column('next_action_at', shortage_watch.store.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('due_at', shortage_watch.store.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('calendar_status', sa.String(length=16), nullable=True),
     sa.Column('claimed_by', sa.String(length=128), nullable=True),
     sa.Column('claimed_until', shortage_watch.store.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', shortage_watch.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('shortage_cases', schema=None) as batch_op:
+        batch_op.create_index('ix_shortage_cases_calendar_status', ['calendar_status', 'state'], unique=False)
         batch_op.create_index('ix_shortage_cases_next_action_at', ['next_action_at'], unique=False)
         batch_op.create_index('ix_shortage_cases_product_city', ['product_code', 'city_code'], unique=False)
 
@@ -168,6 +171,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('kind', 'subject_key')
     )
     with op.batch_alter_table('obligations', schema=None) as batch_op:
+        batch_op.create_index('ix_obligations_calendar_status', ['calendar_status', 'state'], unique=False)
         batch_op.create_index('ix_obligations_next_action_at', ['next_action_at'], unique=False)
         batch_op.create_index('ix_obligations_party', ['party_code', 'state'], unique=False)
 
@@ -286,6 +290,7 @@ def downgrade() -> None:
     with op.batch_alter_table('obligations', schema=None) as batch_op:
         batch_op.drop_index('ix_obligations_party')
         batch_op.drop_index('ix_obligations_next_action_at')
+        batch_op.drop_index('ix_obligations_calendar_status')
 
     op.drop_table('obligations')
     with op.batch_alter_table('stoppage_notices', schema=None) as batch_op:
@@ -296,6 +301,7 @@ def downgrade() -> None:
     with op.batch_alter_table('shortage_cases', schema=None) as batch_op:
         batch_op.drop_index('ix_shortage_cases_product_city')
         batch_op.drop_index('ix_shortage_cases_next_action_at')
+        batch_op.drop_index('ix_shortage_cases_calendar_status')
 
     op.drop_table('shortage_cases')
     op.drop_table('raw_payloads')

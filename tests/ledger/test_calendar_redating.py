@@ -1,0 +1,163 @@
+"""Deadlines the calendar only estimated are re-dated by the sweep once the year's arrangement is known
+(SQLite and PostgreSQL). 2027 has no official arrangement yet: it is computed from weekends alone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from shortage_watch.daemon import Daemon
+from shortage_watch.services.escalate import _claim_estimated, _estimated_rows, sweep
+from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
+from tests.ledger.conftest import LedgerApp, at, store_notice, store_shortage
+
+# New Year's Day 2027 (a Friday) is a holiday: the State Council publishes it later than our example.
+OVERRIDE_2027 = 'year = 2027\nsource = "test"\nholidays = ["2027-01-01"]\nmakeup_workdays = []\n'
+
+
+def publish_2027(app: LedgerApp, daemon: Daemon) -> None:
+    """The operator drops 2027.toml into the overrides folder; the daemon reloads the calendar."""
+    folder = Path(app.settings.calendar.overrides_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "2027.toml").write_text(OVERRIDE_2027, encoding="utf-8")
+    assert daemon.reload_calendar_if_changed()
+    assert app.calendar.status(2027).value == "override"
+
+
+def the_obligation(app: LedgerApp) -> Obligation:
+    with app.sessions() as session:
+        return session.scalars(select(Obligation)).one()
+
+
+def events(app: LedgerApp, action: str) -> list[AuditEvent]:
+    with app.sessions() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)).all())
+
+
+def count(app: LedgerApp, table: type) -> int:
+    with app.sessions() as session:
+        return session.scalar(select(func.count()).select_from(table))
+
+
+def test_estimated_deadline_is_redated_when_the_2027_override_arrives(db_url, make_app):
+    app = make_app(db_url, now="2026-12-28T10:00")
+    daemon = Daemon(app)
+    store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
+    ob = the_obligation(app)
+    assert (ob.due_on, ob.calendar_status) == (date(2027, 1, 4), "estimated")
+
+    publish_2027(app, daemon)
+    assert sweep(app, at("2026-12-29T09:00")).redated == 1
+
+    ob = the_obligation(app)
+    assert (ob.due_on, ob.calendar_status, ob.state) == (date(2027, 1, 5), "override", "open")
+    assert ob.due_at == at("2027-01-05T23:59:59")
+    assert ob.next_action_at == at("2027-01-04T00:00")  # the reminder, one working day before the real date
+    (event,) = events(app, "deadline_recomputed")
+    assert event.entity == "obligation" and event.entity_id == ob.id
+    assert datetime.fromisoformat(event.detail["due_at_from"]) == at("2027-01-04T23:59:59")
+    assert datetime.fromisoformat(event.detail["due_at_to"]) == at("2027-01-05T23:59:59")
+    assert (event.detail["calendar_from"], event.detail["calendar_to"]) == ("estimated", "override")
+
+    sweep(app, at("2027-01-04T09:00"))  # the reminder
+    sweep(app, at("2027-01-05T09:00"))  # the estimated date has passed, the real one has not
+    with app.sessions() as session:
+        templates = set(session.scalars(select(Alert.template)).all())
+    assert "reminder" in templates
+    assert "written_reminder" not in templates and "overdue" not in templates
+    assert the_obligation(app).state == "open"
+
+
+def test_repeat_sweeps_write_nothing_while_estimated_and_nothing_after_redating(db_url, make_app):
+    app = make_app(db_url, now="2026-12-28T10:00")
+    daemon = Daemon(app)
+    store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
+    before = the_obligation(app)
+    for _ in range(2):  # still estimated, same due date: not even updated_at moves
+        assert sweep(app, at("2026-12-28T11:00")).redated == 0
+    assert the_obligation(app).updated_at == before.updated_at
+    assert events(app, "deadline_recomputed") == []
+
+    publish_2027(app, daemon)
+    assert sweep(app, at("2026-12-29T09:00")).redated == 1
+    audits, alerts, redated = count(app, AuditEvent), count(app, Alert), the_obligation(app)
+    assert sweep(app, at("2026-12-29T09:00")).redated == 0
+    assert sweep(app, at("2026-12-29T10:00")).redated == 0
+    assert (count(app, AuditEvent), count(app, Alert)) == (audits, alerts)
+    assert the_obligation(app).updated_at == redated.updated_at
+
+
+def test_obligation_overdue_on_the_estimate_is_open_again_and_its_alerts_stay_sent(db_url, make_app):
+    app = make_app(db_url, now="2026-12-28T10:00")
+    daemon = Daemon(app)
+    store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
+    assert sweep(app, at("2027-01-05T00:00:01")).alerts == 2  # written reminder + county bureau, a day early
+    assert the_obligation(app).state == "overdue"
+    alerts_before = count(app, Alert)
+
+    publish_2027(app, daemon)
+    result = sweep(app, at("2027-01-05T08:00"))
+    assert (result.redated, result.alerts) == (1, 0)
+    ob = the_obligation(app)
+    assert (ob.state, ob.due_on, ob.calendar_status) == ("open", date(2027, 1, 5), "override")
+    (event,) = events(app, "deadline_recomputed")
+    assert (event.detail["state_from"], event.detail["state_to"]) == ("overdue", "open")
+    assert "stay sent" in event.detail["note"]
+    assert count(app, Alert) == alerts_before  # nothing withdrawn, nothing new
+
+    # Overdue for real after the new due instant: the levels already applied do not fire twice.
+    sweep(app, at("2027-01-06T00:00:01"))
+    assert the_obligation(app).state == "overdue"
+    with app.sessions() as session:
+        written = session.scalars(select(Alert).where(Alert.template == "written_reminder")).all()
+    assert len(written) == 1
+
+
+def test_regional_case_due_date_is_redated(db_url, make_app):
+    app = make_app(db_url, now="2026-12-24T10:00", regional_escalate_working_days=5)
+    daemon = Daemon(app)
+    for n, day in ((1, date(2026, 12, 24)), (2, date(2026, 12, 25)), (3, date(2026, 12, 28))):
+        store_shortage(app, at(f"{day.isoformat()}T10:00"), report_id=f"S{n}", hospital_code=f"H{n}", reported_on=day)
+    with app.sessions() as session:
+        case = session.scalars(select(ShortageCase)).one()
+    assert (case.state, case.calendar_status, case.due_at) == ("regional", "estimated", at("2027-01-04T23:59:59"))
+    estimated_next = case.next_action_at
+
+    publish_2027(app, daemon)
+    assert sweep(app, at("2026-12-29T09:00")).redated == 1
+    with app.sessions() as session:
+        case = session.get(ShortageCase, case.id)
+    assert (case.calendar_status, case.due_at) == ("override", at("2027-01-05T23:59:59"))
+    assert case.next_action_at > estimated_next
+    (event,) = events(app, "deadline_recomputed")
+    assert event.entity == "case" and event.detail["calendar_to"] == "override"
+    assert sweep(app, at("2027-01-05T09:00")).alerts == 0  # not yet to the province
+    assert sweep(app, at("2026-12-29T09:00")).redated == 0
+
+
+def test_redating_claim_loses_to_a_sweeper_that_redated_first(db_url, make_app):
+    app = make_app(db_url, now="2026-12-28T10:00")
+    other = make_app(db_url, now="2026-12-28T10:00")
+    store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
+    (stale,) = _estimated_rows(app, Obligation, ("open", "overdue"), 0, 10)
+
+    publish_2027(other, Daemon(other))
+    assert sweep(other, at("2026-12-29T09:00")).redated == 1
+    with app.sessions.begin() as session:
+        won = _claim_estimated(session, Obligation, stale, ("open", "overdue"), at("2026-12-29T09:00"), "late", timedelta(seconds=60))
+    assert not won
+    assert len(events(app, "deadline_recomputed")) == 1
+
+
+
+def test_open_obligation_is_checked_just_after_its_due_instant_even_past_its_due_levels():
+    from shortage_watch.domain.obligations import overdue_check_at
+
+    due_at = at("2027-01-05T23:59:59")
+    later = at("2027-01-08T00:00")
+    assert overdue_check_at("open", due_at, later) == at("2027-01-06T00:00")
+    assert overdue_check_at("open", due_at, None) == at("2027-01-06T00:00")
+    assert overdue_check_at("open", due_at, at("2027-01-04T00:00")) == at("2027-01-04T00:00")
+    assert overdue_check_at("overdue", due_at, later) == later
