@@ -163,41 +163,47 @@ def write_obligation_alerts(
     """One alert per firing per recipient (except `skip_recipients` specs); returns how many were new."""
     if not firings:
         return 0
-    directory = directory_of(app)
-    context = obligation_context(session, obligation=obligation, directory=directory, calendar=app.calendar, now=now)
-    written = 0
-    for firing in firings:
-        for spec in firing.level.recipients:
-            if spec in skip_recipients:
-                continue
-            for target in route(
-                directory,
-                spec,
-                region_code=obligation.region_code,
-                distributor_code=obligation.party_code,
-                operations_email=app.settings.directory.operations_email,
-            ):
-                written += write_alert(
-                    session,
-                    now=now,
-                    subject="O",
-                    subject_id=obligation.id,
-                    level_name=firing.name,
-                    template=firing.level.template,
-                    urgent=firing.level.urgent,
-                    route=target,
-                    context=context,
-                    default_language=app.settings.mail.language,
-                )
-    return written
+    context = obligation_context(session, obligation=obligation, directory=directory_of(app), calendar=app.calendar, now=now)
+    return sum(
+        fan_out(
+            session, app, subject="O", subject_id=obligation.id, level_name=firing.name, template=firing.level.template,
+            urgent=firing.level.urgent, recipients=[r for r in firing.level.recipients if r not in skip_recipients],
+            region_code=obligation.region_code, distributor_code=obligation.party_code, context=context, now=now,
+        )
+        for firing in firings
+    )
 
 
 def write_event_alerts(
     session: Session, app: Any, *, subject: str, subject_id: int, rule: EventRule, level_name: str, region_code: str | None, context: dict, distributor_code: str | None, now: datetime
 ) -> int:
+    """The alerts of one event rule (late report, false shortage); returns how many were new."""
+    return fan_out(
+        session, app, subject=subject, subject_id=subject_id, level_name=level_name, template=rule.template,
+        urgent=rule.urgent, recipients=rule.recipients, region_code=region_code, distributor_code=distributor_code,
+        context=context, now=now,
+    )
+
+
+def fan_out(
+    session: Session,
+    app: Any,
+    *,
+    subject: str,
+    subject_id: int,
+    level_name: str,
+    template: str,
+    urgent: bool,
+    recipients: list[str] | tuple[str, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    context: dict,
+    now: datetime,
+) -> int:
+    """Route each recipient spec through the directory and write one outbox row per address; returns how many were new."""
     directory = directory_of(app)
     written = 0
-    for spec in rule.recipients:
+    for spec in recipients:
         for target in route(
             directory, spec, region_code=region_code, distributor_code=distributor_code, operations_email=app.settings.directory.operations_email
         ):
@@ -207,8 +213,8 @@ def write_event_alerts(
                 subject=subject,
                 subject_id=subject_id,
                 level_name=level_name,
-                template=rule.template,
-                urgent=rule.urgent,
+                template=template,
+                urgent=urgent,
                 route=target,
                 context=context,
                 default_language=app.settings.mail.language,
@@ -510,27 +516,18 @@ def case_parts(session: Session, case: ShortageCase) -> list:
 
 
 def write_case_alerts(session: Session, app: Any, case: ShortageCase, firings: list[Firing] | tuple[Firing, ...], now: datetime) -> int:
+    """One alert per firing per recipient of the case's city; returns how many were new."""
     if not firings:
         return 0
-    directory = directory_of(app)
-    context = case_context(session, case, directory)
-    written = 0
-    for firing in firings:
-        for spec in firing.level.recipients:
-            for target in route(directory, spec, region_code=case.city_code, operations_email=app.settings.directory.operations_email):
-                written += write_alert(
-                    session,
-                    now=now,
-                    subject="C",
-                    subject_id=case.id,
-                    level_name=firing.name,
-                    template=firing.level.template,
-                    urgent=firing.level.urgent,
-                    route=target,
-                    context=context,
-                    default_language=app.settings.mail.language,
-                )
-    return written
+    context = case_context(session, case, directory_of(app))
+    return sum(
+        fan_out(
+            session, app, subject="C", subject_id=case.id, level_name=firing.name, template=firing.level.template,
+            urgent=firing.level.urgent, recipients=firing.level.recipients, region_code=case.city_code,
+            distributor_code=None, context=context, now=now,
+        )
+        for firing in firings
+    )
 
 
 def shortage_report_stored(session: Session, app: Any, report: ShortageReport, previous: dict | None, now: datetime) -> None:
