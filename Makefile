@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench demo setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 		&& touch -d '1 minute ago' var/inbox/*.* && touch var/.sample-inbox; fi
 	@echo "shortage-watch: running; mail is written to var/mail/; Ctrl-C stops"
 	$(BIN)/shortage-watch run
+
+## demo: play the scripted National Day 2024 scenario on a throwaway database (mail in var/demo-mail/)
+demo: $(STAMP)
+	$(BIN)/shortage-watch demo
 
 ## test: set up and pass the tests (SQLite and PostgreSQL)
 test: $(STAMP)
