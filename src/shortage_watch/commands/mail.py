@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from shortage_watch.clock import utc_now
 from shortage_watch.commands import CommandError, Context, positive_int
 from shortage_watch.mail.message import AddressError, build_message
 from shortage_watch.mail.render import LANGUAGES, RenderError
 from shortage_watch.mail.samples import sample_context, sample_test_context
+from shortage_watch.store.db import schema_is_current
 from shortage_watch.store.tables import Alert, AuditEvent
 
 STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable")
@@ -148,10 +150,23 @@ def _row_json(row: Alert) -> dict[str, Any]:
     }
 
 
+def _outbox_app(ctx: Context) -> Any:
+    """The App with a reachable database and a current schema; a CommandError (one line) otherwise."""
+    app = ctx.app
+    try:
+        current = schema_is_current(app.engine)
+    except (OperationalError, ProgrammingError) as exc:
+        raise CommandError(f"database not reachable: {exc.orig or exc}") from None
+    if not current:
+        raise CommandError("the database schema is not current: run `shortage-watch db upgrade`")
+    return app
+
+
 def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     """Rows in one state (default pending and dead), oldest due first, and the count per state."""
     statuses = [args.status] if args.status else ["pending", "dead"]
-    with ctx.app.sessions() as session:
+    app = _outbox_app(ctx)
+    with app.sessions() as session:
         rows = session.scalars(
             select(Alert).where(Alert.status.in_(statuses)).order_by(Alert.next_attempt_at, Alert.id).limit(args.limit)
         ).all()
@@ -159,7 +174,7 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps({"counts": counts, "alerts": [_row_json(r) for r in rows]}, ensure_ascii=False, indent=2))
         return 0
-    tz = ctx.app.calendar.tz
+    tz = app.calendar.tz
     for row in rows:
         item = _row_json(row)
         due = row.next_attempt_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
@@ -174,7 +189,7 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
     """Requeue ID (dead or pending) or every dead alert, due at once with fresh attempts."""
-    app = ctx.app
+    app = _outbox_app(ctx)
     now = app.clock.now()
     with app.sessions.begin() as session:
         if args.all_dead:
