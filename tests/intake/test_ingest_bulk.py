@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.records import validate_record
@@ -57,3 +57,22 @@ def test_version_history_holds_the_validated_record_and_its_hash(app) -> None:  
         version = session.scalars(select(RecordVersion)).one()
     assert version.data == record.data()
     assert version.content_hash == record.content_hash()
+
+
+def test_a_resent_file_finds_exactly_its_own_identities_among_crossed_ids_and_parties(app) -> None:  # type: ignore[no-untyped-def]
+    first = [notice_row(i, distributor_code=f"D{i % 7:06d}") for i in range(300)]
+    # The same ids sent to the next distributor (new identities), half the old rows changed, the rest unchanged.
+    crossed = [notice_row(i, distributor_code=f"D{(i + 1) % 7:06d}") for i in range(0, 300, 3)]
+    changed = [notice_row(i, distributor_code=f"D{i % 7:06d}", kind="断供") for i in range(1, 300, 2)]
+    unchanged = [row for i, row in enumerate(first) if i % 2 == 0]
+
+    def csv(rows: list[list[str]]) -> bytes:
+        return (STOPPAGE_HEADER_ZH + "\n" + "\n".join(",".join(r) for r in rows) + "\n").encode()
+
+    ingest_payload(app, source="inbox", name="1.csv", content=csv(first), kind="auto", now=NOW)
+    result = ingest_payload(app, source="inbox", name="2.csv", content=csv(crossed + changed + unchanged), kind="auto",
+                            now=NOW)
+    assert (result.accepted, result.revisions, result.duplicates) == (100 + 150, 150, 150)
+    with app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoppageNotice)) == 400
+        assert session.scalar(select(func.count()).select_from(RecordVersion)) == 400 + 150
