@@ -123,6 +123,15 @@ class MailSettings(Section):
     batch_size: int = Field(50, ge=1, le=1000)
     max_attempts: int = Field(8, ge=1)
 
+    @model_validator(mode="after")
+    def _working_hours_in_order(self) -> "MailSettings":
+        # With end <= start no instant is ever within working hours: bureau mail would wait forever.
+        if self.working_hours_end <= self.working_hours_start:
+            raise ValueError(
+                f"working_hours_end {self.working_hours_end:%H:%M} must be later than working_hours_start {self.working_hours_start:%H:%M}"
+            )
+        return self
+
 
 class SmtpSettings(Section):
     host: str = "127.0.0.1"

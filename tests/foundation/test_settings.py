@@ -108,3 +108,12 @@ def test_config_check_reports_an_unreadable_policy(
     assert main(["--config", str(write_config({"escalation": {"policy": str(policy)}})), "config", "check"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("shortage-watch: error: setting escalation.policy:")
+
+
+@pytest.mark.parametrize("start, end", [("17:30", "08:30"), ("09:00", "09:00")])
+def test_working_hours_must_end_after_they_start(write_config: Callable[..., Path], start: str, end: str) -> None:
+    # Otherwise no instant is ever "within working hours": non-urgent bureau mail is deferred forever.
+    path = write_config({"mail": {"working_hours_start": start, "working_hours_end": end}})
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(path, explicit=True)
+    assert excinfo.value.problems[0].startswith("mail:") and "working_hours_end" in excinfo.value.problems[0]
