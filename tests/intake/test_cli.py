@@ -127,3 +127,13 @@ def test_submit_as_a_real_process_exit_code(config: Path, tmp_path: Path) -> Non
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["errors"][0]["field"] == "notified_on"
     assert "Traceback" not in done.stderr
+
+
+def test_submit_with_an_unwritable_errors_csv_still_stores_and_says_so_in_one_line(config: Path, tmp_path: Path, capsys: Any) -> None:
+    path = csv_file(tmp_path, notice_row(1), notice_row(2, notified_on="2024-10-09"))
+    errors_csv = tmp_path / "no-such-folder" / "errors.csv"
+    code = run(config, "submit", str(path), "--json", "--now", "2024-10-08T10:00", "--errors-csv", str(errors_csv))
+    assert code == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["accepted"] == 1  # the rows were stored; the summary still shows
+    assert captured.err.startswith("shortage-watch: error: --errors-csv") and captured.err.count("\n") == 1

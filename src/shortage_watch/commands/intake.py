@@ -92,8 +92,6 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
                                     now=app.clock.now())  # type: ignore[attr-defined]
         except SQLAlchemyError as exc:
             raise CommandError(f"database error, nothing stored, try again: {type(exc).__name__}") from None
-    if args.errors_csv is not None:
-        args.errors_csv.write_bytes(errors_csv_bytes(result.errors))
     if args.json:
         print(json.dumps(result.as_json(), ensure_ascii=False))
     else:
@@ -103,6 +101,12 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
             where = "文件 file" if error["row"] is None else f"第 {error['row']} 行 row {error['row']}"
             field = f" [{error['field']}]" if error["field"] else ""
             print(f"  {where}{field}: {error['reason']}")
+    if args.errors_csv is not None:
+        # After the summary: the rows are stored already, whatever happens to this file.
+        try:
+            args.errors_csv.write_bytes(errors_csv_bytes(result.errors))
+        except OSError as exc:
+            raise CommandError(f"--errors-csv {args.errors_csv}: cannot write: {exc.strerror or exc}") from None
     if result.unusable:
         return 2
     return 1 if result.rejected else 0
