@@ -109,3 +109,9 @@ def test_console_script_is_installed(config: Path) -> None:
     script = Path(sys.executable).with_name("shortage-watch")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("shortage-watch ")
+
+
+def test_deadline_past_the_last_representable_day_is_one_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "deadline", "--received", "9999-12-31"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shortage-watch: error:") and "9999-12-31" in err and err.count("\n") == 1

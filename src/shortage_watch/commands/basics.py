@@ -78,7 +78,10 @@ def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def deadline_command(args: argparse.Namespace, ctx: Context) -> int:
     n = args.working_days or ctx.settings.calendar.working_days
-    deadline = report_deadline(ctx.app.calendar, args.received, n, ctx.settings.calendar.cutoff)
+    try:
+        deadline = report_deadline(ctx.app.calendar, args.received, n, ctx.settings.calendar.cutoff)
+    except OverflowError:  # counting working days ran past 9999-12-31
+        raise CommandError(f"no deadline within the calendar's range for a receipt on {args.received}") from None
     if args.json:
         print(json.dumps(deadline.as_json()))
     else:
