@@ -115,3 +115,19 @@ def test_deadline_past_the_last_representable_day_is_one_line(config: Path, caps
     assert main(["--config", str(config), "deadline", "--received", "9999-12-31"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("shortage-watch: error:") and "9999-12-31" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["once"], ["poll"], ["submit", "nothing.csv"]])
+@pytest.mark.parametrize("instant", ["0001-01-01T00:00", "9999-12-31T23:59:59-12:00"])
+def test_now_outside_the_ledgers_years_is_one_line(
+    config: Path, command: list[str], instant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
+    try:
+        code = main(["--config", str(config), *command, "--now", instant])
+    except SystemExit as exit:  # argparse's usage error
+        code = exit.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--now" in err and "between" in err and err.count("\n") == 1

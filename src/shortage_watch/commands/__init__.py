@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -63,13 +63,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+NOW_YEARS = (1970, 2999)  # what `--now` accepts
+
+
 def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
     """Parse an ISO date-time for `--now`; without a zone it is Asia/Shanghai."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2024-10-08T09:00)") from None
-    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
+    value = value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
+    # Deadlines and calendars count days forward and back from `now`: near year 1 or 9999 that
+    # overflows deep inside a rule, so an instant outside these years is refused here.
+    try:
+        year = value.astimezone(timezone.utc).year
+    except OverflowError:
+        year = 0
+    if not NOW_YEARS[0] <= year <= NOW_YEARS[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between the years {NOW_YEARS[0]} and {NOW_YEARS[1]}")
+    return value
 
 
 from shortage_watch.commands import basics  # noqa: E402  (modules register against the names above)
