@@ -485,8 +485,8 @@ class Daemon:
         add(self._job("sweep", self.sweep), _every(daemon.sweep_interval, start), id="sweep")
         add(self._job("deliver", self.deliver), _every(daemon.deliver_interval, start), id="deliver")
         add(self._job("heartbeat", self.heartbeat), _every(daemon.heartbeat_interval, start), id="heartbeat")
-        add(self._job("digests", self.digests), _daily(mail.digest_time, tz), id="digests")
-        add(self._job("monthly", self.monthly), _daily(mail.monthly_time, tz), id="monthly")
+        add(self._job("digests", self.digests), _hourly_from(mail.digest_time, tz), id="digests")
+        add(self._job("monthly", self.monthly), _hourly_from(mail.monthly_time, tz), id="monthly")
         add(self._job("housekeeping", self.housekeeping), _daily(daemon.housekeeping_time, tz), id="housekeeping")
 
     def _on_job_event(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
@@ -597,6 +597,12 @@ class Daemon:
 
 def _every(seconds: int, start: datetime) -> IntervalTrigger:
     return IntervalTrigger(seconds=seconds, start_date=start + timedelta(seconds=seconds))
+
+
+def _hourly_from(at: time, tz: str) -> CronTrigger:
+    """At `at`, then each hour until midnight: a run that failed (database, directory) is tried
+    again the same day; the digest and the monthly summary are idempotent per day and month."""
+    return CronTrigger(hour=f"{at.hour}-23", minute=at.minute, second=at.second, timezone=tz)
 
 
 def _daily(at: time, tz: str) -> CronTrigger:

@@ -183,7 +183,7 @@ def test_schedule_has_one_timer_per_source_and_job(tmp_path: Path) -> None:
     assert jobs["poll:feed"].trigger.interval == timedelta(seconds=600)
     assert jobs["sweep"].trigger.interval == timedelta(seconds=7)
     assert jobs["deliver"].trigger.interval == timedelta(seconds=3)
-    assert str(jobs["digests"].trigger) == "cron[hour='8', minute='0', second='0']"
+    assert str(jobs["digests"].trigger) == "cron[hour='8-23', minute='0', second='0']"
     assert str(jobs["housekeeping"].trigger) == "cron[hour='3', minute='30', second='0']"
     for job in jobs.values():
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 3600)
@@ -305,3 +305,18 @@ def test_request_stop_ends_the_run_loop_and_cleans_up(sqlite_url: str, tmp_path:
     with app.sessions() as s:
         assert s.get(Heartbeat, "replica-stop") is None
     app.close()
+
+
+def test_digest_and_monthly_timers_fire_again_later_the_same_day(tmp_path: Path) -> None:
+    # A database or directory failure at 08:00 must not cost the bureaus that day's digest:
+    # the runs are idempotent per day/month, so the timers try again each hour until midnight.
+    daemon = Daemon(App(make_settings("sqlite://", tmp_path), clock=FixedClock(T0)))
+    daemon.schedule(datetime(2024, 9, 27, 7, 0, tzinfo=SHANGHAI))
+    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
+    for job_id, first in (("digests", time(8, 0)), ("monthly", time(9, 0))):
+        trigger = jobs[job_id].trigger
+        fired = datetime.combine(date(2024, 9, 27), first, tzinfo=SHANGHAI)
+        assert trigger.get_next_fire_time(None, fired - timedelta(minutes=1)) == fired
+        retry = trigger.get_next_fire_time(fired, fired + timedelta(seconds=1))
+        assert retry == fired + timedelta(hours=1)
+        assert trigger.get_next_fire_time(None, fired.replace(hour=23, minute=59)).date() == date(2024, 9, 28)
