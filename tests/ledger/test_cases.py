@@ -105,3 +105,40 @@ def test_resolved_reports_close_parts_and_then_the_case(db_url, make_app):
 def _alerts(app):
     with app.sessions() as session:
         return list(session.scalars(select(Alert).order_by(Alert.id)).all())
+
+
+def test_concurrent_first_reports_of_one_product_and_city_share_one_case(db_url, make_app):
+    # Two replicas ingesting two sources at once: each transaction saw no open case and opened
+    # its own, splitting the hospitals so the regional threshold (K of one city) was never met.
+    import threading
+
+    from tests.ledger.conftest import SHANGHAI
+
+    app = make_app(db_url)
+    now = at("2024-10-08T10:00")
+    first = app.sessions.begin()
+    session = first.__enter__()
+    row = ShortageReport(report_id="S1", hospital_code="H1", hospital_name="宁德市第1医院", region_code="350902", product_code="XB02",
+                         product_name="硝酸甘油片", reported_on=now.astimezone(SHANGHAI).date(), supply_status="short", cause="supply",
+                         version=1, source="a", received_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    app.record_listener.record_stored(session, "shortage_report", row, None, now)
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            store_shortage(app, now, report_id="S2", hospital_code="H2", region_code="350981")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    other = threading.Thread(target=second)
+    other.start()
+    other.join(timeout=1.5)  # SQLite: BEGIN IMMEDIATE waits for the first; PostgreSQL: the fix makes it wait too
+    first.__exit__(None, None, None)
+    other.join(timeout=30)
+    assert not other.is_alive() and not errors
+    with app.sessions() as s:
+        cases = s.scalars(select(ShortageCase)).all()
+        joined = {r.hospital_code: r.case_id for r in s.scalars(select(ShortageReport)).all()}
+    assert len(cases) == 1 and joined == {"H1": cases[0].id, "H2": cases[0].id}

@@ -8,11 +8,12 @@ each matter's `next_action_at` says when it next needs it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, is_regional
@@ -530,12 +531,28 @@ def write_case_alerts(session: Session, app: Any, case: ShortageCase, firings: l
     )
 
 
+def _lock_case_key(session: Session, product_code: str, city_code: str) -> None:
+    """Serialise the transactions that touch the case of (product, city) until they commit.
+
+    Race: two replicas ingesting reports of one product and city at once (two sources) each
+    saw no open case and opened one, or each counted the other's hospital out, so K hospitals
+    never made a regional shortage. There is no row to lock before the case exists, so on
+    PostgreSQL a transaction-scoped advisory lock on the key stands in for it; SQLite's
+    BEGIN IMMEDIATE already serialises writers.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"case:{product_code}:{city_code}".encode("utf-8"), digest_size=8).digest()
+    session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+
+
 def shortage_report_stored(session: Session, app: Any, report: ShortageReport, previous: dict | None, now: datetime) -> None:
     """Join the report to the open case for (product, city); open explanation, regional and resolution steps."""
     directory = directory_of(app)
     region_code = report.region_code or getattr(directory.hospital(report.hospital_code), "region_code", None)
     city = directory.city_of(region_code) if region_code else None
     city_code = getattr(city, "code", None) or region_code or "unknown"
+    _lock_case_key(session, report.product_code, city_code)
     case = session.get(ShortageCase, report.case_id) if report.case_id else None
     if case is None or case.state == "resolved":
         case = session.scalars(
