@@ -131,3 +131,18 @@ def test_now_outside_the_ledgers_years_is_one_line(
     assert code == 2
     err = capsys.readouterr().err
     assert "--now" in err and "between" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("action", ["upgrade", "current"])
+def test_db_with_the_database_unreachable_is_one_line_exit_1(
+    write_config: Callable[..., Path], action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = write_config({"database": {"url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/nowhere"}})
+    assert main(["--config", str(path), "db", action]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("shortage-watch: error: database unreachable:") and err.count("\n") == 1

@@ -6,6 +6,8 @@ import argparse
 import json
 from datetime import date
 
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
 from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.commands import CommandError, Context, iso_date, positive_int
 from shortage_watch.domain.deadline import report_deadline
@@ -97,17 +99,29 @@ def _weekday(day: date) -> str:
     return f"{day.isoformat()} ({day:%a})"
 
 
+def _unreachable(exc: SQLAlchemyError) -> CommandError:
+    """One line, exit 1 (a retry may succeed), as `run` says it."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return CommandError(f"database unreachable: {reason[0] if reason else type(exc).__name__}", exit_code=1)
+
+
 def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
     engine = ctx.app.engine
-    before = current_revision(engine)
-    upgrade_schema(engine)
-    after = current_revision(engine)
+    try:
+        before = current_revision(engine)
+        upgrade_schema(engine)
+        after = current_revision(engine)
+    except OperationalError as exc:
+        raise _unreachable(exc) from None
     print(f"schema {'already at' if before == after else 'upgraded to'} {after} (was {before or 'empty'})")
     return 0
 
 
 def db_current(args: argparse.Namespace, ctx: Context) -> int:
-    current = current_revision(ctx.app.engine)
+    try:
+        current = current_revision(ctx.app.engine)
+    except OperationalError as exc:
+        raise _unreachable(exc) from None
     head = head_revision()
     print(f"current {current or 'empty'}, head {head}")
     return 0 if current == head else 1
