@@ -22,7 +22,7 @@ import time as monotonic
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
 from apscheduler.events import (
@@ -293,6 +293,7 @@ class Daemon:
         # One lock per kind of work: the catch-up cycle and the timers never run the same
         # step twice at once in this process (max_instances covers one job id only).
         self._locks: dict[str, threading.Lock] = {}
+        self._done_on: dict[str, date] = {}  # digests/monthly: the local day this process last completed them
         self._running = 0
         self._idle = threading.Condition()
         daemon = self.settings.daemon
@@ -370,16 +371,21 @@ class Daemon:
         if not working_day_job_due(self.app.calendar, now, at):
             log.debug("%s not due at %s", lease, now.isoformat(), extra={"job": lease})
             return
+        today = self.app.calendar.local_date(now)
+        if self._done_on.get(lease) == today:
+            return  # the hourly timer only retries a run that failed today
         send = _service("digests", function)
         if send is None:
             return
         # One replica at a time; the dedup keys would make a second run harmless anyway.
         if not claim_named_lease(self.app, lease, self.settings.daemon.lease_seconds):
             log.info("%s: another replica holds the lease", lease, extra={"job": lease})
+            self._done_on[lease] = today  # that replica runs (and retries) it
             return
         try:
             count = send(self.app, now)
             log.info("%s queued", lease, extra={"job": lease, "count": count})
+            self._done_on[lease] = today
         finally:
             release_named_lease(self.app, lease)
 
@@ -600,8 +606,8 @@ def _every(seconds: int, start: datetime) -> IntervalTrigger:
 
 
 def _hourly_from(at: time, tz: str) -> CronTrigger:
-    """At `at`, then each hour until midnight: a run that failed (database, directory) is tried
-    again the same day; the digest and the monthly summary are idempotent per day and month."""
+    """At `at`, then each hour until midnight, so a run that failed (database, directory) is tried
+    again the same day; `_working_day_job` skips the ticks after a run that completed."""
     return CronTrigger(hour=f"{at.hour}-23", minute=at.minute, second=at.second, timezone=tz)
 
 

@@ -320,3 +320,26 @@ def test_digest_and_monthly_timers_fire_again_later_the_same_day(tmp_path: Path)
         retry = trigger.get_next_fire_time(fired, fired + timedelta(seconds=1))
         assert retry == fired + timedelta(hours=1)
         assert trigger.get_next_fire_time(None, fired.replace(hour=23, minute=59)).date() == date(2024, 9, 28)
+
+
+def test_the_hourly_digest_timer_retries_a_failed_run_and_skips_once_done(app: App, monkeypatch) -> None:
+    import shortage_watch.services.digests as digests
+
+    calls: list[datetime] = []
+
+    def send(app_: App, now: datetime) -> int:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return 1
+
+    monkeypatch.setattr(digests, "send_daily_digests", send)
+    daemon = Daemon(app)
+    day = date(2024, 9, 27)  # a Friday
+    for hour in (8, 9, 10):
+        app.clock.advance_to(at_local(day, hour))
+        daemon._step("digests", daemon.digests)
+    assert calls == [at_local(day, 8), at_local(day, 9)]  # failed at 8, done at 9, nothing at 10
+    app.clock.advance_to(at_local(date(2024, 9, 29), 8))  # make-up Sunday: a new day
+    daemon._step("digests", daemon.digests)
+    assert calls[-1] == at_local(date(2024, 9, 29), 8)
