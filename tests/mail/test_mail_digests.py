@@ -201,3 +201,15 @@ def test_monthly_summary_is_not_sent_long_after_the_month_began(app):
     assert send_monthly_summaries(app, at(2024, 10, 25, 10, 0)) == 0
     # Down on the 8th, back on the 10th (2 working days later): it catches up.
     assert send_monthly_summaries(app, at(2024, 10, 10, 10, 0)) == 4
+
+
+def test_digest_counts_a_deadline_missed_earlier_today_as_one_working_day_overdue(app):
+    # A 17:30 cut-off missed today and a digest written after it (the hourly retry): the
+    # mails say "overdue by 1 working day" for this; the digest must not say 0.
+    with app.sessions.begin() as s:
+        n = notice(s, "N5", "D1", "P5", notified_on=dt.date(2024, 10, 8), received_at=at(2024, 10, 8, 9, 0))
+        ob = obligation(s, n, party="D1", region="350902", state="open", due_at=at(2024, 10, 11, 17, 30), product="P5")
+    assert send_daily_digests(app, at(2024, 10, 11, 18, 0)) >= 1
+    [digest] = [a for a in outbox(app, "digest") if a.recipient_email == "nd-ybj@example.gov.cn"]
+    [line] = [o for o in digest.context["overdue"] if o["case_number"] == f"SW-O-{ob.id:06d}"]
+    assert line["overdue_working_days"] == 1

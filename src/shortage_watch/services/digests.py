@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.obligations import OPEN_STATES, case_number
+from shortage_watch.domain.obligations import OPEN_STATES, case_number, overdue_working_days
 from shortage_watch.mail.message import Attachment
 from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
@@ -165,7 +165,7 @@ def digest_context(app: "App", snapshot: DigestSnapshot, contact: "Contact", ema
             "product": products.get(ob.product_code or "", ob.product_code or "—"),
             "distributor": _party_name(directory, ob.party_code),
             "due_at": ob.due_at.isoformat(),
-            "overdue_working_days": app.calendar.working_days_between(app.calendar.local_date(ob.due_at), app.calendar.local_date(now)),
+            "overdue_working_days": overdue_working_days(app.calendar, ob.due_on, ob.due_at, now) or 0,
             "region_name": _region_name(directory, ob.region_code),
         })
 
