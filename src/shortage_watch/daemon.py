@@ -530,12 +530,12 @@ class Daemon:
         """Check the schema, beat, start the timers (with a catch-up cycle first) and block
         until SIGTERM/SIGINT; then finish running jobs, release this replica's claims, exit 0."""
         check_schema(self.app)
+        self._start_http()  # before the heartbeat: a port it cannot take stops the start cleanly
         previous = {}
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self.request_stop)
         self.heartbeat()
-        self._start_http()
         mail = self.settings.mail
         log.info(
             "shortage-watch %s running on %s; %s source(s); mail via %s",
@@ -588,12 +588,17 @@ class Daemon:
         from shortage_watch.health import check_health
         from shortage_watch.httpserver import OperatorServer
 
-        self.http = OperatorServer(
-            daemon.http_host,
-            daemon.http_port,
-            self.metrics,
-            lambda: check_health(self.settings, self.app.engine, replica=self.app.replica_id),
-        )
+        try:
+            self.http = OperatorServer(
+                daemon.http_host,
+                daemon.http_port,
+                self.metrics,
+                lambda: check_health(self.settings, self.app.engine, replica=self.app.replica_id),
+            )
+        except OSError as exc:  # in use (maybe by a previous instance still stopping): a retry may succeed
+            raise DaemonStartError(
+                f"daemon.http_port: cannot listen on {daemon.http_host}:{daemon.http_port}: {exc.strerror or exc}", exit_code=1
+            ) from None
         self.http.start()
 
     def _stop_http(self) -> None:

@@ -343,3 +343,23 @@ def test_the_hourly_digest_timer_retries_a_failed_run_and_skips_once_done(app: A
     app.clock.advance_to(at_local(date(2024, 9, 29), 8))  # make-up Sunday: a new day
     daemon._step("digests", daemon.digests)
     assert calls[-1] == at_local(date(2024, 9, 29), 8)
+
+
+def test_metrics_port_in_use_refuses_to_start_in_one_line_and_leaves_no_heartbeat(sqlite_url: str, tmp_path: Path) -> None:
+    import socket
+
+    import pytest
+
+    from shortage_watch.daemon import DaemonStartError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = App(make_settings(sqlite_url, tmp_path, daemon={"http_enabled": True, "http_port": port}), replica_id="replica-port")
+        with pytest.raises(DaemonStartError) as excinfo:
+            Daemon(app).run(install_signals=False)
+    assert excinfo.value.exit_code == 1 and f"127.0.0.1:{port}" in str(excinfo.value)
+    with app.sessions() as s:
+        assert s.get(Heartbeat, "replica-port") is None
+    app.close()
