@@ -70,7 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(settings.logging.level, settings.logging.format)
     context = Context(settings=settings, config_path=path, make_app=lambda: App(settings))
     try:
-        return int(args.handler(args, context) or 0)
+        code = int(args.handler(args, context) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `... | head`: the reader left. Point stdout at devnull so the exit flush is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (CommandError, CalendarError) as exc:
         print(f"shortage-watch: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -146,3 +146,17 @@ def test_db_with_the_database_unreachable_is_one_line_exit_1(
     assert main(["--config", str(path), "db", action]) == 1
     err = capsys.readouterr().err
     assert err.startswith("shortage-watch: error: database unreachable:") and err.count("\n") == 1
+
+
+def test_output_into_a_closed_pipe_is_no_traceback(config: Path) -> None:
+    # `shortage-watch obligations list | head -3`: the reader goes away before the output is written.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHORTAGE_WATCH_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shortage_watch", "--config", str(config), "config", "check"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode("utf-8", "replace")
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err
