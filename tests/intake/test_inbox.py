@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import shutil
 import time
@@ -153,10 +154,14 @@ def test_a_file_over_max_bytes_is_moved_aside_not_lost(make_app, tmp_path) -> No
     assert "max_bytes" in (folder / "rejected" / "big.json.errors.csv").read_text(encoding="utf-8-sig")
 
 
-def test_a_missing_inbox_folder_is_a_recorded_failure(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_inbox_folder_is_a_recorded_failure(make_app, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     app = make_app(sources=[{"name": "box", "type": "inbox", "path": str(tmp_path / "nope")}])
-    outcome = poll(app)
+    with caplog.at_level(logging.ERROR, logger="shortage_watch.services.ingest"):
+        outcome = poll(app)
     assert outcome.status == "failed" and "does not exist" in outcome.error
+    # An operator's problem, said in one line each poll: no traceback in the log.
+    [record] = [r for r in caplog.records if "poll failed" in r.getMessage()]
+    assert "does not exist" in record.getMessage() and record.exc_info is None
 
 
 def test_a_file_the_database_refuses_stays_and_does_not_block_the_others(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -695,7 +695,12 @@ def poll_source(app: Any, source: SourceSettings, now: datetime) -> PollOutcome:
 
             outcome = poll_inbox_source(app, source, now)
     except Exception as exc:  # one bad source never stops the others or the daemon
-        log.exception("source %s: poll failed", source.name)
+        if isinstance(exc, OSError):
+            # A missing or unreadable inbox folder is the operator's news, not a bug:
+            # one line each poll, no traceback.
+            log.error("source %s: poll failed: %s", source.name, exc, extra={"source": source.name})
+        else:
+            log.exception("source %s: poll failed", source.name, extra={"source": source.name})
         outcome = PollOutcome(source.name, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
         try:
             record_source_failure(app, source.name, outcome.error or "")
