@@ -93,3 +93,22 @@ def test_once_refuses_bad_now_and_missing_schema_and_bad_policy_in_one_line(scen
     assert main(["--config", str(bad), "db", "upgrade"]) == 0
     code, _, err = run(capsys, "--config", str(bad), "once")
     assert code == 2 and "escalation.policy" in err and "offset" in err and len(err.strip().splitlines()) == 1
+
+
+def test_once_polls_every_source_now_and_fails_on_a_failing_one(tmp_path, write_config, capsys):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = str(write_config({"sources": [
+        {"name": "good", "type": "inbox", "path": str(inbox), "interval": 3600, "settle_seconds": 0},
+        {"name": "gone", "type": "inbox", "path": str(tmp_path / "missing"), "interval": 3600},
+    ]}))
+    assert main(["--config", config, "db", "upgrade"]) == 0
+    code, out, _ = run(capsys, "--config", config, "once", "--json")
+    summary = json.loads(out)
+    assert code == 1
+    assert {s["source"]: s["status"] for s in summary["sources"]} == {"good": "ok", "gone": "failed"}
+    assert any("gone" in error and "does not exist" in error for error in summary["errors"])
+    # A second cycle right away still polls: an operator's `once` ignores the sources' intervals.
+    (inbox / "n.json").write_text(json.dumps(notice("N9", "D1")), encoding="utf-8")
+    code, out, _ = run(capsys, "--config", config, "once", "--json")
+    assert {s["source"]: (s["status"], s["accepted"]) for s in json.loads(out)["sources"]}["good"] == ("ok", 1)

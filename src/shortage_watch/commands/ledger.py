@@ -104,20 +104,23 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
             raise CommandError(f"--now: {exc}") from None
         app.clock = FixedClock(now)
     now = app.clock.now()
-    result = run_cycle(app, now)
+    # An operator asking for one cycle means every source now, whatever its interval.
+    result = run_cycle(app, now, force_poll=True)
     sweep = result.sweep
     delivered = result.delivered
     summary = {
         "now": now.isoformat(),
-        "polled": None if result.polled is None else len(result.polled),
+        "polled": len(result.polled),
+        "sources": [{"source": o.source, "status": o.status, "accepted": o.accepted, "duplicates": o.duplicates,
+                     "rejected": o.rejected, "error": o.error} for o in result.polled],
         "sweep": sweep.as_json() if sweep else None,
         "delivered": _plain(delivered),
-        "errors": result.errors,
+        "errors": result.errors + [f"source {o.source}: {o.error}" for o in result.failed_sources],
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, default=str))
     else:
-        polled = "polling unavailable" if result.polled is None else f"polled {len(result.polled)} source(s)"
+        polled = f"polled {len(result.polled)} source(s)"
         swept = (
             f"sweep: {sweep.obligations} obligation(s), {sweep.cases} case(s), {sweep.alerts} new alert(s)"
             + (f", {len(sweep.failed)} failed" if sweep.failed else "")
@@ -125,16 +128,13 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
             else "sweep failed"
         )
         if delivered is None:
-            sent = "delivery unavailable"
+            sent = "delivery failed"
         else:
-            counts = _plain(delivered) or {}
-            sent = "delivery: " + ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and v) if counts else "delivery done"
-            sent = sent if sent != "delivery: " else "delivery: nothing due"
+            counts = {k: v for k, v in (_plain(delivered) or {}).items() if isinstance(v, int) and v}
+            sent = "delivery: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing due")
         print(f"cycle at {_local(app, now)}: {polled}; {swept}; {sent}")
-        for outcome in result.polled or []:
-            line = getattr(outcome, "line", None)
-            if callable(line):
-                print(f"  {line()}")
+        for outcome in result.polled:
+            print(f"  {outcome.line()}")
         for error in result.errors + (sweep.failed if sweep else []):
             print(f"  error: {error}")
     return 0 if result.ok else 1
