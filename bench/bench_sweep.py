@@ -75,22 +75,47 @@ def build(path: Path, total: int, due: int) -> tuple[App, float]:
     return app, time.perf_counter() - started
 
 
+ROUNDS = 3
+
+
+def _restore_due(app: App, due_ids: list[int], next_action_at: str) -> None:
+    """Put the swept rows back where they were, so the same sweep can be timed again."""
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alerts")
+        conn.exec_driver_sql("DELETE FROM audit_events")
+        conn.exec_driver_sql(
+            "UPDATE obligations SET level = 2, next_action_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+            [(next_action_at, i) for i in due_ids],
+        )
+
+
 def measure(total: int, due: int, workdir: Path) -> float:
+    """The best of ROUNDS sweeps of the same due rows (this machine is shared: the minimum is the signal)."""
     app, setup = build(workdir / f"sweep_{total}.db", total, due)
     try:
         # Warm the per-App caches (calendar years, policy, directory) so both runs time only the sweep.
         app.calendar.nth_working_day_after(NOW.date(), 20)
         app.policy
         app.directory
-        started = time.perf_counter()
-        result = sweep(app, NOW)
-        elapsed = time.perf_counter() - started
-        with app.sessions() as session:
-            alerts = session.scalar(select(func.count()).select_from(Alert))
-        assert result.obligations == due and alerts == due and not result.failed, (result.as_json(), alerts)
-        again = sweep(app, NOW)
-        assert again.alerts == 0 and again.obligations == 0
-        print(f"  {total:>9,} open obligations: setup {setup:6.1f} s, sweep of {due:,} due {elapsed:6.2f} s")
+        with app.engine.connect() as conn:
+            due_ids = [r[0] for r in conn.exec_driver_sql(
+                "SELECT id FROM obligations WHERE next_action_at <= ?", (_sqlite_text(NOW),))]
+            reminder_at = conn.exec_driver_sql(
+                "SELECT next_action_at FROM obligations WHERE id = ?", (due_ids[0],)).scalar()
+        times = []
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            result = sweep(app, NOW)
+            times.append(time.perf_counter() - started)
+            with app.sessions() as session:
+                alerts = session.scalar(select(func.count()).select_from(Alert))
+            assert result.obligations == due and alerts == due and not result.failed, (result.as_json(), alerts)
+            again = sweep(app, NOW)
+            assert again.alerts == 0 and again.obligations == 0
+            _restore_due(app, due_ids, reminder_at)
+        elapsed = min(times)
+        print(f"  {total:>9,} open obligations: setup {setup:6.1f} s, sweep of {due:,} due: best {elapsed:.2f} s"
+              f" of {', '.join(f'{t:.2f}' for t in times)}")
         return elapsed
     finally:
         app.close()
