@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from sqlalchemy.exc import OperationalError
+
 from shortage_watch import __version__
 from shortage_watch.app import App
 from shortage_watch.calendar import CalendarError
-from shortage_watch.commands import COMMAND_MODULES, CommandError, Context
+from shortage_watch.commands import COMMAND_MODULES, CommandError, Context, database_unreachable
 from shortage_watch.logs import configure_logging
 from shortage_watch.settings import DEFAULT_CONFIG, SettingsError, load_settings
 
@@ -82,6 +84,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         return 130
+    except OperationalError as exc:
+        # The database went away mid-command (down, restarted, network): worth retrying, so exit 1.
+        log.debug("database error", exc_info=True)
+        print(f"shortage-watch: error: {database_unreachable(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the last net: a user sees one line, a developer the traceback at DEBUG
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"shortage-watch: error: unexpected {type(exc).__name__}: {exc} "
+            "(SHORTAGE_WATCH_LOGGING__LEVEL=DEBUG shows the details)",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         context.close()
 

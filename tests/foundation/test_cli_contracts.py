@@ -160,3 +160,33 @@ def test_output_into_a_closed_pipe_is_no_traceback(config: Path) -> None:
     err = proc.stderr.read().decode("utf-8", "replace")
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compliance"], ["cases", "list"], ["obligations", "list"], ["once"], ["outbox", "list"], ["db", "current"],
+        ["submit", str(REPO / "config" / "examples" / "inbox" / "重庆医药_stoppage_notices.json")],
+    ],
+)
+def test_unreachable_database_is_one_line_exit_1(
+    write_config: Callable[..., Path], args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config({"database": {"url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"}})
+    assert main(["--config", str(path), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("shortage-watch: error: database unreachable: ") and err.count("\n") == 1
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shortage_watch.commands.basics as basics
+
+    def explode(*_args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(basics, "report_deadline", explode)
+    assert main(["--config", str(write_config()), "deadline", "--received", "2024-09-27"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected RuntimeError: boom" in err and "Traceback" not in err

@@ -24,6 +24,18 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+SCHEMA_NOT_CURRENT = (
+    "数据库结构不是最新版本，请先运行 `shortage-watch db upgrade` / "
+    "the database schema is not current: run `shortage-watch db upgrade`"
+)
+
+
+def database_unreachable(exc: Exception) -> CommandError:
+    """One line (the driver's first), exit 1: the database may answer on a retry."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return CommandError(f"database unreachable: {reason[0] if reason else type(exc).__name__}", exit_code=1)
+
+
 @dataclass
 class Context:
     """What a handler gets: the settings, and the App built on first use."""
@@ -38,6 +50,20 @@ class Context:
         if self._app is None:
             self._app = self.make_app()
         return self._app
+
+    def ready_app(self) -> App:
+        """The App on a reachable database whose schema is current; a one-line CommandError otherwise."""
+        from sqlalchemy.exc import OperationalError
+
+        from shortage_watch.store.db import schema_is_current
+
+        try:
+            current = schema_is_current(self.app.engine)
+        except OperationalError as exc:
+            raise database_unreachable(exc) from None
+        if not current:
+            raise CommandError(SCHEMA_NOT_CURRENT)
+        return self.app
 
     def close(self) -> None:
         if self._app is not None:

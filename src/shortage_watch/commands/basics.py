@@ -6,10 +6,10 @@ import argparse
 import json
 from datetime import date
 
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 
 from shortage_watch.calendar import CalendarError, WorkingCalendar
-from shortage_watch.commands import CommandError, Context, iso_date, positive_int
+from shortage_watch.commands import CommandError, Context, database_unreachable, iso_date, positive_int
 from shortage_watch.domain.deadline import report_deadline
 from shortage_watch.domain.policy import PolicyError, load_policy
 from shortage_watch.store.db import current_revision, head_revision, upgrade_schema
@@ -99,12 +99,6 @@ def _weekday(day: date) -> str:
     return f"{day.isoformat()} ({day:%a})"
 
 
-def _unreachable(exc: SQLAlchemyError) -> CommandError:
-    """One line, exit 1 (a retry may succeed), as `run` says it."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return CommandError(f"database unreachable: {reason[0] if reason else type(exc).__name__}", exit_code=1)
-
-
 def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
     engine = ctx.app.engine
     try:
@@ -112,7 +106,7 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
         upgrade_schema(engine)
         after = current_revision(engine)
     except OperationalError as exc:
-        raise _unreachable(exc) from None
+        raise database_unreachable(exc) from None
     print(f"schema {'already at' if before == after else 'upgraded to'} {after} (was {before or 'empty'})")
     return 0
 
@@ -121,7 +115,7 @@ def db_current(args: argparse.Namespace, ctx: Context) -> int:
     try:
         current = current_revision(ctx.app.engine)
     except OperationalError as exc:
-        raise _unreachable(exc) from None
+        raise database_unreachable(exc) from None
     head = head_revision()
     print(f"current {current or 'empty'}, head {head}")
     return 0 if current == head else 1

@@ -11,10 +11,6 @@ from shortage_watch.commands import CommandError, Context, aware_instant
 from shortage_watch.domain.records import RECORD_KINDS
 
 KIND_CHOICES = (*RECORD_KINDS, "auto")
-SCHEMA_NOT_CURRENT = (
-    "数据库结构不是最新版本，请先运行 `shortage-watch db upgrade` / "
-    "the database schema is not current: run `shortage-watch db upgrade`"
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,17 +54,9 @@ def _source_name(text: str) -> str:
 
 
 def _ready_app(ctx: Context, now: object) -> object:
-    from shortage_watch.store.db import schema_is_current
-
-    app = ctx.app
+    app = ctx.ready_app()
     if now is not None:
         app.clock = FixedClock(now)  # type: ignore[arg-type]
-    try:
-        current = schema_is_current(app.engine)
-    except Exception as exc:
-        raise CommandError(f"database unavailable: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    if not current:
-        raise CommandError(SCHEMA_NOT_CURRENT)
     return app
 
 

@@ -11,7 +11,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
@@ -20,7 +19,6 @@ from shortage_watch.domain.policy import PolicyError
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.cycle import run_cycle
 from shortage_watch.services.ledger import case_parts, directory_of, resolve_case
-from shortage_watch.store.db import schema_is_current
 from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 STATE_FILTERS = {
@@ -76,13 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _ready(ctx: Context) -> Any:
     """The App, with a current schema and a readable policy; a CommandError otherwise."""
-    app = ctx.app
-    try:
-        current = schema_is_current(app.engine)
-    except (OperationalError, ProgrammingError) as exc:
-        raise CommandError(f"database not reachable: {exc.orig or exc}") from None
-    if not current:
-        raise CommandError("the database schema is not current: run `shortage-watch db upgrade`")
+    app = ctx.ready_app()
     try:
         app.policy
     except PolicyError as exc:

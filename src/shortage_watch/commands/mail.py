@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from shortage_watch.clock import utc_now
 from shortage_watch.commands import CommandError, Context, positive_int
 from shortage_watch.mail.message import AddressError, build_message
 from shortage_watch.mail.render import LANGUAGES, RenderError
 from shortage_watch.mail.samples import sample_context, sample_test_context
-from shortage_watch.store.db import schema_is_current
 from shortage_watch.store.tables import Alert, AuditEvent
 
 STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable")
@@ -150,22 +148,10 @@ def _row_json(row: Alert) -> dict[str, Any]:
     }
 
 
-def _outbox_app(ctx: Context) -> Any:
-    """The App with a reachable database and a current schema; a CommandError (one line) otherwise."""
-    app = ctx.app
-    try:
-        current = schema_is_current(app.engine)
-    except (OperationalError, ProgrammingError) as exc:
-        raise CommandError(f"database not reachable: {exc.orig or exc}") from None
-    if not current:
-        raise CommandError("the database schema is not current: run `shortage-watch db upgrade`")
-    return app
-
-
 def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     """Rows in one state (default pending and dead), oldest due first, and the count per state."""
     statuses = [args.status] if args.status else ["pending", "dead"]
-    app = _outbox_app(ctx)
+    app = ctx.ready_app()
     with app.sessions() as session:
         rows = session.scalars(
             select(Alert).where(Alert.status.in_(statuses)).order_by(Alert.next_attempt_at, Alert.id).limit(args.limit)
@@ -189,7 +175,7 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
     """Requeue ID (dead or pending) or every dead alert, due at once with fresh attempts."""
-    app = _outbox_app(ctx)
+    app = ctx.ready_app()
     now = app.clock.now()
     with app.sessions.begin() as session:
         if args.all_dead:
