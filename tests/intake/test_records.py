@@ -129,3 +129,19 @@ def test_kind_is_inferred_from_chinese_headers() -> None:
     assert infer_kind(["直报编号", "医疗机构编码", "药品编码", "药品名称", "上报日期", "供应状态"]) == "shortage_report"
     assert infer_kind(["反馈编号", "配送企业编码", "通知编号", "提交时间"]) == "distributor_report"
     assert infer_kind(["名称", "备注"]) is None
+
+
+@pytest.mark.parametrize("slip", ["1024-09-27", "0001-01-01", datetime(1900, 1, 1), "2300-01-01"])
+def test_a_year_typed_wrong_is_rejected_not_overdue_for_centuries(slip: object) -> None:
+    _, errors = notice(notified_on=slip, expected_resume_on=None)
+    assert [e.field for e in errors] == ["notified_on"]
+    assert "check the year" in errors[0].reason and errors[0].reason.startswith("日期")
+
+
+@pytest.mark.parametrize("instant", ["0001-01-01 00:00", "9999-12-31 23:59-12:00", "1899-05-01T10:00:00"])
+def test_a_date_time_at_the_edge_of_the_calendar_is_a_row_error_not_a_crash(instant: str) -> None:
+    record, errors = validate_record(
+        "distributor_report", {"report_id": "R1", "distributor_code": "D1", "notice_id": "TZ-1", "submitted_at": instant},
+        row=3, now=NOW, tz=TZ,
+    )
+    assert record is None and [e.field for e in errors] == ["submitted_at"]

@@ -215,8 +215,29 @@ def _text(max_len: int | None = None, identifier: bool = False):  # type: ignore
     return BeforeValidator(parse)
 
 
+# Dates outside these bounds are typing slips (a year 1024 for 2024): a notice "received"
+# centuries ago would be overdue at once and mail every bureau up to the province.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+
+
+def _plausible(day: date) -> date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise FieldProblem(
+            f"日期 {day.isoformat()} 不在 {EARLIEST_DATE.year}–{LATEST_DATE.year} 年之间，请核对年份 / "
+            f"date {day.isoformat()} is outside {EARLIEST_DATE.year}-{LATEST_DATE.year}: check the year"
+        )
+    return day
+
+
 def parse_date(value: object, tz: ZoneInfo | None = None) -> date | None:
-    """A date from `YYYY-MM-DD`, `YYYY/M/D`, `YYYY年M月D日`, an Excel date cell or serial number."""
+    """A date from `YYYY-MM-DD`, `YYYY/M/D`, `YYYY年M月D日`, an Excel date cell or serial number,
+    between EARLIEST_DATE and LATEST_DATE."""
+    day = _parse_date(value, tz)
+    return None if day is None else _plausible(day)
+
+
+def _parse_date(value: object, tz: ZoneInfo | None = None) -> date | None:
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -254,10 +275,11 @@ def parse_instant(value: object, tz: ZoneInfo) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
+        _plausible(value.date())
         local = value if value.tzinfo else value.replace(tzinfo=tz)
         return local.astimezone(timezone.utc)
     if isinstance(value, date):
-        return datetime.combine(value, time(0), tz).astimezone(timezone.utc)
+        return datetime.combine(_plausible(value), time(0), tz).astimezone(timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         day = parse_date(value)
         assert day is not None
@@ -273,6 +295,7 @@ def parse_instant(value: object, tz: ZoneInfo) -> datetime | None:
         day = date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
         raise FieldProblem("日期不存在 / no such date") from None
+    _plausible(day)
     rest = text[match.end():]
     if not rest.strip():
         return datetime.combine(day, time(0), tz).astimezone(timezone.utc)
