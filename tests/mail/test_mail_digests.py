@@ -112,7 +112,7 @@ def test_daily_digest_lists_the_region_and_below_with_case_numbers(app, tmp_path
 
     chongqing, digest = outbox(app, "digest")
     assert chongqing.language == "en" and [s["region_name"] for s in chongqing.context["new_stoppages"]] == ["渝北区"]
-    assert digest.dedup_key == "digest:nd-ybj@example.gov.cn:2024-10-11" and digest.status == "pending"
+    assert digest.dedup_key == "digest:350900:insurance:nd-ybj@example.gov.cn:2024-10-11" and digest.status == "pending"
     c = digest.context
     assert [s["case_number"] for s in c["new_stoppages"]] == [f"SW-O-{ids['o1']:06d}"]  # not Chongqing's N9
     assert [o["case_number"] for o in c["overdue"]] == [f"SW-O-{ids['o2']:06d}"]
@@ -160,7 +160,7 @@ def test_monthly_summary_on_the_first_working_day_after_national_day(app, tmp_pa
 
     ningde = next(r for r in outbox(app, "monthly_summary") if r.recipient_email == "nd-ybj@example.gov.cn")
     c = ningde.context
-    assert ningde.dedup_key == "monthly:nd-ybj@example.gov.cn:2024-09" and c["month"] == "2024-09"
+    assert ningde.dedup_key == "monthly:350900:nd-ybj@example.gov.cn:2024-09" and c["month"] == "2024-09"
     assert sorted(s["hospital"] for s in c["shortages"]) == ["宁德市医院", "霞浦县医院"]
     assert {s["notice_id"] for s in c["stoppages"]} == {"N2", "N3"}  # notified in September; N1 is October's
     by_party = {r["distributor_code"]: r for r in c["compliance"]}
@@ -213,3 +213,19 @@ def test_digest_counts_a_deadline_missed_earlier_today_as_one_working_day_overdu
     [digest] = [a for a in outbox(app, "digest") if a.recipient_email == "nd-ybj@example.gov.cn"]
     [line] = [o for o in digest.context["overdue"] if o["case_number"] == f"SW-O-{ob.id:06d}"]
     assert line["overdue_working_days"] == 1
+
+
+def test_an_address_listed_for_two_regions_gets_each_regions_digest(make_app, tmp_path):
+    paths = write_directory(tmp_path)
+    contacts = Path(paths["contacts"])
+    # The same officer also takes Chongqing's digest.
+    contacts.write_text(contacts.read_text(encoding="utf-8").replace("cq-ybj@example.gov.cn", "nd-ybj@example.gov.cn"),
+                        encoding="utf-8")
+    app = make_app(directory=paths)
+    ledger(app)
+    now = at(2024, 10, 11, 8, 5)
+
+    assert send_daily_digests(app, now) == 2
+    digests = outbox(app, "digest")
+    assert {d.recipient_email for d in digests} == {"nd-ybj@example.gov.cn"}
+    assert sorted(d.dedup_key.split(":")[1] for d in digests) == ["350900", "500000"]

@@ -1,8 +1,9 @@
 """The daily digest and the monthly summary: written into the outbox, sent by deliver_due.
 
-Both are idempotent per recipient and period through the outbox's unique dedup key
-(`digest:{email}:{YYYY-MM-DD}`, `monthly:{email}:{YYYY-MM}`): two replicas, or a rerun,
-write each once. Their context is a snapshot of the ledger taken when written; the
+Both are idempotent per recipient, region and period through the outbox's unique dedup key
+(`digest:{region}:{role}:{email}:{YYYY-MM-DD}`, `monthly:{region}:{email}:{YYYY-MM}`): two
+replicas, or a rerun, write each once, and an address listed for two regions gets each
+region's mail. Their context is a snapshot of the ledger taken when written; the
 monthly XLSX workbook is built from that context when the mail is sent.
 """
 
@@ -235,7 +236,8 @@ def digest_due(app: "App", now: datetime) -> bool:
 def send_daily_digests(app: "App", now: datetime) -> int:
     """Write today's digest for each bureau contact whose delivery is 'digest'; returns how many were new.
 
-    At most one per address per working day (dedup key `digest:{email}:{date}`), covering
+    At most one per contact and address per working day (dedup key
+    `digest:{region}:{role}:{email}:{date}`), covering
     everything since the previous working day's digest time. A contact with nothing to
     report gets no mail; its waiting 'digest' alerts stay for the next digest.
     """
@@ -252,7 +254,7 @@ def send_daily_digests(app: "App", now: datetime) -> int:
         snapshot = read_digest_snapshot(session, since, now)
         for contact in contacts:
             for email in contact.emails:
-                dedup_key = f"digest:{email}:{today.isoformat()}"
+                dedup_key = f"digest:{contact.region_code}:{contact.role}:{email}:{today.isoformat()}"
                 if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
                     continue
                 context = digest_context(app, snapshot, contact, email, since, now)
@@ -398,7 +400,7 @@ def send_monthly_summaries(app: "App", now: datetime) -> int:
 
     Due from `mail.monthly_time` on the first working day of the month (and up to
     MONTHLY_CATCH_UP_WORKING_DAYS working days later, so a daemon that was down that day
-    catches up); once per address and month (dedup key `monthly:{email}:{YYYY-MM}`).
+    catches up); once per region, address and month (dedup key `monthly:{region}:{email}:{YYYY-MM}`).
     """
     local = now.astimezone(app.calendar.tz)
     today = local.date()
@@ -414,7 +416,7 @@ def send_monthly_summaries(app: "App", now: datetime) -> int:
             if contact.role != "insurance":
                 continue
             for email in contact.emails:
-                dedup_key = f"monthly:{email}:{first:%Y-%m}"
+                dedup_key = f"monthly:{contact.region_code}:{email}:{first:%Y-%m}"
                 if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
                     continue
                 context = monthly_context(session, app, contact, email, first, last, now)
