@@ -37,7 +37,7 @@ from apscheduler.schedulers.base import STATE_STOPPED, TIMEOUT_MAX
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shortage_watch import __version__
@@ -474,7 +474,7 @@ class Daemon:
 
     def schedule(self, start: datetime | None = None) -> None:
         """Add every timer; interval jobs first fire one interval after `start` (the catch-up covers now)."""
-        start = start or datetime.now(self.app.calendar.tz)
+        start = start or utc_now().astimezone(self.app.calendar.tz)
         daemon, mail = self.settings.daemon, self.settings.mail
         tz = self.settings.timezone
         # Explicit on each job (as well as the scheduler's defaults) so a test can read them.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from sqlalchemy import func, select
 
 from shortage_watch.services import ingest as ingest_module

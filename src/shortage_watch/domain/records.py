@@ -8,7 +8,6 @@ problems, each naming the field and the reason in Chinese then English.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import requests
 
 from shortage_watch import __version__
+from shortage_watch.clock import utc_now
 from shortage_watch.settings import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class HttpFeed:
             with response:
                 status = response.status_code
                 if status == 429 or status >= 500:
-                    wait = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(timezone.utc))
+                    wait = retry_after_seconds(response.headers.get("Retry-After"), utc_now())
                     if wait is None:
                         wait = BACKOFF_BASE * 2 ** attempt
                     if last_try or wait > MAX_RETRY_AFTER:
@@ -189,7 +190,7 @@ def poll_http_source(app: Any, source: SourceSettings, now: datetime,
                     from sqlalchemy import update
 
                     session.execute(update(SourceState).where(SourceState.name == source.name).values(
-                        last_error=f"page {page.url}: {reason}"[:2000], last_error_at=_real_now(),
+                        last_error=f"page {page.url}: {reason}"[:2000], last_error_at=utc_now(),
                         consecutive_failures=SourceState.consecutive_failures + 1))
                     outcome.add(result)
                     outcome.status, outcome.error = "failed", f"unusable page: {reason}"
@@ -210,8 +211,3 @@ def poll_http_source(app: Any, source: SourceSettings, now: datetime,
     finally:
         feed.close()
 
-
-def _real_now() -> datetime:
-    from shortage_watch.clock import utc_now
-
-    return utc_now()

@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -110,7 +110,7 @@ def errors_csv_bytes(errors: Iterable[dict[str, Any]]) -> bytes:
 
 def move_processed(folder: Path, path: Path, rejected: bool, errors: list[dict[str, Any]]) -> Path:
     """Move a processed file to archive/ or rejected/ (writing `<name>.errors.csv` beside it)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S")
     target_dir = _subfolder(folder, REJECTED if rejected else ARCHIVE)
     target = _free_name(target_dir, path.name, stamp)
     if rejected:
