@@ -33,3 +33,12 @@ def test_only_cli_reads_the_environment() -> None:
         if "os.environ" in p.read_text(encoding="utf-8") or "getenv(" in p.read_text(encoding="utf-8")
     ]
     assert readers == ["cli.py"]
+
+
+def test_only_clock_reads_the_system_clock() -> None:
+    readers = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if any(call in p.read_text(encoding="utf-8") for call in ("datetime.now(", "date.today(", "datetime.utcnow("))
+    ]
+    assert readers == ["clock.py"]
