@@ -43,6 +43,16 @@ def _read_secret_file(path: Path | None, current: SecretStr | None, key: str) ->
 
 class DatabaseSettings(Section):
     url: str = "sqlite:///var/shortage_watch.db"
+    url_file: Path | None = Field(None, description="read the URL (with its password) from this file instead")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_from_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("url_file"):
+            secret = _read_secret_file(Path(data["url_file"]), None, "url_file")
+            assert secret is not None
+            data = {**data, "url": secret.get_secret_value()}
+        return data
 
     @field_validator("url")
     @classmethod

@@ -117,3 +117,21 @@ def test_working_hours_must_end_after_they_start(write_config: Callable[..., Pat
     with pytest.raises(SettingsError) as excinfo:
         load_settings(path, explicit=True)
     assert excinfo.value.problems[0].startswith("mail:") and "working_hours_end" in excinfo.value.problems[0]
+
+
+def test_database_url_is_read_from_a_file_and_masked(
+    write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url_file = tmp_path / "database_url"
+    url_file.write_text("postgresql+psycopg://watch:from-file-pw@127.0.0.1/sw\n", encoding="utf-8")
+    path = write_config({"database": {"url_file": str(url_file)}})
+    assert load_settings(path, explicit=True).database.url == "postgresql+psycopg://watch:from-file-pw@127.0.0.1/sw"
+    assert main(["--config", str(path), "config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "from-file-pw" not in out and "watch:***@127.0.0.1/sw" in out
+
+
+def test_unreadable_database_url_file_names_the_key(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings(write_config({"database": {"url_file": str(tmp_path / "missing")}}), explicit=True)
+    assert excinfo.value.problems[0].startswith("database: url_file: cannot read secret file")
