@@ -12,7 +12,6 @@ the real clock (`utc_now()`).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -45,6 +44,10 @@ from shortage_watch.app import App
 from shortage_watch.calendar import CalendarError, CalendarStatus, WorkingCalendar
 from shortage_watch.clock import utc_now
 from shortage_watch.metrics import DaemonMetrics
+from shortage_watch.services.deliver import deliver_due
+from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
+from shortage_watch.services.escalate import sweep
+from shortage_watch.services.ingest import poll_sources, source_is_due
 from shortage_watch.store.db import current_revision, head_revision
 from shortage_watch.store.tables import (
     Alert,
@@ -242,7 +245,6 @@ def overrides_signature(directory: Path | None) -> tuple[tuple[str, int, int], .
 # --- the daemon ---------------------------------------------------------------------------
 
 
-_missing_reported: set[str] = set()
 
 
 class _StoppableScheduler(BlockingScheduler):
@@ -265,17 +267,6 @@ class _StoppableScheduler(BlockingScheduler):
             if self._stopping.is_set():
                 break
             wait_seconds = self._process_jobs()
-
-
-def _service(module: str, name: str) -> Callable[..., Any] | None:
-    """The service function `module.name`, or None while it is not installed (warned once, then debug)."""
-    try:
-        return getattr(importlib.import_module(f"shortage_watch.services.{module}"), name)
-    except (ImportError, AttributeError) as exc:
-        level = logging.DEBUG if name in _missing_reported else logging.WARNING
-        _missing_reported.add(name)
-        log.log(level, "services.%s.%s is not available (%s): job skipped", module, name, exc, extra={"job": name})
-        return None
 
 
 class Daemon:
@@ -314,22 +305,16 @@ class Daemon:
         The timer fires at the source's interval, so a healthy source is polled then; a
         failing one waits out intake's back-off (`source_is_due`) before it is tried again.
         """
-        poll_sources = _service("ingest", "poll_sources")
-        if poll_sources is None:
-            return
         if only is not None and not self._source_due(only):
             log.debug("source in back-off after failures; not polled this tick", extra={"source": only})
             return
-        for outcome in poll_sources(self.app, self.app.clock.now(), only=only) or []:
-            line = outcome.line() if hasattr(outcome, "line") else repr(outcome)
-            status, items = getattr(outcome, "status", None), getattr(outcome, "items", 0)
-            level = logging.WARNING if status == "failed" else logging.INFO if items else logging.DEBUG
-            log.log(level, "poll %s", line, extra={"source": getattr(outcome, "source", only), "count": items or None})
+        for outcome in poll_sources(self.app, self.app.clock.now(), only=only):
+            level = logging.WARNING if outcome.status == "failed" else logging.INFO if outcome.items else logging.DEBUG
+            log.log(level, "poll %s", outcome.line(), extra={"source": outcome.source, "count": outcome.items or None})
 
     def _source_due(self, name: str) -> bool:
-        source_is_due = _service("ingest", "source_is_due")
         source = next((s for s in self.settings.sources if s.name == name), None)
-        if source_is_due is None or source is None:
+        if source is None:
             return True
         with self.app.sessions() as session:
             state = session.get(SourceState, name)
@@ -340,9 +325,6 @@ class Daemon:
     def sweep(self) -> None:
         """Escalate what is due: `services.escalate.sweep`, timed into the sweep histogram."""
         self.reload_calendar_if_changed()
-        sweep = _service("escalate", "sweep")
-        if sweep is None:
-            return
         started = monotonic.perf_counter()
         result = sweep(self.app, self.app.clock.now())
         elapsed = monotonic.perf_counter() - started
@@ -351,22 +333,19 @@ class Daemon:
 
     def deliver(self) -> None:
         """Send due alerts: `services.deliver.deliver_due`."""
-        deliver_due = _service("deliver", "deliver_due")
-        if deliver_due is None:
-            return
         result = deliver_due(self.app, self.app.clock.now())
         log.debug("deliver done: %r", result)
 
     def digests(self) -> None:
         """On a working day from `mail.digest_time` on: the daily digests (idempotent per day)."""
-        self._working_day_job("digests", self.settings.mail.digest_time, "send_daily_digests")
+        self._working_day_job("digests", self.settings.mail.digest_time, send_daily_digests)
 
     def monthly(self) -> None:
         """On a working day from `mail.monthly_time` on: the monthly summaries (idempotent per month,
         so the first working day the daemon runs in a month sends them)."""
-        self._working_day_job("monthly", self.settings.mail.monthly_time, "send_monthly_summaries")
+        self._working_day_job("monthly", self.settings.mail.monthly_time, send_monthly_summaries)
 
-    def _working_day_job(self, lease: str, at: time, function: str) -> None:
+    def _working_day_job(self, lease: str, at: time, send: Callable[[App, datetime], int]) -> None:
         now = self.app.clock.now()
         if not working_day_job_due(self.app.calendar, now, at):
             log.debug("%s not due at %s", lease, now.isoformat(), extra={"job": lease})
@@ -374,9 +353,6 @@ class Daemon:
         today = self.app.calendar.local_date(now)
         if self._done_on.get(lease) == today:
             return  # the hourly timer only retries a run that failed today
-        send = _service("digests", function)
-        if send is None:
-            return
         # One replica at a time; the dedup keys would make a second run harmless anyway.
         if not claim_named_lease(self.app, lease, self.settings.daemon.lease_seconds):
             log.info("%s: another replica holds the lease", lease, extra={"job": lease})

@@ -323,7 +323,7 @@ def test_digest_and_monthly_timers_fire_again_later_the_same_day(tmp_path: Path)
 
 
 def test_the_hourly_digest_timer_retries_a_failed_run_and_skips_once_done(app: App, monkeypatch) -> None:
-    import shortage_watch.services.digests as digests
+    import shortage_watch.daemon as daemon_module
 
     calls: list[datetime] = []
 
@@ -333,7 +333,7 @@ def test_the_hourly_digest_timer_retries_a_failed_run_and_skips_once_done(app: A
             raise RuntimeError("database went away")
         return 1
 
-    monkeypatch.setattr(digests, "send_daily_digests", send)
+    monkeypatch.setattr(daemon_module, "send_daily_digests", send)
     daemon = Daemon(app)
     day = date(2024, 9, 27)  # a Friday
     for hour in (8, 9, 10):
