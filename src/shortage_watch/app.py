@@ -44,6 +44,14 @@ class App:
         return make_sessionmaker(self.engine)
 
     @cached_property
+    def installation_id(self) -> str:
+        """This ledger's random id (in every Message-ID); read once per process."""
+        from shortage_watch.store.installation import installation_id
+
+        with self.sessions.begin() as session:
+            return installation_id(session, self.clock.now())
+
+    @cached_property
     def calendar(self) -> WorkingCalendar:
         return WorkingCalendar.from_overrides_dir(self.settings.calendar.overrides_dir, self.settings.timezone)
 

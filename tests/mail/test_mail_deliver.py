@@ -112,7 +112,7 @@ def test_an_outcome_is_not_recorded_over_a_claim_another_sender_took(make_app):
     assert result.lost_claims == 1 and alert_rows(app)[alert_id].lease_owner == "fast:2"
 
 
-def test_file_transport_writes_one_eml_per_message_and_a_resend_overwrites(make_app, tmp_path):
+def test_file_transport_writes_one_eml_per_message_and_a_resend_lands_beside_it(make_app, tmp_path):
     app = make_app()
     ids = add_alerts(app, 3)
     deliver_due(app, WORKING_NOW)
@@ -120,11 +120,15 @@ def test_file_transport_writes_one_eml_per_message_and_a_resend_overwrites(make_
     assert len(files) == 3
     msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert msg["Subject"].startswith("书面提醒")
-    # Requeue one (as `outbox retry` does) and send again: still three files.
+    # Requeue one (as `outbox retry` does) and send again: a second copy, the first kept.
+    before = {p.name: p.read_bytes() for p in files}
     with app.sessions.begin() as s:
         s.execute(update(Alert).where(Alert.id == ids[0]).values(status="pending"))
     deliver_due(app, WORKING_NOW)
-    assert len(list((tmp_path / "mail").glob("*.eml"))) == 3
+    after = sorted((tmp_path / "mail").glob("*.eml"))
+    assert len(after) == 4 and {p.name: p.read_bytes() for p in after if p.name in before} == before
+    [copy] = [p for p in after if p.name not in before]
+    assert copy.name.endswith(".2.eml")
 
 
 def test_two_senders_at_once_send_every_alert_exactly_once(make_app, smtp_sink):

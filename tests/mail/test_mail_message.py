@@ -17,7 +17,7 @@ SENT_AT = dt.datetime(2024, 10, 10, 2, 0, tzinfo=dt.timezone.utc)
 def build(**overrides):
     args = dict(
         sender="医保短缺监测 <alerts@sw.example.gov.cn>", to="d@example.com", dedup_key="O1:written_reminder:d@example.com",
-        thread_key="O1", sent_at=SENT_AT, reply_to="office@sw.example.gov.cn", case_number="SW-O-000001",
+        installation="a1b2c3d4e5f60718", thread_key="O1", sent_at=SENT_AT, reply_to="office@sw.example.gov.cn", case_number="SW-O-000001",
     )
     args.update(overrides)
     rendered = args.pop("rendered", RenderedMail("主题", "正文\n", "<p>正文</p>\n"))
@@ -30,9 +30,15 @@ def parse(envelope):
 
 def test_message_id_is_stable_per_alert_and_uses_the_from_domain():
     first, again = build(), build()
-    assert first.message_id == again.message_id == message_id_for("O1:written_reminder:d@example.com", "sw.example.gov.cn")
+    assert first.message_id == again.message_id == message_id_for("O1:written_reminder:d@example.com", "a1b2c3d4e5f60718", "sw.example.gov.cn")
     assert first.message_id.endswith("@sw.example.gov.cn>")
     assert build(dedup_key="O1:reminder:d@example.com").message_id != first.message_id
+
+
+def test_another_installation_gives_other_message_ids_and_thread_roots():
+    here, there = parse(build()), parse(build(installation="0f1e2d3c4b5a6978"))
+    assert here["Message-ID"] != there["Message-ID"]
+    assert here["References"] != there["References"]
 
 
 def test_mail_about_one_case_threads_on_one_root():

@@ -17,7 +17,7 @@ from .conftest import WORKING_NOW, SinkHandler, free_port, make_cert
 
 def envelope(to: str = "d@example.com"):
     return build_message(RenderedMail("测试", "正文\n", "<p>正文</p>\n"), sender="a@sw.example.cn", to=to,
-                         dedup_key=f"k:{to}", thread_key=None, sent_at=WORKING_NOW)
+                         dedup_key=f"k:{to}", installation="a1b2c3d4e5f60718", thread_key=None, sent_at=WORKING_NOW)
 
 
 class FakeTime:
@@ -92,6 +92,20 @@ def test_file_transport_is_the_default(tmp_path):
         assert batch.send(sent).sent
     [eml] = (tmp_path / "out").glob("*.eml")
     assert eml.read_bytes() == sent.data
+
+
+def test_file_transport_never_overwrites_an_existing_eml(tmp_path):
+    transport = FileTransport(tmp_path)
+    first = envelope()
+    with transport.batch() as batch:
+        assert batch.send(first).sent
+    [eml] = tmp_path.glob("*.eml")
+    eml.write_bytes(b"kept as it was")  # an older mail with this name (or a copy someone annotated)
+    with transport.batch() as batch:
+        assert batch.send(first).sent  # a resend (delivery is at least once)
+    assert eml.read_bytes() == b"kept as it was"
+    assert [p.read_bytes() for p in tmp_path.glob("*.2.eml")] == [first.data]
+    assert not list(tmp_path.glob("*.tmp*"))
 
 
 def test_file_transport_reports_an_unwritable_folder_as_transient(tmp_path):

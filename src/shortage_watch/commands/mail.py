@@ -65,7 +65,7 @@ def mail_preview(args: argparse.Namespace, ctx: Context) -> int:
     if fmt == "eml":
         envelope = build_message(
             rendered, sender=ctx.settings.mail.from_, to=context["recipient"]["email"] or "preview@example.com",
-            dedup_key=f"preview:{args.template}", thread_key=context.get("thread_key"), sent_at=utc_now(),
+            dedup_key=f"preview:{args.template}", installation="preview", thread_key=context.get("thread_key"), sent_at=utc_now(),
             reply_to=ctx.settings.mail.reply_to, case_number=context.get("case_number"), tz=ctx.settings.timezone,
             attachments=_preview_attachments(args.template, context),
         )
@@ -109,9 +109,12 @@ def mail_test(args: argparse.Namespace, ctx: Context) -> int:
     context.update(written_at=app.clock.now().isoformat(), transport=app.transport.name, replica=app.replica_id)
     try:
         rendered = app.renderer.render("test", context, lang)
+        # A test message goes around the ledger (no database needed): the replica id,
+        # unique per run, stands in for the installation id.
         envelope = build_message(
             rendered, sender=ctx.settings.mail.from_, to=args.to, dedup_key=f"test:{args.to}:{utc_now().isoformat()}",
-            thread_key=None, sent_at=utc_now(), reply_to=ctx.settings.mail.reply_to, tz=ctx.settings.timezone,
+            installation=app.replica_id, thread_key=None, sent_at=utc_now(), reply_to=ctx.settings.mail.reply_to,
+            tz=ctx.settings.timezone,
         )
     except (RenderError, AddressError) as exc:
         raise CommandError(str(exc)) from None

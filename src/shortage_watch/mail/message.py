@@ -56,22 +56,21 @@ def parse_address(text: str, what: str) -> Address:
         raise AddressError(f"{what}: not one mail address: {cleaned!r} ({exc})") from None
 
 
-def _token(text: str) -> str:
-    """A Message-ID-safe token: keeps [A-Za-z0-9._-], hashes anything else."""
-    if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", text):
-        return text
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+def message_id_for(dedup_key: str, installation: str, domain: str) -> str:
+    """The stable Message-ID of one alert: the same key in the same installation always gives the same id.
 
-
-def message_id_for(dedup_key: str, domain: str) -> str:
-    """The stable Message-ID of one alert: the same key always gives the same id."""
-    digest = hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()[:32]
+    The installation id keeps a fresh or reset ledger (whose keys start again at O1)
+    from reusing the ids of mail an older one sent: clients would hide it as a duplicate.
+    Both are hashed into one token so the header stays on one line.
+    """
+    digest = hashlib.sha256(f"{installation}:{dedup_key}".encode("utf-8")).hexdigest()[:32]
     return f"<sw.{digest}@{domain}>"
 
 
-def thread_root_id(thread_key: str, domain: str) -> str:
-    """The (virtual) first message of a case's thread, referenced by every mail about it."""
-    return f"<sw.thread.{_token(thread_key)}@{domain}>"
+def thread_root_id(thread_key: str, installation: str, domain: str) -> str:
+    """The (virtual) first message of a case's thread in this installation, referenced by every mail about it."""
+    digest = hashlib.sha256(f"{installation}:{thread_key}".encode("utf-8")).hexdigest()[:32]
+    return f"<sw.thread.{digest}@{domain}>"
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,7 @@ def build_message(
     sender: str,
     to: str,
     dedup_key: str,
+    installation: str,
     thread_key: str | None,
     sent_at: datetime,
     reply_to: str | None = None,
@@ -119,7 +119,7 @@ def build_message(
     from_address = parse_address(sender, "mail.from")
     to_address = parse_address(to, "recipient")
     domain = from_address.domain
-    message_id = message_id_for(dedup_key, domain)
+    message_id = message_id_for(dedup_key, installation, domain)
 
     alternative = MIMEMultipart("alternative")
     alternative.attach(_utf8_text(rendered.text, "plain"))
@@ -144,7 +144,7 @@ def build_message(
     msg["Date"] = format_datetime(sent_at.astimezone(ZoneInfo(tz)))
     msg["Message-ID"] = message_id
     if thread_key:
-        root = thread_root_id(header_safe(thread_key), domain)
+        root = thread_root_id(header_safe(thread_key), installation, domain)
         msg["In-Reply-To"] = root
         msg["References"] = root
     # RFC 3834: tells auto-responders (out-of-office) not to answer.

@@ -224,17 +224,35 @@ class FileBatch:
         self.folder = folder
 
     def send(self, envelope: Envelope) -> Outcome:
-        """Write the message as `<message-id>.eml` (atomically; a resend overwrites it)."""
-        name = envelope.message_id.strip("<>").replace("@", "_at_").replace("/", "_") + ".eml"
-        target = self.folder / name
-        temp = target.with_suffix(f".tmp{os.getpid()}")
+        """Write the message as `<message-id>.eml`, atomically; never over an existing file.
+
+        A resent alert (delivery is at least once) lands beside the first copy as
+        `<message-id>.2.eml`, as a second delivery would arrive in a mailbox.
+        """
+        stem = envelope.message_id.strip("<>").replace("@", "_at_").replace("/", "_")
+        temp = self.folder / f"{stem}.tmp{os.getpid()}"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             temp.write_bytes(envelope.data)
-            os.replace(temp, target)
+            try:
+                _link_to_free_name(temp, self.folder, stem)
+            finally:
+                temp.unlink(missing_ok=True)
         except OSError as exc:
-            return Outcome("transient", f"cannot write {target}: {exc.strerror or exc}")
+            return Outcome("transient", f"cannot write {self.folder / (stem + '.eml')}: {exc.strerror or exc}")
         return SENT
+
+
+def _link_to_free_name(temp: Path, folder: Path, stem: str) -> Path:
+    """Hard-link `temp` to the first free `<stem>[.N].eml`; a link never replaces a file another process made."""
+    for copy in range(1, 1000):
+        target = folder / (f"{stem}.eml" if copy == 1 else f"{stem}.{copy}.eml")
+        try:
+            os.link(temp, target)
+            return target
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder / stem}.eml: 999 copies already")
 
 
 class FileTransport:

@@ -154,6 +154,7 @@ def build_envelope(app: "App", alert: ClaimedAlert) -> Envelope:
         sender=mail.from_,
         to=alert.recipient_email,
         dedup_key=alert.dedup_key,
+        installation=app.installation_id,
         thread_key=alert.thread_key,
         sent_at=utc_now(),
         reply_to=mail.reply_to,

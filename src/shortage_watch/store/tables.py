@@ -337,3 +337,13 @@ class Heartbeat(Base):
     started_at: Mapped[datetime]
     beat_at: Mapped[datetime]
     version: Mapped[str] = mapped_column(String(32))
+
+
+class Installation(Base):
+    """This ledger's random identity, created with the schema: it makes Message-IDs unique per installation."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1: one row
+    installation_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
