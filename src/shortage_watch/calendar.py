@@ -1,9 +1,13 @@
 """China's working-day calendar: statutory holidays, weekend make-up days (调休), overrides.
 
-Years 2019 onward whose arrangement the `holidays` library carries are *official*.
-An operator can add or correct a year with a TOML file in `calendar.overrides_dir`
-the day the State Council publishes it (*override*). Any other year is computed from
-weekends alone, marked *estimated*, and logged as a warning: never silently.
+Years whose arrangement the `holidays` library carries (2001-2026 in the pinned
+release) are *official*. An operator can add or correct a year with a TOML file in
+`calendar.overrides_dir` the day the State Council publishes it (*override*). Any
+other year is *estimated*, logged as a warning, and errs late, never early: the
+statutory holidays of the current regulation and every bridging day an arrangement
+usually adds are rest days, and no weekend is assumed to be a make-up working day.
+An early deadline would accuse a distributor who is not late; a late one only delays
+a reminder until the notice is known and the deadline is re-dated.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import holidays
 
 log = logging.getLogger(__name__)
 
-# The library carries arrangements from 2001; we vouch (by pinned tests) for 2019 on.
-FIRST_VOUCHED_YEAR = 2019
+# The first year whose arrangement the holidays library carries (pinned by tests).
+FIRST_OFFICIAL_YEAR = 2001
+# A next year's notice may fix these last days of December (a bridging rest day before
+# New Year's Day, a make-up weekend): until it is known, they are not certain either.
+DECEMBER_DAYS_THE_NEXT_NOTICE_FIXES = 3
 
 
 class CalendarError(ValueError):
@@ -55,7 +62,7 @@ class YearArrangement:
 
 def official_arrangement(year: int) -> YearArrangement | None:
     """The State Council arrangement for `year` as the holidays library carries it, if known."""
-    if year < FIRST_VOUCHED_YEAR:
+    if year < FIRST_OFFICIAL_YEAR:
         return None
     cn = holidays.China(years=year)
     makeup = frozenset(d for d in cn.weekend_workdays if d.year == year)
@@ -68,7 +75,50 @@ def official_arrangement(year: int) -> YearArrangement | None:
 
 
 def estimated_arrangement(year: int) -> YearArrangement:
-    return YearArrangement(year, CalendarStatus.ESTIMATED, frozenset(), frozenset(), "weekends only")
+    """A year without a known notice, estimated so that its deadlines are never early.
+
+    Rest days: the statutory holidays of the current regulation (国务院令第795号: New
+    Year 1 day, Spring Festival eve and days 1-3, Qingming, Labour Day 1-2 May, Dragon
+    Boat, Mid-Autumn, National Day 1-3 October; the lunar ones computed) and the
+    bridging days arrangements have made of them: Spring Festival from the day before
+    its eve to day 8, Labour Day to 5 May, National Day to 7 October (8 October, and
+    back to Mid-Autumn, when the two meet), a Monday or Friday between a one-day
+    holiday and the weekend. Make-up weekend days are never assumed. A bridging day
+    before New Year's Day may lie on 31 December of the year before.
+    """
+    official = holidays.China(years=year, observed=False)
+    statutory = {day: name for day, name in official.items() if day.year == year}
+    rest: set[date] = set()
+
+    def span(first: date, last: date) -> None:
+        rest.update(first + timedelta(days=i) for i in range((last - first).days + 1))
+
+    def one_day_holiday(day: date) -> None:
+        rest.add(day)
+        bridges = {1: [-1], 3: [1], 5: [-1, 2], 6: [1]}  # Tue→Mon, Thu→Fri, Sat→Fri+Mon, Sun→Mon
+        rest.update(day + timedelta(days=offset) for offset in bridges.get(day.weekday(), []))
+
+    one_day_holiday(date(year, 1, 1))
+    # The library names the eve only from 2025 on; day 1 is known for every year it computes (to 2100).
+    spring_festival = min((day for day, name in statutory.items() if "Spring Festival" in name), default=None)
+    if spring_festival is not None:
+        span(spring_festival - timedelta(days=2), spring_festival + timedelta(days=7))
+    labour = date(year, 5, 1)
+    span(labour, labour + timedelta(days=4))
+    if labour.weekday() == 1:
+        rest.add(labour - timedelta(days=1))
+    national_first, national_last = date(year, 10, 1), date(year, 10, 7)
+    for day, name in statutory.items():
+        if "Tomb" in name or "Dragon Boat" in name:
+            one_day_holiday(day)
+        elif "Mid-Autumn" in name:
+            if date(year, 9, 28) <= day <= date(year, 10, 8):
+                national_first, national_last = min(day, national_first), date(year, 10, 8)
+            else:
+                one_day_holiday(day)
+    span(national_first, national_last)
+    rest_weekdays = frozenset(d for d in rest if d.weekday() < 5)
+    return YearArrangement(year, CalendarStatus.ESTIMATED, rest_weekdays, frozenset(), "statutory holidays and usual bridging days, estimated")
 
 
 def _parse_date_list(values: object, path: Path, key: str, year: int) -> list[date]:
@@ -146,8 +196,9 @@ class WorkingCalendar:
         if arrangement is None:
             arrangement = estimated_arrangement(year)
             log.warning(
-                "calendar year %s has no official arrangement; working days are estimated "
-                "from weekends only (add config override when the State Council publishes it)",
+                "calendar year %s has no official arrangement; working days are estimated (statutory "
+                "holidays and usual bridging days rest, no make-up days; add a config override when the "
+                "State Council publishes it)",
                 year,
             )
         self._years[year] = arrangement
@@ -162,17 +213,34 @@ class WorkingCalendar:
             return True
         if day in arrangement.rest_weekdays:
             return False
+        if self._fixed_by_next_notice(day) and day in self.arrangement(day.year + 1).rest_weekdays:
+            return False  # an estimated bridging day before next New Year's Day
         return day.weekday() < 5
 
+    def day_status(self, day: date) -> CalendarStatus:
+        """How sure the calendar is about `day`: its year's status, and in late December also the next year's."""
+        status = self.status(day.year)
+        if self._fixed_by_next_notice(day):
+            return weakest([status, self.status(day.year + 1)])
+        return status
+
+    @staticmethod
+    def _fixed_by_next_notice(day: date) -> bool:
+        return day.month == 12 and day.day > 31 - DECEMBER_DAYS_THE_NEXT_NOTICE_FIXES
+
     def nth_working_day_after(self, day: date, n: int) -> tuple[date, CalendarStatus]:
-        """The n-th working day strictly after `day` (n >= 1), and how sure the answer is."""
+        """The n-th working day strictly after `day` (n >= 1), and how sure the answer is.
+
+        Only the days counted (after `day`, up to the answer) decide how sure: a receipt
+        on 2018-12-28 counts days the 2019 notice fixed and is official.
+        """
         if n < 1:
             raise ValueError("n must be at least 1")
-        statuses = [self.status(day.year)]
+        statuses = []
         current, counted = day, 0
         while counted < n:
             current += timedelta(days=1)
-            statuses.append(self.status(current.year))
+            statuses.append(self.day_status(current))
             if self.is_working_day(current):
                 counted += 1
         return current, weakest(statuses)
@@ -219,6 +287,6 @@ class WorkingCalendar:
         }
 
     def known_years(self, around: int) -> dict[int, CalendarStatus]:
-        """Status of every year from 2019 to `around` + 1: what `shortage-watch calendar` lists."""
+        """Status of every year from the first official one to `around` + 1: what `shortage-watch calendar` lists."""
         last = max(around + 1, max(self._overrides, default=around))
-        return {y: self.status(y) for y in range(FIRST_VOUCHED_YEAR, last + 1)}
+        return {y: self.status(y) for y in range(FIRST_OFFICIAL_YEAR, last + 1)}

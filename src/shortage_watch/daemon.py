@@ -216,7 +216,7 @@ def calendar_warnings(app: App, now: datetime) -> list[str]:
     for year in years:
         if app.calendar.status(year) == CalendarStatus.ESTIMATED:
             warnings.append(
-                f"the {year} working-day calendar is not official yet (weekends only, estimated): when the "
+                f"the {year} working-day calendar is not official yet (estimated, erring late): when the "
                 f"State Council publishes the {year} holiday arrangement, add {app.settings.calendar.overrides_dir}/"
                 f"{year}.toml (see docs/production.md) or upgrade the holidays package"
             )

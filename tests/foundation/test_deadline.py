@@ -1,12 +1,12 @@
 """The five-working-day rule: receipt day never counts; end of the due day, Asia/Shanghai."""
 
 import logging
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 
 import pytest
 
-from shortage_watch.calendar import CalendarError, WorkingCalendar
+from shortage_watch.calendar import CalendarError, WorkingCalendar, estimated_arrangement
 from shortage_watch.domain.deadline import report_deadline
 
 
@@ -64,14 +64,70 @@ def test_unknown_year_is_estimated_and_logged(caplog: pytest.LogCaptureFixture) 
     calendar = WorkingCalendar()
     with caplog.at_level(logging.WARNING, logger="shortage_watch.calendar"):
         deadline = report_deadline(calendar, date(2026, 12, 28))
-    # Weekends only: 2027-01-01 (a Friday) is counted as a working day until the notice is known.
-    assert deadline.due == date(2027, 1, 4)
+    # New Year's Day 2027 (a Friday) is a rest day before any notice says so: never due before 01-05.
+    assert deadline.due == date(2027, 1, 5)
     assert deadline.calendar == "estimated"
     assert any("2027" in r.getMessage() and "estimated" in r.getMessage() for r in caplog.records)
 
 
 def test_deadline_inside_a_known_year_is_not_estimated_by_later_years() -> None:
     assert report_deadline(WorkingCalendar(), date(2026, 12, 21)).calendar == "official"
+
+
+def test_receipt_before_a_known_year_counts_only_official_days() -> None:
+    # The receipt day (2018-12-28) never counts; every day counted was fixed by the 2019 notice.
+    deadline = report_deadline(WorkingCalendar(), date(2018, 12, 28))
+    assert (deadline.due, deadline.calendar) == (date(2019, 1, 7), "official")
+
+
+def test_last_days_of_december_are_estimated_while_the_next_year_is_unknown() -> None:
+    # 2026-12-29..31 lie in an official year, but the 2027 notice may still move them.
+    deadline = report_deadline(WorkingCalendar(), date(2026, 12, 24), 3)
+    assert (deadline.due, deadline.calendar) == (date(2026, 12, 29), "estimated")
+
+
+@pytest.mark.parametrize(
+    "day, why",
+    [
+        ("2027-01-01", "New Year's Day"),
+        ("2027-02-04", "the day before Spring Festival eve"),
+        ("2027-02-05", "Spring Festival eve (statutory since 2025)"),
+        ("2027-02-12", "the 7th day of Spring Festival"),
+        ("2027-04-05", "Qingming (solar term)"),
+        ("2027-05-03", "Labour Day bridging"),
+        ("2027-05-05", "Labour Day bridging to 5 May"),
+        ("2027-06-09", "Dragon Boat (lunar 5-5)"),
+        ("2027-09-15", "Mid-Autumn (lunar 8-15)"),
+        ("2027-10-07", "National Day week"),
+        ("2028-04-03", "Monday bridging a Tuesday Qingming"),
+        ("2027-12-31", "Friday bridging a Saturday New Year's Day 2028"),
+        ("2028-10-06", "National Day meeting Mid-Autumn (10-03)"),
+    ],
+)
+def test_estimated_year_rests_on_statutory_holidays_and_usual_bridges(day: str, why: str) -> None:
+    calendar = WorkingCalendar()
+    assert calendar.day_status(date.fromisoformat(day)) == "estimated"
+    assert not calendar.is_working_day(date.fromisoformat(day)), why
+
+
+def test_estimated_year_assumes_no_make_up_weekend_day() -> None:
+    calendar = WorkingCalendar()
+    days = [date(2027, 1, 1) + timedelta(days=i) for i in range(365)]
+    assert not [day for day in days if day.weekday() >= 5 and calendar.is_working_day(day)]
+
+
+# Since 2014 the arrangements follow the pattern the estimate assumes. 2015 is left out
+# for its one-off Victory Day holiday (3-4 September), which no rule could foresee.
+@pytest.mark.parametrize("year", [2014, *range(2016, 2027)])
+def test_estimate_of_a_known_year_is_never_earlier_than_its_notice(year: int) -> None:
+    official = WorkingCalendar()
+    # A year not yet published means the next one is not either.
+    estimated = WorkingCalendar({year: estimated_arrangement(year), year + 1: estimated_arrangement(year + 1)})
+    day = date(year - 1, 12, 20)
+    while day <= date(year, 12, 20):  # deadlines up to the end of `year`
+        for n in (1, 5):
+            assert estimated.nth_working_day_after(day, n)[0] >= official.nth_working_day_after(day, n)[0], (day, n)
+        day += timedelta(days=1)
 
 
 def test_override_file_makes_a_year_known(tmp_path: Path) -> None:

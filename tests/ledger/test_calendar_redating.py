@@ -1,5 +1,5 @@
 """Deadlines the calendar only estimated are re-dated by the sweep once the year's arrangement is known
-(SQLite and PostgreSQL). 2027 has no official arrangement yet: it is computed from weekends alone."""
+(SQLite and PostgreSQL). 2027 has no official arrangement yet: it is estimated, erring late."""
 
 from __future__ import annotations
 
@@ -13,15 +13,21 @@ from shortage_watch.services.escalate import _claim_estimated, _estimated_rows, 
 from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
 from tests.ledger.conftest import LedgerApp, at, store_notice, store_shortage
 
-# New Year's Day 2027 (a Friday) is a holiday: the State Council publishes it later than our example.
-OVERRIDE_2027 = 'year = 2027\nsource = "test"\nholidays = ["2027-01-01"]\nmakeup_workdays = []\n'
+# A plausible 2027 notice: New Year's Day alone; Spring Festival from its eve (02-05) to
+# 02-11 with a make-up Saturday. The estimate also rests 02-04 and 02-12, so the notice
+# makes a deadline across Spring Festival earlier.
+OVERRIDE_2027 = ('year = 2027\nsource = "test"\nholidays = ["2027-01-01", "2027-02-05", "2027-02-08", "2027-02-09", '
+                 '"2027-02-10", "2027-02-11"]\nmakeup_workdays = ["2027-02-20"]\n')
+# A notice that adds a rest day no estimate foresees (as the 2020 epidemic extension
+# did): a deadline across it moves later.
+OVERRIDE_2027_EXTRA_DAY = 'year = 2027\nsource = "test"\nholidays = ["2027-01-01", "2027-01-04"]\nmakeup_workdays = []\n'
 
 
-def publish_2027(app: LedgerApp, daemon: Daemon) -> None:
+def publish_2027(app: LedgerApp, daemon: Daemon, content: str = OVERRIDE_2027) -> None:
     """The operator drops 2027.toml into the overrides folder; the daemon reloads the calendar."""
     folder = Path(app.settings.calendar.overrides_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "2027.toml").write_text(OVERRIDE_2027, encoding="utf-8")
+    (folder / "2027.toml").write_text(content, encoding="utf-8")
     assert daemon.reload_calendar_if_changed()
     assert app.calendar.status(2027).value == "override"
 
@@ -42,32 +48,31 @@ def count(app: LedgerApp, table: type) -> int:
 
 
 def test_estimated_deadline_is_redated_when_the_2027_override_arrives(db_url, make_app):
-    app = make_app(db_url, now="2026-12-28T10:00")
+    app = make_app(db_url, now="2027-01-29T10:00")
     daemon = Daemon(app)
-    store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
+    store_notice(app, at("2027-01-29T10:00"), notified_on=date(2027, 1, 29))
     ob = the_obligation(app)
-    assert (ob.due_on, ob.calendar_status) == (date(2027, 1, 4), "estimated")
+    assert (ob.due_on, ob.calendar_status) == (date(2027, 2, 16), "estimated")  # 02-04..02-12 all rest
 
     publish_2027(app, daemon)
-    assert sweep(app, at("2026-12-29T09:00")).redated == 1
+    assert sweep(app, at("2027-01-29T11:00")).redated == 1
 
     ob = the_obligation(app)
-    assert (ob.due_on, ob.calendar_status, ob.state) == (date(2027, 1, 5), "override", "open")
-    assert ob.due_at == at("2027-01-05T23:59:59")
-    assert ob.next_action_at == at("2027-01-04T00:00")  # the reminder, one working day before the real date
+    assert (ob.due_on, ob.calendar_status, ob.state) == (date(2027, 2, 12), "override", "open")
+    assert ob.due_at == at("2027-02-12T23:59:59")
+    assert ob.next_action_at == at("2027-02-04T00:00")  # the reminder, one working day before the real date
     (event,) = events(app, "deadline_recomputed")
     assert event.entity == "obligation" and event.entity_id == ob.id
-    assert datetime.fromisoformat(event.detail["due_at_from"]) == at("2027-01-04T23:59:59")
-    assert datetime.fromisoformat(event.detail["due_at_to"]) == at("2027-01-05T23:59:59")
+    assert datetime.fromisoformat(event.detail["due_at_from"]) == at("2027-02-16T23:59:59")
+    assert datetime.fromisoformat(event.detail["due_at_to"]) == at("2027-02-12T23:59:59")
     assert (event.detail["calendar_from"], event.detail["calendar_to"]) == ("estimated", "override")
 
-    sweep(app, at("2027-01-04T09:00"))  # the reminder
-    sweep(app, at("2027-01-05T09:00"))  # the estimated date has passed, the real one has not
+    sweep(app, at("2027-02-04T09:00"))  # the reminder
+    sweep(app, at("2027-02-13T09:00"))  # the real date has passed, the estimated one has not
     with app.sessions() as session:
         templates = set(session.scalars(select(Alert.template)).all())
-    assert "reminder" in templates
-    assert "written_reminder" not in templates and "overdue" not in templates
-    assert the_obligation(app).state == "open"
+    assert {"reminder", "written_reminder"} <= templates
+    assert the_obligation(app).state == "overdue"
 
 
 def test_repeat_sweeps_write_nothing_while_estimated_and_nothing_after_redating(db_url, make_app):
@@ -93,22 +98,22 @@ def test_obligation_overdue_on_the_estimate_is_open_again_and_its_alerts_stay_se
     app = make_app(db_url, now="2026-12-28T10:00")
     daemon = Daemon(app)
     store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
-    assert sweep(app, at("2027-01-05T00:00:01")).alerts == 2  # written reminder + county bureau, a day early
+    assert sweep(app, at("2027-01-06T00:00:01")).alerts == 2  # written reminder + county bureau, a day early
     assert the_obligation(app).state == "overdue"
     alerts_before = count(app, Alert)
 
-    publish_2027(app, daemon)
-    result = sweep(app, at("2027-01-05T08:00"))
+    publish_2027(app, daemon, OVERRIDE_2027_EXTRA_DAY)
+    result = sweep(app, at("2027-01-06T08:00"))
     assert (result.redated, result.alerts) == (1, 0)
     ob = the_obligation(app)
-    assert (ob.state, ob.due_on, ob.calendar_status) == ("open", date(2027, 1, 5), "override")
+    assert (ob.state, ob.due_on, ob.calendar_status) == ("open", date(2027, 1, 6), "override")
     (event,) = events(app, "deadline_recomputed")
     assert (event.detail["state_from"], event.detail["state_to"]) == ("overdue", "open")
     assert "stay sent" in event.detail["note"]
     assert count(app, Alert) == alerts_before  # nothing withdrawn, nothing new
 
     # Overdue for real after the new due instant: the levels already applied do not fire twice.
-    sweep(app, at("2027-01-06T00:00:01"))
+    sweep(app, at("2027-01-07T00:00:01"))
     assert the_obligation(app).state == "overdue"
     with app.sessions() as session:
         written = session.scalars(select(Alert).where(Alert.template == "written_reminder")).all()
@@ -122,18 +127,18 @@ def test_regional_case_due_date_is_redated(db_url, make_app):
         store_shortage(app, at(f"{day.isoformat()}T10:00"), report_id=f"S{n}", hospital_code=f"H{n}", reported_on=day)
     with app.sessions() as session:
         case = session.scalars(select(ShortageCase)).one()
-    assert (case.state, case.calendar_status, case.due_at) == ("regional", "estimated", at("2027-01-04T23:59:59"))
+    assert (case.state, case.calendar_status, case.due_at) == ("regional", "estimated", at("2027-01-05T23:59:59"))
     estimated_next = case.next_action_at
 
-    publish_2027(app, daemon)
+    publish_2027(app, daemon, OVERRIDE_2027_EXTRA_DAY)
     assert sweep(app, at("2026-12-29T09:00")).redated == 1
     with app.sessions() as session:
         case = session.get(ShortageCase, case.id)
-    assert (case.calendar_status, case.due_at) == ("override", at("2027-01-05T23:59:59"))
+    assert (case.calendar_status, case.due_at) == ("override", at("2027-01-06T23:59:59"))
     assert case.next_action_at > estimated_next
     (event,) = events(app, "deadline_recomputed")
     assert event.entity == "case" and event.detail["calendar_to"] == "override"
-    assert sweep(app, at("2027-01-05T09:00")).alerts == 0  # not yet to the province
+    assert sweep(app, at("2027-01-06T09:00")).alerts == 0  # not yet to the province
     assert sweep(app, at("2026-12-29T09:00")).redated == 0
 
 

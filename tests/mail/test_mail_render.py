@@ -36,6 +36,14 @@ def test_deadline_reads_with_weekday_in_shanghai_time(renderer):
     assert "2024年9月27日（星期五）" in mail.text
 
 
+@pytest.mark.parametrize("calendar", ["override", "estimated"])
+def test_receipt_names_an_uncertain_calendar_in_one_clean_sentence(renderer, calendar):
+    context = sample_context("receipt")
+    context["deadline"] = {**context["deadline"], "calendar": calendar}
+    text = renderer.render("receipt", context).text
+    assert "按按" not in text and "期限依据" in text and "节假日安排" in text
+
+
 def test_end_of_day_deadline_reads_24_00(renderer):
     context = sample_context("explanation_request")
     assert "2024年10月18日（星期五）24:00前" in renderer.render("explanation_request", context).subject

@@ -77,8 +77,8 @@ _LABELS: dict[str, dict[str, dict[str, str]]] = {
         "en": {"distributor": "distributor", "hospital": "hospital", "insurance": "healthcare security bureau", "health": "health commission", "operations": "operations"},
     },
     "calendar": {
-        "zh-CN": {"official": "国务院公布的节假日安排", "override": "本地配置的节假日安排", "estimated": "按周末推算（当年节假日安排尚未公布）"},
-        "en": {"official": "the State Council holiday arrangement", "override": "a locally configured arrangement", "estimated": "weekends only (the year's arrangement is not yet published)"},
+        "zh-CN": {"official": "国务院公布的节假日安排", "override": "本地配置的节假日安排", "estimated": "估算的节假日安排（当年安排尚未公布，法定节假日及通常的调休休息日均按休息日计）"},
+        "en": {"official": "the State Council holiday arrangement", "override": "a locally configured arrangement", "estimated": "an estimated arrangement (the year's is not yet published; statutory holidays and their usual bridging days count as rest days)"},
     },
 }
 
