@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from shortage_watch.app import App
 from shortage_watch.clock import utc_now
+from shortage_watch.store.db import head_revision
 from shortage_watch.store.tables import Alert, Heartbeat, SourceState
 
 from .conftest import REPO, add_alert, daemon_env, start_daemon, stop_daemon, wait_for
@@ -30,7 +31,7 @@ def test_run_refuses_an_old_schema_with_the_upgrade_command(write_config: Callab
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "shortage-watch: error: the database schema is at empty but this version needs 0001: "
+        f"shortage-watch: error: the database schema is at empty but this version needs {head_revision()}: "
         "run `shortage-watch db upgrade` first"
     )
     assert "Traceback" not in result.stderr
