@@ -76,6 +76,15 @@ class CaseInfo(TypedDict):
     hospitals: list[HospitalLine]
     possible_false_shortages: int  # reports with cause 'procurement'
     linked_notices: list[str]
+    unresolved_working_days: int | None  # working days since it became regional, at writing time
+
+
+class CatchUp(TypedDict):
+    """Set on a message that comes later than its level's moment or stands for levels not mailed."""
+
+    level_due_on: str  # the local date this level was due to go out
+    skipped: list[str]  # templates of the earlier levels not mailed to this recipient (stood for by this one)
+    entered_after_due: bool  # the matter entered the ledger after its deadline (a backlog), not a stopped daemon
 
 
 class AlertContext(TypedDict):
@@ -95,3 +104,7 @@ class AlertContext(TypedDict):
     overdue_working_days: int | None  # working days past due at writing time
     report: ReportInfo | None
     case: CaseInfo | None
+    entered_at: str  # when the matter entered the ledger (an obligation opened, a case became regional)
+    prior_steps: dict[str, str]  # template -> local date, for steps actually mailed at least one working day before
+    sent_with: list[str]  # templates mailed to other recipients in the same moment (e.g. the written reminder)
+    catch_up: CatchUp | None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shortage_watch.domain.labels import LABELS
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, pass_context
 from jinja2.runtime import Context
 
@@ -42,45 +43,7 @@ MAIL_TEMPLATES = ("digest", "monthly_summary", "test")
 
 _WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
-_LABELS: dict[str, dict[str, dict[str, str]]] = {
-    "kind": {
-        "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
-        "en": {"stoppage": "production stopped", "interruption": "supply interrupted", "reduction": "production reduced"},
-    },
-    "kind_noun": {
-        "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
-        "en": {"stoppage": "stoppage", "interruption": "supply interruption", "reduction": "production cut"},
-    },
-    "priority": {
-        "zh-CN": {"negotiated": "国家谈判药品", "winning_bid": "集采中选药品", "shortage_list": "短缺药品清单", "other": "其他"},
-        "en": {
-            "negotiated": "nationally negotiated drug",
-            "winning_bid": "centrally procured (winning bid)",
-            "shortage_list": "on the shortage list",
-            "other": "other",
-        },
-    },
-    "supply": {
-        "zh-CN": {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"},
-        "en": {"short": "short", "severe": "severely short", "resolved": "resolved"},
-    },
-    "cause": {
-        "zh-CN": {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"},
-        "en": {"supply": "supply", "procurement": "procurement (not ordered)", "other": "other"},
-    },
-    "case_state": {
-        "zh-CN": {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"},
-        "en": {"open": "open", "regional": "regional shortage", "escalated": "escalated to the province", "resolved": "resolved"},
-    },
-    "role": {
-        "zh-CN": {"distributor": "配送企业", "hospital": "医疗机构", "insurance": "医疗保障局", "health": "卫生健康委员会", "operations": "运维"},
-        "en": {"distributor": "distributor", "hospital": "hospital", "insurance": "healthcare security bureau", "health": "health commission", "operations": "operations"},
-    },
-    "calendar": {
-        "zh-CN": {"official": "国务院公布的节假日安排", "override": "本地配置的节假日安排", "estimated": "估算的节假日安排（当年安排尚未公布，法定节假日及通常的调休休息日均按休息日计）"},
-        "en": {"official": "the State Council holiday arrangement", "override": "a locally configured arrangement", "estimated": "an estimated arrangement (the year's is not yet published; statutory holidays and their usual bridging days count as rest days)"},
-    },
-}
+CONTEXT_DEFAULTS: dict[str, Any] = {"entered_at": None, "prior_steps": {}, "sent_with": [], "catch_up": None}
 
 
 class RenderError(Exception):
@@ -163,7 +126,7 @@ class _Formats:
 def _label(ctx: Context, value: Any, group: str) -> str:
     if value is None:
         return "—"
-    return _LABELS[group].get(_language(ctx), _LABELS[group]["zh-CN"]).get(str(value), str(value))
+    return LABELS[group].get(_language(ctx), LABELS[group]["zh-CN"]).get(str(value), str(value))
 
 
 @pass_context
@@ -223,7 +186,8 @@ class Renderer:
         """Subject (one line), plain text and HTML for `template`; RenderError if it cannot be rendered."""
         lang = language if language in LANGUAGES else "zh-CN"
         name = f"{lang}/{template}.j2"
-        values = {**context, "lang": lang, "reply_to": self.reply_to}
+        # Outbox rows written before a context key existed render as if it said nothing.
+        values = {**CONTEXT_DEFAULTS, **context, "lang": lang, "reply_to": self.reply_to}
         try:
             text_template = self._envs[("text", lang)].get_template(name)
             subject = text_template.render(values, part="subject")

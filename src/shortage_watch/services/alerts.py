@@ -103,6 +103,12 @@ def audit(session: Session, *, at: datetime, actor: str, entity: str, entity_id:
     session.add(AuditEvent(at=at, actor=actor, entity=entity, entity_id=entity_id, action=action, detail=detail))
 
 
+# What a message may say about earlier steps when it is not written by the ladder (an event), or before
+# the ladder decides: nothing was mailed before, nothing goes with it, nothing is being caught up.
+def no_history() -> dict[str, Any]:
+    return {"prior_steps": {}, "sent_with": [], "catch_up": None}
+
+
 def _party(code: str | None, name: str | None) -> dict[str, Any] | None:
     return None if code is None else {"code": code, "name": name}
 
@@ -159,7 +165,9 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
             "submitted_at": report.submitted_at.isoformat(),
             "late_working_days": obligation.late_working_days,
         }
-    case_info = case_context(session, session.get(ShortageCase, obligation.case_id), directory)["case"] if obligation.case_id else None
+    case_info = None
+    if obligation.case_id:
+        case_info = case_context(session, session.get(ShortageCase, obligation.case_id), directory, calendar=calendar, now=now)["case"]
     overdue = None
     if obligation.state in ("open", "overdue"):
         overdue = overdue_working_days(calendar, obligation.due_on, obligation.due_at, now)
@@ -182,13 +190,21 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
         "overdue_working_days": overdue,
         "report": report_info,
         "case": case_info,
+        "entered_at": obligation.opened_at.astimezone(calendar.tz).isoformat(),
+        **no_history(),
     }
     return context
 
 
-def case_context(session: Session, case: ShortageCase | None, directory: Any) -> dict[str, Any]:
+def case_context(session: Session, case: ShortageCase | None, directory: Any, *, calendar: Any, now: datetime) -> dict[str, Any]:
     """The AlertContext parts about a shortage case."""
     assert case is not None
+    unresolved = None
+    overdue = None
+    if case.regional_at is not None and case.state != "resolved":
+        unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now))
+        if case.due_at is not None:
+            overdue = overdue_working_days(calendar, calendar.local_date(case.due_at), case.due_at, now)
     rows = session.scalars(select(ShortageReport).where(ShortageReport.case_id == case.id).order_by(ShortageReport.id)).all()
     views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in rows]
     parts = hospital_parts(views, operator_closures(session, case.id))
@@ -224,7 +240,7 @@ def case_context(session: Session, case: ShortageCase | None, directory: Any) ->
         "product": {"code": case.product_code, "name": case.product_name, "specification": None},
         "notice": None,
         "deadline": None,
-        "overdue_working_days": None,
+        "overdue_working_days": overdue,
         "report": None,
         "case": {
             "city_code": case.city_code,
@@ -235,7 +251,10 @@ def case_context(session: Session, case: ShortageCase | None, directory: Any) ->
             "hospitals": lines,
             "possible_false_shortages": possible_false_shortages(parts),
             "linked_notices": sorted(notices),
+            "unresolved_working_days": unresolved,
         },
+        "entered_at": (case.regional_at or case.opened_at).astimezone(calendar.tz).isoformat(),
+        **no_history(),
     }
 
 

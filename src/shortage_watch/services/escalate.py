@@ -111,9 +111,9 @@ def _obligation_step(session: Session, app: Any, row_id: int, now: datetime, own
             audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=new_state, detail={"due_at": obligation.due_at.isoformat()})
             obligation.state = new_state
         session.flush()
-        written = write_obligation_alerts(session, app, obligation, step.firings, now)
+        written, plan = write_obligation_alerts(session, app, obligation, step.firings, now, stale=step.skipped)
         if step.firings or step.skipped:
-            detail = {"fired": [f.name for f in step.firings], "skipped": [f.name for f in step.skipped], "alerts": written}
+            detail = {"fired": plan.mailed_names(), "skipped": plan.skipped_names(), "alerts": written}
             audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels", detail=detail)
         obligation.level = step.next_step
         obligation.next_action_at = step.next_action_at
@@ -133,7 +133,7 @@ def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: st
         ladder = Ladder.from_json(case.policy["ladder"])
         due_on, due_at = case_due(app, case)
         step = advance(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
-        written = write_case_alerts(session, app, case, step.firings, now)
+        written, _ = write_case_alerts(session, app, case, step.firings, now, stale=step.skipped)
         if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and case.state != "escalated":
             case.state = "escalated"
             audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action="escalated", detail={"fired": [f.name for f in step.firings]})

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from shortage_watch.domain.catch_up import Plan, plan_deliveries, steps_sent_before
 from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, is_regional
 from shortage_watch.domain.deadline import report_deadline
 from shortage_watch.domain.obligations import (
@@ -29,9 +30,9 @@ from shortage_watch.domain.obligations import (
     state_at,
 )
 from shortage_watch.domain.policy import EventRule, Firing, Ladder, is_priority, schedule
-from shortage_watch.domain.routing import NoDirectory, route
+from shortage_watch.domain.routing import NoDirectory, Route, route
 from shortage_watch.services.alerts import audit, case_context, obligation_context, operator_closures, write_alert
-from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
+from shortage_watch.store.tables import Alert, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 log = logging.getLogger(__name__)
 
@@ -130,21 +131,26 @@ def open_obligation(
         detail={"kind": kind, "subject": subject_key, "due_at": deadline.due_at.isoformat(), "calendar": deadline.calendar},
     )
     if fire_open:
-        fire_open_levels(session, app, obligation, ladder, now)
+        fire_due_levels(session, app, obligation, ladder, now)
     return obligation
 
 
-def fire_open_levels(session: Session, app: Any, obligation: Obligation, ladder: Ladder, now: datetime) -> None:
-    """Write the alerts of the levels that fire at opening; the rest is left to the sweep via next_action_at."""
-    opening = [f for f in _obligation_schedule(app, obligation, ladder) if f.level.offset is None]
-    write_obligation_alerts(session, app, obligation, opening, now)
-    obligation.level = len(opening)
-    obligation.next_action_at = next_action_after_revision(
-        app.calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at, step=obligation.level
+def fire_due_levels(session: Session, app: Any, obligation: Obligation, ladder: Ladder, now: datetime) -> None:
+    """Mail the levels due at opening: those at opening and, for a matter that reaches the ledger after
+    some of its moments, the one level each recipient is owed now (the rest are audited as skipped);
+    the sweep takes it from there via next_action_at."""
+    step = advance(
+        app.calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at, step=0, now=now
     )
+    written, plan = write_obligation_alerts(session, app, obligation, step.firings, now, stale=step.skipped)
+    if plan.skips:
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="levels",
+              detail={"fired": plan.mailed_names(), "skipped": plan.skipped_names(), "alerts": written})
+    obligation.level = step.next_step
+    obligation.next_action_at = step.next_action_at
 
 
-def _obligation_schedule(app: Any, obligation: Obligation, ladder: Ladder) -> list[Firing]:
+def _opening_firings(app: Any, obligation: Obligation, ladder: Ladder) -> list[Firing]:
     firings = []
     for firing in schedule(app.calendar, ladder, obligation.due_on, obligation.due_at, obligation.opened_at):
         if firing.level.offset is not None:
@@ -159,20 +165,105 @@ def write_obligation_alerts(
     obligation: Obligation,
     firings: list[Firing] | tuple[Firing, ...],
     now: datetime,
+    *,
+    stale: tuple[Firing, ...] = (),
     skip_recipients: frozenset[str] = frozenset(),
-) -> int:
-    """One alert per firing per recipient (except `skip_recipients` specs); returns how many were new."""
-    if not firings:
-        return 0
+) -> tuple[int, Plan]:
+    """The alerts of the obligation's firings due now (see `write_ladder_alerts`); how many were new, and the plan."""
+    if not firings and not stale:
+        return 0, Plan((), ())
     context = obligation_context(session, obligation=obligation, directory=directory_of(app), calendar=app.calendar, now=now)
-    return sum(
-        fan_out(
-            session, app, subject="O", subject_id=obligation.id, level_name=firing.name, template=firing.level.template,
-            urgent=firing.level.urgent, recipients=[r for r in firing.level.recipients if r not in skip_recipients],
-            region_code=obligation.region_code, distributor_code=obligation.party_code, context=context, now=now,
-        )
-        for firing in firings
+    return write_ladder_alerts(
+        session, app, subject="O", subject_id=obligation.id, firings=firings, stale=stale, region_code=obligation.region_code,
+        distributor_code=obligation.party_code, context=context, now=now, skip_recipients=skip_recipients,
+        entered_after_due=obligation.opened_at > obligation.due_at,
     )
+
+
+def write_ladder_alerts(
+    session: Session,
+    app: Any,
+    *,
+    subject: str,
+    subject_id: int,
+    firings: list[Firing] | tuple[Firing, ...],
+    stale: tuple[Firing, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    context: dict[str, Any],
+    now: datetime,
+    skip_recipients: frozenset[str] = frozenset(),
+    entered_after_due: bool = False,
+) -> tuple[int, Plan]:
+    """Mail the ladder firings due now without replaying the ladder.
+
+    Each recipient gets one message: the latest level of the batch addressed to them, written
+    for the present (what happened, since when, what was not mailed); the earlier levels and
+    the reminders too late to send are audited as skipped (`level_skipped`), never mailed.
+    Returns how many outbox rows were new, and the plan.
+    """
+    calendar = app.calendar
+    directory = directory_of(app)
+    routed: list[tuple[Firing, dict[str, Route]]] = []
+    for firing in sorted((*firings, *stale), key=lambda f: f.step):
+        targets: dict[str, Route] = {}
+        for spec in firing.level.recipients:
+            if spec in skip_recipients:
+                continue
+            for target in route(directory, spec, region_code=region_code, distributor_code=distributor_code,
+                                operations_email=app.settings.directory.operations_email):
+                targets.setdefault(target.key, target)
+        routed.append((firing, targets))
+    today = calendar.local_date(now)
+    plan = plan_deliveries(
+        [(firing, tuple(targets)) for firing, targets in routed],
+        stale=[firing.step for firing in stale],
+        today_starts=calendar.start_of_day(today),
+    )
+    targets_of = {firing.step: targets for firing, targets in routed}
+    mailed = [(delivery, targets_of[delivery.firing.step][delivery.recipient]) for delivery in plan.deliveries]
+    prior = steps_sent_before(_mailed_steps(session, subject, subject_id, now), today, calendar.local_date, calendar.working_days_between)
+    reaching = list(dict.fromkeys(d.firing.level.template for d, target in mailed if target.email))
+    written = 0
+    for delivery, target in mailed:
+        template = delivery.firing.level.template
+        catch_up = None
+        if delivery.late or delivery.skipped:
+            catch_up = {
+                "level_due_on": calendar.local_date(delivery.firing.at).isoformat(),
+                "skipped": list(dict.fromkeys(f.level.template for f in delivery.skipped)),
+                "entered_after_due": entered_after_due,
+            }
+        full = {**context, "prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
+        written += write_alert(
+            session, now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
+            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=app.settings.mail.language,
+        )
+    for skip in plan.skips:
+        audit(
+            session, at=now, actor=ACTOR, entity="obligation" if subject == "O" else "case", entity_id=subject_id, action="level_skipped",
+            detail={
+                "level": skip.firing.name,
+                "template": skip.firing.level.template,
+                "was_due_at": skip.firing.at.astimezone(calendar.tz).isoformat(),
+                "recipients": list(skip.recipients),
+                "reason": skip.reason,
+            },
+        )
+    return written, plan
+
+
+def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime) -> list[tuple[str, datetime]]:
+    """(template, when mailed) of every alert about the matter that actually went out.
+
+    sent_at is read from the real clock; in a replay (`once --now` in the past) it lies after the
+    ledger's `now`, and the ledger instant the alert was written stands in for it.
+    """
+    column = Alert.obligation_id if subject == "O" else Alert.case_id
+    rows = session.execute(
+        select(Alert.template, Alert.sent_at, Alert.created_at).where(column == subject_id, Alert.status == "sent", Alert.sent_at.is_not(None))
+    ).all()
+    return [(template, sent_at if sent_at <= now else created_at) for template, sent_at, created_at in rows]
 
 
 def write_event_alerts(
@@ -432,7 +523,7 @@ def distributor_report_stored(session: Session, app: Any, report: DistributorRep
         fulfil_obligation(session, app, obligation, report, now)
         # The bureaus still learn of the stoppage, now described by the report; the distributor
         # gets no receipt asking for the report it has just made.
-        opening = _obligation_schedule(app, obligation, app.policy.ladder_for("report", obligation.priority))
+        opening = _opening_firings(app, obligation, app.policy.ladder_for("report", obligation.priority))
         write_obligation_alerts(session, app, obligation, opening, now, skip_recipients=frozenset({"distributor"}))
         obligation.level = len(opening)
     elif obligation.state in OPEN_STATES or obligation.report_pk == report.id:
@@ -516,18 +607,16 @@ def case_parts(session: Session, case: ShortageCase) -> list:
     return hospital_parts(views, operator_closures(session, case.id))
 
 
-def write_case_alerts(session: Session, app: Any, case: ShortageCase, firings: list[Firing] | tuple[Firing, ...], now: datetime) -> int:
-    """One alert per firing per recipient of the case's city; returns how many were new."""
-    if not firings:
-        return 0
-    context = case_context(session, case, directory_of(app))
-    return sum(
-        fan_out(
-            session, app, subject="C", subject_id=case.id, level_name=firing.name, template=firing.level.template,
-            urgent=firing.level.urgent, recipients=firing.level.recipients, region_code=case.city_code,
-            distributor_code=None, context=context, now=now,
-        )
-        for firing in firings
+def write_case_alerts(
+    session: Session, app: Any, case: ShortageCase, firings: list[Firing] | tuple[Firing, ...], now: datetime, *, stale: tuple[Firing, ...] = ()
+) -> tuple[int, Plan]:
+    """The alerts of the case's firings due now, to the case's city (see `write_ladder_alerts`)."""
+    if not firings and not stale:
+        return 0, Plan((), ())
+    context = case_context(session, case, directory_of(app), calendar=app.calendar, now=now)
+    return write_ladder_alerts(
+        session, app, subject="C", subject_id=case.id, firings=firings, stale=stale, region_code=case.city_code,
+        distributor_code=None, context=context, now=now,
     )
 
 
@@ -589,7 +678,7 @@ def shortage_report_stored(session: Session, app: Any, report: ShortageReport, p
             rule=app.policy.events["false_shortage"],
             level_name=f"false_shortage-{report.id}",
             region_code=city_code,
-            context=case_context(session, case, directory),
+            context=case_context(session, case, directory, calendar=app.calendar, now=now),
             distributor_code=None,
             now=now,
         )

@@ -1,0 +1,60 @@
+"""The one table of labels for every choice a record, mail, page or workbook shows: value -> words per language.
+
+Groups: `kind` (停产/断供/减产), `priority` (药品类别), `supply` (供应状态), `cause` (原因分类),
+`case_state`, `role`, `calendar`, `step` (a ladder step, by template name).
+"""
+
+from __future__ import annotations
+
+LABELS: dict[str, dict[str, dict[str, str]]] = {
+    "kind": {
+        "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
+        "en": {"stoppage": "production stopped", "interruption": "supply interrupted", "reduction": "production reduced"},
+    },
+    "kind_noun": {
+        "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
+        "en": {"stoppage": "stoppage", "interruption": "supply interruption", "reduction": "production cut"},
+    },
+    "priority": {
+        "zh-CN": {"negotiated": "国家谈判药品", "winning_bid": "集采中选药品", "shortage_list": "短缺药品清单", "other": "其他"},
+        "en": {
+            "negotiated": "nationally negotiated drug",
+            "winning_bid": "centrally procured (winning bid)",
+            "shortage_list": "on the shortage list",
+            "other": "other",
+        },
+    },
+    "supply": {
+        "zh-CN": {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"},
+        "en": {"short": "short", "severe": "severely short", "resolved": "resolved"},
+    },
+    "cause": {
+        "zh-CN": {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"},
+        "en": {"supply": "supply", "procurement": "procurement (not ordered)", "other": "other"},
+    },
+    "case_state": {
+        "zh-CN": {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"},
+        "en": {"open": "open", "regional": "regional shortage", "escalated": "escalated to the province", "resolved": "resolved"},
+    },
+    "role": {
+        "zh-CN": {"distributor": "配送企业", "hospital": "医疗机构", "insurance": "医疗保障局", "health": "卫生健康委员会", "operations": "运维"},
+        "en": {"distributor": "distributor", "hospital": "hospital", "insurance": "healthcare security bureau", "health": "health commission", "operations": "operations"},
+    },
+    "calendar": {
+        "zh-CN": {"official": "国务院公布的节假日安排", "override": "本地配置的节假日安排", "estimated": "估算的节假日安排（当年安排尚未公布，法定节假日及通常的调休休息日均按休息日计）"},
+        "en": {"official": "the State Council holiday arrangement", "override": "a locally configured arrangement", "estimated": "an estimated arrangement (the year's is not yet published; statutory holidays and their usual bridging days count as rest days)"},
+    },
+    "step": {
+        "zh-CN": {
+            "receipt": "登记回执", "notice_opened": "辖区通报", "reminder": "到期提醒", "written_reminder": "书面提醒",
+            "overdue_alert": "逾期预警", "interview_recommendation": "约谈建议", "province_escalation": "上报省级",
+            "explanation_request": "情况说明要求", "regional_shortage": "区域性短缺预警", "regional_escalation": "上报省级",
+        },
+        "en": {
+            "receipt": "receipt", "notice_opened": "notice to the region's bureaus", "reminder": "reminder before the deadline",
+            "written_reminder": "formal written reminder", "overdue_alert": "overdue alert", "interview_recommendation": "interview recommendation",
+            "province_escalation": "escalation to the province", "explanation_request": "request for an explanation",
+            "regional_shortage": "regional shortage alert", "regional_escalation": "escalation to the province",
+        },
+    },
+}
