@@ -6,7 +6,7 @@ that applied a level): the alert commits or rolls back with the state change tha
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -202,7 +202,8 @@ def case_context(session: Session, case: ShortageCase | None, directory: Any, *,
     unresolved = None
     overdue = None
     if case.regional_at is not None and case.state != "resolved":
-        unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now))
+        # Whole working days gone by: the day in progress is not counted yet.
+        unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now) - timedelta(days=1))
         if case.due_at is not None:
             overdue = overdue_working_days(calendar, calendar.local_date(case.due_at), case.due_at, now)
     rows = session.scalars(select(ShortageReport).where(ShortageReport.case_id == case.id).order_by(ShortageReport.id)).all()
