@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from shortage_watch.intake.directory_files import DirectoryFiles
     from shortage_watch.mail.render import Renderer
     from shortage_watch.mail.transports import Transport
+    from shortage_watch.services.deliver import SendPace
     from shortage_watch.services.ingest import RecordListener
 
 
@@ -91,6 +92,13 @@ class App:
         from shortage_watch.mail.transports import make_transport
 
         return make_transport(self.settings.mail, self.settings.smtp)
+
+    @cached_property
+    def send_pace(self) -> "SendPace":
+        """This process's measured seconds per mail message; sizes the outbox claims to the lease."""
+        from shortage_watch.services.deliver import SendPace
+
+        return SendPace()
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -1,5 +1,6 @@
-"""A sender SIGKILLed in the middle of 200 messages, then restarted: every message arrives;
-at most one batch arrives twice, none when the crash falls between batches."""
+"""A sender SIGKILLed in the middle of 200 messages, then restarted: every message arrives,
+and at most one twice: each message is recorded as sent as soon as the server acknowledged
+it (the record of the last one may still have been in flight)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("crash_after", "expected_duplicates"), [(110, 10), (100, 0)], ids=["mid-batch", "between-batches"])
-def test_sender_killed_mid_run_then_restarted_delivers_everything(make_app, smtp_sink, crash_after, expected_duplicates):
+@pytest.mark.parametrize("crash_after", [110, 100], ids=["mid-batch", "between-batches"])
+def test_sender_killed_mid_run_then_restarted_delivers_everything(make_app, smtp_sink, crash_after):
     app = make_app(mail={"transport": "smtp", "batch_size": BATCH}, smtp={"port": smtp_sink.port}, daemon={"lease_seconds": 5})
     add_alerts(app, TOTAL)
     sink = smtp_sink.handler
@@ -68,7 +69,10 @@ def test_sender_killed_mid_run_then_restarted_delivers_everything(make_app, smtp
             first.kill()
     assert len(sink.received) == crash_after
     stranded = [r for r in alert_rows(app).values() if r.status == "sending"]
-    assert len(stranded) == BATCH  # the killed batch: claimed, its lease still running
+    # The killed batch's unsent rest: claimed, its lease still running (what went out is
+    # recorded, but for perhaps the last message, whose record may have been in flight).
+    unsent = BATCH - crash_after % BATCH
+    assert unsent <= len(stranded) <= unsent + (crash_after % BATCH > 0)
 
     sink.hold.clear()
     second = _start_sender(app)
@@ -82,4 +86,4 @@ def test_sender_killed_mid_run_then_restarted_delivers_everything(make_app, smtp
     duplicates = len(ids) - len(set(ids))
     print(f"\ncrash after {crash_after} of {TOTAL} (batch {BATCH}): {len(ids)} received, {duplicates} duplicates")
     assert len(set(ids)) == TOTAL
-    assert duplicates == expected_duplicates <= BATCH
+    assert duplicates <= (1 if crash_after % BATCH else 0)

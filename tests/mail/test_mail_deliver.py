@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from shortage_watch.app import App
 from shortage_watch.clock import utc_now
-from shortage_watch.services.deliver import backoff_delay, claim_due_alerts, deliver_due, record_outcomes, AlertOutcome
+from shortage_watch.services.deliver import AlertOutcome, SendPace, backoff_delay, claim_due_alerts, deliver_due, record_outcomes, renew_claims
 from shortage_watch.store.tables import Alert
 
 from .conftest import WORKING_NOW, add_alerts, alert_rows
@@ -100,16 +100,44 @@ def test_expired_lease_of_a_dead_sender_is_claimed_again_but_a_live_one_is_not(m
     assert (rows[held].status, rows[held].lease_owner) == ("sending", "alive:2")
 
 
-def test_an_outcome_is_not_recorded_over_a_claim_another_sender_took(make_app):
+def test_a_failure_is_not_recorded_over_a_claim_another_sender_took(make_app):
     app = make_app()
     [alert_id] = add_alerts(app, 1)
     with app.sessions.begin() as s:
-        [claimed] = claim_due_alerts(s, WORKING_NOW, "slow:1", 10, dt.timedelta(seconds=30))
+        claim_due_alerts(s, WORKING_NOW, "slow:1", 10, dt.timedelta(seconds=30))
+    with app.sessions.begin() as s:  # the lease ran out and another sender claimed the row
+        s.execute(update(Alert).where(Alert.id == alert_id).values(lease_owner="fast:2"))
+    with app.sessions.begin() as s:
+        result = record_outcomes(s, [AlertOutcome(alert_id, "transient", error="421 busy")], "slow:1", 8, {alert_id: 0})
+    assert result.lost_claims == 1
+    assert (alert_rows(app)[alert_id].status, alert_rows(app)[alert_id].lease_owner) == ("sending", "fast:2")
+
+
+def test_an_acknowledged_send_is_recorded_even_after_another_sender_took_the_claim(make_app):
+    app = make_app()
+    [alert_id] = add_alerts(app, 1)
+    with app.sessions.begin() as s:
+        claim_due_alerts(s, WORKING_NOW, "slow:1", 10, dt.timedelta(seconds=30))
     with app.sessions.begin() as s:  # the lease ran out and another sender claimed the row
         s.execute(update(Alert).where(Alert.id == alert_id).values(lease_owner="fast:2"))
     with app.sessions.begin() as s:
         result = record_outcomes(s, [AlertOutcome(alert_id, "sent", message_id="<x@y>")], "slow:1", 8, {alert_id: 0})
-    assert result.lost_claims == 1 and alert_rows(app)[alert_id].lease_owner == "fast:2"
+    assert result.sent == 1
+    # The other sender's renewal now finds the row sent: it does not send it again.
+    with app.sessions.begin() as s:
+        assert renew_claims(s, [alert_id], "fast:2", utc_now() + dt.timedelta(seconds=30)) == set()
+    assert alert_rows(app)[alert_id].status == "sent"
+
+
+def test_claims_are_sized_to_what_half_the_lease_can_send_at_the_measured_pace():
+    pace = SendPace()
+    lease = dt.timedelta(seconds=120)
+    assert pace.batch_limit(50, lease) == 50  # nothing measured yet: the configured size
+    pace.observe(2.6)  # a server answering each DATA after 2.6 s
+    assert pace.batch_limit(50, lease) == 23
+    slow = SendPace()
+    slow.observe(300.0)
+    assert slow.batch_limit(50, lease) == 1
 
 
 def test_file_transport_writes_one_eml_per_message_and_a_resend_lands_beside_it(make_app, tmp_path):

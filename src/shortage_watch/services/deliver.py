@@ -1,11 +1,14 @@
-"""The outbox sender: claim due alerts in batches under a lease, send them, record the outcome.
+"""The outbox sender: claim due alerts in batches under a lease, send them, record each outcome.
 
 Delivery is at least once. A batch is claimed in one transaction (rows move to
-'sending' with `lease_owner`/`lease_until`), sent over one transport connection, and
-its outcomes are recorded in a second transaction. A process killed between the two
-leaves 'sending' rows whose lease expires; the next run claims and sends them again,
-so at most one batch can arrive twice, and the stable Message-ID lets mail clients
-fold such duplicates.
+'sending' with `lease_owner`/`lease_until`) and sent over one transport connection.
+Each message the server acknowledged is recorded as sent (one short transaction,
+committed while the next message goes out), and the lease on the rest of the batch is
+renewed whenever half of it has passed, so a slow mail server never lets a lease run
+out under rows still waiting. A process killed mid-batch leaves 'sending' rows whose
+lease expires; the next run claims and sends them again, so at most the message whose
+record was still in flight when it died arrives twice, and the stable Message-ID lets
+mail clients fold that duplicate.
 
 Leases and back-off use the real clock (`clock.utc_now()`); which mail is due uses the
 ledger `now` passed in.
@@ -15,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
@@ -180,33 +183,33 @@ def prepare(app: "App", alert: ClaimedAlert, now: datetime) -> Envelope | AlertO
         return AlertOutcome(alert.id, "permanent", error=f"cannot build message: {type(exc).__name__}: {exc}")
 
 
-def send_claimed(app: "App", batch: Batch, alerts: list[ClaimedAlert], now: datetime, builder: Executor | None = None) -> list[AlertOutcome]:
-    """Send each claimed alert (or defer it to working hours); never raises for one alert.
+class SendPace:
+    """How long this process has been taking per message (a moving average), to size claims."""
 
-    With a `builder` thread, message i+1 is rendered and built while message i waits
-    for the server's reply: the two overlap instead of adding up.
-    """
-    if builder is None:
-        prepared: Iterator[Envelope | AlertOutcome] = (prepare(app, a, now) for a in alerts)
-    else:
-        prepared = (f.result() for f in [builder.submit(prepare, app, a, now) for a in alerts])
-    outcomes: list[AlertOutcome] = []
-    for alert, item in zip(alerts, prepared):
-        if isinstance(item, AlertOutcome):
-            outcomes.append(item)
-            continue
-        result: Outcome = batch.send(item)
-        outcomes.append(AlertOutcome(alert.id, result.status, error=result.error, message_id=item.message_id))
-    return outcomes
+    def __init__(self) -> None:
+        self.seconds_per_message: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        if self.seconds_per_message is None:
+            self.seconds_per_message = seconds
+        else:
+            self.seconds_per_message = 0.7 * self.seconds_per_message + 0.3 * seconds
+
+    def batch_limit(self, configured: int, lease: timedelta) -> int:
+        """At most `configured`, and no more than half the lease can send at the measured pace.
+
+        The lease is renewed after every message anyway; this keeps one replica from
+        holding rows it cannot reach soon while the others stand idle.
+        """
+        if not self.seconds_per_message:
+            return configured
+        return max(1, min(configured, int(lease.total_seconds() / 2 / self.seconds_per_message)))
 
 
 def _values_for(outcome: AlertOutcome, tries: int, max_attempts: int, real_now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "status": "pending", "attempts": tries, "sent_at": None, "message_id": None, "next_attempt_at": None, "last_error": None,
-    }
-    if outcome.status == "sent":
-        values.update(status="sent", sent_at=real_now, message_id=outcome.message_id)
-    elif outcome.status == "deferred":
+    """The row's new values after a deferred, transient or permanent outcome."""
+    values: dict[str, Any] = {"status": "pending", "attempts": tries, "next_attempt_at": None, "last_error": None}
+    if outcome.status == "deferred":
         values.update(next_attempt_at=outcome.defer_until, last_error="waiting for working hours")
     elif outcome.status == "transient" and tries < max_attempts:
         values.update(next_attempt_at=real_now + backoff_delay(tries), last_error=outcome.error)
@@ -217,29 +220,37 @@ def _values_for(outcome: AlertOutcome, tries: int, max_attempts: int, real_now: 
 
 
 def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, max_attempts: int, attempts: dict[int, int]) -> DeliverResult:
-    """Write each outcome to its row, if this owner still holds its claim (commit is the caller's)."""
+    """Write each outcome to its row (commit is the caller's).
+
+    A message the server acknowledged is recorded as sent whoever holds its claim now
+    (see `record_sent`); any other outcome only while this owner still holds the claim.
+    """
     result = DeliverResult()
     real_now = utc_now()
-    ids = [o.alert_id for o in outcomes]
-    # Only the claim's owner may record. Lock the rows we still hold (PostgreSQL: FOR
-    # UPDATE; SQLite: the transaction's BEGIN IMMEDIATE); a row whose lease expired and
-    # that another sender re-claimed is left alone, and its outcome stands.
+    ids = [o.alert_id for o in outcomes if o.status != "sent"]
+    # Lock the rows we still hold (PostgreSQL: FOR UPDATE; SQLite: the transaction's
+    # BEGIN IMMEDIATE); a row whose lease expired and that another sender re-claimed is
+    # left alone, and its outcome stands.
     held = set(session.scalars(
         select(Alert.id).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner).with_for_update()
     )) if ids else set()
     rows: list[dict[str, Any]] = []
     table = Alert.__table__
     for outcome in outcomes:
+        tries = attempts[outcome.alert_id] + (0 if outcome.status == "deferred" else 1)
+        if outcome.status == "sent":
+            if record_sent(session, outcome.alert_id, outcome.message_id, tries):
+                result.sent += 1
+            else:
+                result.lost_claims += 1
+            continue
         if outcome.alert_id not in held:
             result.lost_claims += 1
             log.warning("alert %s: claim lost before recording %s (lease expired?)", outcome.alert_id, outcome.status)
             continue
-        tries = attempts[outcome.alert_id] + (0 if outcome.status == "deferred" else 1)
         values = _values_for(outcome, tries, max_attempts, real_now)
         rows.append({"b_id": outcome.alert_id, "b_owner": owner, **{f"v_{k}": v for k, v in values.items()}})
-        if values["status"] == "sent":
-            result.sent += 1
-        elif values["status"] == "dead":
+        if values["status"] == "dead":
             result.dead += 1
             result.errors.append(f"alert {outcome.alert_id}: {values['last_error']}")
             session.add(AuditEvent(at=real_now, actor=owner, entity="alert", entity_id=outcome.alert_id, action="dead", detail={"error": values["last_error"]}))
@@ -253,9 +264,8 @@ def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, 
             update(table)
             .where(table.c.id == bindparam("b_id"), table.c.status == "sending", table.c.lease_owner == bindparam("b_owner"))
             .values(
-                status=bindparam("v_status"), attempts=bindparam("v_attempts"), sent_at=bindparam("v_sent_at"),
-                message_id=bindparam("v_message_id"),
-                # None keeps the row's time (sent and dead rows are never due again).
+                status=bindparam("v_status"), attempts=bindparam("v_attempts"), sent_at=None, message_id=None,
+                # None keeps the row's time (dead rows are never due again).
                 next_attempt_at=func.coalesce(bindparam("v_next_attempt_at", type_=UTCDateTime()), table.c.next_attempt_at),
                 last_error=bindparam("v_last_error"), lease_owner=None, lease_until=None,
             ),
@@ -264,30 +274,143 @@ def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, 
     return result
 
 
+def record_sent(session: Session | Connection, alert_id: int, message_id: str | None, tries: int) -> bool:
+    """Mark one alert sent, whoever holds its claim now; False when it already was (commit is the caller's).
+
+    The server acknowledged the message, so it is recorded even if this owner's lease
+    ran out meanwhile: a sender that re-claimed the row must find it sent and not send
+    it again.
+    """
+    # Claim, then check: exactly one row changes unless another sender recorded it sent first.
+    table = Alert.__table__
+    changed = session.execute(
+        update(table)
+        .where(table.c.id == alert_id, table.c.status != "sent")
+        .values(status="sent", attempts=tries, sent_at=utc_now(), message_id=message_id,
+                last_error=None, lease_owner=None, lease_until=None)
+    ).rowcount
+    if changed != 1:
+        log.warning("alert %s: another sender had already recorded it sent (its claim was lost)", alert_id)
+    return changed == 1
+
+
+def renew_claims(session: Session, ids: list[int], owner: str, until: datetime) -> set[int]:
+    """Extend this owner's lease on `ids` to `until`; returns the ids it still holds (commit is the caller's)."""
+    if not ids:
+        return set()
+    held = set(session.scalars(
+        select(Alert.id).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner).with_for_update()
+    ))
+    if held:
+        session.execute(
+            update(Alert).where(Alert.id.in_(held), Alert.status == "sending", Alert.lease_owner == owner)
+            .values(lease_until=until).execution_options(synchronize_session=False)
+        )
+    return held
+
+
+def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datetime, builder: Executor, recorder: Executor, pace: SendPace) -> DeliverResult:
+    """Send (or defer) each claimed alert; each acknowledged message is recorded sent at once.
+
+    The record of message i is committed (on `recorder`) while message i+1 goes out,
+    and waited for before the record of i+1 starts. A slow server must never let the
+    lease run out under rows still waiting here (another replica would re-claim and
+    resend them): whenever half the lease has gone by, one transaction records the other
+    outcomes so far, renews the lease on every row not yet recorded, and learns which of
+    them this sender still holds. Message i+1 is rendered and built (on `builder`) while
+    message i waits for the server's reply.
+    """
+    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
+    owner = app.replica_id
+    mail = app.settings.mail
+    attempts = {a.id: a.attempts for a in claimed}
+    # One message ahead only: a builder racing through the whole batch would hold the GIL
+    # each time this thread comes back from the server or the database.
+    upcoming = builder.submit(prepare, app, claimed[0], now)
+    total = DeliverResult()
+    held = {a.id for a in claimed}
+    renew_at = utc_now() + lease / 2  # the claim was taken just before: its lease runs at least this long
+    unrecorded: list[AlertOutcome] = []
+    recording: Future[bool] | None = None
+
+    def settle(record: Future[bool]) -> None:
+        if record.result():
+            total.sent += 1
+        else:
+            total.lost_claims += 1
+
+    def record_and_renew(open_ids: list[int]) -> set[int]:
+        with app.sessions.begin() as session:
+            _add(total, record_outcomes(session, unrecorded, owner, mail.max_attempts, attempts))
+            return renew_claims(session, open_ids, owner, utc_now() + lease)
+
+    for position, alert in enumerate(claimed):
+        future = upcoming
+        if position + 1 < len(claimed):
+            upcoming = builder.submit(prepare, app, claimed[position + 1], now)
+        if utc_now() >= renew_at:
+            held = record_and_renew([o.alert_id for o in unrecorded] + [a.id for a in claimed[position:]])
+            unrecorded, renew_at = [], utc_now() + lease / 2
+        if alert.id not in held:
+            # Our lease on it ran out and another sender took it over: theirs to send now.
+            total.lost_claims += 1
+            log.warning("alert %s: claim lost before sending (lease expired?); left to its new owner", alert.id)
+            continue
+        item = future.result()
+        if isinstance(item, AlertOutcome):
+            unrecorded.append(item)  # deferred or permanent: nothing went out, recorded at the next renewal
+            continue
+        started = utc_now()
+        result: Outcome = batch.send(item)
+        pace.observe((utc_now() - started).total_seconds())
+        if result.sent:
+            # Recorded while the next message goes out; at most one record is in flight.
+            if recording is not None:
+                settle(recording)
+            recording = recorder.submit(_record_one_sent, app, alert.id, item.message_id, alert.attempts + 1)
+        else:
+            unrecorded.append(AlertOutcome(alert.id, result.status, error=result.error))
+    if recording is not None:
+        settle(recording)
+    if unrecorded:
+        record_and_renew([])
+    return total
+
+
+def _record_one_sent(app: "App", alert_id: int, message_id: str | None, tries: int) -> bool:
+    # A bare connection, not a Session: this runs once per message, and cheaply.
+    with app.engine.begin() as connection:
+        return record_sent(connection, alert_id, message_id, tries)
+
+
 def deliver_due(app: "App", now: datetime, max_batches: int | None = None) -> DeliverResult:
     """Send every pending alert due at ledger `now`, batch by batch, until none is left.
 
-    Each batch: one claim transaction, one transport connection, one transaction
-    recording the outcomes. Returns the counts.
+    Each batch: one claim transaction (sized to what half the lease covers at the pace
+    this process measured) and one transport connection; see `send_batch` for how
+    outcomes are recorded and the lease renewed. Returns the counts.
     """
     mail = app.settings.mail
     lease = timedelta(seconds=app.settings.daemon.lease_seconds)
     owner = app.replica_id
+    pace = app.send_pace
     total = DeliverResult()
-    with app.transport.batch() as batch, ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-build") as builder:
+    with (
+        app.transport.batch() as batch,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-build") as builder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-record") as recorder,
+    ):
         while max_batches is None or total.batches < max_batches:
+            limit = pace.batch_limit(mail.batch_size, lease)
             with app.sessions.begin() as session:
-                claimed = claim_due_alerts(session, now, owner, mail.batch_size, lease)
+                claimed = claim_due_alerts(session, now, owner, limit, lease)
             if not claimed:
                 break
             total.batches += 1
-            outcomes = send_claimed(app, batch, claimed, now, builder)
-            with app.sessions.begin() as session:
-                part = record_outcomes(session, outcomes, owner, mail.max_attempts, {a.id: a.attempts for a in claimed})
-            _add(total, part)
+            _add(total, send_batch(app, batch, claimed, now, builder, recorder, pace))
             if getattr(batch, "connect_error", None) is not None:
                 break  # the server is unreachable: leave the other rows for the next run
-            if len(claimed) < mail.batch_size:
+            if len(claimed) < limit:
                 break
     if total.batches:
         log.info(
