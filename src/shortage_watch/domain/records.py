@@ -162,6 +162,7 @@ _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _DATE_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _TIME_RE = re.compile(r"^(?:[ T]+|\s*)(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
 _EXCEL_EPOCH = date(1899, 12, 30)
+_LARGEST_NUMBER = 10**64  # no code, count or amount in a record comes near this
 
 
 def as_text(value: object) -> str | None:
@@ -181,6 +182,8 @@ def as_text(value: object) -> str | None:
             raise FieldProblem("应为文本 / must be text")
         value = str(int(value)) if value.is_integer() else repr(value)
     elif isinstance(value, int):
+        if abs(value) > _LARGEST_NUMBER:
+            raise FieldProblem("数值过大 / too large")
         value = str(value)
     elif isinstance(value, (datetime, date)):
         value = value.isoformat()
@@ -246,8 +249,9 @@ def _parse_date(value: object, tz: ZoneInfo | None = None) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # An Excel date serial (a date cell exported without its format).
-        if value == value and float(value).is_integer() and 20000 <= value <= 80000:
+        # An Excel date serial (a date cell exported without its format). The range test
+        # comes first: float() of a 400-digit integer would raise OverflowError.
+        if 20000 <= value <= 80000 and float(value).is_integer():
             return _EXCEL_EPOCH + timedelta(days=int(value))
         raise FieldProblem("日期格式应为 YYYY-MM-DD / not a date (expected YYYY-MM-DD)")
     text = as_text(value)
@@ -362,6 +366,9 @@ def _number(integer: bool):  # type: ignore[no-untyped-def]
             return None
         if isinstance(value, bool):
             raise FieldProblem("应为数字 / must be a number")
+        if isinstance(value, int) and abs(value) > _LARGEST_NUMBER:
+            # Caught before float(), which raises OverflowError past about 309 digits.
+            raise FieldProblem("数值过大 / too large")
         if isinstance(value, (int, float)):
             number = float(value)
         else:

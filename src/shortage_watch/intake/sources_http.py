@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 MAX_PAGES_PER_POLL = 100
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After ends this poll; the next poll tries again
 BACKOFF_BASE = 0.5
+MAX_ETAG = 512  # the width of source_state.etag
+MAX_LAST_MODIFIED = 128  # the width of source_state.last_modified
+MAX_CURSOR = 2000  # longer is no cursor but a fault of the feed
 
 
 class FeedError(Exception):
@@ -120,9 +123,21 @@ class HttpFeed:
                 if status != 200:
                     raise FeedError(f"HTTP {status}")
                 body = self._read_capped(response)
-                return FeedPage(response.url, 200, body, response.headers.get("ETag"),
-                                response.headers.get("Last-Modified"))
+                return FeedPage(response.url, 200, body, self._validator(response, "ETag", MAX_ETAG),
+                                self._validator(response, "Last-Modified", MAX_LAST_MODIFIED))
         raise FeedError("no attempt made")  # pragma: no cover (attempts >= 1)
+
+    def _validator(self, response: requests.Response, header: str, limit: int) -> str | None:
+        """The ETag or Last-Modified to send back next time; None when absent or too long to store.
+
+        A cut validator would never match, so one that does not fit is ignored (the page
+        is then fetched in full each poll), never stored cut and never a failed poll.
+        """
+        value = response.headers.get(header)
+        if value is not None and (len(value) > limit or not value.isprintable()):
+            log.warning("source %s: ignoring a %d-character %s header (at most %d kept)", self.source.name, len(value), header, limit)
+            return None
+        return value
 
     def _read_capped(self, response: requests.Response) -> bytes:
         cap = self.source.max_bytes
@@ -145,11 +160,16 @@ class HttpFeed:
         return b"".join(chunks)
 
 
+def _usable_cursor(cursor: str) -> bool:
+    return len(cursor) <= MAX_CURSOR and cursor.isprintable()
+
+
 def poll_http_source(app: Any, source: SourceSettings, now: datetime,
                      sleep: Callable[[float], None] = time.sleep) -> Any:
     """Fetch pages from the stored cursor on; each page is stored with its cursor move in one transaction."""
     from shortage_watch.services.ingest import (
         PollOutcome,
+        archive_payload,
         record_source_failure,
         record_source_success,
         renew_source_lease,
@@ -180,20 +200,30 @@ def poll_http_source(app: Any, source: SourceSettings, now: datetime,
                 if outcome.items == 0:
                     outcome.status = "not_modified"
                 return outcome
+            # The raw page is kept first, in its own transaction: whatever fails while it is
+            # parsed and stored, the bytes received are never lost.
+            with app.sessions.begin() as session:
+                archive_payload(session, page.content, now)
             with app.sessions.begin() as session:
                 renew_source_lease(session, app, source.name)
                 result = store_payload(session, app, source=source.name, name=page.url, content=page.content,
                                        kind=source.record_kind, now=now, field_map=source.field_map, format="json")
+                problem = None
                 if result.unusable:
                     # The page is kept (receipt rejected); the cursor stays so the page is fetched again.
-                    reason = result.errors[0]["reason"] if result.errors else "unusable page"
+                    problem = "unusable page: " + (result.errors[0]["reason"] if result.errors else "unusable page")
+                elif result.next_cursor is not None and not _usable_cursor(result.next_cursor):
+                    # Its records are stored; a cursor no URL and no database column can carry
+                    # stays unmoved, and the feed's owner reads why in the source's error.
+                    problem = f"next_cursor 无法使用，游标未移动 / unusable next_cursor (control characters or over {MAX_CURSOR} characters); cursor kept"
+                if problem is not None:
                     from sqlalchemy import update
 
                     session.execute(update(SourceState).where(SourceState.name == source.name).values(
-                        last_error=f"page {page.url}: {reason}"[:2000], last_error_at=utc_now(),
+                        last_error=f"page {page.url}: {problem}"[:2000], last_error_at=utc_now(),
                         consecutive_failures=SourceState.consecutive_failures + 1))
                     outcome.add(result)
-                    outcome.status, outcome.error = "failed", f"unusable page: {reason}"
+                    outcome.status, outcome.error = "failed", problem
                     return outcome
                 moved = result.next_cursor is not None and result.next_cursor != cursor
                 new_cursor = result.next_cursor if moved else cursor
