@@ -146,6 +146,26 @@ class Directory:
             current = self.region(current.parent_code)
         return chain
 
+    def region_and_below(self, code: str | None) -> frozenset[str]:
+        """The region's code and every code whose explicit parent chain reaches it (cycle-safe).
+
+        Empty for a code the directory does not know: an officer of an unknown region sees nothing.
+        """
+        if self.region(code) is None:
+            return frozenset()
+        children: dict[str, list[str]] = {}
+        for region in self.regions.values():
+            if region.parent_code:
+                children.setdefault(region.parent_code, []).append(region.code)
+        found = {code}
+        pending = [code]
+        while pending:
+            for child in children.get(pending.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    pending.append(child)
+        return frozenset(c for c in found if c)
+
     def at_level(self, code: str | None, level: str) -> Region | None:
         """The region itself or its nearest ancestor at `level` or higher.
 

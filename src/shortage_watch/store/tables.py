@@ -121,6 +121,8 @@ class StoppageNotice(Base):
     __table_args__ = (
         UniqueConstraint("notice_id", "distributor_code"),
         Index("ix_stoppage_notices_product", "product_code"),
+        # The dashboard lists an officer's regions' notices, newest first.
+        Index("ix_stoppage_notices_region_notified", "region_code", "notified_on"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -204,7 +206,11 @@ class ShortageReport(Base):
     """Current version of a hospital's direct report; joins one case."""
 
     __tablename__ = "shortage_reports"
-    __table_args__ = (UniqueConstraint("hospital_code", "report_id"),)
+    __table_args__ = (
+        UniqueConstraint("hospital_code", "report_id"),
+        # The dashboard finds an officer's cases through its regions' hospital reports.
+        Index("ix_shortage_reports_region_case", "region_code", "case_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     report_id: Mapped[str] = mapped_column(String(64))
@@ -238,6 +244,11 @@ class Obligation(Base):
         Index("ix_obligations_party", "party_code", "state"),
         # The sweep re-dates in-flight obligations whose due date the calendar only estimated.
         Index("ix_obligations_calendar_status", "calendar_status", "state"),
+        # The dashboard: open/overdue counts and lists by region and deadline; months by due date;
+        # obligations fulfilled late within the weekly chart's window.
+        Index("ix_obligations_state_region_due", "state", "region_code", "due_at"),
+        Index("ix_obligations_region_due_on", "region_code", "due_on", "state", "kind", "due_at"),
+        Index("ix_obligations_state_region_fulfilled", "state", "region_code", "fulfilled_at"),
         UniqueConstraint("kind", "subject_key"),
     )
 
