@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.obligations import OPEN_STATES, case_number, overdue_working_days
 from shortage_watch.mail.message import Attachment
+from shortage_watch.store.dashboard_queries import compliance_by_distributor
 from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DONE_STATES = ("fulfilled", "fulfilled_late", "cancelled", "closed")
 # A replica that was down on the first working day still sends the monthly summary this
 # many working days later; after that the month is skipped rather than mailed late.
 MONTHLY_CATCH_UP_WORKING_DAYS = 3
@@ -351,26 +351,12 @@ def monthly_context(session: Session, app: "App", contact: "Contact", email: str
             "region_name": _region_name(directory, code),
         })
 
-    per_party: dict[str, dict[str, Any]] = {}
-    for ob in session.scalars(
-        select(Obligation).where(Obligation.kind == "report", Obligation.due_on >= first, Obligation.due_on <= last).order_by(Obligation.party_code)
-    ):
-        if not within(ob.region_code):
-            continue
-        row = per_party.setdefault(ob.party_code, {
-            "distributor_code": ob.party_code, "distributor": _party_name(directory, ob.party_code),
-            "obligations": 0, "on_time": 0, "late": 0, "overdue": 0, "open": 0,
-        })
-        row["obligations"] += 1
-        if ob.state == "fulfilled":
-            row["on_time"] += 1
-        elif ob.state == "fulfilled_late":
-            row["late"] += 1
-        elif ob.state in OPEN_STATES and ob.due_at < now:
-            row["overdue"] += 1
-        elif ob.state not in DONE_STATES:
-            row["open"] += 1
-    compliance = sorted(per_party.values(), key=lambda r: (-r["overdue"], -r["late"], r["distributor_code"]))
+    # The dashboard's compliance list counts the same way: one definition (store/dashboard_queries.py).
+    compliance = [
+        {"distributor_code": r.distributor_code, "distributor": _party_name(directory, r.distributor_code),
+         "obligations": r.obligations, "on_time": r.on_time, "late": r.late, "overdue": r.overdue, "open": r.open}
+        for r in compliance_by_distributor(session, directory.region_and_below(contact.region_code), due_from=first, due_to=last, now=now)
+    ]
 
     return {
         "template": "monthly_summary",
