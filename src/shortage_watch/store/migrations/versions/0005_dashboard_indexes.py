@@ -1,14 +1,14 @@
 """dashboard indexes: obligations by state/region/deadline and region/due date, reports by region, notices by region
 
 Revision ID: 0005_dashboard_indexes
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 """
 from alembic import op
 
 
 revision = '0005_dashboard_indexes'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
