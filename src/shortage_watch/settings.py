@@ -97,6 +97,7 @@ class SourceSettings(Section):
     retries: int = Field(3, ge=0, le=10)
     verify_tls: bool = True
     settle_seconds: float = Field(5.0, ge=0, description="inbox: ignore files modified more recently")
+    quiet_working_days: int = Field(5, ge=1, le=60, description="delivered nothing for this long: a quiet reporter")
 
     @model_validator(mode="after")
     def _location(self) -> "SourceSettings":
@@ -141,6 +142,18 @@ class MailSettings(Section):
                 f"working_hours_end {self.working_hours_end:%H:%M} must be later than working_hours_start {self.working_hours_start:%H:%M}"
             )
         return self
+
+
+class SilenceSettings(Section):
+    max_days: int = Field(30, ge=1, le=366, description="a silence may last at most this many days")
+
+
+class QuietSettings(Section):
+    """Reporters that went quiet (sources have their own `quiet_working_days`)."""
+
+    sentinel_hospitals: list[str] = Field(default_factory=list, description="hospital codes expected to report regularly")
+    sentinel_working_days: int = Field(5, ge=1, le=60, description="a sentinel silent this long is listed")
+    dead_letter_working_days: int = Field(2, ge=1, le=60, description="a distributor whose mail is dead this long is listed")
 
 
 class SmtpSettings(Section):
@@ -192,6 +205,8 @@ class Settings(BaseSettings):
     sources: list[SourceSettings] = Field(default_factory=list)
     escalation: EscalationSettings = EscalationSettings()
     mail: MailSettings = MailSettings()
+    silences: SilenceSettings = SilenceSettings()
+    quiet: QuietSettings = QuietSettings()
     smtp: SmtpSettings = SmtpSettings()
     daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()

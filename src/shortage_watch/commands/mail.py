@@ -17,7 +17,7 @@ from shortage_watch.mail.render import LANGUAGES, RenderError
 from shortage_watch.mail.samples import sample_context, sample_test_context
 from shortage_watch.store.tables import Alert, AuditEvent
 
-STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable")
+STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable", "held", "inhibited", "stale", "superseded")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -154,6 +154,9 @@ def sample_digest_context() -> dict[str, Any]:
             {"case_number": "SW-C-000045", "product": "注射用头孢曲松钠", "state": "regional", "hospitals": 3, "opened_at": "2024-10-08T10:20:00+08:00", "city_name": "宁德市"},
         ],
         "covered_alerts": 4,
+        "held": [
+            {"case_number": "SW-O-000126", "template": "overdue_alert", "product": "注射用头孢曲松钠", "distributor": "宁德市华康医药有限公司", "silence_id": 3, "until": "2024-10-14T00:00:00+08:00", "reason": "国庆假期后统一处理"},
+        ],
     }
 
 

@@ -6,6 +6,7 @@ that applied a level): the alert commits or rolls back with the state change tha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,8 @@ from shortage_watch.domain.routing import Route
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 
-def insert_alert_if_absent(session: Session, values: dict[str, Any]) -> bool:
-    """Insert one outbox row unless its dedup_key exists; True when this call wrote it.
+def insert_alert_if_absent(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert one outbox row unless its dedup_key exists; its id when this call wrote it, else None.
 
     Two workers may write the same alert at once (a replayed sweep, two replicas): the
     unique dedup_key and ON CONFLICT DO NOTHING make the second insert a no-op on both
@@ -35,7 +36,18 @@ def insert_alert_if_absent(session: Session, values: dict[str, Any]) -> bool:
         .on_conflict_do_nothing(index_elements=["dedup_key"])
         .returning(Alert.__table__.c.id)
     )
-    return session.execute(stmt).first() is not None
+    row = session.execute(stmt).first()
+    return None if row is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a new alert is written but not sent: held by a silence, or inhibited (status, audit)."""
+
+    status: str  # held | inhibited
+    silence_id: int | None
+    actor: str  # who caused it: the officer who set the silence, or the rule
+    detail: dict[str, Any]
 
 
 def alert_status(route: Route, urgent: bool) -> str:
@@ -59,8 +71,12 @@ def write_alert(
     route: Route,
     context: dict[str, Any],
     default_language: str,
+    hold: Hold | None = None,
 ) -> bool:
-    """Write one alert for one recipient; True when new (False: it was already in the outbox)."""
+    """Write one alert for one recipient; True when new (False: it was already in the outbox).
+
+    With a `hold`, a deliverable alert is written held or inhibited, and audited with why.
+    """
     dedup_key = f"{subject}{subject_id}:{level_name}:{route.key}"
     full = dict(context)
     full.update(
@@ -95,7 +111,15 @@ def write_alert(
         "next_attempt_at": now,
         "created_at": now,
     }
-    return insert_alert_if_absent(session, values)
+    held = hold is not None and values["status"] != "undeliverable"
+    if held:
+        assert hold is not None
+        values.update(status=hold.status, silence_id=hold.silence_id)
+    alert_id = insert_alert_if_absent(session, values)
+    if alert_id is not None and held:
+        assert hold is not None
+        audit(session, at=now, actor=hold.actor, entity="alert", entity_id=alert_id, action=hold.status, detail=hold.detail)
+    return alert_id is not None
 
 
 def audit(session: Session, *, at: datetime, actor: str, entity: str, entity_id: int, action: str, detail: dict | None = None) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from shortage_watch.domain.obligations import OPEN_STATES, case_number, overdue_working_days
 from shortage_watch.mail.message import Attachment
 from shortage_watch.store.dashboard_queries import compliance_by_distributor
-from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, StoppageNotice
+from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, Silence, StoppageNotice
 
 if TYPE_CHECKING:
     from shortage_watch.app import App
@@ -212,7 +212,30 @@ def digest_context(app: "App", snapshot: DigestSnapshot, contact: "Contact", ema
         "late_reports": late,
         "open_shortages": open_shortages,
         "covered_alerts": 0,
+        "held": [],
     }
+
+
+def held_for_digest(session: Session, email: str) -> list[dict[str, Any]]:
+    """The alerts a silence holds for `email`: listed in its digest as "held by silence #N"."""
+    rows = session.execute(
+        select(Alert, Silence.ends_at, Silence.reason)
+        .join(Silence, Silence.id == Alert.silence_id)
+        .where(Alert.status == "held", Alert.recipient_email == email)
+        .order_by(Alert.id)
+    ).all()
+    return [
+        {
+            "case_number": alert.context.get("case_number") or "—",
+            "template": alert.template,
+            "product": (alert.context.get("product") or {}).get("name") or "—",
+            "distributor": (alert.context.get("distributor") or {}).get("name") or "—",
+            "silence_id": alert.silence_id,
+            "until": ends_at.isoformat(),
+            "reason": reason,
+        }
+        for alert, ends_at, reason in rows
+    ]
 
 
 def _product_names(session: Session, codes: set[str]) -> dict[str, str]:
@@ -260,7 +283,8 @@ def send_daily_digests(app: "App", now: datetime) -> int:
                 context = digest_context(app, snapshot, contact, email, since, now)
                 waiting = list(session.scalars(select(Alert.id).where(Alert.status == "digest", Alert.recipient_email == email)))
                 context["covered_alerts"] = len(waiting)
-                if not (waiting or context["new_stoppages"] or context["overdue"] or context["late_reports"] or context["open_shortages"]):
+                context["held"] = held_for_digest(session, email)
+                if not (waiting or context["held"] or context["new_stoppages"] or context["overdue"] or context["late_reports"] or context["open_shortages"]):
                     continue
                 values = _outbox_values(app, dedup_key=dedup_key, thread_key=f"digest:{contact.region_code}:{contact.role}", template="digest", contact=contact, email=email, context=context, now=now)
                 if not _insert_outbox_row(session, values):

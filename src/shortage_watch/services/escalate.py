@@ -20,10 +20,13 @@ from shortage_watch.clock import utc_now
 from shortage_watch.domain.obligations import OPEN_STATES, advance, state_at
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.services.alerts import audit
+from shortage_watch.services.inhibition import inhibit_after_escalation
+from shortage_watch.services.silences import release_ended_silences
 from shortage_watch.services.ledger import (
     ESTIMATED,
     case_deadline,
     case_due,
+    directory_of,
     recomputed_deadline,
     redate_case,
     redate_obligation,
@@ -137,6 +140,7 @@ def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: st
         if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and case.state != "escalated":
             case.state = "escalated"
             audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action="escalated", detail={"fired": [f.name for f in step.firings]})
+            inhibit_after_escalation(session, directory_of(app), case, now)
         case.level = step.next_step
         case.next_action_at = step.next_action_at
     else:
@@ -287,6 +291,8 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     redate_estimated(app, now, result)
     result.obligations = _sweep_table(app, Obligation, _obligation_step, "O", now, result)
     result.cases = _sweep_table(app, ShortageCase, _case_step, "C", now, result)
+    # Last: silences that ended release their held mail at the level the matters reached just now.
+    release_ended_silences(app, now)
     if result.obligations or result.cases or result.failed or result.redated:
         log.info("sweep at %s: %s", now.isoformat(), result.as_json())
     return result

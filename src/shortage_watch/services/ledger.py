@@ -30,8 +30,11 @@ from shortage_watch.domain.obligations import (
     state_at,
 )
 from shortage_watch.domain.policy import EventRule, Firing, Ladder, is_priority, schedule
+from shortage_watch.domain.inhibition import inhibited_by_province
 from shortage_watch.domain.routing import NoDirectory, Route, route
-from shortage_watch.services.alerts import audit, case_context, obligation_context, operator_closures, write_alert
+from shortage_watch.services.alerts import Hold, audit, case_context, obligation_context, operator_closures, write_alert
+from shortage_watch.services.inhibition import drop_chasers_of_closed, escalated_case, province_hold
+from shortage_watch.services.silences import hold_for
 from shortage_watch.store.tables import Alert, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -180,6 +183,18 @@ def write_obligation_alerts(
     )
 
 
+def hold_of(
+    session: Session, directory: Any, *, subject: str, subject_id: int, template: str, context: dict[str, Any], target: Route, now: datetime
+) -> Hold | None:
+    """Why a new alert is not to be sent: inhibited (its case went to the province and this is a
+    county or city bureau), or held by an active silence; None when it goes."""
+    escalated = escalated_case(session, subject, subject_id)
+    region = directory.region(target.region_code) if target.region_code else None
+    if escalated is not None and inhibited_by_province(target.role, getattr(region, "level", None)):
+        return province_hold(escalated)
+    return hold_for(session, directory, template, context, now)
+
+
 def write_ladder_alerts(
     session: Session,
     app: Any,
@@ -235,9 +250,10 @@ def write_ladder_alerts(
                 "entered_after_due": entered_after_due,
             }
         full = {**context, "prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
+        hold = hold_of(session, directory, subject=subject, subject_id=subject_id, template=template, context=full, target=target, now=now)
         written += write_alert(
             session, now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
-            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=app.settings.mail.language,
+            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=app.settings.mail.language, hold=hold,
         )
     for skip in plan.skips:
         audit(
@@ -299,6 +315,7 @@ def fan_out(
         for target in route(
             directory, spec, region_code=region_code, distributor_code=distributor_code, operations_email=app.settings.directory.operations_email
         ):
+            hold = hold_of(session, directory, subject=subject, subject_id=subject_id, template=template, context=context, target=target, now=now)
             written += write_alert(
                 session,
                 now=now,
@@ -310,6 +327,7 @@ def fan_out(
                 route=target,
                 context=context,
                 default_language=app.settings.mail.language,
+                hold=hold,
             )
     return written
 
@@ -336,6 +354,7 @@ def fulfil_obligation(session: Session, app: Any, obligation: Obligation, report
         action=result.state,
         detail={"report_id": report.report_id, "submitted_at": report.submitted_at.isoformat(), "late_working_days": result.late_working_days, "was": before},
     )
+    drop_chasers_of_closed(session, obligation, now)
     if result.state == "fulfilled_late":
         context = obligation_context(session, obligation=obligation, directory=directory_of(app), calendar=app.calendar, now=now)
         write_event_alerts(
@@ -758,3 +777,4 @@ def explain_cases_by_notice(session: Session, app: Any, notice: StoppageNotice, 
             action="cancelled",
             detail={"reason": "explained by stoppage notice", "notice_id": notice.notice_id},
         )
+        drop_chasers_of_closed(session, obligation, now)

@@ -310,6 +310,28 @@ class Alert(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # While status is 'held': the silence holding it (kept afterwards: which silence held it).
+    silence_id: Mapped[int | None] = mapped_column(ForeignKey("silences.id"))
+
+
+class Silence(Base):
+    """An officer's silence: matching alerts are held (not sent, not dropped) until it ends."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_released", "released_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_code: Mapped[str | None] = mapped_column(String(32))  # the region and every region under it
+    distributor_code: Mapped[str | None] = mapped_column(String(64))
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    template: Mapped[str | None] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]  # --until; `silences expire` moves it to the expiry instant
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    expired_by: Mapped[str | None] = mapped_column(String(128))
+    released_at: Mapped[datetime | None]  # when its held alerts were released (None: still to do)
 
 
 class AuditEvent(Base):

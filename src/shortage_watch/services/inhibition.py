@@ -1,0 +1,74 @@
+"""Inhibition in the outbox: alerts recorded, audited, and not sent (domain.inhibition says which).
+
+Used inside the transaction that changes the matter (the sweep step that escalates a case,
+the ingest that fulfils an obligation), so the decision commits with its cause.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.inhibition import chases_stored, inhibited_by_province
+from shortage_watch.services.alerts import Hold, audit
+from shortage_watch.store.tables import Alert, Obligation, ShortageCase
+
+WAITING = ("pending", "digest", "held")  # written, not yet claimed by a sender
+
+
+def escalated_case(session: Session, subject: str, subject_id: int) -> ShortageCase | None:
+    """The escalated case an alert subject belongs to: the case itself, or an obligation it opened."""
+    case_id = subject_id if subject == "C" else None
+    if subject == "O":
+        obligation = session.get(Obligation, subject_id)
+        case_id = obligation.case_id if obligation is not None else None
+    case = session.get(ShortageCase, case_id) if case_id is not None else None
+    return case if case is not None and case.state == "escalated" else None
+
+
+def province_hold(case: ShortageCase) -> Hold:
+    """How a county or city bureau alert about an escalated case is written: inhibited, with why."""
+    return Hold("inhibited", None, "inhibition", _province_detail(case))
+
+
+def _province_detail(case: ShortageCase) -> dict[str, Any]:
+    return {"case": case.id, "reason": "case escalated to the province; county/city alert would repeat it"}
+
+
+def inhibit_after_escalation(session: Session, directory: Any, case: ShortageCase, now: datetime) -> int:
+    """Inhibit the waiting county and city bureau alerts about `case` (and its explanation obligations)."""
+    obligation_ids = select(Obligation.id).where(Obligation.case_id == case.id)
+    waiting = session.scalars(
+        select(Alert)
+        .where(Alert.status.in_(WAITING), or_(Alert.case_id == case.id, Alert.obligation_id.in_(obligation_ids)))
+        .with_for_update()
+    ).all()
+    inhibited = 0
+    for alert in waiting:
+        region = directory.region(alert.recipient_region) if alert.recipient_region else None
+        if not inhibited_by_province(alert.recipient_role, getattr(region, "level", None)):
+            continue
+        alert.status = "inhibited"
+        alert.last_error = f"inhibited: case {case.id} escalated to the province"
+        audit(session, at=now, actor="inhibition", entity="alert", entity_id=alert.id, action="inhibited", detail=_province_detail(case))
+        inhibited += 1
+    return inhibited
+
+
+def drop_chasers_of_closed(session: Session, obligation: Obligation, now: datetime) -> int:
+    """An obligation fulfilled or cancelled while its chasing alerts waited: those are not sent."""
+    waiting = session.scalars(
+        select(Alert).where(Alert.obligation_id == obligation.id, Alert.status.in_(WAITING)).with_for_update()
+    ).all()
+    dropped = 0
+    for alert in waiting:
+        if not chases_stored(obligation.policy, alert.level):
+            continue
+        alert.status = "stale"
+        alert.last_error = f"obligation {obligation.state} before this was sent"
+        audit(session, at=now, actor="inhibition", entity="alert", entity_id=alert.id, action="stale", detail={"obligation_state": obligation.state})
+        dropped += 1
+    return dropped
