@@ -48,6 +48,7 @@ from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
 from shortage_watch.services.escalate import sweep
 from shortage_watch.services.ingest import poll_sources, source_is_due
+from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.store.db import current_revision, head_revision
 from shortage_watch.store.tables import (
     Alert,
@@ -275,7 +276,7 @@ class Daemon:
     def __init__(self, app: App, metrics: DaemonMetrics | None = None) -> None:
         self.app = app
         self.settings = app.settings
-        self.metrics = metrics or DaemonMetrics(app.engine)
+        self.metrics = metrics or DaemonMetrics(app.engine, lambda session: find_quiet_reporters(session, app.settings, app.calendar, app.clock.now()))
         self.started_at = utc_now()
         self.stopping = threading.Event()
         self._calendar_signature: tuple[tuple[str, int, int], ...] | None = None

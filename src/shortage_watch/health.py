@@ -18,7 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.clock import utc_now
+from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import current_revision, head_revision, make_engine
 from shortage_watch.store.tables import Alert, Heartbeat, SourceState
@@ -34,6 +36,7 @@ class Check:
 @dataclass
 class HealthReport:
     checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth a look, not unhealthy (quiet reporters)
 
     @property
     def ok(self) -> bool:
@@ -43,10 +46,11 @@ class HealthReport:
         return {
             "status": "healthy" if self.ok else "unhealthy",
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "warnings": list(self.warnings),
         }
 
     def lines(self) -> list[str]:
-        return [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+        return [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks] + [f"warn {w}" for w in self.warnings]
 
 
 def probe_engine(url: str) -> Engine | str:
@@ -96,6 +100,7 @@ def check_health(
         try:
             with Session(engine) as session:
                 report.checks += _ledger_checks(session, settings, replica, host, now or utc_now())
+                report.warnings += _quiet_warnings(session, settings, now or utc_now())
         except SQLAlchemyError as exc:
             report.checks.append(Check("database", False, f"query failed: {_first_line(exc)}"))
     finally:
@@ -147,6 +152,15 @@ def _ledger_checks(
     else:
         checks.append(Check("outbox", True, "no dead alerts"))
     return checks
+
+
+def _quiet_warnings(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """One warning per reporter that went quiet (services.quiet)."""
+    try:
+        calendar = WorkingCalendar.from_overrides_dir(settings.calendar.overrides_dir, settings.timezone)
+    except CalendarError as exc:
+        return [f"quiet reporters not checked: calendar.overrides_dir: {_first_line(exc)}"]
+    return [f"quiet {q.line()}" for q in find_quiet_reporters(session, settings, calendar, now)]
 
 
 def this_host() -> str:

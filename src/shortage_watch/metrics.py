@@ -8,7 +8,7 @@ is this process's own, observed by the daemon into a Histogram.
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
+from shortage_watch.domain.quiet import KINDS, QuietReporter
 from shortage_watch.store.tables import Alert, Heartbeat, Obligation, RawReceipt, RecordVersion, SourceState
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ SETTLED_OBLIGATION_STATES = ("fulfilled", "fulfilled_late", "cancelled", "closed
 class LedgerCollector(Collector):
     """Reads counts from the database on every scrape; `shortage_watch_db_up 0` if it cannot."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, quiet: Callable[[Session], list[QuietReporter]] | None = None) -> None:
         self.engine = engine
+        self.quiet = quiet  # reads the quiet reporters (needs settings and calendar): the daemon passes it
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("shortage_watch_db_up", "1 when the database answered this scrape")
@@ -136,13 +138,27 @@ class LedgerCollector(Collector):
             beats.add_metric([replica], max(0.0, (now - at).total_seconds()))
         yield beats
 
+        if self.quiet is not None:
+            quiet = GaugeMetricFamily("shortage_watch_quiet_reporters", "Reporters that went quiet, by kind", labels=["kind"])
+            days = GaugeMetricFamily(
+                "shortage_watch_quiet_reporter_working_days",
+                "Working days each quiet reporter has been quiet (-1: never delivered)", labels=["kind", "code"],
+            )
+            found = self.quiet(session)
+            for kind in KINDS:
+                quiet.add_metric([kind], sum(1 for q in found if q.kind == kind))
+            for q in found:
+                days.add_metric([q.kind, q.code], -1 if q.working_days is None else q.working_days)
+            yield quiet
+            yield days
+
 
 class DaemonMetrics:
     """One process's registry: the ledger collector and the sweep-duration histogram."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, quiet: Callable[[Session], list[QuietReporter]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(LedgerCollector(engine))
+        self.registry.register(LedgerCollector(engine, quiet))
         self.sweep_seconds = Histogram(
             "shortage_watch_sweep_duration_seconds",
             "Time one escalation sweep took in this replica",

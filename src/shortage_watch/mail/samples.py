@@ -189,12 +189,31 @@ def sample_monthly_context() -> dict[str, Any]:
     }
 
 
+def sample_operations_digest_context() -> dict[str, Any]:
+    """An operations digest listing one reporter of each kind that went quiet."""
+    return {
+        "template": "operations_digest",
+        "case_number": None,
+        "urgent": False,
+        "written_at": "2024-10-11T08:00:00+08:00",
+        "digest_date": "2024-10-11",
+        "recipient": {"role": "operations", "region_code": None, "region_name": None, "name": None, "email": "ops@sw.example.gov.cn"},
+        "quiet": [
+            {"kind": "source", "code": "platform-feed", "name": None, "since": "2024-09-30T16:02:00+08:00", "working_days": 5},
+            {"kind": "distributor", "code": "D350902007", "name": "宁德市华康医药有限公司", "since": "2024-10-09T10:15:00+08:00", "working_days": 2},
+            {"kind": "sentinel", "code": "H350902001", "name": "宁德市医院", "since": None, "working_days": None},
+        ],
+    }
+
+
 def sample_context(template: str) -> dict[str, Any]:
     """Sample data for any template name (escalation, digest, monthly_summary, test)."""
     if template == "digest":
         return sample_digest_context()
     if template == "monthly_summary":
         return sample_monthly_context()
+    if template == "operations_digest":
+        return sample_operations_digest_context()
     if template == "test":
         return sample_test_context()
     return dict(sample_alert_context(template))

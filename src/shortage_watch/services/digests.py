@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.obligations import OPEN_STATES, case_number, overdue_working_days
 from shortage_watch.mail.message import Attachment
+from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.store.dashboard_queries import compliance_by_distributor
 from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, Silence, StoppageNotice
 
@@ -257,6 +258,45 @@ def digest_due(app: "App", now: datetime) -> bool:
 
 
 def send_daily_digests(app: "App", now: datetime) -> int:
+    """Write today's bureau digests and the operations digest; returns how many were new."""
+    return send_bureau_digests(app, now) + send_operations_digest(app, now)
+
+
+def send_operations_digest(app: "App", now: datetime) -> int:
+    """On a working day from `mail.digest_time`: one mail to `directory.operations_email` listing the
+    reporters that went quiet (none quiet: no mail); at most one per day (dedup key). Returns 0 or 1."""
+    email = app.settings.directory.operations_email
+    if not email or not digest_due(app, now):
+        return 0
+    today = app.calendar.local_date(now)
+    dedup_key = f"ops-digest:{email}:{today.isoformat()}"
+    with app.sessions.begin() as session:
+        quiet = find_quiet_reporters(session, app.settings, app.calendar, now)
+        if not quiet or session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
+            return 0
+        tz = app.calendar.tz
+        context = {
+            "template": "operations_digest",
+            "case_number": None,
+            "urgent": False,
+            "written_at": now.isoformat(),
+            "digest_date": today.isoformat(),
+            "recipient": {"role": "operations", "region_code": None, "region_name": None, "name": None, "email": email},
+            "quiet": [
+                {"kind": q.kind, "code": q.code, "name": q.name, "since": q.since.astimezone(tz).isoformat() if q.since else None,
+                 "working_days": q.working_days}
+                for q in quiet
+            ],
+        }
+        values = {
+            "dedup_key": dedup_key, "thread_key": "ops-digest", "level": "operations_digest", "template": "operations_digest",
+            "recipient_role": "operations", "recipient_region": None, "recipient_email": email, "language": app.settings.mail.language,
+            "urgent": False, "context": context, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+        }
+        return 1 if _insert_outbox_row(session, values) else 0
+
+
+def send_bureau_digests(app: "App", now: datetime) -> int:
     """Write today's digest for each bureau contact whose delivery is 'digest'; returns how many were new.
 
     At most one per contact and address per working day (dedup key
