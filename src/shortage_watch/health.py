@@ -23,7 +23,7 @@ from shortage_watch.clock import utc_now
 from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import current_revision, head_revision, make_engine
-from shortage_watch.store.tables import Alert, Heartbeat, SourceState
+from shortage_watch.store.tables import Alert, Heartbeat, RawReceipt, SourceState
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def probe_engine(url: str) -> Engine | str:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).is_file():
             return f"database file {parsed.database} does not exist"
-        return make_engine(url)
+        return make_engine(url, reads_only=True)  # never waits for a long ingest's write lock
     return create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
 
 
@@ -140,9 +140,16 @@ def _ledger_checks(
         .where(SourceState.consecutive_failures > limit)
         .order_by(SourceState.name)
     ).all()
-    if failing:
-        detail = "; ".join(f"{n} failed {c} times in a row ({_first_line(e or '')})" for n, c, e in failing)
-        checks.append(Check("sources", False, detail))
+    # A file stored but left in its inbox (it could not be moved) needs an operator at once,
+    # however well the source polls otherwise.
+    stuck = session.execute(
+        select(RawReceipt.source, RawReceipt.name, RawReceipt.move_error)
+        .where(RawReceipt.move_error.is_not(None)).order_by(RawReceipt.id)
+    ).all()
+    problems = [f"{n} failed {c} times in a row ({_first_line(e or '')})" for n, c, e in failing]
+    problems += [f"{s}: {name} cannot be moved out of the inbox ({_first_line(e)})" for s, name, e in stuck]
+    if problems:
+        checks.append(Check("sources", False, "; ".join(problems)))
     else:
         checks.append(Check("sources", True, f"none failed more than {limit} times in a row"))
 

@@ -109,6 +109,13 @@ class SourceSettings(Section):
         return self
 
 
+class IntakeSettings(Section):
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest file `submit` reads")
+    max_unpacked_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024,
+                                    description="largest XLSX workbook once uncompressed")
+    max_cell_chars: int = Field(32767, ge=100, description="longest text of one spreadsheet cell")
+
+
 class EscalationSettings(Section):
     policy: Path = Path("config/escalation.toml")
     regional_hospitals: int = Field(3, ge=1, description="K hospitals of one city make a regional shortage")
@@ -203,6 +210,7 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = CalendarSettings()
     directory: DirectorySettings = DirectorySettings()
     sources: list[SourceSettings] = Field(default_factory=list)
+    intake: IntakeSettings = IntakeSettings()
     escalation: EscalationSettings = EscalationSettings()
     mail: MailSettings = MailSettings()
     silences: SilenceSettings = SilenceSettings()

@@ -69,7 +69,7 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.ingest import IngestResult, ingest_payload, read_input_file
 
     try:
-        content = read_input_file(args.file)
+        content = read_input_file(args.file, ctx.settings.intake.max_bytes)
     except UnusableFile as exc:
         result = IngestResult(name=str(args.file), status="unusable",
                               errors=[{"row": None, "field": None, "reason": exc.reason}])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -30,9 +31,20 @@ from shortage_watch.domain.records import (
 from shortage_watch.intake.encodings import UnusableFile, decode_text
 
 HEADER_SCAN_ROWS = 30
-MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024  # a zip bomb stops here, not in memory
 MAX_JSON_DEPTH = 64
 _CSV_FIELD_LIMIT = 1024 * 1024
+_DELIMITERS = (",", "\t", ";")
+UNBALANCED_QUOTE = ("引号不配对：此行开始的引号没有在本行闭合，此行未读取，其后各行照常读取 / "
+                    "unbalanced quote: a quote opened in this row does not close in it; this row was not read, "
+                    "the rows after it were")
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """How much a spreadsheet may unpack to (settings `intake.max_unpacked_bytes`, `intake.max_cell_chars`)."""
+
+    max_unpacked_bytes: int = 256 * 1024 * 1024  # a zip bomb stops here, not in memory
+    max_cell_chars: int = 32767  # Excel's own limit for one cell's text
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ def detect_format(name: str, content: bytes) -> str:
 
 def parse_payload(
     content: bytes, *, name: str, kind: str, field_map: Mapping[str, str] | None = None, format: str | None = None,
-    lazy: bool = False,
+    lazy: bool = False, limits: ParseLimits = ParseLimits(),
 ) -> ParsedFile:
     """Parse `content` as `format` (detected from `name` when not given); `kind` may be 'auto'.
 
@@ -88,7 +100,7 @@ def parse_payload(
         raise UnusableFile("文件为空 / the file is empty")
     if fmt == "json":
         return _parse_json(content, kind, renames)
-    rows = _xlsx_rows(content) if fmt == "xlsx" else _csv_rows(content)
+    rows = _xlsx_rows(content, limits) if fmt == "xlsx" else _csv_rows(content, renames)
     parsed = _parse_table(fmt, rows, kind, renames)
     if not lazy:
         parsed.rows = list(parsed.rows)
@@ -98,40 +110,114 @@ def parse_payload(
 # ---- tables ------------------------------------------------------------------------------------
 
 
-def _csv_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
+@dataclass(frozen=True)
+class _BadRow:
+    """Yielded in place of a row's cells when the row itself cannot be read."""
+
+    reason: str
+
+
+def _delimiter(text: str, renames: Mapping[str, str]) -> tuple[str, int | None]:
+    """The delimiter that splits a header row among the first lines (a title row may hold
+    any of them) and how many the header holds; else the one most frequent in the first
+    non-empty line (and None)."""
+    lines = [line for line in itertools.islice(io.StringIO(text, newline=""), HEADER_SCAN_ROWS * 2) if line.strip()]
+    for line in lines[:HEADER_SCAN_ROWS]:
+        for delimiter in _DELIMITERS:
+            if line.count(delimiter) and _looks_like_header(next(csv.reader([line], delimiter=delimiter), []),
+                                                            renames):
+                return delimiter, line.count(delimiter)
+    first_line = lines[0] if lines else ""
+    return max(_DELIMITERS, key=first_line.count), None
+
+
+def _csv_rows(content: bytes, renames: Mapping[str, str]) -> Iterator[tuple[int, Any]]:
+    """Each record's number and cells. A record whose quote never closes, or whose quoted
+    cell swallowed whole rows, is a `_BadRow`, and reading resumes on the line after its
+    first, so the rows behind it are read, not lost inside one cell."""
     text, _encoding = decode_text(content)
-    first_line = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = max((",", "\t", ";"), key=first_line.count)
+    delimiter, header_width = _delimiter(text, renames)
+    # A line inside a cell with half a header's delimiters or more is a row, not prose.
+    row_like = max(2, header_width // 2) if header_width else None
     limit = csv.field_size_limit()
     csv.field_size_limit(_CSV_FIELD_LIMIT)
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         number = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise UnusableFile(f"CSV 格式错误（第 {number + 1} 行） / malformed CSV at row {number + 1}: {exc}") from None
-            number += 1
-            yield number, cells
+        start_line: int | None = 0
+        while start_line is not None:
+            lines = itertools.islice(io.StringIO(text, newline=""), start_line, None)
+            reader = csv.reader(lines, delimiter=delimiter)
+            # One record held back: only the last record of the text can end inside a quote.
+            held: tuple[int, list[Any], int, int] | None = None
+            resume = None
+            while True:
+                first = reader.line_num
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    raise UnusableFile(
+                        f"CSV 格式错误（第 {number + 1} 行） / malformed CSV at row {number + 1}: {exc}") from None
+                number += 1
+                if held is not None:
+                    yield held[0], held[1]
+                    held = None
+                if reader.line_num - first > 1 and row_like and _holds_rows(cells, delimiter, row_like):
+                    yield number, _BadRow(UNBALANCED_QUOTE)
+                    resume = start_line + first + 1
+                    break
+                held = (number, cells, first, reader.line_num)
+            if held is not None:
+                held_number, cells, first, last = held
+                if last - first > 1 and _quote_left_open(text, start_line + first, delimiter):
+                    yield held_number, _BadRow(UNBALANCED_QUOTE)
+                    resume = start_line + first + 1
+                else:
+                    yield held_number, cells
+            start_line = resume
     finally:
         csv.field_size_limit(limit)
 
 
-def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
+def _holds_rows(cells: list[str], delimiter: str, row_like: int) -> bool:
+    """Whether a cell spans lines that look like rows of their own (a stray quote joined them)."""
+    for cell in cells:
+        if "\n" in cell or "\r" in cell:
+            if any(line.count(delimiter) >= row_like for line in cell.splitlines()[1:]):
+                return True
+    return False
+
+
+def _quote_left_open(text: str, line: int, delimiter: str) -> bool:
+    """Whether the record starting on `line` runs to the end of the text inside a quote."""
+    lines = itertools.islice(io.StringIO(text, newline=""), line, None)
+    try:
+        next(csv.reader(lines, delimiter=delimiter, strict=True), None)
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _xlsx_rows(content: bytes, limits: ParseLimits) -> Iterator[tuple[int, list[Any]]]:
     """Rows of the first sheet that has a header row (a help sheet after it is ignored)."""
     import openpyxl  # heavy: loaded only when a spreadsheet arrives
 
     not_xlsx = "文件不是有效的 XLSX 表格 / not a readable XLSX workbook"
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_XLSX_UNCOMPRESSED:
-                raise UnusableFile("XLSX 解压后过大 / the XLSX workbook is too large once uncompressed")
+            if sum(info.file_size for info in archive.infolist()) > limits.max_unpacked_bytes:
+                raise UnusableFile(f"XLSX 解压后超过 {limits.max_unpacked_bytes} 字节 / the XLSX workbook is larger "
+                                   f"than intake.max_unpacked_bytes={limits.max_unpacked_bytes} once uncompressed")
             bad = archive.testzip()
             if bad is not None:
                 raise UnusableFile(not_xlsx + f" ({bad})")
+            for info in archive.infolist():
+                # openpyxl loads the shared-string table whole and each cell's text whole, so
+                # one huge string is refused here, read as a stream, before it fills the memory.
+                if info.filename.lower().endswith(".xml"):
+                    with archive.open(info) as stream:
+                        _check_cell_text(stream, limits.max_cell_chars)
     except UnusableFile:
         raise
     except Exception:  # BadZipFile, zlib.error, EOFError, ...: every damaged archive is the same to the sender
@@ -167,6 +253,28 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
         workbook.close()
 
 
+def _check_cell_text(stream: Any, max_chars: int) -> None:
+    """UnusableFile when a text between two XML tags is longer than `max_chars`, read as a stream.
+
+    Counted in bytes first (a character takes one to four), at C speed per chunk; only a
+    run longer than `max_chars` bytes is decoded and counted in characters. What is held
+    is at most one chunk and one run of 4 x `max_chars` bytes.
+    """
+    too_long = UnusableFile(f"XLSX 中有单元格文本超过 {max_chars} 个字符 / a cell's text is longer than "
+                            f"intake.max_cell_chars={max_chars} characters")
+    carried = b""
+    while chunk := stream.read(1 << 20):
+        pieces = (carried + chunk).split(b"<")
+        carried = pieces.pop()  # the text after the last tag may go on in the next chunk
+        if len(carried) > 4 * max_chars:
+            raise too_long
+        if max(map(len, pieces), default=0) > max_chars:
+            if any(len(p.decode("utf-8", "ignore")) > max_chars for p in pieces if len(p) > max_chars):
+                raise too_long
+    if len(carried.decode("utf-8", "ignore")) > max_chars:
+        raise too_long
+
+
 def _looks_like_header(cells: Iterable[Any], renames: Mapping[str, str] | None = None) -> bool:
     renames = renames or {}
     known = 0
@@ -182,7 +290,7 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
     parsed = ParsedFile(format=fmt)
     headers: list[str] | None = None
     for number, cells in rows:
-        if not _looks_like_header(cells, renames):
+        if isinstance(cells, _BadRow) or not _looks_like_header(cells, renames):
             if number >= HEADER_SCAN_ROWS:
                 break
             continue
@@ -203,6 +311,12 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
         raise UnusableFile(
             "无法从表头判断记录类型，请指定类型 / cannot tell the record kind from the headers; name it (--kind)"
         )
+    # Two columns giving one field (notice_id and 通知编号): which to believe is a guess, so
+    # the whole file is refused, for every kind its rows may be.
+    for candidate in (fixed_kind or inferred,) if kind_column is None else RECORD_KINDS:
+        problem = _ambiguous(candidate, headers, "列 / columns") if candidate else None
+        if problem is not None:
+            raise UnusableFile(problem)
     parsed.rows = _table_data(parsed, rows, mapping_for, kind_column, fixed_kind, inferred)
     return parsed
 
@@ -210,6 +324,9 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
 def _table_data(parsed: ParsedFile, rows: Iterator[tuple[int, list[Any]]], mapping_for: Any,
                 kind_column: int | None, fixed_kind: str | None, inferred: str | None) -> Iterator[RawRow]:
     for number, cells in rows:
+        if isinstance(cells, _BadRow):
+            parsed.errors.append(RowError(number, None, cells.reason))
+            continue
         if not any(c is not None and (not isinstance(c, str) or c.strip(" \t\u3000\u00a0")) for c in cells):
             continue  # blank rows between records are not errors
         row_kind = fixed_kind or inferred
@@ -239,6 +356,21 @@ def _mapper(headers: list[str], kind: str):  # type: ignore[no-untyped-def]
     return mapping_for
 
 
+def _ambiguous(kind: str, headers: Iterable[str], what: str) -> str | None:
+    """Why these headers are ambiguous for `kind` (two of them give one field), or None."""
+    index = HEADER_INDEX[kind]
+    given: dict[str, list[str]] = {}
+    for header in headers:
+        if header in index:
+            given.setdefault(index[header], []).append(header)
+    for key, names in given.items():
+        if len(names) > 1:
+            shown = "、".join(names)
+            return (f"{what.split(' / ')[0]} {shown} 都对应字段 {key}，无法判断用哪一个 / "
+                    f"{what.split(' / ')[1]} {', '.join(names)} all give the field {key}: ambiguous, keep only one")
+    return None
+
+
 def _kind_problem(value: Any, fixed: str | None) -> str:
     if fixed is not None and value is not None and normalize_kind_name(value) is not None:
         return f"记录类型与来源要求的 {fixed} 不符 / record_kind {value!r} does not match this source ({fixed})"
@@ -264,10 +396,24 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
+class _JsonObject(dict):  # type: ignore[type-arg]
+    """A JSON object that remembers the keys it was given more than once (json keeps the last)."""
+
+    repeated: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> "_JsonObject":
+        made = cls(pairs)
+        if len(made) < len(pairs):
+            keys = [k for k, _ in pairs]
+            made.repeated = tuple(sorted({k for k in keys if keys.count(k) > 1}))
+        return made
+
+
 def _parse_json(content: bytes, kind: str, renames: Mapping[str, str]) -> ParsedFile:
     text, _encoding = decode_text(content)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_JsonObject.from_pairs)
     except RecursionError:
         raise UnusableFile("JSON 嵌套过深 / JSON nested too deeply") from None
     except ValueError as exc:
@@ -293,7 +439,14 @@ def _parse_json(content: bytes, kind: str, renames: Mapping[str, str]) -> Parsed
         if not isinstance(item, dict):
             parsed.errors.append(RowError(index, None, "记录应为 JSON 对象 / a record must be a JSON object"))
             continue
-        keys = {renames.get(clean_header(k), clean_header(k)): v for k, v in item.items() if isinstance(k, str)}
+        names = [renames.get(clean_header(k), clean_header(k)) for k in item]
+        repeated = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
+        if repeated or getattr(item, "repeated", ()):
+            shown = ", ".join(repeated or item.repeated)
+            parsed.errors.append(RowError(index, shown, f"键重复：{shown}，无法判断用哪一个值 / "
+                                                        f"duplicate key {shown}: ambiguous, keep only one"))
+            continue
+        keys = dict(zip(names, item.values()))
         named_value = keys.get("record_kind", keys.get("记录类型"))
         row_kind = fixed_kind
         if named_value not in (None, ""):
@@ -306,6 +459,10 @@ def _parse_json(content: bytes, kind: str, renames: Mapping[str, str]) -> Parsed
             row_kind = infer_kind(list(keys))
         if row_kind is None:
             parsed.errors.append(RowError(index, "record_kind", _kind_problem(None, None)))
+            continue
+        problem = _ambiguous(row_kind, keys, "键 / keys")
+        if problem is not None:
+            parsed.errors.append(RowError(index, None, problem))
             continue
         mapped = map_headers(row_kind, list(keys))
         values = {key: keys[header] for header, key in mapped.items() if key != "record_kind"}

@@ -95,6 +95,13 @@ class RawReceipt(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[Any] | None]
+    # Stored a chunk at a time: the last row (or JSON index) whose chunk committed, so an
+    # interrupted file resumes after it; None while nothing is committed or when stored at once.
+    rows_done: Mapped[int | None] = mapped_column(Integer)
+    # Inbox files: where the file went ("archive/a.csv"), watched for a tail appended after it
+    # was read; or why it could not be moved out of the inbox (it then waits, not re-ingested).
+    moved_to: Mapped[str | None] = mapped_column(Text)
+    move_error: Mapped[str | None] = mapped_column(Text)
 
 
 class RecordVersion(Base):
