@@ -93,7 +93,6 @@ def test_files_still_being_written_wait(make_app, tmp_path) -> None:  # type: ig
     drop(folder, "b.tmp", content)
     drop(folder, "~$c.xlsx", content)
     drop(folder, ".hidden.csv", content)
-    drop(folder, "notes.txt", content)
     (folder / "fresh.csv").write_bytes(content)  # modified just now
     outcome = poll(app)
     assert (outcome.items, notices(app)) == (0, 0)
@@ -136,7 +135,7 @@ def test_a_crash_after_commit_before_the_move_reingests_as_duplicates(make_app, 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise SystemError("power cut")
 
-    monkeypatch.setattr(sources_inbox, "move_processed", crash)
+    monkeypatch.setattr(sources_inbox.InboxFolder, "move_processed", crash)
     assert poll(app).status == "failed"
     assert (folder / "a.csv").exists()  # still in the inbox
     monkeypatch.undo()
