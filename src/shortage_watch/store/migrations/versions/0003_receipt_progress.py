@@ -1,15 +1,15 @@
 """receipts: chunk progress, where an inbox file was moved, why it could not be moved
 
-Revision ID: 0002_receipt_progress
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002_receipt_progress'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
