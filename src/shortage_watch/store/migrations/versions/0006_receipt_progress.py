@@ -1,15 +1,15 @@
 """receipts: chunk progress, where an inbox file was moved, why it could not be moved
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0006_receipt_progress
+Revises: 0005_dashboard_indexes
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003'
-down_revision = '0002'
+revision = '0006_receipt_progress'
+down_revision = '0005_dashboard_indexes'
 branch_labels = None
 depends_on = None
 
