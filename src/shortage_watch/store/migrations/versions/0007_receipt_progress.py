@@ -1,15 +1,15 @@
 """receipts: chunk progress, where an inbox file was moved, why it could not be moved
 
-Revision ID: 0006_receipt_progress
-Revises: 0005_dashboard_indexes
+Revision ID: 0007_receipt_progress
+Revises: 0006_silences
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006_receipt_progress'
-down_revision = '0005_dashboard_indexes'
+revision = '0007_receipt_progress'
+down_revision = '0006_silences'
 branch_labels = None
 depends_on = None
 
