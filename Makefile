@@ -17,9 +17,10 @@ setup: $(STAMP)
 ## run: set up and run the daemon on the embedded default (SQLite in var/, mail as .eml files in var/mail/)
 run: $(STAMP)
 	$(BIN)/shortage-watch db upgrade
-	@# First run only: hand the daemon the sample inbox, so mail appears in var/mail/ within a minute.
+	@# First run only: hand the daemon a sample inbox dated relative to today, so mail appears in
+	@# var/mail/ within a minute and tells a true story (deadlines ahead, one report, one late case).
 	@# Back-dated so the inbox's settle time (files still being uploaded) does not hold them back.
-	@if [ ! -e var/.sample-inbox ]; then mkdir -p var/inbox && cp config/examples/inbox/*.* var/inbox/ \
+	@if [ ! -e var/.sample-inbox ]; then $(BIN)/shortage-watch sample-inbox var/inbox >/dev/null \
 		&& touch -d '1 minute ago' var/inbox/*.* && touch var/.sample-inbox; fi
 	@echo "shortage-watch: running; mail is written to var/mail/; Ctrl-C stops"
 	$(BIN)/shortage-watch run

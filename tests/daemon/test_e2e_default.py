@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -18,11 +19,17 @@ pytestmark = pytest.mark.slow
 def test_run_on_the_embedded_default_mails_the_sample_inbox_and_stops_on_sigterm(tmp_path: Path) -> None:
     # What `make run` does, in a scratch working directory: the shipped config as is
     # (SQLite in var/, the file mail transport into var/mail/, the sample directory),
-    # and the sample inbox copied into var/inbox.
+    # and the sample inbox written into var/inbox, dated relative to today.
     shutil.copytree(REPO / "config", tmp_path / "config")
-    shutil.copytree(REPO / "config" / "examples" / "inbox", tmp_path / "var" / "inbox")
+    sample = subprocess.run(
+        [sys.executable, "-m", "shortage_watch", "sample-inbox", "var/inbox"],
+        cwd=tmp_path, env=daemon_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert sample.returncode == 0, sample.stderr
     samples = sorted(p.name for p in (tmp_path / "var" / "inbox").iterdir() if p.is_file())
-    assert samples, "config/examples/inbox has sample files"
+    assert len(samples) == 3
+    for path in (tmp_path / "var" / "inbox").iterdir():
+        os.utime(path, (path.stat().st_mtime - 60,) * 2)  # as `make run` back-dates them past the settle time
     upgrade = subprocess.run(
         [sys.executable, "-m", "shortage_watch", "db", "upgrade"],
         cwd=tmp_path, env=daemon_env(), capture_output=True, text=True, timeout=60,

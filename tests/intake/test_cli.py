@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import openpyxl
 import pytest
 
 from shortage_watch.cli import main
-from tests.intake.conftest import EXAMPLES, REPO, STOPPAGE_HEADER_ZH, notice_row, sample_directory_settings
+from tests.intake.conftest import REPO, STOPPAGE_HEADER_ZH, notice_row, sample_directory_settings
 
 
 @pytest.fixture
@@ -113,10 +112,11 @@ def test_directory_check_sample_is_clean_and_problems_exit_1(config: Path, write
 
 
 def test_poll_prints_one_line_per_source(config: Path, tmp_path: Path, capsys: Any) -> None:
-    shutil.copytree(EXAMPLES / "inbox", tmp_path / "inbox")
+    assert run(config, "sample-inbox", str(tmp_path / "inbox"), "--now", "2024-10-09T10:00") == 0
+    capsys.readouterr()
     assert run(config, "poll", "--now", "2024-10-09T10:00") == 0
     assert capsys.readouterr().out.strip().splitlines() == [
-        "sample-inbox: ok, 2 item(s), accepted 4, duplicates 0, rejected 0"]
+        "sample-inbox: ok, 3 item(s), accepted 5, duplicates 0, rejected 0"]
     assert run(config, "poll", "--source", "nope") == 2
 
 

@@ -6,16 +6,17 @@ import csv
 import io
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
+from shortage_watch.calendar import WorkingCalendar
+from shortage_watch.intake.sample_inbox import write_sample_inbox
 from shortage_watch.services.ingest import poll_source
 from shortage_watch.store.tables import RawReceipt, StoppageNotice
-from tests.intake.conftest import EXAMPLES, NOW, STOPPAGE_HEADER_ZH, notice_row
+from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, notice_row
 
 
 def inbox_app(make_app: Any, folder: Path, **extra: Any) -> Any:
@@ -46,14 +47,13 @@ def notices(app: Any) -> int:
 
 def test_sample_inbox_is_archived(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "inbox"
-    shutil.copytree(EXAMPLES / "inbox", folder)
-    for path in folder.iterdir():
+    samples = write_sample_inbox(folder, WorkingCalendar(), NOW)
+    for path in samples:
         settle(path)
     app = inbox_app(make_app, folder)
     outcome = poll(app)
-    assert (outcome.status, outcome.items, outcome.accepted, outcome.rejected) == ("ok", 2, 4, 0)
-    assert sorted(p.name for p in (folder / "archive").iterdir()) == sorted(
-        p.name for p in (EXAMPLES / "inbox").iterdir())
+    assert (outcome.status, outcome.items, outcome.accepted, outcome.rejected) == ("ok", 3, 5, 0)
+    assert sorted(p.name for p in (folder / "archive").iterdir()) == sorted(p.name for p in samples)
     assert [p.name for p in folder.iterdir() if p.is_file()] == []
 
 

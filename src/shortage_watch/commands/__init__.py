@@ -115,6 +115,7 @@ from shortage_watch.commands import daemon  # noqa: E402
 from shortage_watch.commands import intake  # noqa: E402
 from shortage_watch.commands import ledger  # noqa: E402
 from shortage_watch.commands import mail  # noqa: E402
+from shortage_watch.commands import samples  # noqa: E402
 from shortage_watch.commands import silences  # noqa: E402
 
-COMMAND_MODULES = [basics, daemon, intake, ledger, mail, silences]
+COMMAND_MODULES = [basics, daemon, intake, ledger, mail, samples, silences]
