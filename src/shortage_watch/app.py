@@ -84,7 +84,13 @@ class App:
         """Mail templates: `mail.templates_dir` first, then the packaged ones."""
         from shortage_watch.mail.render import Renderer
 
-        return Renderer(self.settings.mail.templates_dir, self.settings.timezone, self.settings.mail.reply_to)
+        from shortage_watch.mail.render import report_channels_for
+
+        mail = self.settings.mail
+        # Hook for the web portal: once settings have `web.public_url`, mail offers it as a way to report.
+        portal_url = getattr(getattr(self.settings, "web", None), "public_url", None)
+        channels = report_channels_for(reply_to=mail.reply_to, inbox=mail.report_inbox, portal_url=portal_url)
+        return Renderer(mail.templates_dir, self.settings.timezone, mail.reply_to, calendar=self.calendar, report_channels=channels)
 
     @cached_property
     def transport(self) -> "Transport":

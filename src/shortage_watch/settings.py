@@ -131,6 +131,7 @@ class MailSettings(Section):
     transport: Literal["file", "smtp"] = "file"
     from_: str = Field("shortage-watch@localhost", alias="from")
     reply_to: str | None = None
+    report_inbox: str | None = Field(None, description="where distributors upload report files (e.g. an SFTP folder); told in their mail")
     language: Literal["zh-CN", "en"] = "zh-CN"
     file_dir: Path = Path("var/mail")
     templates_dir: Path | None = None

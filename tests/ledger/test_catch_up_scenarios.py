@@ -155,3 +155,15 @@ def test_late_notice_audit_trail_shows_skipped_levels_with_their_moment(db_url, 
     skipped = skipped_levels(app)
     assert skipped["reminder"]["was_due_at"] == "2024-10-09T00:00:00+08:00"
     assert date.fromisoformat(skipped["receipt"]["was_due_at"][:10]) == date(2024, 10, 21)
+
+
+def test_chongqing_is_not_escalated_to_itself(db_url, make_app):
+    # 万州区 sits directly under 重庆市: its "city" and "province" are one bureau, told at the interview level.
+    app = make_app(db_url)
+    store_notice(app, at("2024-09-27T10:00"), notice_id="N-CQ", distributor_code="D2", region_code="500101")
+    for moment in ("2024-10-11T00:00", "2024-10-14T00:00", "2024-10-23T00:00", "2024-11-20T00:00"):
+        sweep(app, at(moment))
+    to_chongqing = [a.template for a in alerts(app) if a.recipient_email == "ybj@cq.example"]
+    assert to_chongqing == ["notice_opened", "overdue_alert", "interview_recommendation"]
+    skipped = skipped_levels(app)["province"]
+    assert (skipped["reason"], skipped["recipients"]) == ("same_bureau", ["insurance@province"])

@@ -161,12 +161,12 @@ def test_monthly_summary_on_the_first_working_day_after_national_day(app, tmp_pa
     ningde = next(r for r in outbox(app, "monthly_summary") if r.recipient_email == "nd-ybj@example.gov.cn")
     c = ningde.context
     assert ningde.dedup_key == "monthly:350900:nd-ybj@example.gov.cn:2024-09" and c["month"] == "2024-09"
-    assert sorted(s["hospital"] for s in c["shortages"]) == ["宁德市医院", "霞浦县医院"]
+    assert sorted(s["hospital"] for s in c["shortages"]) == ["宁德市医院（H1）", "霞浦县医院（H2）"]  # hospitals by name, codes in brackets
     assert {s["notice_id"] for s in c["stoppages"]} == {"N2", "N3"}  # notified in September; N1 is October's
     by_party = {r["distributor_code"]: r for r in c["compliance"]}
     assert (by_party["D2"]["overdue"], by_party["D1"]["late"]) == (1, 1)
     county = next(r for r in outbox(app, "monthly_summary") if r.recipient_email == "jc-ybj@example.gov.cn")
-    assert [s["hospital"] for s in county.context["shortages"]] == ["宁德市医院"]
+    assert [s["hospital"] for s in county.context["shortages"]] == ["宁德市医院（H1）"]
 
     assert deliver_due(app, at(2024, 10, 8, 9, 30)).sent == 4
     eml = next(p for p in (tmp_path / "mail").glob("*.eml")

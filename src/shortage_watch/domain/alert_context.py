@@ -76,6 +76,7 @@ class CaseInfo(TypedDict):
     hospitals: list[HospitalLine]
     possible_false_shortages: int  # reports with cause 'procurement'
     linked_notices: list[str]
+    first_reported_on: str  # the earliest date a hospital reported the shortage (首次上报)
     unresolved_working_days: int | None  # working days since it became regional, at writing time
 
 

@@ -64,3 +64,43 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
         "en": {"source": "source", "distributor": "distributor (mail undeliverable)", "sentinel": "sentinel hospital"},
     },
 }
+
+# Record fields whose value is a choice, and the label group each one shows (one table for both ways).
+CHOICE_FIELDS: dict[str, str] = {"kind": "kind", "priority_class": "priority", "supply_status": "supply", "cause": "cause"}
+
+# Other words clerks write for a choice: accepted as input, never shown.
+SYNONYMS: dict[str, dict[str, str]] = {
+    "kind": {"停产通知": "stoppage", "断供通知": "interruption", "减产通知": "reduction", "停供": "interruption"},
+    "priority": {"国谈": "negotiated", "国谈药品": "negotiated", "国谈药": "negotiated", "集采": "winning_bid", "中选": "winning_bid",
+                 "集采中选": "winning_bid", "短缺清单": "shortage_list"},
+    "supply": {"已解决": "resolved"},
+    "cause": {"供应": "supply", "采购": "procurement"},
+}
+
+
+def label(group: str, value: str, language: str = "zh-CN") -> str:
+    """The words for `value` in `language` (Chinese when the language has none); the value itself when unknown."""
+    table = LABELS[group]
+    return table.get(language, table["zh-CN"]).get(value, value)
+
+
+def choice_values(group: str) -> tuple[str, ...]:
+    """The stored values of a choice, in the table's order."""
+    return tuple(LABELS[group]["zh-CN"])
+
+
+def accepted_words(group: str) -> dict[str, str]:
+    """Every word accepted for a choice (case-insensitive) -> its value: the value, each label a mail or
+    workbook shows (Chinese and English), and the synonyms."""
+    words = {value.lower(): value for value in choice_values(group)}
+    for labels in LABELS[group].values():
+        words.update({text.lower(): value for value, text in labels.items()})
+    words.update({text.lower(): value for text, value in SYNONYMS.get(group, {}).items()})
+    return words
+
+
+def named(name: str | None, code: str, language: str = "zh-CN") -> str:
+    """A party as people read it: its name with the code in brackets (宁德市医院（H350902001）), or the code alone."""
+    if not name or name == code:
+        return code
+    return f"{name} ({code})" if language == "en" else f"{name}（{code}）"

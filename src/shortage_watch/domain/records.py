@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
 
+from shortage_watch.domain.labels import CHOICE_FIELDS, accepted_words, choice_values, label as label_of
+
 RecordKind = Literal["stoppage_notice", "distributor_report", "shortage_report"]
 RECORD_KINDS: tuple[str, ...] = ("stoppage_notice", "distributor_report", "shortage_report")
 KIND_LABELS = {
@@ -321,10 +323,11 @@ def parse_instant(value: object, tz: ZoneInfo) -> datetime | None:
         raise FieldProblem(problem) from None
 
 
-def _choice(options: dict[str, str], label: str):  # type: ignore[no-untyped-def]
-    """Accept the English value (any case) or its Chinese name."""
-    lookup = {k.lower(): v for k, v in options.items()}
-    allowed = "、".join(f"{zh}（{en}）" for en, zh in _CHOICE_LABELS[label].items())
+def _choice(field: str):  # type: ignore[no-untyped-def]
+    """Accept the value, any label a mail or workbook shows for it (Chinese or English, any case), or a synonym."""
+    group = CHOICE_FIELDS[field]
+    lookup = accepted_words(group)
+    allowed = "、".join(f"{label_of(group, value)}（{value}）" for value in choice_values(group))
 
     def parse(value: object) -> str | None:
         text = as_text(value)
@@ -332,32 +335,10 @@ def _choice(options: dict[str, str], label: str):  # type: ignore[no-untyped-def
             return None
         found = lookup.get(text.lower())
         if found is None:
-            raise FieldProblem(f"取值应为{allowed}之一 / must be one of {', '.join(_CHOICE_LABELS[label])}")
+            raise FieldProblem(f"取值应为{allowed}之一 / must be one of {', '.join(choice_values(group))}")
         return found
 
     return BeforeValidator(parse)
-
-
-_CHOICE_LABELS: dict[str, dict[str, str]] = {
-    "kind": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
-    "priority_class": {"negotiated": "国谈药品", "winning_bid": "集采中选", "shortage_list": "短缺清单", "other": "其他"},
-    "supply_status": {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"},
-    "cause": {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"},
-}
-_CHOICE_EXTRA: dict[str, dict[str, str]] = {
-    "kind": {"停产通知": "stoppage", "断供通知": "interruption"},
-    "priority_class": {"国谈": "negotiated", "国家谈判药品": "negotiated", "集采": "winning_bid", "中选": "winning_bid",
-                       "短缺药品清单": "shortage_list"},
-    "supply_status": {"已解决": "resolved"},
-    "cause": {"供应": "supply", "采购": "procurement"},
-}
-
-
-def _choices(label: str) -> dict[str, str]:
-    options = {en: en for en in _CHOICE_LABELS[label]}
-    options.update({zh: en for en, zh in _CHOICE_LABELS[label].items()})
-    options.update(_CHOICE_EXTRA.get(label, {}))
-    return options
 
 
 def _number(integer: bool):  # type: ignore[no-untyped-def]
@@ -421,11 +402,11 @@ OptText = Annotated[str | None, _text(2000)]
 Day = Annotated[date, BeforeValidator(_date_field)]
 OptDay = Annotated[date | None, BeforeValidator(_date_field)]
 Instant = Annotated[datetime, BeforeValidator(_instant_field)]
-NoticeKind = Annotated[str, _choice(_choices("kind"), "kind")]
-OptNoticeKind = Annotated[str | None, _choice(_choices("kind"), "kind")]
-Priority = Annotated[str | None, _choice(_choices("priority_class"), "priority_class")]
-SupplyStatus = Annotated[str, _choice(_choices("supply_status"), "supply_status")]
-Cause = Annotated[str | None, _choice(_choices("cause"), "cause")]
+NoticeKind = Annotated[str, _choice("kind")]
+OptNoticeKind = Annotated[str | None, _choice("kind")]
+Priority = Annotated[str | None, _choice("priority_class")]
+SupplyStatus = Annotated[str, _choice("supply_status")]
+Cause = Annotated[str | None, _choice("cause")]
 Count = Annotated[int | None, _number(integer=True)]
 Amount = Annotated[float | None, _number(integer=False)]
 

@@ -89,6 +89,18 @@ def route(
     return _operations(role, target.code, target.name, operations_email)
 
 
+def same_bureau_as_city(directory: DirectoryView, spec: str, region_code: str | None, earlier_specs: Sequence[str]) -> bool:
+    """True when `spec` names the province but, for this region, the province is the city (a municipality
+    such as 重庆: its districts sit directly under it) and an earlier level already names that city's bureau.
+    Escalating "to the province" would then tell the same bureau about itself, in the third person."""
+    role, level = parse_recipient(spec)
+    if level != "province" or f"{role}@city" not in earlier_specs or not region_code:
+        return False
+    city = directory.at_level(region_code, "city")
+    province = directory.at_level(region_code, "province")
+    return city is not None and province is not None and city.code == province.code
+
+
 class NoDirectory:
     """A directory with no regions, contacts or parties: everything routes to operations."""
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from shortage_watch.domain.labels import LABELS
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, pass_context
 from jinja2.runtime import Context
+
+from shortage_watch.calendar import WorkingCalendar
+from shortage_watch.domain.labels import LABELS
 
 LANGUAGES = ("zh-CN", "en")
 
@@ -42,6 +44,13 @@ ALERT_TEMPLATES = (
 MAIL_TEMPLATES = ("digest", "monthly_summary", "operations_digest", "test")
 
 _WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
+
+def report_channels_for(*, reply_to: str | None, inbox: str | None = None, portal_url: str | None = None) -> dict[str, str | None]:
+    """How a distributor hands in its report, as mail tells it: an inbox folder it uploads to (`mail.report_inbox`),
+    the reply address someone reads (`mail.reply_to`), and the web portal (`web.public_url`, once there is one).
+    A channel left unset is never offered: no mail asks for a reply to an address nobody reads."""
+    return {"inbox": inbox, "email": reply_to, "portal_url": portal_url}
+
 
 CONTEXT_DEFAULTS: dict[str, Any] = {"entered_at": None, "prior_steps": {}, "sent_with": [], "catch_up": None}
 
@@ -73,8 +82,9 @@ def _language(ctx: Context) -> str:
 class _Formats:
     """Date filters in the settings' zone, in the reader's language."""
 
-    def __init__(self, tz: ZoneInfo) -> None:
+    def __init__(self, tz: ZoneInfo, is_working_day: Callable[[date], bool]) -> None:
         self.tz = tz
+        self.is_working_day = is_working_day
 
     def _local(self, value: Any) -> tuple[date, time | None]:
         parsed = _parse(value)
@@ -86,9 +96,11 @@ class _Formats:
         return parsed, None
 
     def day_text(self, lang: str, day: date) -> str:
+        """The date with its weekday; a weekend day that is a working day says so (调休上班日)."""
+        makeup = day.weekday() >= 5 and self.is_working_day(day)
         if lang == "en":
-            return f"{day:%A} {day.day} {day:%B %Y}"
-        return f"{day.year}年{day.month}月{day.day}日（{_WEEKDAYS_ZH[day.weekday()]}）"
+            return f"{day:%A} {day.day} {day:%B %Y}" + (" (a make-up working day)" if makeup else "")
+        return f"{day.year}年{day.month}月{day.day}日（{_WEEKDAYS_ZH[day.weekday()]}{'，调休上班日' if makeup else ''}）"
 
     @pass_context
     def day(self, ctx: Context, value: Any) -> str:
@@ -153,11 +165,21 @@ def packaged_templates_dir() -> Path:
 class Renderer:
     """Renders a named template in one language to subject, text and HTML."""
 
-    def __init__(self, templates_dir: Path | None = None, tz: str = "Asia/Shanghai", reply_to: str | None = None) -> None:
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        tz: str = "Asia/Shanghai",
+        reply_to: str | None = None,
+        *,
+        calendar: Any = None,
+        report_channels: dict[str, str | None] | None = None,
+    ) -> None:
+        """`calendar` (the App's, with its overrides; the built-in one by default) marks make-up working days;
+        `report_channels` says how a distributor reports (see `report_channels`)."""
         folders = [str(templates_dir)] if templates_dir is not None else []
         folders.append(str(packaged_templates_dir()))
         loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
-        formats = _Formats(ZoneInfo(tz))
+        formats = _Formats(ZoneInfo(tz), (calendar or WorkingCalendar(tz=tz)).is_working_day)
         # One environment per (format, language): `part` and `lang` are globals there, so
         # `_macros.j2` is imported without context and cached, not re-run for every mail.
         self._envs = {
@@ -167,6 +189,7 @@ class Renderer:
         }
         self._text = self._envs[("text", "zh-CN")]
         self.reply_to = reply_to
+        self.report_channels = report_channels or report_channels_for(reply_to=reply_to)
 
     @staticmethod
     def _environment(loader: ChoiceLoader, formats: _Formats, autoescape: bool, part: str, lang: str) -> Environment:
@@ -187,7 +210,7 @@ class Renderer:
         lang = language if language in LANGUAGES else "zh-CN"
         name = f"{lang}/{template}.j2"
         # Outbox rows written before a context key existed render as if it said nothing.
-        values = {**CONTEXT_DEFAULTS, **context, "lang": lang, "reply_to": self.reply_to}
+        values = {**CONTEXT_DEFAULTS, **context, "lang": lang, "reply_to": self.reply_to, "report_channels": self.report_channels}
         try:
             text_template = self._envs[("text", lang)].get_template(name)
             subject = text_template.render(values, part="subject")

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from shortage_watch.domain.labels import label, named
 from shortage_watch.domain.obligations import OPEN_STATES, case_number, overdue_working_days
 from shortage_watch.mail.message import Attachment
 from shortage_watch.services.quiet import find_quiet_reporters
@@ -195,6 +196,7 @@ def digest_context(app: "App", snapshot: DigestSnapshot, contact: "Contact", ema
             "state": case.state,
             "hospitals": len({r.hospital_code for r in reports if r.supply_status != "resolved"}),
             "opened_at": case.opened_at.isoformat(),
+            "first_reported_on": min((r.reported_on for r in reports), default=case.opened_at.date()).isoformat(),
             "city_name": _region_name(directory, case.city_code),
         })
 
@@ -376,7 +378,7 @@ def monthly_context(session: Session, app: "App", contact: "Contact", email: str
             "case_number": case_number("C", case.id) if case else "—",
             "product_code": r.product_code,
             "product": r.product_name,
-            "hospital": r.hospital_name or (hospital.name if hospital else r.hospital_code),
+            "hospital": named(r.hospital_name or (hospital.name if hospital else None), r.hospital_code),
             "region_name": _region_name(directory, code),
             "reported_on": r.reported_on.isoformat(),
             "supply_status": r.supply_status,
@@ -480,22 +482,20 @@ def send_monthly_summaries(app: "App", now: datetime) -> int:
 
 # --- the XLSX attachment ------------------------------------------------------------------------
 
-_SUPPLY = {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"}
-_CAUSE = {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"}
-_KIND = {"stoppage": "停产", "interruption": "断供", "reduction": "减产"}
-_PRIORITY = {"negotiated": "国谈药品", "winning_bid": "集采中选", "shortage_list": "短缺清单", "other": "其他"}
-_CASE_STATE = {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"}
+def _word(group: str, value: str | None) -> str | None:
+    """The workbook shows the same Chinese label as the mail (domain/labels.py); a blank stays blank."""
+    return None if value is None else label(group, value)
 
 
 def _sheets(context: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
     shortages = [
-        [s["case_number"], s["product_code"], s["product"], s["hospital"], s["region_name"], s["reported_on"], _SUPPLY.get(s["supply_status"], s["supply_status"]),
-         s["monthly_demand"], s["demand_unit"], s["stock_days"], s["substitute_in_use"], _CAUSE.get(s["cause"] or "", s["cause"]), _CASE_STATE.get(s["case_state"] or "", s["case_state"])]
+        [s["case_number"], s["product_code"], s["product"], s["hospital"], s["region_name"], s["reported_on"], _word("supply", s["supply_status"]),
+         s["monthly_demand"], s["demand_unit"], s["stock_days"], s["substitute_in_use"], _word("cause", s["cause"]), _word("case_state", s["case_state"])]
         for s in context["shortages"]
     ]
     stoppages = [
         [s["case_number"], s["notice_id"], s["product_code"], s["product"], s["specification"], s["manufacturer"], s["distributor"], s["region_name"],
-         _KIND.get(s["kind"], s["kind"]), s["notified_on"], s["expected_resume_on"], _PRIORITY.get(s["priority_class"] or "", s["priority_class"])]
+         _word("kind", s["kind"]), s["notified_on"], s["expected_resume_on"], _word("priority", s["priority_class"])]
         for s in context["stoppages"]
     ]
     compliance = [[c["distributor_code"], c["distributor"], c["obligations"], c["on_time"], c["late"], c["overdue"], c["open"]] for c in context["compliance"]]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.catch_up import Plan, plan_deliveries, steps_sent_before
+from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_sent_before
 from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, is_regional
 from shortage_watch.domain.deadline import report_deadline
 from shortage_watch.domain.obligations import (
@@ -31,7 +31,7 @@ from shortage_watch.domain.obligations import (
 )
 from shortage_watch.domain.policy import EventRule, Firing, Ladder, is_priority, schedule
 from shortage_watch.domain.inhibition import inhibited_by_province
-from shortage_watch.domain.routing import NoDirectory, Route, route
+from shortage_watch.domain.routing import NoDirectory, Route, route, same_bureau_as_city
 from shortage_watch.services.alerts import Hold, audit, case_context, obligation_context, operator_closures, write_alert
 from shortage_watch.services.inhibition import drop_chasers_of_closed, escalated_case, province_hold
 from shortage_watch.services.silences import hold_for
@@ -178,7 +178,7 @@ def write_obligation_alerts(
     context = obligation_context(session, obligation=obligation, directory=directory_of(app), calendar=app.calendar, now=now)
     return write_ladder_alerts(
         session, app, subject="O", subject_id=obligation.id, firings=firings, stale=stale, region_code=obligation.region_code,
-        distributor_code=obligation.party_code, context=context, now=now, skip_recipients=skip_recipients,
+        distributor_code=obligation.party_code, context=context, now=now, ladder=Ladder.from_json(obligation.policy), skip_recipients=skip_recipients,
         entered_after_due=obligation.opened_at > obligation.due_at,
     )
 
@@ -207,6 +207,7 @@ def write_ladder_alerts(
     distributor_code: str | None,
     context: dict[str, Any],
     now: datetime,
+    ladder: Ladder,
     skip_recipients: frozenset[str] = frozenset(),
     entered_after_due: bool = False,
 ) -> tuple[int, Plan]:
@@ -214,16 +215,22 @@ def write_ladder_alerts(
 
     Each recipient gets one message: the latest level of the batch addressed to them, written
     for the present (what happened, since when, what was not mailed); the earlier levels and
-    the reminders too late to send are audited as skipped (`level_skipped`), never mailed.
+    the reminders too late to send are audited as skipped (`level_skipped`), never mailed, and
+    so is a province level to a municipality whose bureau the ladder already names as the city.
     Returns how many outbox rows were new, and the plan.
     """
     calendar = app.calendar
     directory = directory_of(app)
     routed: list[tuple[Firing, dict[str, Route]]] = []
+    told_already: list[Skip] = []
     for firing in sorted((*firings, *stale), key=lambda f: f.step):
         targets: dict[str, Route] = {}
+        earlier = [spec for level in ladder.levels[: ladder.levels.index(firing.level)] for spec in level.recipients]
         for spec in firing.level.recipients:
             if spec in skip_recipients:
+                continue
+            if same_bureau_as_city(directory, spec, region_code, earlier):
+                told_already.append(Skip(firing, (spec,), "same_bureau"))
                 continue
             for target in route(directory, spec, region_code=region_code, distributor_code=distributor_code,
                                 operations_email=app.settings.directory.operations_email):
@@ -255,6 +262,7 @@ def write_ladder_alerts(
             session, now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
             urgent=delivery.firing.level.urgent, route=target, context=full, default_language=app.settings.mail.language, hold=hold,
         )
+    plan = Plan(plan.deliveries, (*told_already, *plan.skips))
     for skip in plan.skips:
         audit(
             session, at=now, actor=ACTOR, entity="obligation" if subject == "O" else "case", entity_id=subject_id, action="level_skipped",
@@ -635,7 +643,7 @@ def write_case_alerts(
     context = case_context(session, case, directory_of(app), calendar=app.calendar, now=now)
     return write_ladder_alerts(
         session, app, subject="C", subject_id=case.id, firings=firings, stale=stale, region_code=case.city_code,
-        distributor_code=None, context=context, now=now,
+        distributor_code=None, context=context, now=now, ladder=Ladder.from_json(case.policy["ladder"]),
     )
 
 
