@@ -63,7 +63,7 @@ def test_a_reminder_tells_the_distributor_how_to_report_and_never_asks_for_a_rep
     app = make_app(db_url)
     store_notice(app, at("2024-10-14T10:00"))
     bare = mail_of(app, "written_reminder")
-    assert "回复本邮件无人处理" in bare.text and "请勿直接回复本邮件" in bare.text
+    assert "请按所在地医疗保障局规定的方式提交书面报告" in bare.text and "请勿直接回复本邮件" in bare.text
     assert "回复本邮件，" not in bare.text and "回复至" not in bare.text
     channels = report_channels_for(reply_to="baogao@ybj.example.gov.cn", inbox="sftp://upload.ybj.example.gov.cn/inbox/",
                                    portal_url="https://sw.ybj.example.gov.cn/")
@@ -71,7 +71,7 @@ def test_a_reminder_tells_the_distributor_how_to_report_and_never_asks_for_a_rep
     assert "登录 https://sw.ybj.example.gov.cn/ 在线填报" in told
     assert "上传至 sftp://upload.ybj.example.gov.cn/inbox/" in told
     assert "将书面报告发送至 baogao@ybj.example.gov.cn" in told
-    assert "回复本邮件无人处理" not in told
+    assert "请勿直接回复本邮件" not in told and "如有疑问，请回复至 baogao@ybj.example.gov.cn" in told
 
 
 @pytest.mark.parametrize("field", sorted(CHOICE_FIELDS))
