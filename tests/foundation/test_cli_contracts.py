@@ -166,7 +166,7 @@ def test_output_into_a_closed_pipe_is_no_traceback(config: Path) -> None:
     "args",
     [
         ["compliance"], ["cases", "list"], ["obligations", "list"], ["once"], ["outbox", "list"], ["db", "current"],
-        ["submit", str(REPO / "config" / "examples" / "inbox" / "重庆医药_stoppage_notices.json")],
+        ["submit", str(REPO / "config" / "examples" / "hospitals.csv")],
     ],
 )
 def test_unreachable_database_is_one_line_exit_1(
