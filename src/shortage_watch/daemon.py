@@ -44,6 +44,7 @@ from shortage_watch.app import App
 from shortage_watch.calendar import CalendarError, CalendarStatus, WorkingCalendar
 from shortage_watch.clock import utc_now
 from shortage_watch.metrics import DaemonMetrics
+from shortage_watch.redact import mask_url
 from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
 from shortage_watch.services.escalate import sweep
@@ -517,7 +518,7 @@ class Daemon:
         log.info(
             "shortage-watch %s running on %s; %s source(s); mail via %s",
             __version__,
-            self.app.engine.url.render_as_string(hide_password=True),
+            mask_url(self.settings.database.url),
             len(self.settings.sources),
             f"files in {mail.file_dir}" if mail.transport == "file" else f"smtp {self.settings.smtp.host}",
             extra={"replica": self.app.replica_id},

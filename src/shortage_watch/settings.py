@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from shortage_watch.redact import mask_url
+
 DEFAULT_CONFIG = Path("config/shortage_watch.toml")
 
 
@@ -105,8 +107,18 @@ class SourceSettings(Section):
             raise ValueError("an http source needs 'url'")
         if self.type == "inbox" and self.path is None:
             raise ValueError("an inbox source needs 'path'")
-        self.auth_token = _read_secret_file(self.auth_token_file, self.auth_token, "auth_token_file")
+        self.auth_token = _header_token(_read_secret_file(self.auth_token_file, self.auth_token, "auth_token_file"))
         return self
+
+
+def _header_token(token: SecretStr | None) -> SecretStr | None:
+    """The token trimmed of the spaces a paste brings; refused (never quoted) if no HTTP header can carry it."""
+    if token is None:
+        return None
+    value = token.get_secret_value().strip()
+    if not value.isprintable() or not value.isascii():
+        raise ValueError("auth_token: contains a control or non-ASCII character, which no HTTP header can carry (the value is not shown)")
+    return SecretStr(value)
 
 
 class IntakeSettings(Section):
@@ -240,7 +252,10 @@ class Settings(BaseSettings):
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, every secret replaced by '**********'."""
         data = self.model_dump(mode="json", by_alias=True)
-        data["database"]["url"] = make_url(self.database.url).render_as_string(hide_password=True)
+        data["database"]["url"] = mask_url(self.database.url)
+        for source in data["sources"]:
+            if source.get("url"):
+                source["url"] = mask_url(source["url"])
         return data
 
 

@@ -43,7 +43,7 @@ def test_config_check_masks_every_secret(
     assert "db-secret-17" not in out and "file-secret-42" not in out
     data = json.loads(out.split("\n", 1)[1])
     assert data["smtp"]["password"] == "**********"
-    assert data["database"]["url"] == "postgresql+psycopg://watch:***@127.0.0.1/sw"
+    assert data["database"]["url"] == "postgresql+psycopg://watch:**********@127.0.0.1/sw"
 
 
 def test_secret_is_read_from_file(write_config: Callable[..., Path], tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_database_url_is_read_from_a_file_and_masked(
     assert load_settings(path, explicit=True).database.url == "postgresql+psycopg://watch:from-file-pw@127.0.0.1/sw"
     assert main(["--config", str(path), "config", "check"]) == 0
     out = capsys.readouterr().out
-    assert "from-file-pw" not in out and "watch:***@127.0.0.1/sw" in out
+    assert "from-file-pw" not in out and "watch:**********@127.0.0.1/sw" in out
 
 
 def test_unreadable_database_url_file_names_the_key(write_config: Callable[..., Path], tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import requests
 
 from shortage_watch import __version__
 from shortage_watch.clock import utc_now
+from shortage_watch.redact import mask_url, scrub, url_secrets
 from shortage_watch.settings import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,23 @@ def retry_after_seconds(value: str | None, real_now: datetime) -> float | None:
     return max(0.0, (when - real_now).total_seconds())
 
 
+class _FeedSession(requests.Session):
+    """A requests session that drops the feed's own auth header on a redirect to another host.
+
+    requests strips only `Authorization` there; a token sent as e.g. `X-Api-Key` would
+    otherwise reach whatever host the feed redirects to.
+    """
+
+    def __init__(self, auth_header: str) -> None:
+        super().__init__()
+        self.auth_header = auth_header
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if prepared_request.url and self.should_strip_auth(response.request.url or "", prepared_request.url):
+            prepared_request.headers.pop(self.auth_header, None)
+
+
 class HttpFeed:
     """Fetches pages of one feed; `sleep` is injectable so tests can see the waits without waiting."""
 
@@ -73,7 +91,9 @@ class HttpFeed:
         assert source.url is not None
         self.source = source
         self.sleep = sleep
-        self.session = session or requests.Session()
+        self.session = session or _FeedSession(source.auth_header)
+        # What an error text must never quote: the token, and the secret parts of the URL.
+        self.secrets = [source.auth_token.get_secret_value() if source.auth_token else None, *url_secrets(source.url)]
         self.session.headers["User-Agent"] = f"shortage-watch/{__version__}"
         self.session.headers["Accept"] = "application/json"
         if source.auth_token is not None:
@@ -106,7 +126,7 @@ class HttpFeed:
                 self.sleep(BACKOFF_BASE * 2 ** attempt)
                 continue
             except requests.RequestException as exc:
-                raise FeedError(f"request failed: {type(exc).__name__}: {exc}") from None
+                raise FeedError(scrub(f"request failed: {type(exc).__name__}: {exc}", self.secrets)) from None
             with response:
                 status = response.status_code
                 if status == 429 or status >= 500:
@@ -156,7 +176,7 @@ class HttpFeed:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise FeedError(f"reading the response failed: {type(exc).__name__}") from None
         except requests.RequestException as exc:
-            raise FeedError(f"reading the response failed: {type(exc).__name__}: {exc}") from None
+            raise FeedError(scrub(f"reading the response failed: {type(exc).__name__}: {exc}", self.secrets)) from None
         return b"".join(chunks)
 
 
@@ -206,7 +226,7 @@ def poll_http_source(app: Any, source: SourceSettings, now: datetime,
                 archive_payload(session, page.content, now)
             with app.sessions.begin() as session:
                 renew_source_lease(session, app, source.name)
-                result = store_payload(session, app, source=source.name, name=page.url, content=page.content,
+                result = store_payload(session, app, source=source.name, name=mask_url(page.url), content=page.content,
                                        kind=source.record_kind, now=now, field_map=source.field_map, format="json")
                 problem = None
                 if result.unusable:
@@ -220,7 +240,7 @@ def poll_http_source(app: Any, source: SourceSettings, now: datetime,
                     from sqlalchemy import update
 
                     session.execute(update(SourceState).where(SourceState.name == source.name).values(
-                        last_error=f"page {page.url}: {problem}"[:2000], last_error_at=utc_now(),
+                        last_error=f"page {mask_url(page.url)}: {problem}"[:2000], last_error_at=utc_now(),
                         consecutive_failures=SourceState.consecutive_failures + 1))
                     outcome.add(result)
                     outcome.status, outcome.error = "failed", problem
