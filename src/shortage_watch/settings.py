@@ -95,6 +95,7 @@ class SourceSettings(Section):
     auth_token_file: Path | None = None
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
+    total_timeout: float = Field(120.0, gt=0, description="http: a whole request (headers and body) must finish within this")
     max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     retries: int = Field(3, ge=0, le=10)
     verify_tls: bool = True

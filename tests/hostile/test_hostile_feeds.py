@@ -7,10 +7,14 @@ not fit is ignored with a message, never a failed poll; the raw page is always k
 from __future__ import annotations
 
 import json
-from typing import Any
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 from sqlalchemy import select
 
 from shortage_watch.store.tables import RawPayload, RawReceipt, ShortageReport, SourceState, StoppageNotice
@@ -120,3 +124,71 @@ def test_a_page_no_json_decoder_accepts_is_kept_and_reported(make_app, httpserve
     with app.sessions() as session:
         current = session.get(SourceState, "feed")
     assert current is not None and current.last_error and "internal" not in current.last_error
+
+
+DRIP_SECONDS = 0.25  # between two bytes: well inside read_timeout, so only a total deadline stops it
+
+
+def dripping(body: bytes) -> Callable[[Request], Response]:
+    def handler(request: Request) -> Response:
+        def drip() -> Iterator[bytes]:
+            for i in range(len(body)):
+                time.sleep(DRIP_SECONDS)
+                yield body[i:i + 1]
+        return Response(drip(), content_type="application/json")
+    return handler
+
+
+@pytest.fixture
+def dripping_headers() -> Iterator[str]:
+    """A raw TCP server that answers every connection with its status line and headers one byte at a time."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 400:
+                        if stop.is_set():
+                            break
+                        conn.sendall(bytes([byte]))
+                        time.sleep(DRIP_SECONDS)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/feed"
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def test_a_feed_dripping_its_body_is_cut_off_at_the_total_deadline(make_app, httpserver: HTTPServer) -> None:
+    app = make_app(sources=[feed_source(httpserver, read_timeout=1.0, total_timeout=2.0, retries=2)])
+    httpserver.expect_request("/feed").respond_with_handler(dripping(json.dumps([notice(i) for i in range(20)]).encode()))
+
+    started = time.monotonic()
+    outcome = poll(app)
+    took = time.monotonic() - started
+
+    assert outcome.status == "failed" and "total_timeout" in (outcome.error or "")
+    assert took < 6, f"the poll took {took:.1f}s"  # one deadline of 2 s, no retry of a dripping server
+    assert "total_timeout" in (state(app).last_error or "")
+
+
+def test_a_feed_dripping_its_headers_is_cut_off_at_the_total_deadline(make_app, dripping_headers: str) -> None:
+    app = make_app(sources=[{"name": "feed", "type": "http", "url": dripping_headers, "record_kind": "stoppage_notice",
+                             "retries": 2, "connect_timeout": 1.0, "read_timeout": 1.0, "total_timeout": 2.0}])
+    started = time.monotonic()
+    outcome = poll(app)
+    took = time.monotonic() - started
+
+    assert outcome.status == "failed" and "total_timeout" in (outcome.error or "")
+    assert took < 6, f"the poll took {took:.1f}s"

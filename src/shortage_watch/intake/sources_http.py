@@ -1,6 +1,7 @@
 """An `http` source: a JSON feed polled with requests.
 
-Timeouts on connect and read, retries with backoff on connection errors, 429 and 5xx
+Timeouts on connect and read and a total deadline per request (a server dripping
+bytes never holds a poll), retries with backoff on connection errors, 429 and 5xx
 (honouring Retry-After), conditional requests (ETag / Last-Modified), a `?cursor=` for
 incremental polling (`next_cursor` / `has_more` in the answer; a plain list works too),
 an auth header whose secret comes from settings, TLS verification, and a size cap that
@@ -10,13 +11,19 @@ stops reading at `max_bytes`.
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from shortage_watch import __version__
 from shortage_watch.clock import utc_now
@@ -66,6 +73,72 @@ def retry_after_seconds(value: str | None, real_now: datetime) -> float | None:
     return max(0.0, (when - real_now).total_seconds())
 
 
+class _Deadline:
+    """A total time limit for one request: when it runs out, the request's sockets are shut down.
+
+    requests' read timeout bounds each socket read, so a server dripping one byte a
+    second never trips it; shutting the socket down wakes the blocked read at once.
+    """
+
+    def __init__(self) -> None:
+        self.sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def start(self, seconds: float) -> None:
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.sockets.add(sock)
+
+    def _expire(self) -> None:
+        # Runs on the timer's thread while the request's thread is blocked in a read.
+        with self._lock:
+            self.expired = True
+            for sock in list(self.sockets):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections report their sockets to a `_Deadline` as they connect."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        deadline = self.deadline
+
+        class WatchedHTTPConnection(HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        class WatchedHTTPSConnection(HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": WatchedHTTPConnection}),
+            "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": WatchedHTTPSConnection}),
+        }
+
+
 class _FeedSession(requests.Session):
     """A requests session that drops the feed's own auth header on a redirect to another host.
 
@@ -91,7 +164,10 @@ class HttpFeed:
         assert source.url is not None
         self.source = source
         self.sleep = sleep
+        self.deadline = _Deadline()
         self.session = session or _FeedSession(source.auth_header)
+        self.session.mount("http://", _DeadlineAdapter(self.deadline))
+        self.session.mount("https://", _DeadlineAdapter(self.deadline))
         # What an error text must never quote: the token, and the secret parts of the URL.
         self.secrets = [source.auth_token.get_secret_value() if source.auth_token else None, *url_secrets(source.url)]
         self.session.headers["User-Agent"] = f"shortage-watch/{__version__}"
@@ -114,38 +190,56 @@ class HttpFeed:
         attempts = source.retries + 1
         for attempt in range(attempts):
             last_try = attempt == attempts - 1
+            self.deadline.start(source.total_timeout)
             try:
-                response = self.session.get(
-                    source.url, params=params, headers=headers, stream=True, verify=source.verify_tls,
-                    timeout=(source.connect_timeout, source.read_timeout),
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                reason = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
-                if last_try:
-                    raise FeedError(f"{reason} after {attempts} attempt(s): {type(exc).__name__}") from None
-                self.sleep(BACKOFF_BASE * 2 ** attempt)
-                continue
-            except requests.RequestException as exc:
-                raise FeedError(scrub(f"request failed: {type(exc).__name__}: {exc}", self.secrets)) from None
-            with response:
-                status = response.status_code
-                if status == 429 or status >= 500:
-                    wait = retry_after_seconds(response.headers.get("Retry-After"), utc_now())
-                    if wait is None:
-                        wait = BACKOFF_BASE * 2 ** attempt
-                    if last_try or wait > MAX_RETRY_AFTER:
-                        raise FeedError(f"HTTP {status} after {attempt + 1} attempt(s)")
-                    log.info("source %s: HTTP %s, retrying in %.1fs", source.name, status, wait)
-                    self.sleep(wait)
-                    continue
-                if status == 304:
-                    return FeedPage(response.url, 304, etag=etag, last_modified=last_modified)
-                if status != 200:
-                    raise FeedError(f"HTTP {status}")
-                body = self._read_capped(response)
-                return FeedPage(response.url, 200, body, self._validator(response, "ETag", MAX_ETAG),
-                                self._validator(response, "Last-Modified", MAX_LAST_MODIFIED))
+                page, wait = self._attempt(params, headers, etag, last_modified, attempt, last_try)
+            finally:
+                self.deadline.cancel()
+            if page is not None:
+                return page
+            self.sleep(wait)
         raise FeedError("no attempt made")  # pragma: no cover (attempts >= 1)
+
+    def _attempt(self, params: dict[str, str] | None, headers: dict[str, str], etag: str | None,
+                 last_modified: str | None, attempt: int, last_try: bool) -> tuple[FeedPage | None, float]:
+        """One request under the total deadline: the page, or None and how long to wait before the next."""
+        source = self.source
+        try:
+            response = self.session.get(
+                source.url, params=params, headers=headers, stream=True, verify=source.verify_tls,
+                timeout=(source.connect_timeout, source.read_timeout),
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self._raise_if_too_slow()
+            reason = "timeout" if isinstance(exc, requests.Timeout) else "connection error"
+            if last_try:
+                raise FeedError(f"{reason} after {attempt + 1} attempt(s): {type(exc).__name__}") from None
+            return None, BACKOFF_BASE * 2 ** attempt
+        except requests.RequestException as exc:
+            self._raise_if_too_slow()
+            raise FeedError(scrub(f"request failed: {type(exc).__name__}: {exc}", self.secrets)) from None
+        with response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                wait = retry_after_seconds(response.headers.get("Retry-After"), utc_now())
+                if wait is None:
+                    wait = BACKOFF_BASE * 2 ** attempt
+                if last_try or wait > MAX_RETRY_AFTER:
+                    raise FeedError(f"HTTP {status} after {attempt + 1} attempt(s)")
+                log.info("source %s: HTTP %s, retrying in %.1fs", source.name, status, wait)
+                return None, wait
+            if status == 304:
+                return FeedPage(response.url, 304, etag=etag, last_modified=last_modified), 0.0
+            if status != 200:
+                raise FeedError(f"HTTP {status}")
+            body = self._read_capped(response)
+            return FeedPage(response.url, 200, body, self._validator(response, "ETag", MAX_ETAG),
+                            self._validator(response, "Last-Modified", MAX_LAST_MODIFIED)), 0.0
+
+    def _raise_if_too_slow(self) -> None:
+        """A request cut off at its total deadline is not retried: the server would only drip again."""
+        if self.deadline.expired:
+            raise FeedError(f"no complete answer within total_timeout={self.source.total_timeout:g}s; the server sends too slowly")
 
     def _validator(self, response: requests.Response, header: str, limit: int) -> str | None:
         """The ETag or Last-Modified to send back next time; None when absent or too long to store.
@@ -174,9 +268,13 @@ class HttpFeed:
                     raise FeedError(f"response larger than max_bytes={cap}; stopped reading")
                 chunks.append(chunk)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            self._raise_if_too_slow()
             raise FeedError(f"reading the response failed: {type(exc).__name__}") from None
         except requests.RequestException as exc:
+            self._raise_if_too_slow()
             raise FeedError(scrub(f"reading the response failed: {type(exc).__name__}: {exc}", self.secrets)) from None
+        # A shut-down socket may read as a clean end of a body that has no length: cut, not complete.
+        self._raise_if_too_slow()
         return b"".join(chunks)
 
 
