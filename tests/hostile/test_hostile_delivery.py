@@ -1,4 +1,5 @@
-"""Hostile delivery: a slow mail server under three sender replicas, a replica killed mid-batch.
+"""Hostile delivery: a slow mail server under three sender replicas, a replica killed mid-batch;
+bidirectional controls in what reaches a mail header.
 
 Each replica is a separate process running the real sender (`deliver_due` in a loop)
 against one database and a loopback SMTP server whose DATA reply is slow enough that a
@@ -30,7 +31,10 @@ from shortage_watch.app import App
 from shortage_watch.clock import FixedClock
 from shortage_watch.store.tables import Alert
 
+from shortage_watch.services.deliver import deliver_due
+
 from mail.conftest import WORKING_NOW, add_alerts, free_port, mail_settings
+from mail.conftest import make_app, smtp_sink  # noqa: F401  (fixtures)
 
 LEASE_SECONDS = 5  # the smallest lease the settings allow
 DATA_SECONDS = 0.3  # the server's pause before answering each DATA
@@ -174,3 +178,29 @@ def test_a_replica_killed_mid_batch_under_a_slow_server_costs_at_most_one_resend
     assert all(n == 2 for n in resent.values()), f"an alert was resent more than once: {resent}"
     # Only the message on the wire when the replica died can arrive twice.
     assert len(resent) <= 1, resent
+
+
+BIDI = "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c\ufeff"
+
+
+@pytest.mark.parametrize("control", list(BIDI), ids=[f"U+{ord(c):04X}" for c in BIDI])
+def test_bidi_controls_in_a_product_name_never_reach_the_subject(make_app, smtp_sink, control: str) -> None:
+    app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
+    add_alerts(app, 1, product_name=f"注射用{control}头孢曲松钠{control}fdp.exe")
+
+    assert deliver_due(app, WORKING_NOW).sent == 1
+
+    [received] = smtp_sink.handler.received
+    subject = str(received.message["Subject"])
+    assert "注射用头孢曲松钠fdp.exe" in subject
+    assert not any(c in subject for c in BIDI)
+
+
+def test_bidi_controls_in_the_sender_name_never_reach_the_from_header(make_app, smtp_sink) -> None:
+    app = make_app(mail={"transport": "smtp", "from": "医保\u202e短缺监测 <alerts@sw.example.gov.cn>"}, smtp={"port": smtp_sink.port})
+    add_alerts(app, 1)
+
+    assert deliver_due(app, WORKING_NOW).sent == 1
+
+    [received] = smtp_sink.handler.received
+    assert str(received.message["From"]) == "医保短缺监测 <alerts@sw.example.gov.cn>"

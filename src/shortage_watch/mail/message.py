@@ -1,8 +1,9 @@
 """Build the RFC 5322 message for one rendered alert.
 
 Every header value passes through `header_safe`, which removes CR and LF (and other
-control characters): no field of a record can add a header. Subjects and display
-names are RFC 2047 encoded by the SMTP policy; bodies are UTF-8.
+control characters, and bidirectional overrides): no field of a record can add a
+header or turn the reader's view of one around. Subjects and display names are
+RFC 2047 encoded by the SMTP policy; bodies are UTF-8.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from zoneinfo import ZoneInfo
 from shortage_watch.mail.render import RenderedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+# Bidirectional controls (LRM/RLM, embeddings, overrides such as U+202E, isolates, ALM)
+# and invisible joiners/BOM: in a Subject or a display name they can reverse what the
+# reader sees ("exe.pdf" shown as "fdp.exe"), so headers drop them.
+_INVISIBLE = re.compile(r"[\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
 SMTP_COMPAT = compat32.clone(linesep="\r\n")
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
@@ -35,8 +40,8 @@ class AddressError(ValueError):
 
 
 def header_safe(value: str) -> str:
-    """One line: CR, LF and other control characters become one space."""
-    return _CONTROL.sub(" ", value).strip()
+    """One line: CR, LF and other control characters become one space; bidi controls go."""
+    return _CONTROL.sub(" ", _INVISIBLE.sub("", value)).strip()
 
 
 @lru_cache(maxsize=4096)
