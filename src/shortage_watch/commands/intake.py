@@ -61,8 +61,8 @@ def _ready_app(ctx: Context, now: object) -> object:
 
 
 def submit_command(args: argparse.Namespace, ctx: Context) -> int:
-    """Exit 0 when nothing was rejected, 1 when some rows were, 2 when the file is unusable."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Exit 0 when nothing was rejected, 1 when some rows were or the database was busy (retry), 2 when the file is unusable."""
+    from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
     from shortage_watch.intake.encodings import UnusableFile
     from shortage_watch.intake.sources_inbox import errors_csv_bytes
@@ -78,8 +78,16 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
         try:
             result = ingest_payload(app, source=args.source, name=args.file.name, content=content, kind=args.kind,
                                     now=app.clock.now())  # type: ignore[attr-defined]
+        except (OperationalError, InterfaceError) as exc:
+            # Locked, busy, restarted, unreachable: the same command may well succeed later.
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise CommandError(
+                f"数据库暂时不可用，未保存任何记录，请稍后重试 / database temporarily unavailable, nothing stored, try again: "
+                f"{reason[0] if reason else type(exc).__name__}",
+                exit_code=1,
+            ) from None
         except SQLAlchemyError as exc:
-            raise CommandError(f"database error, nothing stored, try again: {type(exc).__name__}") from None
+            raise CommandError(f"数据库拒绝了这些数据，未保存任何记录 / the database refused the data, nothing stored: {type(exc).__name__}") from None
     if args.json:
         print(json.dumps(result.as_json(), ensure_ascii=False))
     else:

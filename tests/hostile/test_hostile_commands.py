@@ -1,0 +1,62 @@
+"""Hostile conditions around commands: a database busy or locked while `submit` stores a file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from shortage_watch.cli import main
+
+NOTICES_CSV = (
+    "notice_id,manufacturer,product_code,product_name,kind,distributor_code,notified_on\n"
+    "TZ-1,某某制药,XJ1,阿莫西林胶囊,停产,D350901,2024-09-27\n"
+)
+
+
+def submit(config: Path, tmp_path: Path) -> int:
+    data = tmp_path / "notices.csv"
+    data.write_text(NOTICES_CSV, encoding="utf-8")
+    return main(["--config", str(config), "submit", str(data), "--kind", "stoppage_notice", "--now", "2024-09-30T10:00"])
+
+
+@pytest.mark.postgres
+def test_submit_while_postgresql_holds_a_lock_exits_1_retryable_with_one_line(
+    pg_url: str, write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The lock times out after 0.3 s instead of waiting: a transient database error, quickly.
+    config = write_config({"database": {"url": f"{pg_url}?options=-c%20lock_timeout%3D300"}})
+    plain = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as holder:
+        holder.execute("LOCK TABLE raw_payloads IN ACCESS EXCLUSIVE MODE")
+        code = submit(config, tmp_path)
+        holder.rollback()
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "try again" in err and "重试" in err
+
+
+@pytest.mark.slow
+def test_submit_while_sqlite_is_locked_exits_1_retryable_with_one_line(
+    sqlite_url: str, write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config({"database": {"url": sqlite_url}})
+    holder = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the 30 s busy timeout
+        code = submit(config, tmp_path)
+    finally:
+        holder.close()
+
+    # Every SQLite transaction begins IMMEDIATE, so here the wait ends already in the schema
+    # check: "database unreachable", exit 1, before anything is read from the file.
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "locked" in err
