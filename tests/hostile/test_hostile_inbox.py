@@ -73,7 +73,7 @@ def test_a_symlink_planted_as_the_errors_csv_is_not_followed(make_app, tmp_path)
     [moved] = [p for p in (folder / "rejected").iterdir() if p.name.startswith("bad.") and p.suffix == ".csv"
                and not p.name.endswith(".errors.csv")]
     assert moved.read_bytes() == WITH_A_BAD_ROW
-    assert "notified_on" in (folder / "rejected" / f"{moved.name}.errors.csv").read_text(encoding="utf-8-sig")
+    assert "通知日期" in (folder / "rejected" / f"{moved.name}.errors.csv").read_text(encoding="utf-8-sig")
 
 
 def test_a_symlink_planted_under_the_archived_name_is_left_alone(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -49,7 +49,7 @@ def test_submit_with_rejected_rows_exits_1_and_writes_errors_csv(config: Path, t
     assert code == 1
     assert json.loads(capsys.readouterr().out) == {
         "accepted": 1, "duplicates": 0, "rejected": 1,
-        "errors": [{"row": 3, "field": "notified_on", "reason": "通知日期不能晚于今天 / notified_on is in the future"}]}
+        "errors": [{"row": 3, "field": "notified_on", "column": "通知日期", "reason": "通知日期不能晚于今天 / notified_on is in the future"}]}
     assert errors_csv.read_bytes().startswith(b"\xef\xbb\xbf\xe8\xa1\x8c\xe5\x8f\xb7/row")
 
 
@@ -57,7 +57,19 @@ def test_submit_human_output_is_chinese_then_english(config: Path, tmp_path: Pat
     path = csv_file(tmp_path, notice_row(1, kind="停止"))
     assert run(config, "submit", str(path), "--now", "2024-10-08T10:00") == 1
     out = capsys.readouterr().out
-    assert "第 2 行 row 2 [kind]: 取值应为" in out and "must be one of stoppage" in out
+    assert "第 2 行 row 2 [类型]: 取值应为" in out and "must be one of stoppage" in out  # the header the clerk used
+
+
+def test_errors_name_the_header_the_clerk_used_english_or_chinese(config: Path, tmp_path: Path, capsys: Any) -> None:
+    english = tmp_path / "notices.csv"
+    header = "Notice_ID,manufacturer,product_code,product_name,specification,Kind,distributor_code,distributor_name,notified_on,expected_resume_on,reason,priority_class"
+    english.write_text(header + "\r\n" + ",".join(notice_row(1, kind="停止")) + "\r\n", encoding="utf-8")
+    assert run(config, "submit", str(english), "--now", "2024-10-08T10:00") == 1
+    assert "第 2 行 row 2 [Kind]: 取值应为" in capsys.readouterr().out
+    errors_csv = tmp_path / "errors.csv"
+    assert run(config, "submit", str(csv_file(tmp_path, notice_row(2, kind="停止"))), "--now", "2024-10-08T10:00",
+               "--errors-csv", str(errors_csv)) == 1
+    assert '2,类型,"取值应为' in errors_csv.read_text(encoding="utf-8-sig")
 
 
 @pytest.mark.parametrize("content", [None, b"\xff\xfe\x00\x81 not text", b"just,some\nwords,here\n"])

@@ -70,7 +70,7 @@ def test_a_file_with_bad_rows_goes_to_rejected_with_an_excel_errors_csv(make_app
     assert errors.startswith(b"\xef\xbb\xbf")  # BOM: Excel in China opens UTF-8 correctly
     rows = list(csv.reader(io.StringIO(errors.decode("utf-8-sig"))))
     assert rows == [["行号/row", "字段/field", "原因/reason"],
-                    ["3", "notified_on", "通知日期不能晚于今天 / notified_on is in the future"]]
+                    ["3", "通知日期", "通知日期不能晚于今天 / notified_on is in the future"]]
     assert notices(app) == 1
 
 

@@ -95,7 +95,7 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
               f"拒绝 rejected {result.rejected}")
         for error in result.errors:
             where = "文件 file" if error["row"] is None else f"第 {error['row']} 行 row {error['row']}"
-            field = f" [{error['field']}]" if error["field"] else ""
+            field = f" [{error.get('column') or error['field']}]" if error["field"] else ""
             print(f"  {where}{field}: {error['reason']}")
     if args.errors_csv is not None:
         # After the summary: the rows are stored already, whatever happens to this file.

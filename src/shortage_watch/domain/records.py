@@ -147,14 +147,20 @@ class FieldProblem(ValueError):
 
 @dataclass(frozen=True)
 class RowError:
-    """A rejected row (or JSON index), the field at fault (None: the whole row or file) and why."""
+    """A rejected row (or JSON index), the field at fault (None: the whole row or file) and why;
+    `column` is the field's header as the clerk wrote it (通知日期, Notified_On), when known."""
 
     row: int | None
     field: str | None
     reason: str
+    column: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "reason": self.reason}
+        return {"row": self.row, "field": self.field, "column": self.column or self.field, "reason": self.reason}
+
+    def in_columns(self, columns: Mapping[str, str]) -> "RowError":
+        """The same error naming the header the clerk used for its field."""
+        return RowError(self.row, self.field, self.reason, columns.get(self.field or "", self.column))
 
 
 # ---- value parsing (cells arrive as text, numbers, datetimes) -------------------------------

@@ -54,6 +54,7 @@ class RawRow:
     row: int
     kind: str
     values: dict[str, Any]
+    columns: dict[str, str] = field(default_factory=dict)  # our key -> the header (or JSON key) as written
 
 
 @dataclass
@@ -295,6 +296,7 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
                 break
             continue
         headers = [renames.get(h, h) for h in (clean_header(c) for c in cells)]
+        written = [as_written(c) for c in cells]
         break
     if headers is None:
         raise UnusableFile(
@@ -317,12 +319,13 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
         problem = _ambiguous(candidate, headers, "列 / columns") if candidate else None
         if problem is not None:
             raise UnusableFile(problem)
-    parsed.rows = _table_data(parsed, rows, mapping_for, kind_column, fixed_kind, inferred)
+    parsed.rows = _table_data(parsed, rows, mapping_for, kind_column, fixed_kind, inferred, written)
     return parsed
 
 
 def _table_data(parsed: ParsedFile, rows: Iterator[tuple[int, list[Any]]], mapping_for: Any,
-                kind_column: int | None, fixed_kind: str | None, inferred: str | None) -> Iterator[RawRow]:
+                kind_column: int | None, fixed_kind: str | None, inferred: str | None, written: list[str]) -> Iterator[RawRow]:
+    columns_for: dict[str, dict[str, str]] = {}
     for number, cells in rows:
         if isinstance(cells, _BadRow):
             parsed.errors.append(RowError(number, None, cells.reason))
@@ -341,7 +344,14 @@ def _table_data(parsed: ParsedFile, rows: Iterator[tuple[int, list[Any]]], mappi
             continue
         mapping = mapping_for(row_kind)
         values = {key: cells[i] for i, key in mapping if i < len(cells)}
-        yield RawRow(number, row_kind, values)
+        if row_kind not in columns_for:
+            columns_for[row_kind] = {key: written[i] for i, key in mapping}
+        yield RawRow(number, row_kind, values, columns_for[row_kind])
+
+
+def as_written(header: object) -> str:
+    """A header cell as the clerk wrote it, for messages: trimmed, case kept."""
+    return "" if header is None else str(header).strip(" \t\u3000\u00a0")
 
 
 def _mapper(headers: list[str], kind: str):  # type: ignore[no-untyped-def]
@@ -447,6 +457,7 @@ def _parse_json(content: bytes, kind: str, renames: Mapping[str, str]) -> Parsed
                                                         f"duplicate key {shown}: ambiguous, keep only one"))
             continue
         keys = dict(zip(names, item.values()))
+        written = dict(zip(names, (as_written(k) for k in item)))
         named_value = keys.get("record_kind", keys.get("记录类型"))
         row_kind = fixed_kind
         if named_value not in (None, ""):
@@ -466,5 +477,5 @@ def _parse_json(content: bytes, kind: str, renames: Mapping[str, str]) -> Parsed
             continue
         mapped = map_headers(row_kind, list(keys))
         values = {key: keys[header] for header, key in mapped.items() if key != "record_kind"}
-        parsed.rows.append(RawRow(index, row_kind, values))
+        parsed.rows.append(RawRow(index, row_kind, values, {key: written[header] for header, key in mapped.items()}))
     return parsed

@@ -131,7 +131,7 @@ def errors_csv_bytes(errors: Iterable[dict[str, Any]]) -> bytes:
     writer.writerow(ERRORS_HEADER)
     for error in errors:
         row = error.get("row")
-        writer.writerow(["" if row is None else row, error.get("field") or "", error.get("reason") or ""])
+        writer.writerow(["" if row is None else row, error.get("column") or error.get("field") or "", error.get("reason") or ""])
     return "\ufeff".encode("utf-8") + buffer.getvalue().encode("utf-8")
 
 

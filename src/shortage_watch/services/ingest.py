@@ -288,7 +288,7 @@ def _validated_chunks(parsed: ParsedFile, *, now: datetime, tz: ZoneInfo, after_
             continue
         record, problems = validate_record(raw.kind, raw.values, row=raw.row, now=now, tz=tz)
         if problems:
-            errors.extend(problems)
+            errors.extend(problem.in_columns(raw.columns) for problem in problems)
         else:
             records.append((raw.row, record))  # type: ignore[arg-type]
         if rows >= size():
