@@ -154,6 +154,11 @@ class MailSettings(Section):
     monthly_time: time = time(9, 0)
     batch_size: int = Field(50, ge=1, le=1000)
     max_attempts: int = Field(8, ge=1)
+    group_wait: int = Field(60, ge=0, le=3600, description="seconds a bureau's group waits for more items before it goes")
+    distributor_group_wait: int = Field(0, ge=0, le=3600, description="the same for distributors (0: a submission's receipts go at once, as one)")
+    group_attach_over: int = Field(20, ge=1, description="a grouped message with more items than this carries them as XLSX too")
+    group_max_items: int = Field(500, ge=2, le=5000, description="the most items one grouped message lists")
+    item_url: str | None = Field(None, description="link to an item in the dashboard, e.g. https://sw.example.gov.cn/items/{case_number}")
 
     @model_validator(mode="after")
     def _working_hours_in_order(self) -> "MailSettings":

@@ -201,7 +201,7 @@ def add_alerts(app: App, count: int = 1, *, template: str = "written_reminder", 
             row = Alert(
                 dedup_key=f"{thread}:{template}:{n}:{email_addr}", thread_key=thread, level=template, template=template,
                 recipient_role=role, recipient_region="350902", recipient_email=email_addr, language=language, urgent=urgent,
-                context=context, status=status, attempts=0, next_attempt_at=due, created_at=utc_now(),
+                context=context, status=status, attempts=0, next_attempt_at=due, created_at=due,
             )
             rows.append(row)
         session.add_all(rows)

@@ -87,3 +87,42 @@ def test_sender_killed_mid_run_then_restarted_delivers_everything(make_app, smtp
     print(f"\ncrash after {crash_after} of {TOTAL} (batch {BATCH}): {len(ids)} received, {duplicates} duplicates")
     assert len(set(ids)) == TOTAL
     assert duplicates <= (1 if crash_after % BATCH else 0)
+
+
+@pytest.mark.slow
+def test_sender_killed_mid_grouped_batch_loses_no_item(make_app, smtp_sink):
+    """200 items for 10 recipients go as 10 grouped messages; killed after 5, restarted: every item
+    arrives (in a message with the group's stable Message-ID) and every row ends sent."""
+    import re
+
+    app = make_app(mail={"transport": "smtp", "batch_size": BATCH}, smtp={"port": smtp_sink.port}, daemon={"lease_seconds": 5})
+    add_alerts(app, TOTAL, template="receipt", email_for=lambda n: f"d{n % 10}@example.com")
+    sink = smtp_sink.handler
+    sink.hold, sink.hold_after = threading.Event(), 5
+    sink.hold.set()
+
+    first = _start_sender(app)
+    try:
+        _wait_for(sink.holding.is_set, 60, "the sender to stall after 5 grouped messages")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(sink.received) == 5
+    assert any(r.status == "sending" for r in alert_rows(app).values())  # the killed claim, lease still running
+
+    sink.hold.clear()
+    second = _start_sender(app)
+    try:
+        _wait_for(lambda: all(r.status == "sent" for r in alert_rows(app).values()), 60, "every item")
+    finally:
+        second.kill()
+        second.wait(10)
+
+    rows = alert_rows(app).values()
+    cases = re.compile(r"SW-O-\d{6}")
+    received_items = {(r.rcpt_tos[0], case) for r in sink.received for case in cases.findall(r.message.get_body(("plain",)).get_content())}
+    assert {(row.recipient_email, row.context["case_number"]) for row in rows} <= received_items
+    assert len(set(sink.message_ids())) == 10 and {row.message_id for row in rows} == set(sink.message_ids())
+    print(f"\ngrouped: {TOTAL} items in {len(set(sink.message_ids()))} messages, {len(sink.received)} received after the crash")

@@ -16,8 +16,9 @@ from .conftest import WORKING_NOW, add_alerts, alert_rows, free_port
 
 def test_messages_parse_back_with_recipients_chinese_subjects_both_parts_and_threading(make_app, smtp_sink):
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
-    # Two alerts about one case (same thread), one about another.
-    ids = add_alerts(app, 2, email_for=lambda n: "huakang@example.com", thread_of=lambda n: "O77")
+    # Two alerts about one case (same thread; different templates, so not one grouped message), one about another.
+    ids = add_alerts(app, 1, email_for=lambda n: "huakang@example.com", thread_of=lambda n: "O77")
+    ids += add_alerts(app, 1, template="reminder", email_for=lambda n: "huakang@example.com", thread_of=lambda n: "O77")
     ids += add_alerts(app, 1, template="receipt", email_for=lambda n: "other@example.com", thread_of=lambda n: "O78")
 
     result = deliver_due(app, WORKING_NOW)

@@ -41,7 +41,7 @@ ALERT_TEMPLATES = (
     "regional_escalation",
     "false_shortage",
 )
-MAIL_TEMPLATES = ("digest", "monthly_summary", "operations_digest", "test")
+MAIL_TEMPLATES = ("digest", "monthly_summary", "operations_digest", "grouped", "test")
 
 _WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 

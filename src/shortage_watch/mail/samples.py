@@ -206,6 +206,42 @@ def sample_operations_digest_context() -> dict[str, Any]:
     }
 
 
+_DRUGS = [
+    ("注射用头孢曲松钠", "1.0g/支", "华北制药股份有限公司"), ("阿莫西林胶囊", "0.25g×24粒", "石药集团中诺药业"),
+    ("硝酸甘油片", "0.5mg×100片", "北京益民药业"), ("葡萄糖酸钙注射液", "10ml:1g", "天津金耀药业"),
+    ("盐酸肾上腺素注射液", "1ml:1mg", "远大医药（中国）"), ("甲硝唑氯化钠注射液", "100ml:0.5g", "四川科伦药业"),
+]
+_DISTRIBUTORS = [("D350902007", "宁德市华康医药有限公司"), ("D350921002", "霞浦县康宁医药有限公司"), ("D350981004", "福安市闽东医药有限公司")]
+
+
+def sample_grouped_context(item_template: str = "overdue_alert", count: int = 8) -> dict[str, Any]:
+    """A grouped message of `count` items of one template (as services/grouping.py builds it)."""
+    role_key = _SHAPES.get(item_template, ("county_insurance", False, "obligation"))[0]
+    urgent = item_template in ("overdue_alert", "written_reminder", "interview_recommendation", "province_escalation")
+    late = urgent or item_template == "late_report"
+    items = []
+    for n in range(count):
+        drug, spec, maker = _DRUGS[n % len(_DRUGS)]
+        code, distributor = _DISTRIBUTORS[0] if role_key == "distributor" else _DISTRIBUTORS[n % len(_DISTRIBUTORS)]
+        items.append({
+            "case_number": f"SW-O-{123 + n:06d}", "product": f"{drug} {spec}", "distributor": distributor,
+            "region": ("蕉城区", "霞浦县", "福安市")[n % 3], "due_at": f"2024-10-{10 + n % 3:02d}T23:59:59+08:00",
+            "working_days_late": (n % 4) + 1 if late else None, "notice_id": f"TZ-2024-{917 + n:04d}", "kind": "stoppage",
+            "manufacturer": maker, "hospitals": None, "link": f"https://sw.example.gov.cn/items/SW-O-{123 + n:06d}",
+        })
+    return {
+        "template": "grouped",
+        "item_template": item_template,
+        "case_number": None,
+        "urgent": urgent,
+        "written_at": "2024-10-11T09:00:00+08:00",
+        "recipient": copy.deepcopy(_RECIPIENTS[role_key]),
+        "items": items,
+        "attached": count > 20,
+        "with_links": role_key != "distributor",
+    }
+
+
 def sample_context(template: str) -> dict[str, Any]:
     """Sample data for any template name (escalation, digest, monthly_summary, test)."""
     if template == "digest":
@@ -214,6 +250,8 @@ def sample_context(template: str) -> dict[str, Any]:
         return sample_monthly_context()
     if template == "operations_digest":
         return sample_operations_digest_context()
+    if template == "grouped":
+        return sample_grouped_context()
     if template == "test":
         return sample_test_context()
     return dict(sample_alert_context(template))

@@ -49,7 +49,8 @@ def run_cycle(app: object, now: datetime, *, force_poll: bool = False) -> CycleR
         log.exception("cycle: sweep failed")
         result.errors.append(f"sweep: {type(exc).__name__}: {exc}")
     try:
-        result.delivered = deliver_due(app, now)
+        # One cycle is one delivery window: what it wrote for a recipient goes as one message now.
+        result.delivered = deliver_due(app, now, wait_for_groups=False)
     except Exception as exc:
         log.exception("cycle: delivery failed")
         result.errors.append(f"deliver: {type(exc).__name__}: {exc}")

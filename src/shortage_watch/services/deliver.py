@@ -31,6 +31,7 @@ from shortage_watch.domain.working_hours import bureau_mail_waits, next_working_
 from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
 from shortage_watch.mail.render import RenderError
 from shortage_watch.mail.transports import Batch, Outcome
+from shortage_watch.services.grouping import complete_groups, messages_of, outcomes_for, prepare_message
 from shortage_watch.store.tables import Alert, AuditEvent, UTCDateTime
 
 if TYPE_CHECKING:
@@ -310,7 +311,8 @@ def renew_claims(session: Session, ids: list[int], owner: str, until: datetime) 
 
 
 def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datetime, builder: Executor, recorder: Executor, pace: SendPace) -> DeliverResult:
-    """Send (or defer) each claimed alert; each acknowledged message is recorded sent at once.
+    """Send (or defer) the claimed alerts, one message per group (services/grouping.py); each
+    acknowledged message is recorded sent at once, for every alert it lists.
 
     The record of message i is committed (on `recorder`) while message i+1 goes out,
     and waited for before the record of i+1 starts. A slow server must never let the
@@ -324,41 +326,44 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
     owner = app.replica_id
     mail = app.settings.mail
     attempts = {a.id: a.attempts for a in claimed}
+    messages = messages_of(app, claimed)
     # One message ahead only: a builder racing through the whole batch would hold the GIL
     # each time this thread comes back from the server or the database.
-    upcoming = builder.submit(prepare, app, claimed[0], now)
+    upcoming = builder.submit(prepare_message, app, messages[0], now)
     total = DeliverResult()
     held = {a.id for a in claimed}
     renew_at = utc_now() + lease / 2  # the claim was taken just before: its lease runs at least this long
     unrecorded: list[AlertOutcome] = []
-    recording: Future[bool] | None = None
+    recording: Future[tuple[int, int]] | None = None
 
-    def settle(record: Future[bool]) -> None:
-        if record.result():
-            total.sent += 1
-        else:
-            total.lost_claims += 1
+    def settle(record: Future[tuple[int, int]]) -> None:
+        sent, lost = record.result()
+        total.sent += sent
+        total.lost_claims += lost
 
     def record_and_renew(open_ids: list[int]) -> set[int]:
         with app.sessions.begin() as session:
             _add(total, record_outcomes(session, unrecorded, owner, mail.max_attempts, attempts))
             return renew_claims(session, open_ids, owner, utc_now() + lease)
 
-    for position, alert in enumerate(claimed):
+    for position, members in enumerate(messages):
         future = upcoming
-        if position + 1 < len(claimed):
-            upcoming = builder.submit(prepare, app, claimed[position + 1], now)
+        if position + 1 < len(messages):
+            upcoming = builder.submit(prepare_message, app, messages[position + 1], now)
         if utc_now() >= renew_at:
-            held = record_and_renew([o.alert_id for o in unrecorded] + [a.id for a in claimed[position:]])
+            held = record_and_renew([o.alert_id for o in unrecorded] + [a.id for m in messages[position:] for a in m])
             unrecorded, renew_at = [], utc_now() + lease / 2
-        if alert.id not in held:
-            # Our lease on it ran out and another sender took it over: theirs to send now.
-            total.lost_claims += 1
-            log.warning("alert %s: claim lost before sending (lease expired?); left to its new owner", alert.id)
-            continue
         item = future.result()
+        still = [a for a in members if a.id in held]
+        if len(still) < len(members):
+            # Our lease on them ran out and another sender took them over: theirs to send now.
+            total.lost_claims += len(members) - len(still)
+            log.warning("alerts %s: claim lost before sending (lease expired?); left to their new owner", [a.id for a in members if a.id not in held])
+            if not still:
+                continue
+            members, item = still, prepare_message(app, still, now)
         if isinstance(item, AlertOutcome):
-            unrecorded.append(item)  # deferred or permanent: nothing went out, recorded at the next renewal
+            unrecorded.extend(outcomes_for(members, item))  # deferred or permanent: nothing went out, recorded at the next renewal
             continue
         started = utc_now()
         result: Outcome = batch.send(item)
@@ -367,9 +372,9 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
             # Recorded while the next message goes out; at most one record is in flight.
             if recording is not None:
                 settle(recording)
-            recording = recorder.submit(_record_one_sent, app, alert.id, item.message_id, alert.attempts + 1)
+            recording = recorder.submit(_record_message_sent, app, [(a.id, a.attempts + 1) for a in members], item.message_id)
         else:
-            unrecorded.append(AlertOutcome(alert.id, result.status, error=result.error))
+            unrecorded.extend(outcomes_for(members, AlertOutcome(members[0].id, result.status, error=result.error)))
     if recording is not None:
         settle(recording)
     if unrecorded:
@@ -377,18 +382,22 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
     return total
 
 
-def _record_one_sent(app: "App", alert_id: int, message_id: str | None, tries: int) -> bool:
+def _record_message_sent(app: "App", items: list[tuple[int, int]], message_id: str | None) -> tuple[int, int]:
+    """Record every alert a message listed as sent, in one transaction: (recorded, already sent)."""
     # A bare connection, not a Session: this runs once per message, and cheaply.
     with app.engine.begin() as connection:
-        return record_sent(connection, alert_id, message_id, tries)
+        recorded = sum(record_sent(connection, alert_id, message_id, tries) for alert_id, tries in items)
+    return recorded, len(items) - recorded
 
 
-def deliver_due(app: "App", now: datetime, max_batches: int | None = None) -> DeliverResult:
+def deliver_due(app: "App", now: datetime, max_batches: int | None = None, *, wait_for_groups: bool = True) -> DeliverResult:
     """Send every pending alert due at ledger `now`, batch by batch, until none is left.
 
     Each batch: one claim transaction (sized to what half the lease covers at the pace
-    this process measured) and one transport connection; see `send_batch` for how
-    outcomes are recorded and the lease renewed. Returns the counts.
+    this process measured, then completed with the due mates of every group it touched,
+    see services/grouping.py) and one transport connection; see `send_batch` for how
+    outcomes are recorded and the lease renewed. `wait_for_groups=False` sends groups still
+    inside `mail.group_wait` now (`once`: one cycle is one group). Returns the counts.
     """
     mail = app.settings.mail
     lease = timedelta(seconds=app.settings.daemon.lease_seconds)
@@ -403,14 +412,16 @@ def deliver_due(app: "App", now: datetime, max_batches: int | None = None) -> De
         while max_batches is None or total.batches < max_batches:
             limit = pace.batch_limit(mail.batch_size, lease)
             with app.sessions.begin() as session:
-                claimed = claim_due_alerts(session, now, owner, limit, lease)
-            if not claimed:
+                first = claim_due_alerts(session, now, owner, limit, lease)
+                claimed = complete_groups(session, app, first, now, owner, lease, wait=wait_for_groups)
+            if not first:
                 break
             total.batches += 1
-            _add(total, send_batch(app, batch, claimed, now, builder, recorder, pace))
+            if claimed:
+                _add(total, send_batch(app, batch, claimed, now, builder, recorder, pace))
             if getattr(batch, "connect_error", None) is not None:
                 break  # the server is unreachable: leave the other rows for the next run
-            if len(claimed) < limit:
+            if len(first) < limit:
                 break
     if total.batches:
         log.info(

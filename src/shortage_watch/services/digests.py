@@ -514,6 +514,11 @@ def _display_width(value: Any) -> int:
 
 def monthly_workbook(context: dict[str, Any]) -> bytes:
     """The monthly summary as XLSX: one sheet per table, Chinese headers, frozen header row, fitting widths."""
+    return table_workbook(_sheets(context))
+
+
+def table_workbook(sheets: list[tuple[str, list[str], list[list[Any]]]]) -> bytes:
+    """XLSX with one sheet per (title, headers, rows): bold header row, frozen, filterable, fitting widths."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -522,7 +527,7 @@ def monthly_workbook(context: dict[str, Any]) -> bytes:
     book.remove(book.active)
     header_font = Font(bold=True)
     header_fill = PatternFill("solid", fgColor="DDE6F0")
-    for title, headers, rows in _sheets(context):
+    for title, headers, rows in sheets:
         sheet = book.create_sheet(title)
         sheet.append(headers)
         for row in rows:
