@@ -69,41 +69,39 @@ def complete_groups(
     real_now = utc_now()
     # The mates share the claim's lease: the whole group expires, and is re-claimed, together.
     until = session.scalar(select(Alert.lease_until).where(Alert.id == claimed[0].id)) or real_now + lease
-    mates: list[ClaimedAlert] = []
-    for sample in samples.values():
-        # PostgreSQL: SKIP LOCKED leaves mates another sender is claiming right now to it.
-        ids = [
-            i for i in session.scalars(
-                select(Alert.id)
-                .where(
-                    _claimable(now, real_now),
-                    Alert.recipient_email == sample.recipient_email, Alert.template == sample.template,
-                    Alert.urgent == sample.urgent, Alert.language == sample.language,
-                )
-                .order_by(Alert.id)
-                .limit(mail.group_max_items + len(taken))
-                .with_for_update(skip_locked=True)
-            )
-            if i not in taken
-        ][: mail.group_max_items]
-        if not ids:
-            continue
-        # Claim, then check: only rows still pending change; one another sender took meanwhile is not ours.
-        session.execute(
-            update(Alert).where(Alert.id.in_(ids), _claimable(now, real_now))
-            .values(status="sending", lease_owner=owner, lease_until=until).execution_options(synchronize_session=False)
+    # One read for every group the claim touched: rows of the same recipients, then keep those
+    # of the same groups (at most mail.group_max_items each). PostgreSQL: SKIP LOCKED leaves
+    # rows another sender is claiming right now to it.
+    candidates = session.execute(
+        select(Alert.id, Alert.recipient_email, Alert.template, Alert.urgent, Alert.language)
+        .where(_claimable(now, real_now), Alert.recipient_email.in_({s.recipient_email for s in samples.values()}), Alert.id.not_in(taken))
+        .order_by(Alert.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    room = {key: mail.group_max_items for key in samples}
+    ids = []
+    for row_id, email, template, urgent, language in candidates:
+        key = group_key(email, template, urgent, language)
+        if key in room and room[key] > 0:
+            room[key] -= 1
+            ids.append(row_id)
+    if not ids:
+        return _give_back_young_groups(session, app, claimed, now, owner) if wait else claimed
+    # Claim, then check: only rows still claimable change; one another sender took meanwhile is not ours.
+    session.execute(
+        update(Alert).where(Alert.id.in_(ids), _claimable(now, real_now))
+        .values(status="sending", lease_owner=owner, lease_until=until).execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(
+        select(Alert).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner, Alert.lease_until == until).order_by(Alert.id)
+    ).all()
+    mates = [
+        ClaimedAlert(
+            id=r.id, dedup_key=r.dedup_key, thread_key=r.thread_key, template=r.template, recipient_role=r.recipient_role,
+            recipient_email=r.recipient_email, language=r.language, urgent=r.urgent, context=dict(r.context), attempts=r.attempts,
         )
-        rows = session.scalars(
-            select(Alert).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner, Alert.lease_until == until).order_by(Alert.id)
-        ).all()
-        mates.extend(
-            ClaimedAlert(
-                id=r.id, dedup_key=r.dedup_key, thread_key=r.thread_key, template=r.template, recipient_role=r.recipient_role,
-                recipient_email=r.recipient_email, language=r.language, urgent=r.urgent, context=dict(r.context), attempts=r.attempts,
-            )
-            for r in rows
-        )
-        taken.update(r.id for r in rows)
+        for r in rows
+    ]
     complete = claimed + mates
     return _give_back_young_groups(session, app, complete, now, owner) if wait else complete
 
