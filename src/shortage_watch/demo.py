@@ -213,33 +213,36 @@ def run_demo(mail_dir: Path, base: Settings | None = None, out: IO[str] | None =
     return 0
 
 
-def _new_mail(app: App, seen: set[int]) -> list[tuple[str, str, str]]:
-    """(template, recipient, status) of alerts sent or kept undeliverable since the last step."""
+def _new_mail(app: App, seen: set[int]) -> list[tuple[str, str, str, int]]:
+    """(template, recipient, status, items) of the messages sent, or alerts kept undeliverable,
+    since the last step; a grouped message is one entry with its number of items."""
     with app.sessions() as session:
         rows = session.execute(
-            select(Alert.id, Alert.template, Alert.recipient_email, Alert.recipient_role, Alert.status)
+            select(Alert.id, Alert.template, Alert.recipient_email, Alert.recipient_role, Alert.status, Alert.message_id)
             .where(Alert.status.in_(("sent", "undeliverable")))
             .order_by(Alert.id)
         ).all()
-    fresh = []
-    for alert_id, template, email, role, status in rows:
+    fresh: dict[object, list] = {}
+    for alert_id, template, email, role, status, message_id in rows:
         if alert_id in seen:
             continue
         seen.add(alert_id)
-        fresh.append((template, email or f"({role}: no address)", status))
-    return fresh
+        entry = fresh.setdefault(message_id or alert_id, [template, email or f"({role}: no address)", status, 0])
+        entry[3] += 1
+    return [tuple(entry) for entry in fresh.values()]  # type: ignore[misc]
 
 
-def _print_step(out: IO[str], app: App, now: datetime, step: Step, mailed: list[tuple[str, str, str]]) -> None:
+def _print_step(out: IO[str], app: App, now: datetime, step: Step, mailed: list[tuple[str, str, str, int]]) -> None:
     local = now.astimezone(SHANGHAI)
     day = local.date()
     kind = "working day" if app.calendar.is_working_day(day) else "rest day"
     print(f"{local:%Y-%m-%d %a %H:%M} ({kind})  {step.happened}", file=out)
     if not mailed:
         print("    no mail", file=out)
-    for template, recipient, status in mailed:
+    for template, recipient, status, items in mailed:
         note = "" if status == "sent" else f"  [{status}]"
-        print(f"    mailed {template:<26} → {recipient}{note}", file=out)
+        grouped = f"  ({items} items in one message)" if items > 1 else ""
+        print(f"    mailed {template:<26} → {recipient}{note}{grouped}", file=out)
 
 
 def _print_summary(out: IO[str], app: App, mail_dir: Path) -> None:
