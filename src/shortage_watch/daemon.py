@@ -12,6 +12,7 @@ the real clock (`utc_now()`).
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -507,6 +508,10 @@ class Daemon:
     def run(self, install_signals: bool = True) -> int:
         """Check the schema, beat, start the timers (with a catch-up cycle first) and block
         until SIGTERM/SIGINT; then finish running jobs, release this replica's claims, exit 0."""
+        # A fatal signal (SIGBUS when a SQLite file changes under its memory-mapped WAL
+        # index, SIGSEGV) cannot be caught and survived; this makes it leave a line
+        # ("Fatal Python error: Bus error") and every thread's stack on stderr, the log.
+        faulthandler.enable(all_threads=True)
         check_schema(self.app)
         self._start_http()  # before the heartbeat: a port it cannot take stops the start cleanly
         previous = {}
