@@ -9,8 +9,9 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import pytest
 from sqlalchemy import func, select
 
 from shortage_watch.health import check_health
@@ -20,6 +21,13 @@ from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, app, make_app, notice
 
 GOOD = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1))}\n".encode()
 WITH_A_BAD_ROW = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(2))}\n{','.join(notice_row(3, notified_on='x'))}\n".encode()
+
+
+@pytest.fixture(autouse=True)
+def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Hostile input is news for the log in one line, never a traceback."""
+    yield
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
 def inbox_app(make_app: Any, folder: Path, **extra: Any) -> Any:

@@ -5,6 +5,7 @@ a file that cannot be read says why in one line."""
 from __future__ import annotations
 
 import json
+from typing import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -17,6 +18,13 @@ from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, app, make_app, notice
 
 NOTICE = {"notice_id": "N1", "manufacturer": "某药厂", "product_code": "P1", "product_name": "阿莫西林胶囊",
           "kind": "stoppage", "distributor_code": "D350901", "notified_on": "2024-09-27"}
+
+
+@pytest.fixture(autouse=True)
+def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Hostile input is news for the log in one line, never a traceback."""
+    yield
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
 def rows(*numbers: int) -> list[str]:

@@ -11,7 +11,7 @@ import tracemalloc
 import zipfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import openpyxl
 import pytest
@@ -28,6 +28,13 @@ from shortage_watch.services import ingest as ingest_module
 from shortage_watch.services.ingest import ingest_payload, poll_source
 from shortage_watch.store.tables import Heartbeat, RawReceipt, RecordVersion, StoppageNotice
 from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, app, make_app, notice_row  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(autouse=True)
+def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Hostile input is news for the log in one line, never a traceback."""
+    yield
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
 def notices_csv(count: int, **changed: dict[str, str]) -> bytes:
