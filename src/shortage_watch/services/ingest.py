@@ -486,6 +486,13 @@ class _RecordWriter:
         self.lookups: dict[tuple[str, int], Any] = {}
         self.accepted = self.duplicates = self.revisions = 0
 
+    def use(self, session: Session) -> None:
+        """Write in `session` (the next chunk's transaction) from now on; compiled statements are kept."""
+        self.session = session
+        connection = session.connection()
+        for inserter in (self.versions, *self.inserters.values()):
+            inserter.connection = connection
+
     def write(self, chunk: list[tuple[int, Record]]) -> None:
         kind = chunk[0][1].record_kind
         spec = SPECS[kind]
@@ -678,12 +685,17 @@ def ingest_payload(app: Any, *, source: str, name: str, content: bytes, kind: st
             # Rows are read and validated outside any transaction: between two chunks the
             # write lock is free for the heartbeat, `health` and the other jobs.
             sizer = _ChunkSizer()
+            writer: _RecordWriter | None = None
             for chunk in _validated_chunks(parsed, now=now, tz=ZoneInfo(app.settings.timezone), after_row=after_row,
                                            size=sizer.size):
                 with sizer.timing(), app.sessions.begin() as session:
                     if in_each_transaction is not None:
                         in_each_transaction(session)
-                    tally.add(chunk, _RecordWriter(session, app, source=source, receipt_id=receipt_id, now=now))
+                    if writer is None:
+                        writer = _RecordWriter(session, app, source=source, receipt_id=receipt_id, now=now)
+                    else:
+                        writer.use(session)
+                    tally.add(chunk, writer)
                     session.execute(update(RawReceipt).where(RawReceipt.id == receipt_id).values(
                         rows_done=chunk.last_row, accepted=tally.accepted, duplicates=tally.duplicates,
                         rejected=tally.rejected, errors=tally.errors[:MAX_STORED_ERRORS]))
@@ -720,10 +732,11 @@ class _ChunkSizer:
             self.rows = max(MIN_CHUNK, round(self.rows * LOCK_HOLD_TARGET / held))
         elif held < LOCK_HOLD_TARGET / 2:
             self.rows = min(CHUNK, self.rows * 2)
-        if held > LOCK_HOLD_TARGET / 5:
+        if held > LOCK_HOLD_TARGET / 2:
             # Race for SQLite's write lock: a waiting writer (the heartbeat, a sweep) polls it
-            # every few to 100 ms and would rarely hit the instant between two commits;
-            # a pause of a tenth of the hold lets it in, so none waits past its busy timeout.
+            # every few to 100 ms and would rarely hit the instant between two long chunks
+            # (a slow listener leaves little to validate in between); a pause of a tenth of
+            # the hold lets it in, so none waits past its busy timeout.
             time.sleep(min(0.05, held / 10))
 
 
