@@ -15,6 +15,7 @@ heartbeat never waiting longer than its 30 s interval).
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -87,6 +88,7 @@ def main() -> int:
           f"about {ingest_module.LOCK_HOLD_TARGET} s")
     print(f"lock hold: longest {longest * 1000:.0f} ms, median {statistics.median(holds) * 1000:.0f} ms; "
           f"heartbeat: {len(waits)} beats, longest wait {max(waits, default=0) * 1000:.0f} ms")
+    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"ratio longest hold / baseline {BASELINE_SECONDS:.0f} s = {longest / BASELINE_SECONDS:.5f} (aim < 0.01)")
     return 0 if longest < 0.01 * BASELINE_SECONDS and max(waits, default=0) < 30 else 1
 
