@@ -4,7 +4,7 @@ Delivery is at least once. A batch is claimed in one transaction (rows move to
 'sending' with `lease_owner`/`lease_until`) and sent over one transport connection.
 Each message the server acknowledged is recorded as sent (one short transaction,
 committed while the next message goes out), and the lease on the rest of the batch is
-renewed whenever half of it has passed, so a slow mail server never lets a lease run
+renewed whenever a third of it has passed, so a slow mail server never lets a lease run
 out under rows still waiting. A process killed mid-batch leaves 'sending' rows whose
 lease expires; the next run claims and sends them again, so at most the message whose
 record was still in flight when it died arrives twice, and the stable Message-ID lets
@@ -317,9 +317,9 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
     The record of message i is committed (on `recorder`) while message i+1 goes out,
     and waited for before the record of i+1 starts. A slow server must never let the
     lease run out under rows still waiting here (another replica would re-claim and
-    resend them): whenever half the lease has gone by, one transaction records the other
-    outcomes so far, renews the lease on every row not yet recorded, and learns which of
-    them this sender still holds. Message i+1 is rendered and built (on `builder`) while
+    resend them): whenever a third of the lease has gone by, one transaction records the
+    other outcomes so far, renews the lease on every row not yet recorded, and learns
+    which of them this sender still holds. Message i+1 is rendered and built (on `builder`) while
     message i waits for the server's reply.
     """
     lease = timedelta(seconds=app.settings.daemon.lease_seconds)
@@ -332,9 +332,11 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
     upcoming = builder.submit(prepare_message, app, messages[0], now)
     total = DeliverResult()
     held = {a.id for a in claimed}
-    renew_at = utc_now() + lease / 2  # the claim was taken just before: its lease runs at least this long
+    renew_every = lease / 3  # renewed well before it runs out, even if this process stalls a while
+    renew_at = utc_now() + renew_every  # the claim was taken just before this
     unrecorded: list[AlertOutcome] = []
     recording: Future[tuple[int, int]] | None = None
+    recording_ids: list[int] = []
 
     def settle(record: Future[tuple[int, int]]) -> None:
         sent, lost = record.result()
@@ -351,8 +353,11 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
         if position + 1 < len(messages):
             upcoming = builder.submit(prepare_message, app, messages[position + 1], now)
         if utc_now() >= renew_at:
-            held = record_and_renew([o.alert_id for o in unrecorded] + [a.id for m in messages[position:] for a in m])
-            unrecorded, renew_at = [], utc_now() + lease / 2
+            # The rows whose sent-record is still in flight are renewed too: that record may
+            # wait on the database lock, and its rows must not be re-claimed meanwhile.
+            in_flight = recording_ids if recording is not None and not recording.done() else []
+            held = record_and_renew(in_flight + [o.alert_id for o in unrecorded] + [a.id for m in messages[position:] for a in m])
+            unrecorded, renew_at = [], utc_now() + renew_every
         item = future.result()
         still = [a for a in members if a.id in held]
         if len(still) < len(members):
@@ -373,6 +378,7 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
             if recording is not None:
                 settle(recording)
             recording = recorder.submit(_record_message_sent, app, [(a.id, a.attempts + 1) for a in members], item.message_id)
+            recording_ids = [a.id for a in members]
         else:
             unrecorded.extend(outcomes_for(members, AlertOutcome(members[0].id, result.status, error=result.error)))
     if recording is not None:
