@@ -113,6 +113,9 @@ def settings_data(tmp_path: Path) -> dict[str, Any]:
         "database": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
         "calendar": {"overrides_dir": str(tmp_path / "calendar")},
         "mail": {"transport": "file", "file_dir": str(tmp_path / "mail")},
+        # The portal is on by default on 127.0.0.1:8080; daemons under test serve no portal
+        # unless a test asks (tests/web starts its own on a free port).
+        "web": {"enabled": False, "session_secret_file": str(tmp_path / "web_secret")},
     }
 
 

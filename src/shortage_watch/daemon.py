@@ -299,6 +299,7 @@ class Daemon:
         )
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
         self.http: Any = None
+        self.web: Any = None
 
     # jobs ------------------------------------------------------------------------------
 
@@ -514,6 +515,7 @@ class Daemon:
         faulthandler.enable(all_threads=True)
         check_schema(self.app)
         self._start_http()  # before the heartbeat: a port it cannot take stops the start cleanly
+        self._start_web()
         previous = {}
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -538,6 +540,7 @@ class Daemon:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
         stragglers = self._wait_for_jobs()
+        self._stop_web()
         self._stop_http()
         try:
             released = release_replica_claims(self.app)
@@ -587,6 +590,27 @@ class Daemon:
     def _stop_http(self) -> None:
         if self.http is not None:
             self.http.stop()
+
+    def _start_web(self) -> None:
+        """Serve the portal and API beside the timers when web.enabled. A port already taken (another
+        replica on this host serves it) is a warning: the daemon's own work does not depend on it."""
+        web = self.settings.web
+        if not web.enabled:
+            return
+        from shortage_watch.web.server import WebServer
+
+        try:
+            self.web = WebServer(self.app, web.host, web.port)
+        except (OSError, ValueError) as exc:
+            log.warning("web: not serving the portal: cannot listen on %s:%s: %s", web.host, web.port,
+                        getattr(exc, "strerror", None) or exc)
+            return
+        self.web.start()
+        log.info("portal and API on %s/ (public address %s)", self.web.address, web.public_url)
+
+    def _stop_web(self) -> None:
+        if self.web is not None:
+            self.web.stop()
 
 
 def _every(seconds: int, start: datetime) -> IntervalTrigger:

@@ -214,6 +214,29 @@ class DaemonSettings(Section):
     shutdown_seconds: float = Field(8.0, gt=0, le=60, description="on SIGTERM, wait this long for running jobs")
 
 
+class WebSettings(Section):
+    """The distributor portal and token API (web/)."""
+
+    enabled: bool = Field(True, description="`run` also serves the portal and API")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = Field("http://127.0.0.1:8080", description="the portal's address as users reach it; used in mail links")
+    session_secret_file: Path = Field(Path("var/web_session_secret"),
+                                      description="signs session cookies and CSRF tokens; created (0600) when missing")
+    session_minutes: int = Field(480, ge=5, le=7 * 24 * 60, description="a login lasts this long")
+    upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest upload or API body")
+    api_requests_per_minute: int = Field(60, ge=1, description="per API token; more answers 429 with Retry-After")
+    login_failures_allowed: int = Field(5, ge=1, description="failed logins per account and address before a pause")
+    login_pause_minutes: int = Field(15, ge=1, description="... counted over, and paused for, this long")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -236,6 +259,7 @@ class Settings(BaseSettings):
     quiet: QuietSettings = QuietSettings()
     smtp: SmtpSettings = SmtpSettings()
     daemon: DaemonSettings = DaemonSettings()
+    web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @field_validator("timezone")

@@ -22,6 +22,7 @@ def make_settings(db_url: str, tmp_path: Path, **sections: dict[str, Any]) -> Se
         "database": {"url": db_url},
         "calendar": {"overrides_dir": str(tmp_path / "calendar")},
         "mail": {"transport": "file", "file_dir": str(tmp_path / "mail")},
+        "web": {"enabled": False},
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}

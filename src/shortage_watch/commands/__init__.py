@@ -117,5 +117,6 @@ from shortage_watch.commands import ledger  # noqa: E402
 from shortage_watch.commands import mail  # noqa: E402
 from shortage_watch.commands import samples  # noqa: E402
 from shortage_watch.commands import silences  # noqa: E402
+from shortage_watch.commands import web  # noqa: E402
 
-COMMAND_MODULES = [basics, daemon, intake, ledger, mail, samples, silences]
+COMMAND_MODULES = [basics, daemon, intake, ledger, mail, samples, silences, web]

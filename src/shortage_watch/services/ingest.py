@@ -67,6 +67,10 @@ class RecordListener(Protocol):
     def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None: ...
 
 
+# Given a valid record and its row: a RowError refusing it, or None to store it.
+Admission = Callable[[Record, int | None], RowError | None]
+
+
 class NoopRecordListener:
     """A listener that does nothing (until the ledger is wired in, and for the benchmark)."""
 
@@ -172,10 +176,12 @@ def store_payload(
     now: datetime,
     field_map: dict[str, str] | None = None,
     format: str | None = None,
+    admit: Admission | None = None,
 ) -> IngestResult:
     """Archive, parse, validate and store one feed page inside the caller's transaction.
 
-    Database errors propagate (the caller's transaction rolls back and the input is
+    `admit`, when given, may refuse a valid record as a row error (a web account handing in
+    another distributor's record); the other records are still stored. Database errors propagate (the caller's transaction rolls back and the input is
     processed again later); any other failure rejects the payload with its receipt kept.
     An empty JSON page is normal (nothing new since the cursor).
     """
@@ -188,7 +194,8 @@ def store_payload(
             parsed = parse_payload(content, name=name, kind=kind, field_map=field_map, format=format, lazy=True,
                                    limits=parse_limits(app))
             writer = _RecordWriter(session, app, source=source, receipt_id=receipt.id, now=now)
-            for chunk in _validated_chunks(parsed, now=now, tz=ZoneInfo(app.settings.timezone), after_row=None):
+            for chunk in _validated_chunks(parsed, now=now, tz=ZoneInfo(app.settings.timezone), after_row=None,
+                                           admit=admit):
                 tally.add(chunk, writer)
             tally.cursor = (parsed.next_cursor, parsed.has_more)
             empty_is_normal = parsed.format == "json"  # an empty JSON page: nothing new since the cursor
@@ -259,7 +266,7 @@ class _Chunk:
 
 
 def _validated_chunks(parsed: ParsedFile, *, now: datetime, tz: ZoneInfo, after_row: int | None,
-                      size: Callable[[], int] = lambda: CHUNK) -> Iterator[_Chunk]:
+                      size: Callable[[], int] = lambda: CHUNK, admit: Admission | None = None) -> Iterator[_Chunk]:
     """The parsed rows validated, `size()` rows at a time, skipping rows up to `after_row` (done before).
 
     Rows are validated a chunk at a time, so a large file never sits in memory as
@@ -287,8 +294,11 @@ def _validated_chunks(parsed: ParsedFile, *, now: datetime, tz: ZoneInfo, after_
         if after_row is not None and raw.row <= after_row:
             continue
         record, problems = validate_record(raw.kind, raw.values, row=raw.row, now=now, tz=tz)
+        refusal = admit(record, raw.row) if admit is not None and record is not None else None  # type: ignore[arg-type]
         if problems:
             errors.extend(problem.in_columns(raw.columns) for problem in problems)
+        elif refusal is not None:
+            errors.append(refusal.in_columns(raw.columns))
         else:
             records.append((raw.row, record))  # type: ignore[arg-type]
         if rows >= size():

@@ -386,4 +386,85 @@ class Installation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1: one row
     installation_id: Mapped[str] = mapped_column(String(32))
+
+
+class WebAccount(Base):
+    """A person who logs in to the web app. `role` says which pages they may use:
+    `distributor` (party_code: their distributor code); `officer` is the bureau dashboard's."""
+
+    __tablename__ = "web_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    party_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on password change, reset and disable: every session cookie signed before is void.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token of one account; only its sha256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a token can be recognised
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    # Per-token rate limit: requests counted in the current one-minute window.
+    rate_window_start: Mapped[datetime | None]
+    rate_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyKey(Base):
+    """The first answer to an API request carrying an Idempotency-Key, replayed for repeats."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("account_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginAttempt(Base):
+    """One password login attempt, for the per-account-and-address rate limit."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_name_address_at", "name", "address", "at"),
+        Index("ix_login_attempts_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class WebSubmission(Base):
+    """Which account handed in a receipt through the web app, how, and (for a correction) why."""
+
+    __tablename__ = "web_submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"), index=True)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("raw_receipts.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # form | upload | api | correction
+    reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

@@ -1,0 +1,315 @@
+"""Web accounts and API tokens: create, log in, change passwords, issue and check tokens.
+
+Each function is one transaction. Passwords are kept as argon2id hashes, tokens as their
+sha256 (a token is 256 random bits, so a fast hash cannot be reversed); neither is ever
+logged. Every login, password change, token use and account change is audited with the
+account's name (`web:<name>`) or `operator` for commands run on the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.accounts import ROLES, login_paused_until, password_problem, rate_window
+from shortage_watch.services.alerts import audit
+from shortage_watch.store.tables import ApiToken, LoginAttempt, WebAccount
+
+OPERATOR = "operator"
+TOKEN_PREFIX = "sw_"
+_HASHER = PasswordHasher()  # argon2id with the library's current recommended cost
+_PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I to misread
+
+
+class AccountError(Exception):
+    """A request about accounts that cannot be done; the message is Chinese / English."""
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """Who is logged in (or whose token is used): what pages and endpoints need to decide."""
+
+    id: int
+    name: str
+    role: str
+    party_code: str | None
+    must_change_password: bool
+
+    @property
+    def actor(self) -> str:
+        return f"web:{self.name}"
+
+
+def _user(account: WebAccount) -> WebUser:
+    return WebUser(account.id, account.name, account.role, account.party_code, account.must_change_password)
+
+
+def new_password() -> str:
+    """A random initial password, 14 characters that cannot be misread."""
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(14))
+
+
+def _account_named(session: Session, name: str) -> WebAccount:
+    account = session.scalars(select(WebAccount).where(WebAccount.name == name)).first()
+    if account is None:
+        raise AccountError(f"没有名为 {name} 的账户 / no account named {name!r}")
+    return account
+
+
+def add_account(app: Any, *, name: str, role: str, party_code: str | None, now: datetime) -> tuple[WebUser, str]:
+    """Create an account with a one-time initial password (returned once, to be changed at first login)."""
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}")
+    password = new_password()
+    with app.sessions.begin() as session:
+        if session.scalars(select(WebAccount.id).where(WebAccount.name == name)).first() is not None:
+            raise AccountError(f"账户 {name} 已存在 / account {name!r} exists already")
+        account = WebAccount(name=name, role=role, party_code=party_code, password_hash=_HASHER.hash(password),
+                             must_change_password=True, disabled=False, session_epoch=0, created_at=now,
+                             updated_at=now)
+        session.add(account)
+        session.flush()
+        audit(session, at=now, actor=OPERATOR, entity="web_account", entity_id=account.id, action="created",
+              detail={"name": name, "role": role, "party_code": party_code})
+        return _user(account), password
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    name: str
+    role: str
+    party_code: str | None
+    disabled: bool
+    must_change_password: bool
+    last_login_at: datetime | None
+
+
+def list_accounts(app: Any) -> list[AccountRow]:
+    with app.sessions() as session:
+        return [AccountRow(a.name, a.role, a.party_code, a.disabled, a.must_change_password, a.last_login_at)
+                for a in session.scalars(select(WebAccount).order_by(WebAccount.name))]
+
+
+def disable_account(app: Any, name: str, now: datetime) -> None:
+    """Disable the account: its sessions end at once and its tokens answer 403."""
+    with app.sessions.begin() as session:
+        account = _account_named(session, name)
+        account.disabled = True
+        account.session_epoch += 1
+        account.updated_at = now
+        audit(session, at=now, actor=OPERATOR, entity="web_account", entity_id=account.id, action="disabled")
+
+
+def reset_password(app: Any, name: str, now: datetime) -> str:
+    """A new one-time password (returned once); the account's sessions end and it is enabled again."""
+    password = new_password()
+    with app.sessions.begin() as session:
+        account = _account_named(session, name)
+        account.password_hash = _HASHER.hash(password)
+        account.must_change_password = True
+        account.disabled = False
+        account.session_epoch += 1
+        account.updated_at = now
+        audit(session, at=now, actor=OPERATOR, entity="web_account", entity_id=account.id, action="password_reset")
+    return password
+
+
+def session_user(app: Any, account_id: int, epoch: int) -> WebUser | None:
+    """The user of a session cookie, or None when the account is gone, disabled or the cookie is older
+    than its last password change."""
+    with app.sessions() as session:
+        account = session.get(WebAccount, account_id)
+        if account is None or account.disabled or account.session_epoch != epoch:
+            return None
+        return _user(account)
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """`user` and `epoch` on success; otherwise `paused_until` (too many failures) or a plain refusal."""
+
+    user: WebUser | None
+    epoch: int = 0
+    paused_until: datetime | None = None
+
+
+def log_in(app: Any, *, name: str, password: str, address: str, now: datetime) -> LoginOutcome:
+    """Check a password login, counting failures per account name and address (web.login_failures_allowed
+    within web.login_pause_minutes pause further tries); every attempt is recorded."""
+    web = app.settings.web
+    pause = timedelta(minutes=web.login_pause_minutes)
+    name = name.strip()[:64]
+    address = address[:64]
+    with app.sessions.begin() as session:
+        failures = session.scalars(select(LoginAttempt.at).where(
+            LoginAttempt.name == name, LoginAttempt.address == address, LoginAttempt.succeeded.is_(False),
+            LoginAttempt.at > now - pause)).all()
+        paused = login_paused_until(failures, web.login_failures_allowed, pause, now)
+        if paused is not None:
+            return LoginOutcome(None, paused_until=paused)
+        account = session.scalars(select(WebAccount).where(WebAccount.name == name)).first()
+        ok = _verify(account.password_hash if account else _dummy_hash(), password) and account is not None
+        if ok and account is not None and account.disabled:
+            ok = False
+        session.add(LoginAttempt(name=name, address=address, at=now, succeeded=ok))
+        if account is not None:
+            audit(session, at=now, actor=f"web:{name}", entity="web_account", entity_id=account.id,
+                  action="login" if ok else "login_failed", detail={"address": address})
+        if not ok or account is None:
+            return LoginOutcome(None)
+        account.last_login_at = now
+        return LoginOutcome(_user(account), epoch=account.session_epoch)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so a wrong name costs as long as a wrong password."""
+    return _HASHER.hash("not a password of anyone")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def change_password(app: Any, user: WebUser, *, current: str, new: str, now: datetime) -> int:
+    """Set a new password after checking the current one; the account's new session epoch (older
+    cookies end). AccountError says why not."""
+    problem = password_problem(new, user.name)
+    if problem:
+        raise AccountError(problem)
+    with app.sessions.begin() as session:
+        account = session.get(WebAccount, user.id)
+        if account is None or account.disabled:
+            raise AccountError("账户不可用 / the account is not available")
+        if not _verify(account.password_hash, current):
+            raise AccountError("当前密码不正确 / the current password is wrong")
+        if _verify(account.password_hash, new):
+            raise AccountError("新密码不能与当前密码相同 / the new password must differ from the current one")
+        account.password_hash = _HASHER.hash(new)
+        account.must_change_password = False
+        account.session_epoch += 1
+        account.updated_at = now
+        audit(session, at=now, actor=user.actor, entity="web_account", entity_id=account.id, action="password_changed")
+        return account.session_epoch
+
+
+# ---- API tokens -----------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: int
+    account: str
+    party_code: str | None
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def create_token(app: Any, *, account_id: int, name: str, now: datetime, actor: str) -> tuple[TokenRow, str]:
+    """A new token for the account: the row and the secret, which is shown this once and never again."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with app.sessions.begin() as session:
+        account = session.get(WebAccount, account_id)
+        if account is None:
+            raise AccountError("账户不存在 / no such account")
+        token = ApiToken(account_id=account_id, name=name[:100] or "token", token_hash=_token_hash(secret),
+                         prefix=secret[:10], created_at=now, rate_count=0)
+        session.add(token)
+        session.flush()
+        audit(session, at=now, actor=actor, entity="api_token", entity_id=token.id, action="created",
+              detail={"account": account.name, "name": token.name})
+        return _token_row(token, account), secret
+
+
+def _token_row(token: ApiToken, account: WebAccount) -> TokenRow:
+    return TokenRow(token.id, account.name, account.party_code, token.name, token.prefix, token.created_at,
+                    token.last_used_at, token.revoked_at)
+
+
+def distributor_account_id(app: Any, party_code: str) -> int:
+    """The account a `tokens create --distributor CODE` token belongs to: the one named CODE, else the first."""
+    with app.sessions() as session:
+        accounts = session.scalars(select(WebAccount).where(
+            WebAccount.role == "distributor", WebAccount.party_code == party_code).order_by(WebAccount.id)).all()
+    if not accounts:
+        raise AccountError(f"配送企业 {party_code} 还没有账户，请先运行 accounts add-distributor {party_code} / "
+                           f"distributor {party_code} has no account: run `accounts add-distributor {party_code}` first")
+    named = [a for a in accounts if a.name == party_code]
+    return (named or accounts)[0].id
+
+
+def list_tokens(app: Any, account_id: int | None = None) -> list[TokenRow]:
+    """Tokens (all, or one account's), newest first; never their secrets."""
+    with app.sessions() as session:
+        query = select(ApiToken, WebAccount).join(WebAccount, WebAccount.id == ApiToken.account_id)
+        if account_id is not None:
+            query = query.where(ApiToken.account_id == account_id)
+        return [_token_row(t, a) for t, a in session.execute(query.order_by(ApiToken.id.desc()))]
+
+
+def revoke_token(app: Any, token_id: int, *, now: datetime, actor: str, account_id: int | None = None) -> None:
+    """Revoke a token (only the account's own when `account_id` is given)."""
+    with app.sessions.begin() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None or (account_id is not None and token.account_id != account_id):
+            raise AccountError(f"没有编号为 {token_id} 的令牌 / no token with id {token_id}")
+        if token.revoked_at is None:
+            token.revoked_at = now
+            audit(session, at=now, actor=actor, entity="api_token", entity_id=token.id, action="revoked")
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """`user` for a good token, `disabled` when its account is disabled, `retry_after` when over the rate."""
+
+    user: WebUser | None
+    token_id: int | None = None
+    disabled: bool = False
+    retry_after: int | None = None
+
+
+def use_token(app: Any, secret: str, *, method: str, path: str, now: datetime) -> TokenCheck:
+    """Check a bearer token and count the request against its per-minute limit; audits the use."""
+    limit = app.settings.web.api_requests_per_minute
+    window = rate_window(now)
+    with app.sessions.begin() as session:
+        found = session.execute(select(ApiToken, WebAccount).join(WebAccount, WebAccount.id == ApiToken.account_id)
+                                .where(ApiToken.token_hash == _token_hash(secret))).first()
+        if found is None or found[0].revoked_at is not None:
+            return TokenCheck(None)
+        token, account = found
+        if account.disabled:
+            return TokenCheck(None, token.id, disabled=True)
+        # Two requests of one token at once: the count is raised in the database in one statement,
+        # so neither overwrites the other's increment.
+        session.execute(update(ApiToken).where(ApiToken.id == token.id, ApiToken.rate_window_start == window.start)
+                        .values(rate_count=ApiToken.rate_count + 1, last_used_at=now))
+        session.execute(update(ApiToken).where(ApiToken.id == token.id, (ApiToken.rate_window_start != window.start)
+                                               | ApiToken.rate_window_start.is_(None))
+                        .values(rate_count=1, rate_window_start=window.start, last_used_at=now))
+        count = session.scalar(select(ApiToken.rate_count).where(ApiToken.id == token.id))
+        over = count is not None and count > limit
+        audit(session, at=now, actor=f"web:{account.name}", entity="api_token", entity_id=token.id,
+              action="rate_limited" if over else "used", detail={"method": method, "path": path[:200]})
+        if over:
+            return TokenCheck(None, token.id, retry_after=window.retry_after_seconds)
+        return TokenCheck(_user(account), token.id)

@@ -1,0 +1,51 @@
+"""Words the portal shows: field labels, choices and states, Chinese and English."""
+
+from __future__ import annotations
+
+from shortage_watch.domain.records import _CHOICE_LABELS as CHOICES  # the record contract's own choice labels
+from shortage_watch.domain.records import FIELDS
+
+FIELD_LABELS: dict[str, str] = {key: zh for fields in FIELDS.values() for key, zh, _required in fields}
+FIELD_LABELS["record_kind"] = "记录类型"
+
+STATE_LABELS = {
+    "open": ("待反馈", "open"),
+    "overdue": ("已逾期", "overdue"),
+    "fulfilled": ("已按时反馈", "reported on time"),
+    "fulfilled_late": ("逾期后反馈", "reported late"),
+    "cancelled": ("已取消", "cancelled"),
+}
+CHANNEL_LABELS = {
+    "form": ("网页填报", "web form"),
+    "upload": ("文件上传", "file upload"),
+    "correction": ("更正", "correction"),
+    "api": ("接口", "API"),
+}
+
+
+def pick(text: str | None, lang: str) -> str:
+    """One side of a 'Chinese / English' text for `lang`; a text without ' / ' as it is."""
+    if not text:
+        return ""
+    if " / " not in text:
+        return text
+    zh, en = text.split(" / ", 1)
+    return en if lang == "en" else zh
+
+
+def choice_label(field: str, value: str | None, lang: str) -> str:
+    if value is None:
+        return ""
+    if lang == "en":
+        return value
+    return CHOICES.get(field, {}).get(value, value)
+
+
+def field_label(key: str | None, lang: str) -> str:
+    """How a column is named on the page: '通知日期 (notified_on)' in Chinese, the key in English."""
+    if key is None:
+        return ""
+    zh = FIELD_LABELS.get(key)
+    if lang == "en" or zh is None:
+        return key
+    return f"{zh}（{key}）"
