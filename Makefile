@@ -23,6 +23,9 @@ run: $(STAMP)
 	@if [ ! -e var/.sample-inbox ]; then $(BIN)/shortage-watch sample-inbox var/inbox >/dev/null \
 		&& touch -d '1 minute ago' var/inbox/*.* && touch var/.sample-inbox; fi
 	@echo "shortage-watch: running; mail is written to var/mail/; Ctrl-C stops"
+	@echo "  distributor portal: http://127.0.0.1:8080/   (API docs: http://127.0.0.1:8080/docs)"
+	@echo "  first account, in another terminal: .venv/bin/shortage-watch accounts add-distributor D350901"
+	@echo "  (prints a one-time password; D350901 is a distributor of the sample directory)"
 	$(BIN)/shortage-watch run
 
 ## demo: play the scripted National Day 2024 scenario on a throwaway database (mail in var/demo-mail/)

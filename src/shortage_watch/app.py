@@ -82,15 +82,14 @@ class App:
     @cached_property
     def renderer(self) -> "Renderer":
         """Mail templates: `mail.templates_dir` first, then the packaged ones."""
-        from shortage_watch.mail.render import Renderer
-
-        from shortage_watch.mail.render import report_channels_for
+        from shortage_watch.mail.render import Renderer, report_channels_for
 
         mail = self.settings.mail
-        # Hook for the web portal: once settings have `web.public_url`, mail offers it as a way to report.
-        portal_url = getattr(getattr(self.settings, "web", None), "public_url", None)
+        web = self.settings.web
+        portal_url = web.public_url if web.enabled else None
         channels = report_channels_for(reply_to=mail.reply_to, inbox=mail.report_inbox, portal_url=portal_url)
-        return Renderer(mail.templates_dir, self.settings.timezone, mail.reply_to, calendar=self.calendar, report_channels=channels)
+        return Renderer(mail.templates_dir, self.settings.timezone, mail.reply_to, calendar=self.calendar,
+                        report_channels=channels, portal_url=portal_url)
 
     @cached_property
     def transport(self) -> "Transport":

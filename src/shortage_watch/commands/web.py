@@ -65,7 +65,7 @@ def web_command(args: argparse.Namespace, ctx: Context) -> int:
     except ValueError as exc:  # an unusable session secret file
         raise CommandError(str(exc)) from None
     print(f"门户 portal: {server.address}/  ·  接口文档 API docs: {server.address}/docs  (Ctrl-C stops)", flush=True)
-    server.serve_forever()
+    server.serve_until_signal()
     return 0
 
 

@@ -173,9 +173,11 @@ class Renderer:
         *,
         calendar: Any = None,
         report_channels: dict[str, str | None] | None = None,
+        portal_url: str | None = None,
     ) -> None:
         """`calendar` (the App's, with its overrides; the built-in one by default) marks make-up working days;
-        `report_channels` says how a distributor reports (see `report_channels`)."""
+        `report_channels` says how a distributor reports (see `report_channels`); `portal_url`
+        (web.public_url) links a distributor's mail to its obligation's page."""
         folders = [str(templates_dir)] if templates_dir is not None else []
         folders.append(str(packaged_templates_dir()))
         loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
@@ -190,6 +192,7 @@ class Renderer:
         self._text = self._envs[("text", "zh-CN")]
         self.reply_to = reply_to
         self.report_channels = report_channels or report_channels_for(reply_to=reply_to)
+        self.portal_url = portal_url
 
     @staticmethod
     def _environment(loader: ChoiceLoader, formats: _Formats, autoescape: bool, part: str, lang: str) -> Environment:
@@ -210,7 +213,8 @@ class Renderer:
         lang = language if language in LANGUAGES else "zh-CN"
         name = f"{lang}/{template}.j2"
         # Outbox rows written before a context key existed render as if it said nothing.
-        values = {**CONTEXT_DEFAULTS, **context, "lang": lang, "reply_to": self.reply_to, "report_channels": self.report_channels}
+        values = {**CONTEXT_DEFAULTS, **context, "lang": lang, "reply_to": self.reply_to,
+                  "report_channels": self.report_channels, "portal_link": self._portal_link(context)}
         try:
             text_template = self._envs[("text", lang)].get_template(name)
             subject = text_template.render(values, part="subject")
@@ -221,6 +225,14 @@ class Renderer:
         except (KeyError, TypeError, ValueError) as exc:
             raise RenderError(f"template {name}: bad context value: {exc}") from None
         return RenderedMail(subject=" ".join(subject.split()), text=_tidy_text(text), html=html.strip() + "\n")
+
+    def _portal_link(self, context: dict[str, Any]) -> str | None:
+        """The portal page of the obligation a distributor's mail is about (web.public_url), else None."""
+        number = str(context.get("case_number") or "")
+        recipient = context.get("recipient") or {}
+        if self.portal_url is None or not number.startswith("SW-O-") or recipient.get("role") != "distributor":
+            return None
+        return f"{self.portal_url}/obligations/{number}"
 
     def available(self) -> list[str]:
         """Every template name the loader can find, for `mail preview` help."""

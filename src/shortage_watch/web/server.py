@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 from typing import Any
@@ -45,9 +46,19 @@ class WebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until SIGINT/SIGTERM (uvicorn's own handlers)."""
-        self.server.run(sockets=[self.socket])
+    def serve_until_signal(self) -> None:
+        """Serve until SIGINT or SIGTERM, then stop cleanly (requests in flight finish)."""
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not stop.wait(0.5):
+                if self.thread is not None and not self.thread.is_alive():
+                    break
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
 
     def start(self, wait_seconds: float = 10.0) -> None:
         """Serve in a background thread; returns once it accepts connections."""
