@@ -17,7 +17,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.accounts import ROLES, login_paused_until, password_problem, rate_window
@@ -299,13 +299,12 @@ def use_token(app: Any, secret: str, *, method: str, path: str, now: datetime) -
         token, account = found
         if account.disabled:
             return TokenCheck(None, token.id, disabled=True)
-        # Two requests of one token at once: the count is raised in the database in one statement,
-        # so neither overwrites the other's increment.
-        session.execute(update(ApiToken).where(ApiToken.id == token.id, ApiToken.rate_window_start == window.start)
-                        .values(rate_count=ApiToken.rate_count + 1, last_used_at=now))
-        session.execute(update(ApiToken).where(ApiToken.id == token.id, (ApiToken.rate_window_start != window.start)
-                                               | ApiToken.rate_window_start.is_(None))
-                        .values(rate_count=1, rate_window_start=window.start, last_used_at=now))
+        # Two requests of one token at once: one UPDATE counts in the database under the row's lock,
+        # so neither overwrites the other's count, also across the start of a new window.
+        same_window = ApiToken.rate_window_start == window.start
+        session.execute(update(ApiToken).where(ApiToken.id == token.id).values(
+            rate_count=case((same_window, ApiToken.rate_count + 1), else_=1),
+            rate_window_start=window.start, last_used_at=now))
         count = session.scalar(select(ApiToken.rate_count).where(ApiToken.id == token.id))
         over = count is not None and count > limit
         audit(session, at=now, actor=f"web:{account.name}", entity="api_token", entity_id=token.id,

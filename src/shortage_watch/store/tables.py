@@ -386,6 +386,7 @@ class Installation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1: one row
     installation_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
 
 
 class WebAccount(Base):
