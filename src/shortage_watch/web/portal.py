@@ -11,6 +11,7 @@ services/submissions.py (the same ingest path as every other source).
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -155,7 +156,7 @@ async def login(request: Request) -> Response:
                                       address=client_address(request), now=app.clock.now())
     if outcome.user is None:
         if outcome.paused_until is not None:
-            minutes = max(1, int((outcome.paused_until - app.clock.now()).total_seconds() // 60) + 1)
+            minutes = max(1, math.ceil((outcome.paused_until - app.clock.now()).total_seconds() / 60))
             error = f"登录失败次数过多，请 {minutes} 分钟后再试 / too many failed logins: try again in {minutes} minutes"
             return render(request, "login.html", status=429, headers={"Retry-After": str(minutes * 60)},
                           next=target, error=error, name=name)
