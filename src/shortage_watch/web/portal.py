@@ -261,12 +261,13 @@ def obligation_page(request: Request, obligation_id: str, user: WebUser = Depend
 # ---- entering records -------------------------------------------------------------------------------
 
 
-def _errors_by_field(submission: Submission | None) -> tuple[dict[str, str], list[str]]:
-    """Row errors of a one-record form: per field, and those about no field."""
+def _errors_by_field(submission: Submission | None, fields: list[tuple[str, str, str, str, bool]]) -> tuple[dict[str, str], list[str]]:
+    """Row errors of a one-record form: per field shown on the form, and the others (listed above it)."""
+    shown = {key for key, *_ in fields}
     by_field: dict[str, str] = {}
     general: list[str] = []
     for error in submission.result.errors if submission else []:
-        if error.get("field") and error["field"] not in by_field:
+        if error.get("field") in shown and error["field"] not in by_field:
             by_field[error["field"]] = error["reason"]
         else:
             general.append(error["reason"])
@@ -306,7 +307,7 @@ async def notice_submit(request: Request, user: WebUser = Depends(distributor)) 
     stored = _after_store(submission)
     if stored is not None:
         return stored
-    errors, general = _errors_by_field(submission)
+    errors, general = _errors_by_field(submission, NOTICE_FIELDS)
     if submission.result.duplicates:
         general.append("已收到内容完全相同的通知，未重复保存 / an identical notice was received before; nothing new stored")
     return render(request, "notice_form.html", status=422 if errors or general else 200, fields=NOTICE_FIELDS,
@@ -341,7 +342,7 @@ async def report_submit(request: Request, obligation_id: str, user: WebUser = De
     stored = _after_store(submission)
     if stored is not None:
         return stored
-    errors, general = _errors_by_field(submission)
+    errors, general = _errors_by_field(submission, REPORT_FIELDS)
     if submission.result.duplicates:
         general.append("该反馈编号已提交过相同内容 / this report number was already filed with the same content")
     return render(request, "report_form.html", status=422, item=_deadline_view(app, ob, app.clock.now()),
@@ -460,7 +461,7 @@ async def correction_submit(request: Request, kind: str, pk: int, user: WebUser 
         stored = _after_store(submission)
         if stored is not None:
             return stored
-        errors, general = _errors_by_field(submission)
+        errors, general = _errors_by_field(submission, fields)
         if submission.result.duplicates:
             general.append("内容没有变化，未保存新版本 / nothing changed: no new version stored")
     return render(request, "notice_form.html", status=422, fields=fields, values={**values, "correction_reason": reason},

@@ -1,6 +1,6 @@
 """web accounts, api tokens, idempotency keys, login attempts, web submissions
 
-Revision ID: 0003
+Revision ID: 0007_web_accounts
 Revises: 0006_silences
 Create Date: 2026-12-01 02:40:01.363715
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import shortage_watch.store.tables
 
 
-revision = '0003'
+revision = '0007_web_accounts'
 down_revision = '0006_silences'
 branch_labels = None
 depends_on = None
