@@ -1,7 +1,7 @@
 """web accounts, api tokens, idempotency keys, login attempts, web submissions
 
-Revision ID: 0007_web_accounts
-Revises: 0006_silences
+Revision ID: 0008_web_accounts
+Revises: 0007_receipt_progress
 Create Date: 2026-12-01 02:40:01.363715
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import shortage_watch.store.tables
 
 
-revision = '0007_web_accounts'
-down_revision = '0006_silences'
+revision = '0008_web_accounts'
+down_revision = '0007_receipt_progress'
 branch_labels = None
 depends_on = None
 
