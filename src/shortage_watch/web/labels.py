@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from shortage_watch.domain.records import _CHOICE_LABELS as CHOICES  # the record contract's own choice labels
+from shortage_watch.domain.labels import CHOICE_FIELDS, LABELS
 from shortage_watch.domain.records import FIELDS
+
+# Per record field, its values and their Chinese words, from the one table of labels.
+CHOICES: dict[str, dict[str, str]] = {field: LABELS[group]["zh-CN"] for field, group in CHOICE_FIELDS.items()}
 
 FIELD_LABELS: dict[str, str] = {key: zh for fields in FIELDS.values() for key, zh, _required in fields}
 FIELD_LABELS["record_kind"] = "记录类型"
