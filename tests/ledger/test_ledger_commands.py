@@ -38,8 +38,8 @@ def test_obligations_list_filters_by_state_region_and_distributor(scenario, caps
     assert [o["late_working_days"] for o in json.loads(out)] == [4]
     _, out, _ = run(capsys, "--config", cfg, "obligations", "list", "--region", "500000", "--json")
     assert [o["distributor"] for o in json.loads(out)] == ["D2"]  # 万州区 lies within 重庆市
-    _, out, _ = run(capsys, "--config", cfg, "obligations", "list", "--distributor", "D1")
-    assert out.count("SW-O-") == 2 and "fulfilled_late" in out
+    _, out, _ = run(capsys, "--config", cfg, "obligations", "list", "--distributor", "D1", "--lang", "en")
+    assert out.count("SW-O-") == 2 and "reported late" in out
 
 
 def test_compliance_per_distributor(scenario, capsys):
@@ -51,8 +51,8 @@ def test_compliance_per_distributor(scenario, capsys):
                                           "overdue": 0, "open": 0, "median_working_days": 6.5}
     assert rows["D1"]["name"] == "宁德医药配送有限公司"
     assert rows["D2"]["notices"] == 1 and rows["D2"]["overdue"] == 1  # the clock is now, long after 2024
-    code, out, _ = run(capsys, "--config", str(scenario.config), "compliance", "--since", "2024-10-01")
-    assert code == 0 and "no report obligations since 2024-10-01" in out
+    code, out, _ = run(capsys, "--config", str(scenario.config), "compliance", "--since", "2024-10-01", "--lang", "en")
+    assert code == 0 and "no report obligations (since 2024-10-01)" in out
 
 
 def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):
@@ -69,7 +69,7 @@ def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):
     assert [(r["hospital"], r["part_closed"]) for r in shown["reports"]] == [("H1", True), ("H2", False)]
     assert [h["action"] for h in shown["history"]] == ["opened", "part_closed"]
     assert shown["notices"] == [] and shown["obligations"] == []
-    code, out, _ = run(capsys, "--config", cfg, "cases", "show", str(case["id"]))
+    code, out, _ = run(capsys, "--config", cfg, "cases", "show", str(case["id"]), "--lang", "en")
     assert code == 0 and "unexplained shortage" in out and "(closed)" in out
     code, out, _ = run(capsys, "--config", cfg, "cases", "resolve", str(case["id"]), "--note", "供应恢复")
     assert code == 0 and "resolved" in out
@@ -78,7 +78,7 @@ def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):
     code, _, err = run(capsys, "--config", cfg, "cases", "resolve", str(case["id"]), "--note", "again")
     assert code == 1 and "already resolved" in err
     code, _, err = run(capsys, "--config", cfg, "cases", "show", "999")
-    assert code == 2 and err.strip() == "shortage-watch: error: no case 999"
+    assert code == 2 and err.strip() == "shortage-watch: error: 没有短缺案件 SW-C-000999 / no case SW-C-000999"
 
 
 def test_once_refuses_bad_now_and_missing_schema_and_bad_policy_in_one_line(scenario, capsys, write_config, tmp_path: Path):

@@ -71,11 +71,16 @@ class Context:
 
 
 def iso_date(text: str) -> date:
-    """argparse type: a YYYY-MM-DD date."""
+    """argparse type: a date in the forms records accept (2024-09-27, 2024/9/27, 2024年9月27日)."""
+    from shortage_watch.domain.records import FieldProblem, parse_date
+
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+        day = parse_date(text)
+    except FieldProblem as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if day is None:
+        raise argparse.ArgumentTypeError("日期为空 / empty date (expected YYYY-MM-DD)")
+    return day
 
 
 def positive_int(text: str) -> int:

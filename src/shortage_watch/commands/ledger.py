@@ -14,12 +14,15 @@ from sqlalchemy import select
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
-from shortage_watch.domain.obligations import case_number
+from shortage_watch.commands.officer import (
+    TEXT, add_lang, case_number_arg, check_region, label, local_iso, local_minute, not_found, readable, table,
+)
+from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.policy import PolicyError
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.cycle import run_cycle
 from shortage_watch.services.ledger import case_parts, directory_of, resolve_case
-from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase, ShortageReport, StoppageNotice
+from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 STATE_FILTERS = {
     "open": ("open",),
@@ -46,29 +49,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     ob_list.add_argument("--undeliverable", action="store_true", help="list alerts that had no address at all")
     ob_list.add_argument("--limit", type=positive_int, default=500)
     ob_list.add_argument("--json", action="store_true")
+    add_lang(ob_list)
     ob_list.set_defaults(handler=obligations_list)
+    ob_show = ob_sub.add_parser("show", help="one obligation: its record, deadline, alerts and every audit event")
+    ob_show.add_argument("id", type=case_number_arg("O"), help="SW-O-000007 (as in mail) or 7")
+    ob_show.add_argument("--json", action="store_true")
+    add_lang(ob_show)
+    ob_show.set_defaults(handler=obligations_show)
 
     cases = sub.add_parser("cases", help="hospital shortage cases (one product in one city)")
     cases_sub = cases.add_subparsers(dest="cases_command", metavar="ACTION")
     cases_sub.required = True
     c_list = cases_sub.add_parser("list", help="list cases")
     c_list.add_argument("--state", choices=["open", "regional", "escalated", "resolved", "active"], default="active")
+    c_list.add_argument("--region", help="only cases of this region: its cities, or a hospital report from within it")
     c_list.add_argument("--json", action="store_true")
+    add_lang(c_list)
     c_list.set_defaults(handler=cases_list)
     c_show = cases_sub.add_parser("show", help="one case: hospitals, notices, alerts, history")
-    c_show.add_argument("id", type=positive_int)
+    c_show.add_argument("id", type=case_number_arg("C"), help="SW-C-000001 (as in mail) or 1")
     c_show.add_argument("--json", action="store_true")
+    add_lang(c_show)
     c_show.set_defaults(handler=cases_show)
     c_resolve = cases_sub.add_parser("resolve", help="close one hospital's part, or the whole case")
-    c_resolve.add_argument("id", type=positive_int)
+    c_resolve.add_argument("id", type=case_number_arg("C"), help="SW-C-000001 (as in mail) or 1")
     c_resolve.add_argument("--hospital", help="close only this hospital's part (the case closes with its last part)")
     c_resolve.add_argument("--note", required=True, help="why (kept in the audit trail)")
     c_resolve.add_argument("--by", default="operator", help="who resolves it (audit trail)")
     c_resolve.set_defaults(handler=cases_resolve)
 
     compliance = sub.add_parser("compliance", help="per distributor: notices, on time, late, overdue, median days")
-    compliance.add_argument("--since", type=iso_date, help="notices received on or after YYYY-MM-DD")
+    compliance.add_argument("--since", type=iso_date, help="notices received on or after this date (2024-09-27, 2024/9/27, 2024年9月27日)")
+    compliance.add_argument("--region", help="only obligations in this region and the regions under it")
     compliance.add_argument("--json", action="store_true")
+    add_lang(compliance)
     compliance.set_defaults(handler=compliance_command)
 
 
@@ -142,27 +156,71 @@ def _plain(value: Any) -> Any:
     return as_json() if callable(as_json) else str(value)
 
 
-def _obligation_json(app: Any, ob: Obligation, now: datetime) -> dict[str, Any]:
+def _days_late(app: Any, ob: Obligation, now: datetime) -> int | None:
+    """Working days late: as reported late, or overdue at `now` (at least 1 once past due)."""
+    if ob.late_working_days is not None:
+        return ob.late_working_days
+    if ob.state in ("open", "overdue"):
+        return overdue_working_days(app.calendar, ob.due_on, ob.due_at, now)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _About:
+    """What an obligation is about, by name: from its notice or its case, and the directory."""
+
+    distributor_name: str | None
+    product_name: str | None
+    notice_id: str | None
+
+
+def _about(session: Any, directory: Any, rows: list[Obligation]) -> dict[int, _About]:
+    notice_pks = {ob.notice_pk for ob in rows if ob.notice_pk}
+    case_ids = {ob.case_id for ob in rows if ob.case_id}
+    notices = {n.id: n for n in session.scalars(select(StoppageNotice).where(StoppageNotice.id.in_(notice_pks)))} if notice_pks else {}
+    cases = {c.id: c for c in session.scalars(select(ShortageCase).where(ShortageCase.id.in_(case_ids)))} if case_ids else {}
+    out = {}
+    for ob in rows:
+        notice, case = notices.get(ob.notice_pk), cases.get(ob.case_id)
+        party = directory.distributor(ob.party_code)
+        out[ob.id] = _About(
+            distributor_name=getattr(party, "name", None) or (notice.distributor_name if notice else None),
+            product_name=(notice.product_name if notice else None) or (case.product_name if case else None),
+            notice_id=notice.notice_id if notice else None,
+        )
+    return out
+
+
+def _obligation_json(app: Any, ob: Obligation, about: _About, now: datetime) -> dict[str, Any]:
+    tz = app.calendar.tz
     return {
         "id": ob.id,
         "case_number": case_number("O", ob.id),
         "kind": ob.kind,
         "subject": ob.subject_key,
         "distributor": ob.party_code,
+        "distributor_name": about.distributor_name,
         "region": ob.region_code,
         "product": ob.product_code,
+        "product_name": about.product_name,
+        "notice_id": about.notice_id,
         "priority": ob.priority,
         "received_on": ob.received_on.isoformat(),
         "due_on": ob.due_on.isoformat(),
-        "due_at": ob.due_at.isoformat(),
+        "due_at": local_iso(ob.due_at, tz),
         "calendar": ob.calendar_status,
         "state": ob.state,
         "overdue_now": ob.state in ("open", "overdue") and now > ob.due_at,
+        "working_days_late": _days_late(app, ob, now),
         "level": ob.level,
-        "next_action_at": ob.next_action_at.isoformat() if ob.next_action_at else None,
-        "fulfilled_at": ob.fulfilled_at.isoformat() if ob.fulfilled_at else None,
+        "next_action_at": local_iso(ob.next_action_at, tz),
+        "fulfilled_at": local_iso(ob.fulfilled_at, tz),
         "late_working_days": ob.late_working_days,
     }
+
+
+def _party(name: str | None, code: str | None) -> str:
+    return f"{name} ({code})" if name else (code or "-")
 
 
 def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
@@ -171,29 +229,137 @@ def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
         return _undeliverable(app, args)
     now = app.clock.now()
     directory = directory_of(app)
+    check_region(directory, args.region)
     with app.sessions() as session:
         query = select(Obligation).order_by(Obligation.due_at, Obligation.id)
         if args.state:
             query = query.where(Obligation.state.in_(STATE_FILTERS[args.state]))
         if args.distributor:
             query = query.where(Obligation.party_code == args.distributor)
-        rows = session.scalars(query).all()
-    if args.region:
-        rows = [r for r in rows if r.region_code == args.region or directory.is_within(r.region_code, args.region)] if hasattr(directory, "is_within") else [r for r in rows if r.region_code == args.region]
-    rows = rows[: args.limit]
-    items = [_obligation_json(app, r, now) for r in rows]
+        rows = list(session.scalars(query).all())
+        if args.region:
+            rows = [r for r in rows if r.region_code == args.region or directory.is_within(r.region_code, args.region)]
+        rows = rows[: args.limit]
+        about = _about(session, directory, rows)
+    items = [_obligation_json(app, r, about[r.id], now) for r in rows]
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
         return 0
+    lang, t = args.lang, TEXT[args.lang]
     if not items:
-        print("no obligations match")
+        print(t["none_obligations"])
         return 0
-    print(f"{'number':<12} {'kind':<11} {'distributor':<12} {'region':<8} {'due (Asia/Shanghai)':<17} {'state':<15} late")
-    for ob, item in zip(rows, items):
-        late = "" if ob.late_working_days is None else f"{ob.late_working_days} wd"
-        state = ob.state + (" (overdue)" if item["overdue_now"] and ob.state == "open" else "")
-        print(f"{item['case_number']:<12} {ob.kind:<11} {ob.party_code:<12} {ob.region_code or '-':<8} {_local(app, ob.due_at):<17} {state:<15} {late}")
+    headers = [t["number"], t["kind"], t["distributor"], t["product"], t["notice"], t["region"], t["due"], t["state"], t["late"]]
+    lines = table(headers, [
+        (item["case_number"], label("obligation_kind", ob.kind, lang), _party(item["distributor_name"], ob.party_code),
+         item["product_name"] or ob.product_code, item["notice_id"], ob.region_code, local_minute(ob.due_at, app.calendar.tz),
+         label("obligation_state", "overdue" if item["overdue_now"] and ob.state == "open" else ob.state, lang),
+         item["working_days_late"])
+        for ob, item in zip(rows, items)
+    ])
+    print("\n".join(lines))
     return 0
+
+
+def _audit_json(event: AuditEvent, tz: Any) -> dict[str, Any]:
+    return {"at": local_iso(event.at, tz), "actor": event.actor, "action": event.action, "detail": event.detail}
+
+
+def _alert_json(alert: Alert, tz: Any) -> dict[str, Any]:
+    return {
+        "id": alert.id, "level": alert.level, "template": alert.template, "recipient_role": alert.recipient_role,
+        "recipient_region": alert.recipient_region, "to": alert.recipient_email, "status": alert.status,
+        "written_at": local_iso(alert.created_at, tz), "sent_at": local_iso(alert.sent_at, tz), "last_error": alert.last_error,
+    }
+
+
+def obligations_show(args: argparse.Namespace, ctx: Context) -> int:
+    """One obligation: its record, deadline, each alert (recipient, sent time) and every audit event."""
+    app = _ready(ctx)
+    now, tz, directory = app.clock.now(), app.calendar.tz, directory_of(app)
+    with app.sessions() as session:
+        ob = session.get(Obligation, args.id)
+        if ob is None:
+            raise not_found("O", args.id)
+        about = _about(session, directory, [ob])[ob.id]
+        item = _obligation_json(app, ob, about, now)
+        notice = session.get(StoppageNotice, ob.notice_pk) if ob.notice_pk else None
+        report = session.get(DistributorReport, ob.report_pk) if ob.report_pk else None
+        item["record"] = None if notice is None else {
+            "notice_id": notice.notice_id, "manufacturer": notice.manufacturer, "product_code": notice.product_code,
+            "product_name": notice.product_name, "specification": notice.specification, "kind": notice.kind,
+            "notified_on": notice.notified_on.isoformat(), "priority_class": notice.priority_class, "reason": notice.reason,
+            "received_at": local_iso(notice.received_at, tz), "source": notice.source,
+        }
+        item["report"] = None if report is None else {
+            "report_id": report.report_id, "submitted_at": local_iso(report.submitted_at, tz), "source": report.source,
+        }
+        item["case"] = case_number("C", ob.case_id) if ob.case_id else None
+        item["alerts"] = [_alert_json(a, tz) for a in session.scalars(select(Alert).where(Alert.obligation_id == ob.id).order_by(Alert.id))]
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.entity == "obligation", AuditEvent.entity_id == ob.id).order_by(AuditEvent.id)
+        ).all()
+        item["events"] = [_audit_json(e, tz) for e in events]
+    if args.json:
+        print(json.dumps(item, ensure_ascii=False, default=str))
+        return 0
+    lang, t = args.lang, TEXT[args.lang]
+    print(f"{item['case_number']}  {label('obligation_kind', ob.kind, lang)}  {label('obligation_state', item['state'], lang)}")
+    sep = t["sep"]
+    print(f"  {t['distributor']}{sep}{_party(about.distributor_name, ob.party_code)}   {t['region']}{sep}{_region_name(directory, ob.region_code)}")
+    record = item["record"]
+    if record:
+        print(f"  {t['product']}{sep}{record['product_name']} ({record['product_code']})   {t['notice']}{sep}{record['notice_id']}   "
+              f"{t['manufacturer']}{sep}{record['manufacturer']}   {t['notice_kind']}{sep}{render_label('kind', record['kind'], lang)}")
+    elif item["case"]:
+        print(f"  {t['product']}{sep}{about.product_name or ob.product_code}   {item['case']}")
+    print(f"  {t['received']}{sep}{ob.received_on.isoformat()}   {t['deadline']}{sep}{local_minute(ob.due_at, tz)}"
+          f" ({t['calendar']}{sep}{render_label('calendar', ob.calendar_status, lang)})")
+    if item["working_days_late"]:
+        print(f"  {t['late']}{sep}{item['working_days_late']}")
+    if item["report"]:
+        print(f"  {t['report']}{sep}{item['report']['report_id']} @ {local_minute(report.submitted_at, tz)}")
+    print(f"{t['timeline']}{sep.strip()}")
+    timeline: list[tuple[datetime, int, str]] = []
+    for event in events:
+        timeline.append((event.at, 0, f"{label('action', event.action, lang)}{_event_detail(event, t, tz)}  ({event.actor})"))
+    for alert in item["alerts"]:
+        line = _alert_line(alert, lang, t, tz)
+        timeline.append((datetime.fromisoformat(alert["written_at"]), 1, line))
+    for at_, _, line in sorted(timeline, key=lambda entry: (entry[0], entry[1])):
+        print(f"  {local_minute(at_, tz)}  {line}")
+    return 0
+
+
+def _alert_line(alert: dict[str, Any], lang: str, t: dict[str, str], tz: Any) -> str:
+    to = alert["to"] or f"{alert['recipient_role']}@{alert['recipient_region'] or '-'}"
+    return f"{label('template', alert['template'], lang)} ({alert['level']}) → {to}{t['sep']}{_alert_outcome(alert, lang, tz)}"
+
+
+def _alert_outcome(alert: dict[str, Any], lang: str, tz: Any) -> str:
+    """'已发送 2024-10-11 09:00' once sent; otherwise the outbox state (and its last error)."""
+    if alert["sent_at"]:
+        return f"{label('alert_status', 'sent', lang)} {local_minute(datetime.fromisoformat(alert['sent_at']), tz)}"
+    error = f" ({alert['last_error']})" if alert["last_error"] else ""
+    return label("alert_status", alert["status"], lang) + error
+
+
+def _event_detail(event: AuditEvent, t: dict[str, str], tz: Any) -> str:
+    detail = event.detail or {}
+    if event.action == "levels":
+        parts = []
+        if detail.get("fired"):
+            parts.append(f"{t['fired']}{t['sep']}{', '.join(detail['fired'])}")
+        if detail.get("skipped"):
+            parts.append(f"{t['skipped']}{t['sep']}{', '.join(detail['skipped'])}")
+        return (" — " + "; ".join(parts)) if parts else ""
+    shown = {k: v for k, v in detail.items() if v not in (None, "", [])}
+    return (" — " + ", ".join(f"{k}={readable(v, tz)}" for k, v in shown.items())) if shown else ""
+
+
+def _region_name(directory: Any, code: str | None) -> str:
+    region = directory.region(code)
+    return f"{region.name} ({code})" if region else (code or "-")
 
 
 def _undeliverable(app: Any, args: argparse.Namespace) -> int:
@@ -210,7 +376,7 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
             "level": a.level,
             "template": a.template,
             "recipient": f"{a.recipient_role}@{a.recipient_region or '-'}",
-            "written_at": a.created_at.isoformat(),
+            "written_at": local_iso(a.created_at, app.calendar.tz),
         }
         for a in rows
     ]
@@ -218,9 +384,9 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
         print(json.dumps(items, ensure_ascii=False))
         return 0
     if not items:
-        print("no undeliverable alerts")
+        print("没有无法投递的提醒 / no undeliverable alerts")
         return 0
-    print("undeliverable alerts (no address in the directory and no directory.operations_email):")
+    print("无法投递的提醒（目录中没有地址，也没有 directory.operations_email）/ undeliverable alerts (no address in the directory and no directory.operations_email):")
     for item in items:
         about = f" (distributor {item['distributor']}, region {item['region'] or '-'})" if item["distributor"] else ""
         print(f"  #{item['alert_id']} {item['matter']}{about} {item['level']} ({item['template']}) -> {item['recipient']} at {_local(app, datetime.fromisoformat(item['written_at']))}")
@@ -229,58 +395,81 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
 
 def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
     parts = case_parts(session, case)
+    tz = app.calendar.tz
     return {
         "id": case.id,
         "case_number": case_number("C", case.id),
         "product_code": case.product_code,
         "product_name": case.product_name,
         "city_code": case.city_code,
+        "city_name": getattr(directory_of(app).region(case.city_code), "name", None),
         "state": case.state,
-        "opened_at": case.opened_at.isoformat(),
-        "regional_at": case.regional_at.isoformat() if case.regional_at else None,
-        "resolved_at": case.resolved_at.isoformat() if case.resolved_at else None,
+        "opened_at": local_iso(case.opened_at, tz),
+        "regional_at": local_iso(case.regional_at, tz),
+        "resolved_at": local_iso(case.resolved_at, tz),
         "resolution_note": case.resolution_note,
         "hospitals_open": sum(1 for p in parts if not p.closed),
         "hospitals": len(parts),
         "possible_false_shortages": sum(1 for p in parts if not p.closed and p.latest.cause == "procurement"),
-        "next_action_at": case.next_action_at.isoformat() if case.next_action_at else None,
+        "next_action_at": local_iso(case.next_action_at, tz),
     }
+
+
+def _cases_in_region(session: Any, directory: Any, cases: list[ShortageCase], region: str) -> list[ShortageCase]:
+    """Cases whose city lies within `region`, or with a hospital report from within it (a county sees its city's cases)."""
+    ids = [c.id for c in cases]
+    report_regions: dict[int, set[str]] = defaultdict(set)
+    if ids:
+        for case_id, code in session.execute(select(ShortageReport.case_id, ShortageReport.region_code).where(ShortageReport.case_id.in_(ids))):
+            report_regions[case_id].add(code)
+    return [
+        c for c in cases
+        if c.city_code == region or directory.is_within(c.city_code, region)
+        or any(code == region or directory.is_within(code, region) for code in report_regions[c.id])
+    ]
 
 
 def cases_list(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
+    directory = directory_of(app)
+    check_region(directory, args.region)
     with app.sessions() as session:
         query = select(ShortageCase).order_by(ShortageCase.id)
         if args.state == "active":
             query = query.where(ShortageCase.state != "resolved")
         else:
             query = query.where(ShortageCase.state == args.state)
-        items = [_case_json(app, session, c) for c in session.scalars(query).all()]
+        cases = list(session.scalars(query).all())
+        if args.region:
+            cases = _cases_in_region(session, directory, cases, args.region)
+        items = [_case_json(app, session, c) for c in cases]
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
         return 0
+    lang, t = args.lang, TEXT[args.lang]
     if not items:
-        print("no cases match")
+        print(t["none_cases"])
         return 0
-    for c in items:
-        print(
-            f"{c['case_number']}  {c['product_code']} {c['product_name']}  city {c['city_code']}  {c['state']}  "
-            f"hospitals {c['hospitals_open']}/{c['hospitals']} open"
-            + (f"  possible false shortages {c['possible_false_shortages']}" if c["possible_false_shortages"] else "")
-        )
+    headers = [t["number"], t["product"], t["city"], t["state"], t["hospitals"], t["false"]]
+    print("\n".join(table(headers, [
+        (c["case_number"], f"{c['product_name']} ({c['product_code']})", _party(c["city_name"], c["city_code"]),
+         label("case_state", c["state"], lang), f"{c['hospitals_open']}/{c['hospitals']}", c["possible_false_shortages"] or "")
+        for c in items
+    ])))
     return 0
 
 
 def _load_case(session: Any, case_id: int) -> ShortageCase:
     case = session.get(ShortageCase, case_id)
     if case is None:
-        raise CommandError(f"no case {case_id}")
+        raise not_found("C", case_id)
     return case
 
 
 def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     directory = directory_of(app)
+    tz = app.calendar.tz
     with app.sessions() as session:
         case = _load_case(session, args.id)
         item = _case_json(app, session, case)
@@ -290,6 +479,7 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
             {
                 "hospital": r.hospital_code,
                 "hospital_name": r.hospital_name or getattr(directory.hospital(r.hospital_code), "name", None),
+                "region": r.region_code,
                 "report_id": r.report_id,
                 "reported_on": r.reported_on.isoformat(),
                 "supply_status": r.supply_status,
@@ -310,33 +500,39 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
             {"number": case_number("O", ob.id), "kind": ob.kind, "distributor": ob.party_code, "state": ob.state, "due_on": ob.due_on.isoformat()}
             for ob in session.scalars(select(Obligation).where(Obligation.case_id == case.id).order_by(Obligation.id)).all()
         ]
-        item["alerts"] = [
-            {"level": a.level, "template": a.template, "to": a.recipient_email or f"{a.recipient_role}@{a.recipient_region}", "status": a.status}
-            for a in session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(Alert.id)).all()
-        ]
+        item["alerts"] = [_alert_json(a, tz) for a in session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(Alert.id)).all()]
         item["history"] = [
-            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
+            _audit_json(e, tz)
             for e in session.scalars(select(AuditEvent).where(AuditEvent.entity == "case", AuditEvent.entity_id == case.id).order_by(AuditEvent.id)).all()
         ]
     if args.json:
         print(json.dumps(item, ensure_ascii=False, default=str))
         return 0
-    print(f"{item['case_number']}  {item['product_code']} {item['product_name']}  city {item['city_code']}  state {item['state']}")
-    print(f"  opened {_local(app, case.opened_at)}" + (f", regional since {_local(app, case.regional_at)}" if case.regional_at else "")
-          + (f", resolved {_local(app, case.resolved_at)}: {case.resolution_note}" if case.resolved_at else ""))
+    lang, t = args.lang, TEXT[args.lang]
+    sep = t["sep"]
+    print(f"{item['case_number']}  {item['product_name']} ({item['product_code']})  {t['city']}{sep}{_party(item['city_name'], item['city_code'])}"
+          f"  {t['state']}{sep}{label('case_state', item['state'], lang)}")
+    print(f"  {t['opened']} {_local(app, case.opened_at)}" + (f", {t['regional_since']} {_local(app, case.regional_at)}" if case.regional_at else "")
+          + (f", {t['resolved']} {_local(app, case.resolved_at)}: {case.resolution_note}" if case.resolved_at else ""))
+    print(f"{t['reports']}{sep.strip()}")
     for r in item["reports"]:
-        closed = " (closed)" if r["part_closed"] else ""
-        print(f"  {r['reported_on']}  {r['hospital']} {r['hospital_name'] or ''}  {r['supply_status']}  cause {r['cause'] or '-'}{closed}")
+        closed = f" ({t['part_closed']})" if r["part_closed"] else ""
+        print(f"  {r['reported_on']}  {_party(r['hospital_name'], r['hospital'])}  {render_label('supply', r['supply_status'], lang)}"
+              f"  {t['cause']}{sep}{render_label('cause', r['cause'], lang) if r['cause'] else '-'}{closed}")
+    print(f"{t['notices_title']}{sep.strip()}")
     if not item["notices"]:
-        print("  no stoppage notice on record for this product (unexplained shortage)")
+        print(f"  {t['no_notice']}")
     for n in item["notices"]:
-        print(f"  notice {n['notice_id']} ({n['kind']}) from {n['manufacturer']} to {n['distributor']}, {n['notified_on']}")
+        print(f"  {t['notice']} {n['notice_id']} ({render_label('kind', n['kind'], lang)}) {n['manufacturer']} → {n['distributor']}, {n['notified_on']}")
+    if item["obligations"]:
+        print(f"{t['obligations']}{sep.strip()}")
     for ob in item["obligations"]:
-        print(f"  {ob['number']} {ob['kind']} owed by {ob['distributor']}: {ob['state']}, due {ob['due_on']}")
-    for a in item["alerts"]:
-        print(f"  alert {a['level']} ({a['template']}) -> {a['to']} [{a['status']}]")
-    for h in item["history"]:
-        print(f"  {_local(app, datetime.fromisoformat(h['at']))}  {h['action']} by {h['actor']}")
+        print(f"  {ob['number']} {label('obligation_kind', ob['kind'], lang)} {ob['distributor']}{sep}{label('obligation_state', ob['state'], lang)}, {t['deadline']} {ob['due_on']}")
+    print(f"{t['timeline']}{sep.strip()}")
+    timeline = [(datetime.fromisoformat(a["written_at"]), 1, _alert_line(a, lang, t, tz)) for a in item["alerts"]]
+    timeline += [(datetime.fromisoformat(h["at"]), 0, f"{label('action', h['action'], lang)}  ({h['actor']})") for h in item["history"]]
+    for at_, _, line in sorted(timeline, key=lambda entry: (entry[0], entry[1])):
+        print(f"  {local_minute(at_, tz)}  {line}")
     return 0
 
 
@@ -344,17 +540,18 @@ def cases_resolve(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     now = app.clock.now()
     note = args.note.strip()
+    number = case_number("C", args.id)
     if not note:
-        raise CommandError("--note must say why the case is resolved")
+        raise CommandError("--note 须说明解决原因 / --note must say why the case is resolved")
     with app.sessions.begin() as session:
         case = _load_case(session, args.id)
         if case.state == "resolved":
-            raise CommandError(f"case {args.id} is already resolved", exit_code=1)
+            raise CommandError(f"{number} 已解决 / case {number} is already resolved", exit_code=1)
         parts = case_parts(session, case)
         targets = [p.hospital_code for p in parts if not p.closed]
         if args.hospital:
             if args.hospital not in {p.hospital_code for p in parts}:
-                raise CommandError(f"case {args.id} has no report from hospital {args.hospital}")
+                raise CommandError(f"{number} 没有医疗机构 {args.hospital} 的直报 / case {number} has no report from hospital {args.hospital}")
             targets = [args.hospital]
         for code in targets:
             audit(session, at=now, actor=args.by, entity="case", entity_id=case.id, action="part_closed", detail={"hospital_code": code, "note": note})
@@ -363,15 +560,16 @@ def cases_resolve(args: argparse.Namespace, ctx: Context) -> int:
         if not remaining:
             resolve_case(session, case, now, actor=args.by, note=note)
     if remaining:
-        print(f"case {args.id}: closed {', '.join(targets)}; {len(remaining)} hospital(s) still short")
+        print(f"{number}: 已关闭 {', '.join(targets)}，仍有 {len(remaining)} 家医疗机构短缺 / closed {', '.join(targets)}; {len(remaining)} hospital(s) still short")
     else:
-        print(f"case {args.id} resolved")
+        print(f"{number} 已解决 / case {number} resolved")
     return 0
 
 
-def compliance_rows(app: Any, since: date | None, now: datetime) -> list[dict[str, Any]]:
+def compliance_rows(app: Any, since: date | None, now: datetime, region: str | None = None) -> list[dict[str, Any]]:
     """Per distributor: report obligations, on time, late, still overdue, median working days to report."""
     calendar = app.calendar
+    directory = directory_of(app)
     with app.sessions() as session:
         query = select(Obligation).where(Obligation.kind == "report", Obligation.state != "cancelled")
         if since:
@@ -379,8 +577,8 @@ def compliance_rows(app: Any, since: date | None, now: datetime) -> list[dict[st
         rows = session.scalars(query).all()
     per: dict[str, list[Obligation]] = defaultdict(list)
     for ob in rows:
-        per[ob.party_code].append(ob)
-    directory = directory_of(app)
+        if region is None or ob.region_code == region or directory.is_within(ob.region_code, region):
+            per[ob.party_code].append(ob)
     out = []
     for code in sorted(per):
         items = per[code]
@@ -402,15 +600,19 @@ def compliance_rows(app: Any, since: date | None, now: datetime) -> list[dict[st
 
 def compliance_command(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
-    rows = compliance_rows(app, args.since, app.clock.now())
+    check_region(directory_of(app), args.region)
+    rows = compliance_rows(app, args.since, app.clock.now(), args.region)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
+    t = TEXT[args.lang]
     if not rows:
-        print("no report obligations" + (f" since {args.since}" if args.since else ""))
+        print(t["none_compliance"] + (f" ({t['since']} {args.since})" if args.since else ""))
         return 0
-    print(f"{'distributor':<14} {'notices':>7} {'on time':>7} {'late':>5} {'overdue':>7} {'open':>5} {'median wd':>9}  name")
-    for r in rows:
-        median = "-" if r["median_working_days"] is None else f"{r['median_working_days']:g}"
-        print(f"{r['distributor']:<14} {r['notices']:>7} {r['on_time']:>7} {r['late']:>5} {r['overdue']:>7} {r['open']:>5} {median:>9}  {r['name'] or ''}")
+    headers = [t["distributor"], t["notices"], t["on_time"], t["late_count"], t["overdue"], t["open"], t["median"]]
+    print("\n".join(table(headers, [
+        (_party(r["name"], r["distributor"]), r["notices"], r["on_time"], r["late"], r["overdue"], r["open"],
+         "-" if r["median_working_days"] is None else f"{r['median_working_days']:g}")
+        for r in rows
+    ])))
     return 0
