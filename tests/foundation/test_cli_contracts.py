@@ -112,9 +112,11 @@ def test_console_script_is_installed(config: Path) -> None:
 
 
 def test_deadline_past_the_last_representable_day_is_one_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(config), "deadline", "--received", "9999-12-31"]) == 2
+    with pytest.raises(SystemExit) as exited:  # refused as records refuse it: outside 2000-2199
+        main(["--config", str(config), "deadline", "--received", "9999-12-31"])
     err = capsys.readouterr().err
-    assert err.startswith("shortage-watch: error:") and "9999-12-31" in err and err.count("\n") == 1
+    assert exited.value.code == 2
+    assert err.startswith("shortage-watch deadline: error:") and "9999-12-31" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("command", [["once"], ["poll"], ["submit", "nothing.csv"]])

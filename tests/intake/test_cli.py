@@ -37,7 +37,8 @@ def csv_file(tmp_path: Path, *rows: list[str]) -> Path:
 def test_submit_json_all_accepted_exits_0(config: Path, tmp_path: Path, capsys: Any) -> None:
     path = csv_file(tmp_path, notice_row(1), notice_row(2))
     assert run(config, "submit", str(path), "--json", "--now", "2024-10-08T10:00") == 0
-    assert json.loads(capsys.readouterr().out) == {"accepted": 2, "duplicates": 0, "rejected": 0, "errors": []}
+    assert json.loads(capsys.readouterr().out) == {"accepted": 2, "duplicates": 0, "rejected": 0, "errors": [],
+                                                     "warnings": []}
     assert run(config, "submit", str(path), "--json", "--now", "2024-10-08T10:00") == 0
     assert json.loads(capsys.readouterr().out)["duplicates"] == 2
 
@@ -49,7 +50,8 @@ def test_submit_with_rejected_rows_exits_1_and_writes_errors_csv(config: Path, t
     assert code == 1
     assert json.loads(capsys.readouterr().out) == {
         "accepted": 1, "duplicates": 0, "rejected": 1,
-        "errors": [{"row": 3, "field": "notified_on", "column": "通知日期", "reason": "通知日期不能晚于今天 / notified_on is in the future"}]}
+        "errors": [{"row": 3, "field": "notified_on", "column": "通知日期", "reason": "通知日期不能晚于今天 / notified_on is in the future"}],
+        "warnings": []}
     assert errors_csv.read_bytes().startswith(b"\xef\xbb\xbf\xe8\xa1\x8c\xe5\x8f\xb7/row")
 
 

@@ -77,7 +77,7 @@ def iso_date(text: str) -> date:
     try:
         day = parse_date(text)
     except FieldProblem as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: {exc}") from None
     if day is None:
         raise argparse.ArgumentTypeError("日期为空 / empty date (expected YYYY-MM-DD)")
     return day

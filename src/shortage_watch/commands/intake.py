@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("file", type=Path, help="the file to ingest")
     submit.add_argument("--kind", choices=KIND_CHOICES, default="auto",
                         help="record kind (default auto: from a record_kind column or the headers)")
-    submit.add_argument("--json", action="store_true", help='print {"accepted", "duplicates", "rejected", "errors"}')
+    submit.add_argument("--json", action="store_true", help='print {"accepted", "duplicates", "rejected", "errors", "warnings"}')
     submit.add_argument("--errors-csv", type=Path, help="also write the errors as a CSV Excel opens (UTF-8 BOM)")
     submit.add_argument("--source", default="cli", type=_source_name,
                         help="source name recorded on the receipt (default cli)")
@@ -97,6 +97,9 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
             where = "文件 file" if error["row"] is None else f"第 {error['row']} 行 row {error['row']}"
             field = f" [{error.get('column') or error['field']}]" if error["field"] else ""
             print(f"  {where}{field}: {error['reason']}")
+        for warning in result.warnings:
+            field = f" [{warning['field']}]" if warning["field"] else ""
+            print(f"  提示 warning 第 {warning['row']} 行 row {warning['row']}{field}: {warning['reason']}")
     if args.errors_csv is not None:
         # After the summary: the rows are stored already, whatever happens to this file.
         try:
@@ -150,14 +153,19 @@ def directory_check(args: argparse.Namespace, ctx: Context) -> int:
     except DirectoryError as exc:
         raise CommandError(str(exc)) from None
     problems = directory.problems()
+    warnings = directory.coverage_warnings(settings.operations_email)
     counts = {"regions": len(directory.regions), "contacts": len(directory.contacts),
               "distributors": len(directory.distributors), "hospitals": len(directory.hospitals)}
     if args.json:
-        print(json.dumps({"counts": counts, "problems": problems}, ensure_ascii=False))
+        print(json.dumps({"counts": counts, "problems": problems, "warnings": warnings}, ensure_ascii=False))
     else:
         print(", ".join(f"{n} {name}" for name, n in counts.items()))
         for problem in problems:
             print(f"problem: {problem}")
+        for warning in warnings:
+            print(f"warning: {warning}")
         if not problems:
-            print("no problems")
+            print("no problems" + (f" ({len(warnings)} warning(s): mail that falls back)" if warnings else ""))
+    # Warnings do not fail the check: routing falls back, and a county without its own
+    # bureau mailbox is common; they are printed so an operator knows where mail goes.
     return 1 if problems else 0

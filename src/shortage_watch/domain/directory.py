@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
+
+from shortage_watch.domain.records import RowError
 
 Level = Literal["province", "city", "county"]
 LEVELS: tuple[str, ...] = ("county", "city", "province")
@@ -234,6 +236,35 @@ class Directory:
                 problems.extend(f"{where}: invalid email {e!r}" for e in party.emails if not is_valid_email(e))
         return problems
 
+    def coverage_warnings(self, operations_email: str | None) -> list[str]:
+        """Where mail would not reach whom it is about: distributors without an address, regions
+        without their own insurance or health contact (and where their mail goes instead), and
+        a missing operations address. Not errors: routing falls back, but someone should know."""
+        fallback_zh = "运维邮箱 directory.operations_email" if operations_email else "无人（保存为无法投递）"
+        fallback_en = "directory.operations_email" if operations_email else "nobody (kept as undeliverable)"
+        warnings = []
+        if not operations_email:
+            warnings.append(
+                "未设置 directory.operations_email：找不到收件人的提醒只能保存为无法投递，目录未登记企业的运维日报也无人接收 / "
+                "directory.operations_email is not set: alerts without a recipient are only kept as undeliverable "
+                "and nobody gets the daily list of parties missing from the directory")
+        for party in self.distributors.values():
+            if not party.emails:
+                warnings.append(
+                    f"配送企业 {party.code} {party.name} 没有邮箱：回执和提醒将发往{fallback_zh} / "
+                    f"distributor {party.code} {party.name} has no email address: its receipts and reminders go to {fallback_en}")
+        for region in self.regions.values():
+            for role, role_zh in (("insurance", "医疗保障局"), ("health", "卫生健康部门")):
+                if self.contact(region.code, role) is not None:
+                    continue
+                above = next((self.contact(r.code, role) for r in self.ancestors(region.code)[1:] if self.contact(r.code, role)), None)
+                goes_zh = f"{above.name or above.region_code}（{above.region_code}）" if above else fallback_zh
+                goes_en = f"{above.name or role} ({above.region_code})" if above else fallback_en
+                warnings.append(
+                    f"区划 {region.code} {region.name} 没有{role_zh}联系人：其邮件发往{goes_zh} / "
+                    f"region {region.code} {region.name} has no {role} contact: its mail goes to {goes_en}")
+        return warnings
+
     def _cycles(self) -> list[str]:
         found: list[str] = []
         reported: set[str] = set()
@@ -250,3 +281,31 @@ class Directory:
                     reported.add(key)
                     found.append("regions form a cycle: " + " -> ".join(loop + [current]))
         return found
+
+
+_PARTY_FIELDS = (
+    ("distributor_code", "distributor", "配送企业"),
+    ("hospital_code", "hospital", "医疗机构"),
+)
+
+
+def unknown_party_warnings(record: Any, row: int | None, directory: Directory) -> list[RowError]:
+    """The distributor or hospital a record names that the directory does not list: the record
+    is kept, but nobody may be told about it (no address, no region), so it is reported.
+    An empty directory (none configured) warns of nothing: `directory check` says so instead."""
+    if directory.is_empty():
+        return []
+    warnings = []
+    for field_name, what, what_zh in _PARTY_FIELDS:
+        code = getattr(record, field_name, None)
+        if code is None:
+            continue
+        known = directory.distributor(code) if what == "distributor" else directory.hospital(code)
+        if known is None:
+            warnings.append(RowError(
+                row, field_name,
+                f"{what_zh} {code} 不在目录中，记录已接收，但无法通知该{what_zh}或确定其所在区划，请核对编码或补充目录 / "
+                f"{what} {code} is not in the directory: the record is kept, but it cannot be mailed or placed "
+                f"in a region; check the code or add it to the directory",
+            ))
+    return warnings

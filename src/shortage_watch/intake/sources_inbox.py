@@ -44,6 +44,7 @@ ACCEPTED_SUFFIXES = (".csv", ".xlsx", ".json")
 IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".partial", ".filepart", ".crdownload")
 ARCHIVE, REJECTED = "archive", "rejected"
 ERRORS_SUFFIX = ".errors.csv"
+WARNINGS_SUFFIX = ".warnings.csv"
 ERRORS_HEADER = ("行号/row", "字段/field", "原因/reason")
 NAME_MAX = 255  # bytes in one file name on Linux file systems
 WATCHED_MOVES = 50  # the most recent moved files checked each poll for a tail written after the read
@@ -169,8 +170,10 @@ class InboxFolder:
             return None
         return FileVersion.of(info)
 
-    def move_processed(self, name: str, rejected: bool, errors: list[dict[str, Any]]) -> str:
-        """Move `name` to archive/ or rejected/ (writing `<name>.errors.csv` beside it); the new relative path."""
+    def move_processed(self, name: str, rejected: bool, errors: list[dict[str, Any]],
+                       warnings: list[dict[str, Any]] | None = None) -> str:
+        """Move `name` to archive/ or rejected/ (writing `<name>.errors.csv` beside it, and
+        `<name>.warnings.csv` for accepted rows naming a party the directory does not list); the new relative path."""
         where = REJECTED if rejected else ARCHIVE
         target_fd = self.subfolder(where)
         try:
@@ -183,6 +186,11 @@ class InboxFolder:
                 if rejected:
                     os.unlink(target + ERRORS_SUFFIX, dir_fd=target_fd)
                 raise
+            if warnings:
+                try:
+                    _create_exclusively(target_fd, target + WARNINGS_SUFFIX, errors_csv_bytes(warnings))
+                except OSError as exc:  # the file is moved; its receipt and the operations digest keep the warnings
+                    log.warning("inbox: %s: cannot write %s%s: %s", name, target, WARNINGS_SUFFIX, exc)
         finally:
             os.close(target_fd)
         return f"{where}/{target}"
@@ -401,11 +409,13 @@ def _take_file(app: Any, source: SourceSettings, inbox: InboxFolder, item: Inbox
     outcome.add(result)
     rejected = result.rejected > 0 or result.unusable or result.status == "rejected"
     assert result.receipt_id is not None
-    _move(app, source, inbox, name, result.receipt_id, read, rejected=rejected, errors=result.errors, first_try=True)
+    _move(app, source, inbox, name, result.receipt_id, read, rejected=rejected, errors=result.errors, first_try=True,
+          warnings=result.warnings)
 
 
 def _move(app: Any, source: SourceSettings, inbox: InboxFolder, name: str, receipt_id: int, read: Any,
-          *, rejected: bool | None, errors: list[dict[str, Any]], first_try: bool) -> None:
+          *, rejected: bool | None, errors: list[dict[str, Any]], first_try: bool,
+          warnings: list[dict[str, Any]] | None = None) -> None:
     """Move a stored file out of the inbox, unless it changed since it was read; note where it went or why not.
 
     `rejected` None: a retry of a stuck file, whose outcome is read back from its receipt.
@@ -423,8 +433,9 @@ def _move(app: Any, source: SourceSettings, inbox: InboxFolder, name: str, recei
             receipt = session.get_one(RawReceipt, receipt_id)
             rejected = receipt.status in ("rejected", "partial")
             errors = list(receipt.errors or [])
+            warnings = list(receipt.warnings or [])
     try:
-        moved_to = inbox.move_processed(name, rejected, errors)
+        moved_to = inbox.move_processed(name, rejected, errors, warnings)
     except OSError as exc:
         if first_try:
             # Logged once; the receipt keeps the reason, `health` shows it until the file is moved.

@@ -203,6 +203,12 @@ def sample_operations_digest_context() -> dict[str, Any]:
             {"kind": "distributor", "code": "D350902007", "name": "宁德市华康医药有限公司", "since": "2024-10-09T10:15:00+08:00", "working_days": 2},
             {"kind": "sentinel", "code": "H350902001", "name": "宁德市医院", "since": None, "working_days": None},
         ],
+        "since": "2024-10-10T08:00:00+08:00",
+        "unknown_parties": [
+            {"source": "inbox", "name": "华康医药-停产断供通知-1010.xlsx", "received_at": "2024-10-10T15:20:00+08:00",
+             "warnings": [{"row": 3, "field": "distributor_code", "reason": "配送企业 D350999 不在目录中，记录已接收 / "
+                           "distributor D350999 is not in the directory: the record is kept"}]},
+        ],
     }
 
 

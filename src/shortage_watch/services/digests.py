@@ -24,7 +24,7 @@ from shortage_watch.domain.obligations import OPEN_STATES, case_number, overdue_
 from shortage_watch.mail.message import Attachment
 from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.store.dashboard_queries import compliance_by_distributor
-from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, Silence, StoppageNotice
+from shortage_watch.store.tables import Alert, Obligation, RawReceipt, ShortageCase, ShortageReport, Silence, StoppageNotice
 
 if TYPE_CHECKING:
     from shortage_watch.app import App
@@ -266,15 +266,22 @@ def send_daily_digests(app: "App", now: datetime) -> int:
 
 def send_operations_digest(app: "App", now: datetime) -> int:
     """On a working day from `mail.digest_time`: one mail to `directory.operations_email` listing the
-    reporters that went quiet (none quiet: no mail); at most one per day (dedup key). Returns 0 or 1."""
+    reporters that went quiet and, since the previous working day's digest time, the files whose
+    accepted rows name a distributor or hospital the directory does not list (neither: no mail);
+    at most one per day (dedup key). Returns 0 or 1."""
     email = app.settings.directory.operations_email
     if not email or not digest_due(app, now):
         return 0
     today = app.calendar.local_date(now)
+    since = datetime.combine(app.calendar.nth_working_day_before(today, 1), app.settings.mail.digest_time, tzinfo=app.calendar.tz)
     dedup_key = f"ops-digest:{email}:{today.isoformat()}"
     with app.sessions.begin() as session:
         quiet = find_quiet_reporters(session, app.settings, app.calendar, now)
-        if not quiet or session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
+        unlisted = session.scalars(
+            select(RawReceipt).where(RawReceipt.received_at >= since, RawReceipt.received_at < now, RawReceipt.warnings.is_not(None))
+            .order_by(RawReceipt.received_at, RawReceipt.id)
+        ).all()
+        if not (quiet or unlisted) or session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
             return 0
         tz = app.calendar.tz
         context = {
@@ -288,6 +295,11 @@ def send_operations_digest(app: "App", now: datetime) -> int:
                 {"kind": q.kind, "code": q.code, "name": q.name, "since": q.since.astimezone(tz).isoformat() if q.since else None,
                  "working_days": q.working_days}
                 for q in quiet
+            ],
+            "since": since.isoformat(),
+            "unknown_parties": [
+                {"source": r.source, "name": r.name, "received_at": r.received_at.astimezone(tz).isoformat(), "warnings": r.warnings}
+                for r in unlisted
             ],
         }
         values = {

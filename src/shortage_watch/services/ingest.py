@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
-from shortage_watch.domain.directory import Directory
+from shortage_watch.domain.directory import Directory, unknown_party_warnings
 from shortage_watch.domain.records import (
     MODELS,
     DistributorReportRecord,
@@ -88,15 +88,17 @@ class IngestResult:
     rejected: int = 0
     revisions: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Rows accepted but worth a look (a distributor or hospital not in the directory).
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     status: str = "accepted"
     receipt_id: int | None = None
     next_cursor: str | None = None
     has_more: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        """What `submit --json` prints (exactly these four keys)."""
+        """What `submit --json` prints (exactly these five keys)."""
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
-                "errors": self.errors}
+                "errors": self.errors, "warnings": self.warnings}
 
     @property
     def unusable(self) -> bool:
@@ -235,6 +237,8 @@ def _record_outcome(receipt: RawReceipt, result: IngestResult) -> None:
     receipt.status = "rejected" if result.status == "unusable" else result.status
     receipt.accepted, receipt.duplicates, receipt.rejected = result.accepted, result.duplicates, result.rejected
     receipt.errors = result.errors[:MAX_STORED_ERRORS]
+    if result.warnings:  # left SQL NULL otherwise: the operations digest reads only receipts with warnings
+        receipt.warnings = result.warnings[:MAX_STORED_ERRORS]
 
 
 @contextmanager
@@ -316,6 +320,7 @@ class _Tally:
     rejected: int = 0
     rows: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     unlisted: int = 0
     failure: str | None = None  # why the file (or the rest of it) could not be read
     cursor: tuple[str | None, bool] = (None, False)
@@ -329,6 +334,8 @@ class _Tally:
         self.accepted, self.duplicates, self.revisions = (
             self.accepted + writer.accepted, self.duplicates + writer.duplicates, self.revisions + writer.revisions)
         writer.accepted = writer.duplicates = writer.revisions = 0
+        self.warnings.extend(w.as_json() for w in writer.warnings[: max(0, MAX_LISTED_ERRORS - len(self.warnings))])
+        writer.warnings = []
         self.rows += chunk.rows
         # A row's errors all arise in the chunk that read it, so distinct rows add up.
         self.rejected += len({e.row for e in errors})
@@ -341,7 +348,8 @@ class _Tally:
     def result(self, name: str, receipt_id: int | None, *, empty_is_normal: bool) -> IngestResult:
         """The file's outcome: `unusable` when it failed before anything was stored."""
         result = IngestResult(name=name, receipt_id=receipt_id, accepted=self.accepted, duplicates=self.duplicates,
-                              revisions=self.revisions, rejected=self.rejected, errors=list(self.errors))
+                              revisions=self.revisions, rejected=self.rejected, errors=list(self.errors),
+                              warnings=list(self.warnings))
         result.next_cursor, result.has_more = self.cursor
         if self.unlisted:
             result.errors.append(RowError(None, None, (
@@ -487,6 +495,7 @@ class _RecordWriter:
         self.receipt_id = receipt_id
         self.now = now
         self.errors: list[RowError] = []  # where rows it refuses are reported (set per chunk)
+        self.warnings: list[RowError] = []  # accepted rows worth a look, collected by the tally per chunk
         self.listener: RecordListener = app.record_listener
         self.directory = _directory(app)
         version_columns = [c.key for c in RecordVersion.__table__.c if not c.primary_key]
@@ -523,6 +532,7 @@ class _RecordWriter:
                 continue
             if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number):
                 continue
+            self.warnings.extend(unknown_party_warnings(record, row_number, self.directory))
             if current is None:
                 pending.append((key, record, digest, text))
                 pending_keys.add(key)

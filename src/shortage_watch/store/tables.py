@@ -102,6 +102,7 @@ class RawReceipt(Base):
     # was read; or why it could not be moved out of the inbox (it then waits, not re-ingested).
     moved_to: Mapped[str | None] = mapped_column(Text)
     move_error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[Any] | None]  # accepted rows naming a party the directory does not list
 
 
 class RecordVersion(Base):
