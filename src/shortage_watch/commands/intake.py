@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     template = sub.add_parser("template", help="write a blank file with the Chinese headers to fill in")
     template.add_argument("kind", choices=RECORD_KINDS)
-    template.add_argument("--format", choices=("xlsx", "csv"), default="xlsx")
-    template.add_argument("--output", type=Path, required=True)
+    template.add_argument("--format", choices=("xlsx", "csv"), help="must agree with the --output name (default: from it)")
+    template.add_argument("--output", type=Path, required=True, help="a .xlsx or .csv file")
     template.set_defaults(handler=template_command)
 
     directory = sub.add_parser("directory", help="the directory of regions, bureaus, distributors and hospitals")
@@ -131,12 +131,19 @@ def poll_command(args: argparse.Namespace, ctx: Context) -> int:
 def template_command(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.intake.templates_blank import template_csv, template_xlsx
 
-    content = template_xlsx(args.kind) if args.format == "xlsx" else template_csv(args.kind)
+    suffix = args.output.suffix.lower().lstrip(".")
+    if suffix not in ("xlsx", "csv"):
+        raise CommandError(f"--output {args.output}: 文件名应以 .xlsx 或 .csv 结尾 / the file name must end in .xlsx or .csv")
+    if args.format is not None and args.format != suffix:
+        raise CommandError(f"--format {args.format} 与文件名 {args.output.name} 不符 / --format {args.format} does not match "
+                           f"{args.output.name}: Excel would refuse to open it")
+    fmt = suffix
+    content = template_xlsx(args.kind) if fmt == "xlsx" else template_csv(args.kind)
     try:
         args.output.write_bytes(content)
     except OSError as exc:
         raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"wrote {args.output} ({args.kind}, {args.format})")
+    print(f"wrote {args.output} ({args.kind}, {fmt})")
     return 0
 
 

@@ -130,6 +130,21 @@ def infer_kind(headers: list[str]) -> str | None:
     return best[2]
 
 
+def wrong_kind_for_headers(kind: str, headers: list[str]) -> str | None:
+    """Why a header row does not fit `kind` when it plainly describes another kind (a wrong
+    --kind): one reason for the whole file instead of a missing-field error on every row."""
+    keys = set(map_headers(kind, headers).values())
+    missing = [key for key in REQUIRED[kind] if key not in keys]
+    described = infer_kind(headers)
+    if not missing or described is None or described == kind:
+        return None
+    columns = "、".join(ZH_NAME[kind][key] for key in missing)
+    return (
+        f"文件的表头是{KIND_LABELS[described]}，不是{KIND_LABELS[kind]}（缺少 {columns} 列），请改用 --kind {described} 或 auto / "
+        f"the headers describe {described}, not {kind} (no column {', '.join(missing)}): use --kind {described} or auto"
+    )
+
+
 def normalize_kind_name(value: object) -> str | None:
     """'stoppage_notice' / '停产断供通知' / 'Stoppage Notice' -> the record kind, else None."""
     text = clean_header(value).replace(" ", "_").replace("-", "_")

@@ -27,6 +27,7 @@ from shortage_watch.domain.records import (
     infer_kind,
     map_headers,
     normalize_kind_name,
+    wrong_kind_for_headers,
 )
 from shortage_watch.intake.encodings import UnusableFile, decode_text
 
@@ -308,6 +309,9 @@ def _parse_table(fmt: str, rows: Iterator[tuple[int, list[Any]]], kind: str, ren
         headers.index("记录类型") if "记录类型" in headers else None
     )
     fixed_kind = None if kind == "auto" else kind
+    misfit = wrong_kind_for_headers(fixed_kind, headers) if fixed_kind is not None and kind_column is None else None
+    if misfit:
+        raise UnusableFile(misfit)
     inferred = infer_kind(headers) if fixed_kind is None else None
     if fixed_kind is None and kind_column is None and inferred is None:
         raise UnusableFile(

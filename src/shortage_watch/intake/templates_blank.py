@@ -5,7 +5,15 @@ from __future__ import annotations
 import csv
 import io
 
+from shortage_watch.domain.labels import CHOICE_FIELDS as CHOICE_GROUPS, choice_values, label
 from shortage_watch.domain.records import FIELDS, KIND_LABELS
+
+# Columns a clerk picks from a list (an XLSX drop-down of the Chinese labels).
+CHOICE_FIELDS = ("kind", "priority_class", "supply_status", "cause")
+# Codes Excel would turn into numbers (losing leading zeros, or 1.2E+22): text-formatted cells.
+CODE_FIELDS = ("notice_id", "report_id", "product_code", "distributor_code", "hospital_code", "region_code", "contact_phone")
+# Rows prepared with drop-downs; a longer file still parses, it only lacks the list.
+TEMPLATE_ROWS = 2000
 
 RULES: dict[str, str] = {
     "notice_id": "文本，≤64 字符 / text, at most 64 characters",
@@ -38,6 +46,7 @@ def template_xlsx(kind: str) -> bytes:
     """A workbook: the data sheet with Chinese headers, then a help sheet explaining each column."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.worksheet.datavalidation import DataValidation
 
     workbook = Workbook()
     data = workbook.active
@@ -48,6 +57,20 @@ def template_xlsx(kind: str) -> bytes:
     for index, (_key, zh, _) in enumerate(FIELDS[kind], start=1):
         data.column_dimensions[data.cell(1, index).column_letter].width = max(12, len(zh) * 2 + 4)
     data.freeze_panes = "A2"
+    for index, (key, zh, _) in enumerate(FIELDS[kind], start=1):
+        letter = data.cell(1, index).column_letter
+        cells = f"{letter}2:{letter}{TEMPLATE_ROWS + 1}"
+        if key in CHOICE_FIELDS:
+            group = CHOICE_GROUPS[key]
+            options = [label(group, value) for value in choice_values(group)]  # the words mail shows, accepted back
+            # A list given inline in the formula; Excel shows it as a drop-down on each cell.
+            validation = DataValidation(type="list", formula1='"' + ",".join(options) + '"', allow_blank=True,
+                                        showErrorMessage=True, errorTitle=zh, error="请从下拉列表中选择 / pick from the list: " + "、".join(options))
+            validation.add(cells)
+            data.add_data_validation(validation)
+        if key in CODE_FIELDS:
+            # The column's style: every cell the clerk types into is text, without writing empty cells.
+            data.column_dimensions[letter].number_format = "@"
     help_sheet = workbook.create_sheet("填写说明 Help")
     help_sheet.append([f"{KIND_LABELS[kind]} / {kind}"])
     help_sheet.append(["中文列名 / column", "英文键 / key", "是否必填 / required", "规则 / rule"])
