@@ -53,6 +53,15 @@ def _settings_path(args: argparse.Namespace) -> tuple[Path, bool]:
     return DEFAULT_CONFIG, False
 
 
+def _settings_note(path: Path, explicit: bool) -> str | None:
+    """One line naming the paths tried when no settings file was found (None when one was)."""
+    if explicit or path.is_file():
+        return None
+    tried = path.absolute()
+    return (f"未找到配置文件（已尝试 {tried}；未设置 SHORTAGE_WATCH_CONFIG，也未用 --config），使用内置默认值 / "
+            f"no settings file found (tried {tried}; SHORTAGE_WATCH_CONFIG not set, no --config): built-in defaults")
+
+
 def _configure_logging(level: str, fmt: str = "text") -> None:
     # One line per event, text or JSON (logs.py); alembic/apscheduler chatter is kept at WARNING there.
     configure_logging(level, fmt)
@@ -70,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not logging.getLogger().handlers:
         _configure_logging(settings.logging.level, settings.logging.format)
-    context = Context(settings=settings, config_path=path, make_app=lambda: App(settings))
+    context = Context(settings=settings, config_path=path, make_app=lambda: App(settings),
+                      settings_note=_settings_note(path, explicit),
+                      environment_keys=frozenset(k for k in os.environ if k.upper().startswith("SHORTAGE_WATCH_")))
     try:
         code = int(args.handler(args, context) or 0)
         sys.stdout.flush()  # here, so a closed pipe is caught below and not at interpreter exit

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_run_refuses_an_old_schema_with_the_upgrade_command(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "fresh.db").close()  # a file with no schema (a missing one is refused earlier)
     config = write_config({"database": {"url": f"sqlite:///{tmp_path / 'fresh.db'}"}})
     result = subprocess.run(
         [sys.executable, "-m", "shortage_watch", "--config", str(config), "run"],

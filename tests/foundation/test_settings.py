@@ -41,7 +41,7 @@ def test_config_check_masks_every_secret(
     assert main(["--config", str(path), "config", "check"]) == 0
     out = capsys.readouterr().out
     assert "db-secret-17" not in out and "file-secret-42" not in out
-    data = json.loads(out.split("\n", 1)[1])
+    data = json.loads(out[out.index("\n{") + 1:])
     assert data["smtp"]["password"] == "**********"
     assert data["database"]["url"] == "postgresql+psycopg://watch:**********@127.0.0.1/sw"
 

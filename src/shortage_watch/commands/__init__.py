@@ -38,11 +38,17 @@ def database_unreachable(exc: Exception) -> CommandError:
 
 @dataclass
 class Context:
-    """What a handler gets: the settings, and the App built on first use."""
+    """What a handler gets: the settings, and the App built on first use.
+
+    `settings_note` says, when no settings file was found, which paths were tried: the
+    built-in defaults (a ledger in ./var) are then probably not what the operator meant.
+    """
 
     settings: Settings
     config_path: Path
     make_app: Callable[[], App]
+    settings_note: str | None = None
+    environment_keys: frozenset[str] = frozenset()  # the SHORTAGE_WATCH_* variables set
     _app: App | None = field(default=None, init=False)
 
     @property
@@ -57,13 +63,30 @@ class Context:
 
         from shortage_watch.store.db import schema_is_current
 
+        self.refuse_missing_ledger()
         try:
             current = schema_is_current(self.app.engine)
         except OperationalError as exc:
             raise database_unreachable(exc) from None
         if not current:
-            raise CommandError(SCHEMA_NOT_CURRENT)
+            raise CommandError(self.explained(SCHEMA_NOT_CURRENT))
         return self.app
+
+    def refuse_missing_ledger(self, exit_code: int = 2) -> None:
+        """A SQLite URL naming no file is refused before connecting, which would create an empty ledger."""
+        from shortage_watch.store.db import sqlite_ledger_missing
+
+        missing = sqlite_ledger_missing(self.settings.database.url)
+        if missing:
+            advice = ("请在项目文件夹中运行，或用 --config 指定配置文件 / run from the project folder or pass --config FILE"
+                      if self.settings_note else
+                      "请检查 database.url，或运行 `shortage-watch db upgrade` 新建 / check database.url, or create it with "
+                      "`shortage-watch db upgrade`")
+            raise CommandError(self.explained(f"{missing}: {advice}"), exit_code=exit_code)
+
+    def explained(self, message: str) -> str:
+        """`message`, after the note on the settings file when none was found."""
+        return f"{self.settings_note}; {message}" if self.settings_note else message
 
     def close(self) -> None:
         if self._app is not None:

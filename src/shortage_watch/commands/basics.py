@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
 from datetime import date
 
 from sqlalchemy.exc import OperationalError
@@ -41,9 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_check(args: argparse.Namespace, ctx: Context) -> int:
-    """Print the effective settings; 2 when the calendar overrides or the policy cannot be read."""
-    print(f"# settings from {ctx.config_path} and SHORTAGE_WATCH_* environment")
-    print(json.dumps(ctx.settings.masked(), ensure_ascii=False, indent=2))
+    """Print where each setting comes from, then the effective settings; 2 when the calendar
+    overrides or the policy cannot be read."""
+    masked = ctx.settings.masked()
+    if ctx.settings_note:
+        print(f"# {ctx.settings_note}")
+        file_data: dict[str, Any] = {}
+    else:
+        print(f"# settings file: {ctx.config_path.absolute()}")
+        file_data = tomllib.loads(ctx.config_path.read_text(encoding="utf-8"))
+    print("# 每项设置的来源 / where each setting comes from:")
+    for key, source in setting_sources(masked, file_data, ctx.environment_keys, ctx.config_path.absolute()):
+        print(f"#   {key}: {source}")
+    print(json.dumps(masked, ensure_ascii=False, indent=2))
     try:
         WorkingCalendar.from_overrides_dir(ctx.settings.calendar.overrides_dir, ctx.settings.timezone)
     except CalendarError as exc:
@@ -53,6 +67,38 @@ def config_check(args: argparse.Namespace, ctx: Context) -> int:
     except PolicyError as exc:
         raise CommandError(f"setting escalation.policy: {exc}") from None
     return 0
+
+
+def setting_sources(masked: dict[str, Any], file_data: dict[str, Any], environment: frozenset[str],
+                    file: Path) -> list[tuple[str, str]]:
+    """(dotted key, source) for every setting: an environment variable, the settings file, a
+    secret file named by its `*_file` key, or the built-in default. The environment wins over
+    the file, as pydantic-settings applies them."""
+    env = {name.upper() for name in environment}
+    out = []
+
+    def walk(data: dict[str, Any], given: Any, path: list[str]) -> None:
+        for key, value in data.items():
+            dotted = [*path, key]
+            in_file = isinstance(given, dict) and key in given
+            if isinstance(value, dict) and value:
+                walk(value, given.get(key) if in_file else None, dotted)
+                continue
+            # A whole section may come from one variable (SHORTAGE_WATCH_SMTP='{"…"}').
+            names = ["SHORTAGE_WATCH_" + "__".join(dotted[:i]).upper() for i in range(len(dotted), 0, -1)]
+            secret_file = data.get(f"{key}_file")
+            if any(name in env for name in names):
+                source = "environment " + next(name for name in names if name in env)
+            elif secret_file:
+                source = f"secret file {secret_file} ({'.'.join([*path, key + '_file'])})"
+            elif in_file:
+                source = f"file {file}"
+            else:
+                source = "default"
+            out.append((".".join(dotted), source))
+
+    walk(masked, file_data, [])
+    return out
 
 
 def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
@@ -100,6 +146,9 @@ def _weekday(day: date) -> str:
 
 
 def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
+    if ctx.settings_note:
+        # Creating a ledger is what this command is for; say where, when it is the default one.
+        print(f"shortage-watch: {ctx.settings_note}; database.url = {ctx.settings.database.url}", file=sys.stderr)
     engine = ctx.app.engine
     try:
         before = current_revision(engine)
@@ -112,6 +161,7 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def db_current(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.refuse_missing_ledger(exit_code=1)
     try:
         current = current_revision(ctx.app.engine)
     except OperationalError as exc:

@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_command(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.daemon import Daemon, DaemonStartError
 
+    ctx.refuse_missing_ledger()
     try:
         return Daemon(ctx.app).run()
     except DaemonStartError as exc:

@@ -47,6 +47,21 @@ def make_engine(url: str, *, reads_only: bool = False) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def sqlite_ledger_missing(url: str) -> str | None:
+    """Why a SQLite URL names no existing ledger file (its folder or the file is missing); None when
+    it exists or the database is not a SQLite file. Checked before connecting: SQLite would
+    otherwise create an empty file wherever the URL points."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).absolute()
+    if path.is_file():
+        return None
+    if not path.parent.is_dir():
+        return f"数据库文件夹 {path.parent} 不存在 / the database folder {path.parent} does not exist"
+    return f"没有数据库文件 {path} / no ledger at {path}"
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
