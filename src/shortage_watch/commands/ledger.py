@@ -15,7 +15,7 @@ from sqlalchemy import select
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
 from shortage_watch.commands.officer import (
-    TEXT, add_lang, case_number_arg, check_region, label, local_iso, local_minute, not_found, readable, table,
+    TEXT, add_lang, case_number_arg, check_region, choice_label, label, local_iso, local_minute, not_found, readable, table,
 )
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.policy import PolicyError
@@ -310,11 +310,11 @@ def obligations_show(args: argparse.Namespace, ctx: Context) -> int:
     record = item["record"]
     if record:
         print(f"  {t['product']}{sep}{record['product_name']} ({record['product_code']})   {t['notice']}{sep}{record['notice_id']}   "
-              f"{t['manufacturer']}{sep}{record['manufacturer']}   {t['notice_kind']}{sep}{render_label('kind', record['kind'], lang)}")
+              f"{t['manufacturer']}{sep}{record['manufacturer']}   {t['notice_kind']}{sep}{choice_label('kind', record['kind'], lang)}")
     elif item["case"]:
         print(f"  {t['product']}{sep}{about.product_name or ob.product_code}   {item['case']}")
     print(f"  {t['received']}{sep}{ob.received_on.isoformat()}   {t['deadline']}{sep}{local_minute(ob.due_at, tz)}"
-          f" ({t['calendar']}{sep}{render_label('calendar', ob.calendar_status, lang)})")
+          f" ({t['calendar']}{sep}{choice_label('calendar', ob.calendar_status, lang)})")
     if item["working_days_late"]:
         print(f"  {t['late']}{sep}{item['working_days_late']}")
     if item["report"]:
@@ -453,7 +453,7 @@ def cases_list(args: argparse.Namespace, ctx: Context) -> int:
     headers = [t["number"], t["product"], t["city"], t["state"], t["hospitals"], t["false"]]
     print("\n".join(table(headers, [
         (c["case_number"], f"{c['product_name']} ({c['product_code']})", _party(c["city_name"], c["city_code"]),
-         label("case_state", c["state"], lang), f"{c['hospitals_open']}/{c['hospitals']}", c["possible_false_shortages"] or "")
+         choice_label("case_state", c["state"], lang), f"{c['hospitals_open']}/{c['hospitals']}", c["possible_false_shortages"] or "")
         for c in items
     ])))
     return 0
@@ -511,19 +511,19 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     lang, t = args.lang, TEXT[args.lang]
     sep = t["sep"]
     print(f"{item['case_number']}  {item['product_name']} ({item['product_code']})  {t['city']}{sep}{_party(item['city_name'], item['city_code'])}"
-          f"  {t['state']}{sep}{label('case_state', item['state'], lang)}")
+          f"  {t['state']}{sep}{choice_label('case_state', item['state'], lang)}")
     print(f"  {t['opened']} {_local(app, case.opened_at)}" + (f", {t['regional_since']} {_local(app, case.regional_at)}" if case.regional_at else "")
           + (f", {t['resolved']} {_local(app, case.resolved_at)}: {case.resolution_note}" if case.resolved_at else ""))
     print(f"{t['reports']}{sep.strip()}")
     for r in item["reports"]:
         closed = f" ({t['part_closed']})" if r["part_closed"] else ""
-        print(f"  {r['reported_on']}  {_party(r['hospital_name'], r['hospital'])}  {render_label('supply', r['supply_status'], lang)}"
-              f"  {t['cause']}{sep}{render_label('cause', r['cause'], lang) if r['cause'] else '-'}{closed}")
+        print(f"  {r['reported_on']}  {_party(r['hospital_name'], r['hospital'])}  {choice_label('supply', r['supply_status'], lang)}"
+              f"  {t['cause']}{sep}{choice_label('cause', r['cause'], lang) if r['cause'] else '-'}{closed}")
     print(f"{t['notices_title']}{sep.strip()}")
     if not item["notices"]:
         print(f"  {t['no_notice']}")
     for n in item["notices"]:
-        print(f"  {t['notice']} {n['notice_id']} ({render_label('kind', n['kind'], lang)}) {n['manufacturer']} → {n['distributor']}, {n['notified_on']}")
+        print(f"  {t['notice']} {n['notice_id']} ({choice_label('kind', n['kind'], lang)}) {n['manufacturer']} → {n['distributor']}, {n['notified_on']}")
     if item["obligations"]:
         print(f"{t['obligations']}{sep.strip()}")
     for ob in item["obligations"]:

@@ -64,21 +64,14 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
         "zh-CN": {"report": "书面报告", "explanation": "情况说明"},
         "en": {"report": "written report", "explanation": "explanation"},
     },
-    "case_state": {
-        "zh-CN": {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"},
-        "en": {"open": "open", "regional": "regional shortage", "escalated": "escalated to the province", "resolved": "resolved"},
-    },
     "alert_status": {
         "zh-CN": {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败", "undeliverable": "无收件地址",
                   "digest": "并入日报"},
         "en": {"pending": "pending", "sending": "sending", "sent": "sent", "dead": "dead", "undeliverable": "undeliverable",
                "digest": "in the digest"},
     },
-    "template": {
-        "zh-CN": {"receipt": "回执", "notice_opened": "新通知告知", "reminder": "到期提醒", "written_reminder": "书面提醒",
-                  "overdue_alert": "逾期预警", "interview_recommendation": "约谈建议", "province_escalation": "上报省级",
-                  "late_report": "逾期报告告知", "explanation_request": "情况说明要求", "regional_shortage": "区域性短缺预警",
-                  "regional_escalation": "区域性短缺上报省级", "false_shortage": "疑似假短缺", "digest": "日报",
+    "template": {  # mail without a ladder step in the label table
+        "zh-CN": {"late_report": "逾期报告告知", "false_shortage": "疑似假短缺", "digest": "日报", "operations_digest": "运维日报",
                   "monthly_summary": "月报"},
         "en": {},
     },
@@ -104,6 +97,8 @@ def label(group: str, value: str | None, lang: str) -> str:
     """The officer's word for a stored value; the value itself when none is known."""
     if value is None:
         return "-"
+    if group == "template" and value in CHOICES["step"].get(lang, {}):
+        return CHOICES["step"][lang][value]
     return LABELS[group].get(lang, {}).get(value, value)
 
 
