@@ -84,6 +84,7 @@ def test_obligations_show_prints_the_whole_timeline(ledger, capsys):
     receipt = [line for line in lines if "(receipt)" in line]
     assert receipt and "d2@dist.example：已发送 20" in receipt[0]
     assert any("跳过的级别：written_reminder, overdue_alert" in line for line in lines)
+    assert any("跳过级别（未发送） — level=reminder" in line for line in lines)  # the sweep's own audit
 
 
 def test_obligation_numbers_are_accepted_as_printed_in_mail(ledger, capsys):

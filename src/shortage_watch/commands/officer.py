@@ -80,7 +80,7 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
                   "levels": "升级", "notice_linked": "关联通知", "region_changed": "区划变更", "deadline_moved": "期限变更",
                   "deadline_recomputed": "按新日历重算期限", "fulfilled": "按时报告", "fulfilled_late": "逾期后报告",
                   "cancelled": "撤销", "escalated": "上报", "regional": "成为区域性短缺", "resolved": "解决",
-                  "part_closed": "关闭一家医疗机构的直报"},
+                  "part_closed": "关闭一家医疗机构的直报", "level_skipped": "跳过级别（未发送）"},
         "en": {},
     },
 }
