@@ -22,6 +22,7 @@ from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests
 from shortage_watch.settings import load_settings
 from shortage_watch.store.tables import Alert, Obligation
+from tests.ledger.test_templates_from_ledger import problems
 from tests.intake.conftest import EXAMPLES, STOPPAGE_HEADER_ZH, notice_row, sample_directory_settings
 
 UNKNOWN_DISTRIBUTOR = "D359999"
@@ -114,6 +115,7 @@ def test_operations_address_gets_the_warnings_in_its_daily_digest(write_config, 
     [message] = [m for m in mails if m["Subject"].startswith("运维日报")]
     assert message["To"] == "ops@sw.example.cn"
     text = message.get_body(("plain",)).get_content()
+    assert problems("operations_digest", text + message.get_body(("html",)).get_content()) == []  # no None, no empty fact
     assert "通知.csv" in text and f"配送企业 {UNKNOWN_DISTRIBUTOR} 不在目录中" in text and "distributor_code" in text
 
 
