@@ -1,4 +1,5 @@
-"""Hostile conditions around commands: a database busy or locked while `submit` stores a file."""
+"""Hostile conditions around commands: a database busy or locked while `submit` stores a file; hostile
+arguments to the officer and distributor commands (every refusal one line and exit 2, never a traceback)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from shortage_watch.cli import main
+from tests.ledger.scenario import make_scenario
 
 NOTICES_CSV = (
     "notice_id,manufacturer,product_code,product_name,kind,distributor_code,notified_on\n"
@@ -60,3 +62,38 @@ def test_submit_while_sqlite_is_locked_exits_1_retryable_with_one_line(
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "locked" in err
+
+
+HOSTILE = [
+    ["obligations", "show", "99999999999999999999"],  # beyond any database integer
+    ["obligations", "show", "٣"],  # an Arabic-Indic digit: str.isdigit() says yes, int() of it is not ours
+    ["obligations", "show", "SW-O-"],
+    ["obligations", "show", "SW-X-000001"],
+    ["obligations", "show", "0"],
+    ["obligations", "show", "1; DROP TABLE obligations"],
+    ["obligations", "show", "O1\n2"],
+    ["cases", "show", "SW-C-" + "9" * 500],
+    ["cases", "resolve", "SW-C-000001\x00", "--note", "x"],
+    ["obligations", "list", "--region", "'; DROP TABLE obligations; --"],
+    ["cases", "list", "--region", "\u202e350900"],
+    ["compliance", "--region", ""],
+    ["compliance", "--since", "2024/02/30"],
+    ["compliance", "--since", "９９９９年1月1日"],
+    ["compliance", "--since", "1024-09-27"],
+    ["deadline", "--received", "2024年13月40日"],
+    ["template", "stoppage_notice", "--output", "/"],
+    ["template", "stoppage_notice", "--output", "x.xlsx\x00.csv"],
+]
+
+
+@pytest.mark.parametrize("argv", HOSTILE, ids=[" ".join(a)[:40] for a in HOSTILE])
+def test_hostile_command_input_is_one_line_and_exit_2(tmp_path: Path, write_config, capsys, argv: list[str]) -> None:
+    scenario = make_scenario(tmp_path, write_config, capsys)
+    capsys.readouterr()
+    try:
+        code = main(["--config", str(scenario.config), *argv])
+    except SystemExit as exc:  # argparse refuses a malformed argument itself
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2, (argv, out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "unexpected" not in err, err

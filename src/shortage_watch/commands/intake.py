@@ -141,8 +141,8 @@ def template_command(args: argparse.Namespace, ctx: Context) -> int:
     content = template_xlsx(args.kind) if fmt == "xlsx" else template_csv(args.kind)
     try:
         args.output.write_bytes(content)
-    except OSError as exc:
-        raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise CommandError(f"无法写入 / cannot write {args.output!r}: {getattr(exc, 'strerror', None) or exc}") from None
     print(f"wrote {args.output} ({args.kind}, {fmt})")
     return 0
 

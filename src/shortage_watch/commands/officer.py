@@ -18,7 +18,8 @@ from shortage_watch.domain.labels import LABELS as CHOICES
 
 LANGS = ("zh-CN", "en")
 
-_NUMBER = re.compile(r"(?:SW-?)?([OC])-?0*(\d{1,12})", re.IGNORECASE)
+# 'SW-O-000007', 'sw-o-7', 'O7' or '7'; ASCII digits only, at most 12 (the database's integers).
+_NUMBER = re.compile(r"(?:(?:SW-?)?([OC])-?)?0*(\d{1,12})", re.IGNORECASE | re.ASCII)
 _WHAT = {"O": ("obligation", "报告义务"), "C": ("case", "短缺案件")}
 _ARTICLE = {"O": "an", "C": "a"}
 
@@ -112,9 +113,7 @@ def case_number_arg(kind: str) -> Any:
 
     def parse(text: str) -> int:
         match = _NUMBER.fullmatch(text.strip())
-        if text.strip().isdigit():
-            number = int(text)
-        elif match and match[1].upper() == kind:
+        if match and (match[1] is None or match[1].upper() == kind):
             number = int(match[2])
         elif match:
             other, other_zh = _WHAT[match[1].upper()]
