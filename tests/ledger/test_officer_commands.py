@@ -145,3 +145,6 @@ def test_dates_accept_the_forms_records_accept(ledger, capsys):
         assert code == 0 and sum(r["notices"] for r in json.loads(out)) == 3, since
         code, out, _ = run(capsys, "--config", str(ledger.config), "deadline", "--received", since, "--json")
         assert code == 0 and json.loads(out)["due"] == "2024-10-10", since
+    for now in ("2024/10/16 09:00", "2024年10月16日 09:00"):  # and date-times as records write them
+        code, out, _ = run(capsys, "--config", str(ledger.config), "once", "--now", now, "--json")
+        assert code == 0 and json.loads(out)["now"] == "2024-10-16T09:00:00+08:00", now

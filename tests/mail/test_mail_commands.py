@@ -88,6 +88,7 @@ def test_outbox_list_and_retry(config, cli_app, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [a["id"] for a in listed["alerts"]] == [dead, pending]
     assert listed["counts"] == {"dead": 1, "pending": 1, "sent": 1}
+    assert all(a["next_attempt_at"].endswith("+08:00") for a in listed["alerts"])  # as every --json
 
     assert main(["--config", str(config), "outbox", "list", "--status", "dead"]) == 0
     out = capsys.readouterr().out

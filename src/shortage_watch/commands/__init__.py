@@ -121,11 +121,20 @@ NOW_YEARS = (1970, 2999)  # what `--now` accepts
 
 
 def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
-    """Parse an ISO date-time for `--now`; without a zone it is Asia/Shanghai."""
+    """Parse a date-time for `--now` (ISO, or as records write it: 2024/10/8 09:00, 2024年10月8日 09:00);
+    without a zone it is Asia/Shanghai."""
+    from shortage_watch.domain.records import FieldProblem, parse_instant
+
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2024-10-08T09:00)") from None
+        try:
+            parsed = parse_instant(text, ZoneInfo(tz))
+        except (FieldProblem, OverflowError):
+            parsed = None
+        if parsed is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2024-10-08T09:00)") from None
+        value = parsed.astimezone(ZoneInfo(tz))
     value = value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
     # Deadlines and calendars count days forward and back from `now`: near year 1 or 9999 that
     # overflows deep inside a rule, so an instant outside these years is refused here.

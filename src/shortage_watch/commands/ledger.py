@@ -115,7 +115,7 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
     sweep = result.sweep
     delivered = result.delivered
     summary = {
-        "now": now.isoformat(),
+        "now": local_iso(now, app.calendar.tz),
         "polled": len(result.polled),
         "sources": [{"source": o.source, "status": o.status, "accepted": o.accepted, "duplicates": o.duplicates,
                      "rejected": o.rejected, "error": o.error} for o in result.polled],

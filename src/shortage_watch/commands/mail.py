@@ -128,9 +128,9 @@ def mail_test(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _row_json(row: Alert) -> dict[str, Any]:
+def _row_json(row: Alert, tz: Any) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
+        return value.astimezone(tz).isoformat() if value else None  # +08:00, as every --json
 
     return {
         "id": row.id,
@@ -161,11 +161,11 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
         ).all()
         counts = dict(session.execute(select(Alert.status, func.count()).group_by(Alert.status)).all())
     if args.json:
-        print(json.dumps({"counts": counts, "alerts": [_row_json(r) for r in rows]}, ensure_ascii=False, indent=2))
+        print(json.dumps({"counts": counts, "alerts": [_row_json(r, app.calendar.tz) for r in rows]}, ensure_ascii=False, indent=2))
         return 0
     tz = app.calendar.tz
     for row in rows:
-        item = _row_json(row)
+        item = _row_json(row, tz)
         due = row.next_attempt_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         line = f"{row.id:>7}  {row.status:<8} {due}  {row.template:<24} {item['case_number'] or '-':<12} {row.recipient_email or '(no address)'}  tries={row.attempts}"
         if row.last_error:
