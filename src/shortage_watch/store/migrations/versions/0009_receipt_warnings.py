@@ -1,15 +1,15 @@
 """raw_receipts.warnings: accepted rows naming a distributor or hospital the directory does not list
 
-Revision ID: 0008_receipt_warnings
-Revises: 0007_receipt_progress
+Revision ID: 0009_receipt_warnings
+Revises: 0008_web_accounts
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008_receipt_warnings'
-down_revision = '0007_receipt_progress'
+revision = '0009_receipt_warnings'
+down_revision = '0008_web_accounts'
 branch_labels = None
 depends_on = None
 
