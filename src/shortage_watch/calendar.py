@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -29,6 +30,7 @@ FIRST_OFFICIAL_YEAR = 2001
 # A next year's notice may fix these last days of December (a bridging rest day before
 # New Year's Day, a make-up weekend): until it is known, they are not certain either.
 DECEMBER_DAYS_THE_NEXT_NOTICE_FIXES = 3
+MAX_REMEMBERED = 100_000  # date questions the calendar keeps answers to
 
 
 class CalendarError(ValueError):
@@ -182,6 +184,16 @@ class WorkingCalendar:
         self.tz = ZoneInfo(tz)
         self._overrides = dict(overrides or {})
         self._years: dict[int, YearArrangement] = {}
+        # Answers by question: a set of records asks the same few dates thousands of times.
+        self._answers: dict[tuple[Any, ...], Any] = {}
+
+    def _remembered(self, question: tuple[Any, ...], answer: Callable[[], Any]) -> Any:
+        """The answer to a date question, worked out once (the calendar never changes after construction)."""
+        if question not in self._answers:
+            if len(self._answers) >= MAX_REMEMBERED:
+                self._answers.clear()  # a long-running daemon asks about ever newer dates: stay bounded
+            self._answers[question] = answer()
+        return self._answers[question]
 
     @classmethod
     def from_overrides_dir(cls, directory: Path | None, tz: str = "Asia/Shanghai") -> "WorkingCalendar":
@@ -234,6 +246,9 @@ class WorkingCalendar:
         Only the days counted (after `day`, up to the answer) decide how sure: a receipt
         on 2018-12-28 counts days the 2019 notice fixed and is official.
         """
+        return self._remembered(("after", day, n), lambda: self._nth_working_day_after(day, n))
+
+    def _nth_working_day_after(self, day: date, n: int) -> tuple[date, CalendarStatus]:
         if n < 1:
             raise ValueError("n must be at least 1")
         statuses = []
@@ -247,6 +262,9 @@ class WorkingCalendar:
 
     def nth_working_day_before(self, day: date, n: int) -> date:
         """The n-th working day strictly before `day` (n >= 1)."""
+        return self._remembered(("before", day, n), lambda: self._nth_working_day_before(day, n))
+
+    def _nth_working_day_before(self, day: date, n: int) -> date:
         if n < 1:
             raise ValueError("n must be at least 1")
         current, counted = day, 0
@@ -258,6 +276,9 @@ class WorkingCalendar:
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days in (start, end]; 0 when end <= start."""
+        return self._remembered(("between", start, end), lambda: self._working_days_between(start, end))
+
+    def _working_days_between(self, start: date, end: date) -> int:
         count, current = 0, start
         while current < end:
             current += timedelta(days=1)

@@ -134,7 +134,7 @@ class EscalationSettings(Section):
     regional_hospitals: int = Field(3, ge=1, description="K hospitals of one city make a regional shortage")
     regional_window_days: int = Field(7, ge=1, description="... reporting within W days")
     regional_escalate_working_days: int = Field(10, ge=1, description="open N working days: to the province")
-    sweep_batch: int = Field(500, ge=1, le=10000, description="due rows the sweep reads per query")
+    sweep_batch: int = Field(500, ge=1, le=10000, description="due obligations the sweep claims and steps per transaction (cases: reads per query)")
     retry_minutes: int = Field(15, ge=1, description="a row that failed in the sweep is retried this much later")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from shortage_watch.services.escalate import sweep
-from shortage_watch.store.tables import Alert, Obligation
+from shortage_watch.store.tables import Alert, AuditEvent, Obligation
 from tests.ledger.conftest import at, store_notice
 
 
@@ -92,3 +93,86 @@ def test_sweep_pages_through_more_due_rows_than_one_batch(db_url, make_app):
         session.execute(update(Obligation).where(Obligation.id.in_([2, 3])).values(next_action_at=at("2024-10-09T00:00")))
     result = sweep(app, at("2024-10-09T09:00"))
     assert result.obligations == 5 and result.alerts == 5 and result.skipped == 0
+
+
+def _due_obligations(app, count: int, *, received: str = "2024-09-27") -> None:
+    """`count` open report obligations of D1 received on `received`, the levels at opening done, in one statement."""
+    from shortage_watch.domain.deadline import report_deadline
+    from datetime import date
+
+    deadline = report_deadline(app.calendar, date.fromisoformat(received), 5)
+    opened = at(f"{received}T10:00")
+    ladder = app.policy.ladder_for("report")
+    rows = [
+        dict(kind="report", subject_key=f"N:B{n}:D1", party_code="D1", region_code="350902", product_code="XA01", priority=False,
+             received_on=deadline.received, due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar,
+             state="open", level=len(ladder.open_levels), policy=ladder.as_json(), next_action_at=at("2024-10-09T00:00"), opened_at=opened, updated_at=opened)
+        for n in range(count)
+    ]
+    with app.sessions.begin() as session:
+        session.execute(Obligation.__table__.insert(), rows)
+
+
+def test_a_batch_of_due_obligations_is_stepped_in_a_handful_of_statements(db_url, make_app):
+    from sqlalchemy import event
+
+    app = make_app(db_url, sweep_batch=500)
+    _due_obligations(app, 1000)
+    statements: list[str] = []
+    event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: statements.append(sql))
+    result = sweep(app, at("2024-10-09T09:00"))  # the reminder of each is due
+    assert (result.obligations, result.alerts, result.failed) == (1000, 1000, [])
+    obligation_statements = [s for s in statements if "shortage_cases" not in s]
+    # Per batch: claim, read rows, notices, reports, mailed steps, alerts, audit events, next steps; row by row it was ~10 per obligation.
+    assert len(obligation_statements) <= 2 * 12 + 4, obligation_statements[:30]
+
+
+def test_a_row_that_raises_in_a_batch_is_pushed_back_and_the_rest_of_its_batch_swept(db_url, make_app, caplog):
+    app = make_app(db_url, sweep_batch=50)
+    _due_obligations(app, 30)
+    with app.sessions.begin() as session:
+        session.execute(update(Obligation).where(Obligation.subject_key == "N:B17:D1").values(policy={"kind": "report"}))
+    now = at("2024-10-09T09:00")
+    result = sweep(app, now)
+    assert (result.obligations, result.alerts) == (29, 29)
+    assert result.failed == ["O18: KeyError: 'levels'"]
+    assert "O18 failed" in caplog.text
+    with app.sessions() as session:
+        rows = {o.subject_key: o for o in session.scalars(select(Obligation))}
+        stepped = session.scalars(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "levels")).one()
+    opening = len(app.policy.ladder_for("report").open_levels)
+    assert rows["N:B17:D1"].next_action_at == now + timedelta(minutes=15) and rows["N:B17:D1"].level == opening
+    assert all(o.level == opening + 1 and o.claimed_by is None for key, o in rows.items() if key != "N:B17:D1")
+    assert stepped == 29
+
+
+@pytest.mark.postgres
+def test_two_postgresql_sweepers_on_20000_due_rows_write_every_alert_exactly_once(pg_url, make_app):
+    first, second = make_app(pg_url), make_app(pg_url)
+    _due_obligations(first, 20_000)
+    now = at("2024-10-09T09:00")
+    results = []
+    barrier = threading.Barrier(2)
+
+    def work(app):
+        barrier.wait()
+        results.append(sweep(app, now))
+
+    threads = [threading.Thread(target=work, args=(app,)) for app in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert len(results) == 2 and all(r.failed == [] for r in results)
+    assert all(r.obligations > 0 for r in results)  # both took part: disjoint batches, not one waiting for the other
+    assert sum(r.obligations for r in results) == 20_000
+    with first.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Alert))
+        stepped_twice = session.scalar(
+            select(func.count()).select_from(
+                select(AuditEvent.entity_id).where(AuditEvent.action == "levels").group_by(AuditEvent.entity_id)
+                .having(func.count() > 1).subquery()
+            )
+        )
+    assert total == 20_000 == sum(r.alerts for r in results)
+    assert stepped_twice == 0

@@ -21,23 +21,33 @@ from shortage_watch.domain.routing import Route
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 
-def insert_alert_if_absent(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert one outbox row unless its dedup_key exists; its id when this call wrote it, else None.
+def _dialect_insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert outbox rows unless their dedup_key exists, in multi-row statements; dedup key -> id of those this call wrote.
 
     Two workers may write the same alert at once (a replayed sweep, two replicas): the
     unique dedup_key and ON CONFLICT DO NOTHING make the second insert a no-op on both
     PostgreSQL and SQLite, without an error that would abort the transaction.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Alert.__table__)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(Alert.__table__.c.id)
-    )
-    row = session.execute(stmt).first()
-    return None if row is None else int(row[0])
+    if not rows:
+        return {}
+    table = Alert.__table__
+    stmt = _dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+    written: dict[str, int] = {}
+    for start in range(0, len(rows), ALERT_ROWS_PER_STATEMENT):
+        batch = rows[start:start + ALERT_ROWS_PER_STATEMENT]
+        if len(batch) == 1:
+            result = session.execute(stmt.values(**batch[0]).returning(table.c.dedup_key, table.c.id))
+        else:
+            result = session.execute(stmt.returning(table.c.dedup_key, table.c.id), batch)
+        written.update((key, alert_id) for key, alert_id in result)
+    return written
+
+
+ALERT_ROWS_PER_STATEMENT = 1000
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,7 @@ def alert_status(route: Route, urgent: bool) -> str:
     return "pending"
 
 
-def write_alert(
-    session: Session,
+def alert_values(
     *,
     now: datetime,
     subject: str,  # "O" or "C"
@@ -71,12 +80,8 @@ def write_alert(
     route: Route,
     context: dict[str, Any],
     default_language: str,
-    hold: Hold | None = None,
-) -> bool:
-    """Write one alert for one recipient; True when new (False: it was already in the outbox).
-
-    With a `hold`, a deliverable alert is written held or inhibited, and audited with why.
-    """
+) -> dict[str, Any]:
+    """The outbox row of one alert for one recipient (dedup key: matter, level, recipient)."""
     dedup_key = f"{subject}{subject_id}:{level_name}:{route.key}"
     full = dict(context)
     full.update(
@@ -93,7 +98,7 @@ def write_alert(
         },
     )
     _check_keys(full)
-    values = {
+    return {
         "dedup_key": dedup_key[:300],
         "obligation_id": subject_id if subject == "O" else None,
         "case_id": subject_id if subject == "C" else None,
@@ -107,24 +112,55 @@ def write_alert(
         "urgent": urgent,
         "context": full,
         "status": alert_status(route, urgent),
+        "silence_id": None,
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
     }
-    held = hold is not None and values["status"] != "undeliverable"
-    if held:
-        assert hold is not None
-        values.update(status=hold.status, silence_id=hold.silence_id)
-    alert_id = insert_alert_if_absent(session, values)
-    if alert_id is not None and held:
-        assert hold is not None
-        audit(session, at=now, actor=hold.actor, entity="alert", entity_id=alert_id, action=hold.status, detail=hold.detail)
-    return alert_id is not None
 
 
-def audit(session: Session, *, at: datetime, actor: str, entity: str, entity_id: int, action: str, detail: dict | None = None) -> None:
-    """Record one state change in the audit trail (same transaction as the change)."""
-    session.add(AuditEvent(at=at, actor=actor, entity=entity, entity_id=entity_id, action=action, detail=detail))
+def write_alert(session: Session, *, hold: Hold | None = None, **alert: Any) -> bool:
+    """Write one alert for one recipient (`alert_values`' arguments); True when new (False: it was already in the outbox).
+
+    With a `hold`, a deliverable alert is written held or inhibited, and audited with why.
+    """
+    return bool(write_alerts(session, [(alert_values(**alert), hold)]))
+
+
+def write_alerts(session: Session, alerts: list[tuple[dict[str, Any], Hold | None]]) -> set[str]:
+    """Write outbox rows (`alert_values`, each with its hold or None) in bulk; the dedup keys that were new.
+
+    A deliverable alert with a hold is written held or inhibited, and audited with why.
+    """
+    held: dict[str, Hold] = {}
+    for values, hold in alerts:
+        if hold is not None and values["status"] != "undeliverable":
+            values.update(status=hold.status, silence_id=hold.silence_id)
+            held[values["dedup_key"]] = hold
+    written = insert_alerts_if_absent(session, [values for values, _ in alerts])
+    insert_audits(session, [
+        audit_values(at=values["created_at"], actor=held[key].actor, entity="alert", entity_id=written[key], action=held[key].status,
+                     detail=held[key].detail)
+        for values, _ in alerts
+        if (key := values["dedup_key"]) in held and key in written
+    ])
+    return set(written)
+
+
+def audit_values(*, at: datetime, actor: str, entity: str, entity_id: int, action: str, detail: dict | None = None) -> dict[str, Any]:
+    """One row of the audit trail."""
+    return {"at": at, "actor": actor, "entity": entity, "entity_id": entity_id, "action": action, "detail": detail}
+
+
+def audit(session: Session, **event: Any) -> None:
+    """Record one state change in the audit trail (same transaction as the change); `audit_values`' arguments."""
+    session.add(AuditEvent(**audit_values(**event)))
+
+
+def insert_audits(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Record many state changes (`audit_values` rows) in one executemany, in the caller's transaction."""
+    if rows:
+        session.execute(AuditEvent.__table__.insert(), rows)
 
 
 # What a message may say about earlier steps when it is not written by the ladder (an event), or before
@@ -151,6 +187,19 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
     """The AlertContext parts about an obligation (recipient, level and template are added per alert)."""
     notice = session.get(StoppageNotice, obligation.notice_pk) if obligation.notice_pk else None
     report = session.get(DistributorReport, obligation.report_pk) if obligation.report_pk else None
+    case = session.get(ShortageCase, obligation.case_id) if obligation.case_id else None
+    case_info = None
+    if case is not None:
+        case_info = case_context(session, case, directory, calendar=calendar, now=now)["case"]
+    return obligation_context_of(obligation, notice=notice, report=report, case=case, case_info=case_info,
+                                 directory=directory, calendar=calendar, now=now)
+
+
+def obligation_context_of(
+    obligation: Any, *, notice: Any, report: Any, case: Any, case_info: dict[str, Any] | None, directory: Any, calendar: Any, now: datetime
+) -> dict[str, Any]:
+    """The AlertContext parts about an obligation, from its rows already read (no query): its notice,
+    report and case (each None when it has none) and the case's context part."""
     source = notice or report
     product = None
     if source is not None and source.product_code:
@@ -160,7 +209,6 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
             "specification": getattr(notice, "specification", None),
         }
     elif obligation.product_code:
-        case = session.get(ShortageCase, obligation.case_id) if obligation.case_id else None
         name = case.product_name if case is not None else obligation.product_code
         product = {"code": obligation.product_code, "name": name, "specification": None}
     notice_info = None
@@ -189,9 +237,6 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
             "submitted_at": report.submitted_at.isoformat(),
             "late_working_days": obligation.late_working_days,
         }
-    case_info = None
-    if obligation.case_id:
-        case_info = case_context(session, session.get(ShortageCase, obligation.case_id), directory, calendar=calendar, now=now)["case"]
     overdue = None
     if obligation.state in ("open", "overdue"):
         overdue = overdue_working_days(calendar, obligation.due_on, obligation.due_at, now)
@@ -297,7 +342,9 @@ def operator_closures(session: Session, case_id: int) -> dict[str, datetime]:
     return closed
 
 
+CONTEXT_KEYS = frozenset(AlertContext.__annotations__)
+
+
 def _check_keys(context: dict[str, Any]) -> None:
-    missing = set(AlertContext.__annotations__) - set(context)
-    if missing:
-        raise AssertionError(f"alert context lacks {sorted(missing)}")
+    if not CONTEXT_KEYS <= context.keys():
+        raise AssertionError(f"alert context lacks {sorted(CONTEXT_KEYS - set(context))}")

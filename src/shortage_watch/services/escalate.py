@@ -8,32 +8,40 @@ the in-flight deadlines the calendar had only estimated, once it knows their yea
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, tuple_, update
+from sqlalchemy import Text, bindparam, cast, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.obligations import OPEN_STATES, advance, state_at
 from shortage_watch.domain.policy import Ladder
-from shortage_watch.services.alerts import audit
+from shortage_watch.domain.catch_up import steps_sent_before
+from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
 from shortage_watch.services.ledger import (
     ESTIMATED,
+    AlertHolds,
+    LadderAlerts,
     case_deadline,
     case_due,
     directory_of,
+    ladder_alerts,
+    mailed_steps_of,
+    remembered_routes,
+    write_planned_alerts,
     recomputed_deadline,
     redate_case,
     redate_obligation,
     write_case_alerts,
-    write_obligation_alerts,
 )
-from shortage_watch.store.tables import Obligation, ShortageCase
+from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, StoppageNotice
 
 log = logging.getLogger(__name__)
 
@@ -100,32 +108,103 @@ def _claim(session: Session, table: Any, row_id: int, now: datetime, real_now: d
     return result.rowcount == 1
 
 
-def _obligation_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
-    obligation = session.get(Obligation, row_id, populate_existing=True)
-    assert obligation is not None
-    written = 0
-    if obligation.state in OPEN_STATES:
-        ladder = Ladder.from_json(obligation.policy)
-        step = advance(
-            app.calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at, step=obligation.level, now=now
-        )
+def _claim_due_batch(session: Session, table: Any, now: datetime, real_now: datetime, owner: str, lease: timedelta, batch: int) -> list[int]:
+    """Claim up to `batch` due, unclaimed rows for this transaction in one statement; their ids.
+
+    Race: other replicas claim at the same moment. On PostgreSQL the rows are picked with
+    FOR UPDATE SKIP LOCKED, so each replica takes rows no one else has locked and they get
+    disjoint batches without waiting; the outer UPDATE re-checks under each row's lock that
+    it is still due and unclaimed (another worker may have committed it in between). SQLite
+    runs one writer at a time (BEGIN IMMEDIATE), so the conditional UPDATE alone decides.
+    """
+    unclaimed = or_(table.claimed_until.is_(None), table.claimed_until < real_now)
+    due = select(table.id).where(table.next_action_at <= now, unclaimed).order_by(table.next_action_at, table.id).limit(batch)
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = session.execute(
+        update(table)
+        .where(table.id.in_(due.scalar_subquery()), table.next_action_at <= now, unclaimed)
+        .values(claimed_by=owner, claimed_until=real_now + lease)
+        .returning(table.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(claimed.scalars().all())
+
+
+def _obligation_steps(session: Session, app: Any, row_ids: list[int], now: datetime, owner: str) -> int:
+    """Apply the levels due at `now` to the claimed obligations `row_ids`, in bulk; how many alerts were new.
+
+    Reads the rows, their notices and reports and what was mailed about them in one query each,
+    decides each row's step purely, then writes the alerts, audit events and next_action_at of the
+    whole set in a few statements; the claims are released with them.
+    """
+    if not row_ids:
+        return 0
+    table = Obligation.__table__
+    # The ladder snapshot as stored (text): a batch shares a few, each is read once.
+    columns = [column for column in table.c if column.key != "policy"] + [cast(table.c.policy, Text).label("policy")]
+    rows = [SimpleNamespace(**row._mapping) for row in session.execute(select(*columns).where(table.c.id.in_(row_ids)).order_by(table.c.id))]
+    ladders: dict[str, Ladder] = {}
+    notices = _by_id(session, StoppageNotice, {row.notice_pk for row in rows if row.notice_pk and row.state in OPEN_STATES})
+    reports = _by_id(session, DistributorReport, {row.report_pk for row in rows if row.report_pk and row.state in OPEN_STATES})
+    mailed = mailed_steps_of(session, [row.id for row in rows if row.state in OPEN_STATES], now)
+    calendar, directory = app.calendar, directory_of(app)
+    routes = remembered_routes(app, directory)
+    today = calendar.local_date(now)
+    planned: list[tuple[Any, LadderAlerts]] = []
+    events: list[dict[str, Any]] = []
+    for obligation in rows:
+        if obligation.state not in OPEN_STATES:
+            obligation.next_action_at = None  # closed: nothing left to do
+            continue
+        if obligation.policy not in ladders:
+            ladders[obligation.policy] = Ladder.from_json(json.loads(obligation.policy))
+        ladder = ladders[obligation.policy]
+        step = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at,
+                       step=obligation.level, now=now)
         new_state = state_at(obligation.state, obligation.due_at, now)
         if new_state != obligation.state:
-            audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=new_state, detail={"due_at": obligation.due_at.isoformat()})
+            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=new_state,
+                                       detail={"due_at": obligation.due_at.isoformat()}))
             obligation.state = new_state
-        session.flush()
-        written, plan = write_obligation_alerts(session, app, obligation, step.firings, now, stale=step.skipped)
         if step.firings or step.skipped:
-            detail = {"fired": plan.mailed_names(), "skipped": plan.skipped_names(), "alerts": written}
-            audit(session, at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels", detail=detail)
+            if obligation.case_id is None:
+                context = obligation_context_of(obligation, notice=notices.get(obligation.notice_pk), report=reports.get(obligation.report_pk),
+                                                case=None, case_info=None, directory=directory, calendar=calendar, now=now)
+            else:
+                context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
+            prior = steps_sent_before(mailed.get(obligation.id, ()), today, calendar.local_date, calendar.working_days_between)
+            planned.append((obligation, ladder_alerts(
+                app, directory, subject="O", subject_id=obligation.id, firings=step.firings, stale=step.skipped,
+                region_code=obligation.region_code, distributor_code=obligation.party_code, context=context, prior=prior, now=now, ladder=ladder, routes=routes,
+                entered_after_due=obligation.opened_at > obligation.due_at,
+            )))
         obligation.level = step.next_step
         obligation.next_action_at = step.next_action_at
-    else:
-        obligation.next_action_at = None  # closed: nothing left to do
-    obligation.claimed_by = None
-    obligation.claimed_until = None
-    obligation.updated_at = now
-    return written
+    holds = AlertHolds(session, directory, now)
+    for obligation in rows:
+        holds.matter(obligation.id, obligation.case_id)
+    written = write_planned_alerts(session, holds, [alert for _, alerts in planned for alert in alerts.alerts])
+    for obligation, alerts in planned:
+        events.extend(alerts.skips)
+        new = sum(1 for alert in alerts.alerts if alert["dedup_key"] in written)
+        events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels",
+                                   detail={"fired": alerts.plan.mailed_names(), "skipped": alerts.plan.skipped_names(), "alerts": new}))
+    insert_audits(session, events)
+    session.execute(
+        update(table).where(table.c.id == bindparam("row_id")).values(
+            state=bindparam("new_state"), level=bindparam("new_level"), next_action_at=bindparam("next_at"),
+            claimed_by=None, claimed_until=None, updated_at=now,
+        ),
+        [{"row_id": o.id, "new_state": o.state, "new_level": o.level, "next_at": o.next_action_at} for o in rows],
+    )
+    return len(written)
+
+
+def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))}
 
 
 def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
@@ -163,9 +242,73 @@ def _push_back(app: Any, table: Any, row_id: int, now: datetime) -> None:
         )
 
 
-def _sweep_table(app: Any, table: Any, handle: Any, prefix: str, now: datetime, result: SweepResult) -> int:
+def _sweep_obligations(app: Any, now: datetime, result: SweepResult) -> int:
+    """Claim due obligations a batch at a time and step each batch in one transaction.
+
+    A batch that raises is rolled back and retried row by row, so one bad row is pushed back
+    (and logged) while the rest of its batch is swept.
+    """
     owner = app.replica_id
     lease = timedelta(seconds=app.settings.daemon.lease_seconds)
+    batch = app.settings.escalation.sweep_batch
+    handled = 0
+    seen: set[int] = set()
+    while True:
+        claimed: list[int] = []
+        try:
+            with app.sessions.begin() as session:
+                claimed = _claim_due_batch(session, Obligation, now, utc_now(), owner, lease, batch)
+                if seen.intersection(claimed):
+                    # A row this sweep already tried is due again: its push-back failed (the database went away
+                    # mid-sweep). Stop here rather than claim it forever; the next sweep tries again.
+                    raise _AlreadySwept
+                written = _obligation_steps(session, app, claimed, now, owner)
+            result.alerts += written
+            handled += len(claimed)
+        except _AlreadySwept:
+            return handled
+        except Exception:
+            if not claimed:
+                raise
+            log.warning("sweep: a batch of %d obligation(s) failed; retrying them one by one", len(claimed), exc_info=True)
+            handled += _sweep_rows(app, Obligation, _obligation_step, "O", claimed, now, result)
+        seen.update(claimed)
+        if len(claimed) < batch:
+            return handled
+
+
+class _AlreadySwept(Exception):
+    """A claimed batch holds a row this sweep already stepped."""
+
+
+def _obligation_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
+    return _obligation_steps(session, app, [row_id], now, owner)
+
+
+def _sweep_rows(app: Any, table: Any, handle: Any, prefix: str, row_ids: list[int], now: datetime, result: SweepResult) -> int:
+    """Claim and handle each row in its own transaction; a row that raises is pushed back and logged."""
+    owner = app.replica_id
+    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
+    handled = 0
+    for row_id in row_ids:
+        try:
+            with app.sessions.begin() as session:
+                if not _claim(session, table, row_id, now, utc_now(), owner, lease):
+                    result.skipped += 1
+                    continue
+                result.alerts += handle(session, app, row_id, now, owner)
+            handled += 1
+        except Exception as exc:  # one bad row must not stop the sweep
+            log.exception("sweep: %s%s failed; retrying in %s min", prefix, row_id, app.settings.escalation.retry_minutes)
+            result.failed.append(f"{prefix}{row_id}: {type(exc).__name__}: {exc}")
+            try:
+                _push_back(app, table, row_id, now)
+            except Exception:
+                log.exception("sweep: could not push back %s%s", prefix, row_id)
+    return handled
+
+
+def _sweep_table(app: Any, table: Any, handle: Any, prefix: str, now: datetime, result: SweepResult) -> int:
     batch = app.settings.escalation.sweep_batch
     handled = 0
     after: tuple[datetime, int] | None = None
@@ -175,21 +318,7 @@ def _sweep_table(app: Any, table: Any, handle: Any, prefix: str, now: datetime, 
         if not due:
             return handled
         after = (due[-1][1], due[-1][0])
-        for row_id, _ in due:
-            try:
-                with app.sessions.begin() as session:
-                    if not _claim(session, table, row_id, now, utc_now(), owner, lease):
-                        result.skipped += 1
-                        continue
-                    result.alerts += handle(session, app, row_id, now, owner)
-                handled += 1
-            except Exception as exc:  # one bad row must not stop the sweep
-                log.exception("sweep: %s%s failed; retrying in %s min", prefix, row_id, app.settings.escalation.retry_minutes)
-                result.failed.append(f"{prefix}{row_id}: {type(exc).__name__}: {exc}")
-                try:
-                    _push_back(app, table, row_id, now)
-                except Exception:
-                    log.exception("sweep: could not push back %s%s", prefix, row_id)
+        handled += _sweep_rows(app, table, handle, prefix, [row_id for row_id, _ in due], now, result)
         if len(due) < batch:
             return handled
 
@@ -289,7 +418,7 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     result = SweepResult()
     # First: deadlines estimated under a calendar that has since learnt the year, so the levels below fire on the real dates.
     redate_estimated(app, now, result)
-    result.obligations = _sweep_table(app, Obligation, _obligation_step, "O", now, result)
+    result.obligations = _sweep_obligations(app, now, result)
     result.cases = _sweep_table(app, ShortageCase, _case_step, "C", now, result)
     # Last: silences that ended release their held mail at the level the matters reached just now.
     release_ended_silences(app, now)

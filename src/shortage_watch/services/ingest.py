@@ -62,7 +62,11 @@ NO_ROWS = "文件没有数据行 / the file has no data rows"
 
 
 class RecordListener(Protocol):
-    """Told of each new or revised current row, inside the transaction that stored it."""
+    """Told of each new or revised current row, inside the transaction that stored it.
+
+    A listener may also take the new rows of a chunk at once: `records_stored(session, kind,
+    rows, now)` (rows in file order); without it, each is told to `record_stored`.
+    """
 
     def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None: ...
 
@@ -73,6 +77,9 @@ Admission = Callable[[Record, int | None], RowError | None]
 
 class NoopRecordListener:
     """A listener that does nothing (until the ledger is wired in, and for the benchmark)."""
+
+    def records_stored(self, session: Session, kind: str, rows: list[Any], now: datetime) -> None:
+        return None
 
     def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
         return None
@@ -616,12 +623,19 @@ class _RecordWriter:
             [{"record_key": key, "content_hash": digest, "data": text} for key, _record, digest, text in pending],
             kind=kind, version=1, source=self.source, receipt_id=self.receipt_id, received_at=self.now,
         )
+        rows = []
         for key, _record, digest, _text in pending:
             row = loaded[id_by_key[key]]
             # data None: a revision later in this file reads it back from its version row.
             state[key] = _Current(row.id, row, 1, digest, None)
             self.accepted += 1
-            self.listener.record_stored(self.session, kind, row, None, self.now)
+            rows.append(row)
+        stored_many = getattr(self.listener, "records_stored", None)
+        if stored_many is not None:
+            stored_many(self.session, kind, rows, self.now)
+        else:
+            for row in rows:
+                self.listener.record_stored(self.session, kind, row, None, self.now)
 
     def _inserter(self, kind: str, spec: _KindSpec) -> _DriverInsert:
         if kind not in self.inserters:

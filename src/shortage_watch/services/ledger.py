@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Callable
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import and_, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_sent_before
@@ -32,9 +34,21 @@ from shortage_watch.domain.obligations import (
 from shortage_watch.domain.policy import EventRule, Firing, Ladder, is_priority, schedule
 from shortage_watch.domain.inhibition import inhibited_by_province
 from shortage_watch.domain.routing import NoDirectory, Route, route, same_bureau_as_city
-from shortage_watch.services.alerts import Hold, audit, case_context, obligation_context, operator_closures, write_alert
+from shortage_watch.services.alerts import (
+    Hold,
+    alert_values,
+    audit,
+    audit_values,
+    case_context,
+    insert_audits,
+    obligation_context,
+    obligation_context_of,
+    operator_closures,
+    write_alert,
+    write_alerts,
+)
 from shortage_watch.services.inhibition import drop_chasers_of_closed, escalated_case, province_hold
-from shortage_watch.services.silences import hold_for
+from shortage_watch.services.silences import active_rules, hold_for
 from shortage_watch.store.tables import Alert, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -57,6 +71,14 @@ class LedgerListener:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+
+    def records_stored(self, session: Session, kind: str, rows: list[Any], now: datetime) -> None:
+        """New rows of one kind, in file order: notices in sets (`notices_stored`), the other kinds row by row."""
+        if kind == "stoppage_notice":
+            notices_stored(session, self.app, rows, now)
+            return
+        for row in rows:
+            self.record_stored(session, kind, row, None, now)
 
     def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
         if kind == "stoppage_notice":
@@ -97,60 +119,92 @@ def open_obligation(
     product_code: str | None = None,
     fire_open: bool = True,
 ) -> Obligation:
-    """Open an obligation due N working days after `received_on`, store its ladder, write the on-open alerts
-    (unless `fire_open` is False: the caller fires them itself)."""
-    calendar = app.calendar
-    deadline = report_deadline(calendar, received_on, app.settings.calendar.working_days, app.settings.calendar.cutoff)
-    ladder = app.policy.ladder_for(kind, priority)
-    obligation = Obligation(
-        kind=kind,
-        subject_key=subject_key,
-        party_code=party_code,
-        region_code=region_code,
-        notice_pk=notice_pk,
-        case_id=case_id,
-        product_code=product_code,
-        priority=priority,
-        received_on=received_on,
-        due_on=deadline.due,
-        due_at=deadline.due_at,
-        calendar_status=deadline.calendar,
-        state=state_at("open", deadline.due_at, now),
-        level=0,
-        policy=ladder.as_json(),
-        next_action_at=None,
-        opened_at=now,
-        updated_at=now,
-    )
-    session.add(obligation)
-    session.flush()
-    audit(
-        session,
-        at=now,
-        actor=ACTOR,
-        entity="obligation",
-        entity_id=obligation.id,
-        action="opened",
-        detail={"kind": kind, "subject": subject_key, "due_at": deadline.due_at.isoformat(), "calendar": deadline.calendar},
-    )
-    if fire_open:
-        fire_due_levels(session, app, obligation, ladder, now)
+    """Open one obligation (see `open_obligations`) and return it."""
+    opening = dict(kind=kind, subject_key=subject_key, party_code=party_code, region_code=region_code, notice_pk=notice_pk,
+                   case_id=case_id, product_code=product_code, priority=priority, received_on=received_on)
+    [obligation_id] = open_obligations(session, app, [opening], now, fire_open=fire_open)
+    obligation = session.get(Obligation, obligation_id)
+    assert obligation is not None
     return obligation
 
 
-def fire_due_levels(session: Session, app: Any, obligation: Obligation, ladder: Ladder, now: datetime) -> None:
-    """Mail the levels due at opening: those at opening and, for a matter that reaches the ledger after
-    some of its moments, the one level each recipient is owed now (the rest are audited as skipped);
-    the sweep takes it from there via next_action_at."""
-    step = advance(
-        app.calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at, step=0, now=now
-    )
-    written, plan = write_obligation_alerts(session, app, obligation, step.firings, now, stale=step.skipped)
-    if plan.skips:
-        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="levels",
-              detail={"fired": plan.mailed_names(), "skipped": plan.skipped_names(), "alerts": written})
-    obligation.level = step.next_step
-    obligation.next_action_at = step.next_action_at
+def open_obligations(
+    session: Session, app: Any, openings: list[dict[str, Any]], now: datetime, *, notices: dict[int, Any] | None = None, fire_open: bool = True
+) -> list[int]:
+    """Open obligations, each due N working days after its `received_on`, with its ladder stored, in bulk;
+    their ids in the order given.
+
+    `openings`: kind, subject_key, party_code, region_code, notice_pk, case_id, product_code, priority,
+    received_on. Each is audited `opened` and, unless `fire_open` is False (the caller fires them itself),
+    mails the levels due at opening: those at opening and, for a matter that reaches the ledger after some
+    of its moments, the one level each recipient is owed now (the rest are audited as skipped); the sweep
+    takes it from there via next_action_at. `notices`: the notice rows by id when the caller has them.
+    """
+    if not openings:
+        return []
+    calendar, directory = app.calendar, directory_of(app)
+    settings = app.settings.calendar
+    # A set of records shares few receipt dates, priorities and recipients: each is worked out once.
+    deadlines: dict[date, Any] = {}
+    steps: dict[tuple[str, bool, date], Any] = {}
+    routes = remembered_routes(app, directory)
+    rows = []
+    for opening in openings:
+        received_on = opening["received_on"]
+        if received_on not in deadlines:
+            deadlines[received_on] = report_deadline(calendar, received_on, settings.working_days, settings.cutoff)
+        deadline = deadlines[received_on]
+        ladder = app.policy.ladder_for(opening["kind"], opening["priority"])
+        memo = (opening["kind"], opening["priority"], received_on)
+        if memo not in steps:
+            steps[memo] = advance(calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=now, step=0, now=now)
+        step = steps[memo]
+        rows.append(dict(
+            opening, due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar,
+            state=state_at("open", deadline.due_at, now), level=step.next_step if fire_open else 0, policy=ladder.as_json(),
+            next_action_at=step.next_action_at if fire_open else None, opened_at=now, updated_at=now,
+        ))
+    table = Obligation.__table__
+    returned = session.execute(insert(table).returning(table.c.id, table.c.subject_key), rows).all()
+    id_of = {(subject_key): obligation_id for obligation_id, subject_key in returned}
+    ids = [id_of[row["subject_key"]] for row in rows]
+    events = []
+    planned: list[tuple[int, LadderAlerts]] = []
+    for obligation_id, values in zip(ids, rows):
+        events.append(audit_values(
+            at=now, actor=ACTOR, entity="obligation", entity_id=obligation_id, action="opened",
+            detail={"kind": values["kind"], "subject": values["subject_key"], "due_at": values["due_at"].isoformat(),
+                    "calendar": values["calendar_status"]},
+        ))
+        step = steps[(values["kind"], values["priority"], values["received_on"])]
+        if not fire_open or not (step.firings or step.skipped):
+            continue
+        obligation = SimpleNamespace(id=obligation_id, late_working_days=None, report_pk=None, **values)
+        notice = (notices or {}).get(values["notice_pk"])
+        if notice is not None and values["case_id"] is None:
+            context = obligation_context_of(obligation, notice=notice, report=None, case=None, case_info=None, directory=directory,
+                                            calendar=calendar, now=now)
+        else:
+            context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
+        planned.append((obligation_id, ladder_alerts(
+            app, directory, subject="O", subject_id=obligation_id, firings=step.firings, stale=step.skipped,
+            region_code=values["region_code"], distributor_code=values["party_code"], context=context,
+            prior={},  # a matter opened just now has had nothing mailed
+            now=now, ladder=app.policy.ladder_for(values["kind"], values["priority"]), routes=routes,
+            entered_after_due=now > values["due_at"],
+        )))
+    holds = AlertHolds(session, directory, now)
+    for obligation_id, values in zip(ids, rows):
+        holds.matter(obligation_id, values["case_id"])
+    written = write_planned_alerts(session, holds, [alert for _, alerts in planned for alert in alerts.alerts])
+    for obligation_id, alerts in planned:
+        events.extend(alerts.skips)
+        if alerts.plan.skips:
+            new = sum(1 for alert in alerts.alerts if alert["dedup_key"] in written)
+            events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation_id, action="levels",
+                                       detail={"fired": alerts.plan.mailed_names(), "skipped": alerts.plan.skipped_names(), "alerts": new}))
+    insert_audits(session, events)
+    return ids
 
 
 def _opening_firings(app: Any, obligation: Obligation, ladder: Ladder) -> list[Firing]:
@@ -183,16 +237,72 @@ def write_obligation_alerts(
     )
 
 
+class AlertHolds:
+    """Why new alerts are not to be sent (`hold_of`), for many alerts at once: the active silences are
+    read once, and each matter's escalated case once."""
+
+    def __init__(self, session: Session, directory: Any, now: datetime) -> None:
+        self.session, self.directory, self.now = session, directory, now
+        self.rules = active_rules(session, now)
+        self.escalated: dict[tuple[str, int], Any] = {}
+
+    def matter(self, obligation_id: int, case_id: int | None) -> None:
+        """Tell the case of an obligation read or written without the ORM (no query needed for it)."""
+        self.escalated[("O", obligation_id)] = None if case_id is None else escalated_case(self.session, "C", case_id)
+
+    def __call__(self, *, subject: str, subject_id: int, template: str, context: dict[str, Any], role: str, region_code: str | None) -> Hold | None:
+        """Inhibited (its case went to the province and this is a county or city bureau), or held by an
+        active silence; None when it goes."""
+        if (subject, subject_id) not in self.escalated:
+            self.escalated[(subject, subject_id)] = escalated_case(self.session, subject, subject_id)
+        escalated = self.escalated[(subject, subject_id)]
+        region = self.directory.region(region_code) if region_code else None
+        if escalated is not None and inhibited_by_province(role, getattr(region, "level", None)):
+            return province_hold(escalated)
+        return hold_for(self.session, self.directory, template, context, self.now, rules=self.rules)
+
+
 def hold_of(
     session: Session, directory: Any, *, subject: str, subject_id: int, template: str, context: dict[str, Any], target: Route, now: datetime
 ) -> Hold | None:
-    """Why a new alert is not to be sent: inhibited (its case went to the province and this is a
-    county or city bureau), or held by an active silence; None when it goes."""
-    escalated = escalated_case(session, subject, subject_id)
-    region = directory.region(target.region_code) if target.region_code else None
-    if escalated is not None and inhibited_by_province(target.role, getattr(region, "level", None)):
-        return province_hold(escalated)
-    return hold_for(session, directory, template, context, now)
+    """Why one new alert is not to be sent (see `AlertHolds`); None when it goes."""
+    return AlertHolds(session, directory, now)(subject=subject, subject_id=subject_id, template=template, context=context,
+                                                role=target.role, region_code=target.region_code)
+
+
+def write_planned_alerts(session: Session, holds: AlertHolds, alerts: list[dict[str, Any]]) -> set[str]:
+    """Write outbox rows (`alert_values`), each held or inhibited when `holds` says so; the dedup keys written."""
+    return write_alerts(session, [
+        (values, holds(subject="O" if values["obligation_id"] is not None else "C",
+                       subject_id=values["obligation_id"] if values["obligation_id"] is not None else values["case_id"],
+                       template=values["template"], context=values["context"], role=values["recipient_role"],
+                       region_code=values["recipient_region"]))
+        for values in alerts
+    ])
+
+
+def remembered_routes(app: Any, directory: Any) -> Callable[[str, str | None, str | None], list[Route]]:
+    """`route` for (spec, region, distributor), each worked out once: for a caller planning many matters at once."""
+    routed: dict[tuple[str, str | None, str | None], list[Route]] = {}
+
+    def routes(spec: str, region: str | None, distributor: str | None) -> list[Route]:
+        # A distributor is routed by its code alone, a bureau by the region alone.
+        memo = (spec, None, distributor) if spec == "distributor" else (spec, region, None)
+        if memo not in routed:
+            routed[memo] = route(directory, spec, region_code=region, distributor_code=distributor,
+                                 operations_email=app.settings.directory.operations_email)
+        return routed[memo]
+
+    return routes
+
+
+@dataclass
+class LadderAlerts:
+    """What mailing one matter's due firings writes: outbox rows, `level_skipped` audit rows, and the plan."""
+
+    alerts: list[dict[str, Any]]
+    skips: list[dict[str, Any]]
+    plan: Plan
 
 
 def write_ladder_alerts(
@@ -211,16 +321,52 @@ def write_ladder_alerts(
     skip_recipients: frozenset[str] = frozenset(),
     entered_after_due: bool = False,
 ) -> tuple[int, Plan]:
-    """Mail the ladder firings due now without replaying the ladder.
+    """Mail the ladder firings due now without replaying the ladder (see `ladder_alerts`).
+    Returns how many outbox rows were new, and the plan."""
+    calendar = app.calendar
+    prior = steps_sent_before(_mailed_steps(session, subject, subject_id, now), calendar.local_date(now), calendar.local_date,
+                              calendar.working_days_between)
+    planned = ladder_alerts(
+        app, directory_of(app), subject=subject, subject_id=subject_id, firings=firings, stale=stale, region_code=region_code,
+        distributor_code=distributor_code, context=context, prior=prior, now=now, ladder=ladder, skip_recipients=skip_recipients,
+        entered_after_due=entered_after_due,
+    )
+    written = len(write_planned_alerts(session, AlertHolds(session, directory_of(app), now), planned.alerts))
+    for values in planned.skips:
+        audit(session, **values)
+    return written, planned.plan
+
+
+def ladder_alerts(
+    app: Any,
+    directory: Any,
+    *,
+    subject: str,
+    subject_id: int,
+    firings: list[Firing] | tuple[Firing, ...],
+    stale: tuple[Firing, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    context: dict[str, Any],
+    prior: dict[str, str],
+    now: datetime,
+    ladder: Ladder,
+    skip_recipients: frozenset[str] = frozenset(),
+    entered_after_due: bool = False,
+    routes: Callable[[str, str | None, str | None], list[Route]] | None = None,
+) -> LadderAlerts:
+    """The outbox rows and audit rows of the ladder firings due now, without replaying the ladder (no I/O).
 
     Each recipient gets one message: the latest level of the batch addressed to them, written
     for the present (what happened, since when, what was not mailed); the earlier levels and
     the reminders too late to send are audited as skipped (`level_skipped`), never mailed, and
     so is a province level to a municipality whose bureau the ladder already names as the city.
-    Returns how many outbox rows were new, and the plan.
+    `prior`: the steps actually mailed before (`steps_sent_before`); `routes`: `remembered_routes`
+    shared by a caller planning many matters at once.
     """
     calendar = app.calendar
-    directory = directory_of(app)
+    if routes is None:
+        routes = remembered_routes(app, directory)
     routed: list[tuple[Firing, dict[str, Route]]] = []
     told_already: list[Skip] = []
     for firing in sorted((*firings, *stale), key=lambda f: f.step):
@@ -232,8 +378,7 @@ def write_ladder_alerts(
             if same_bureau_as_city(directory, spec, region_code, earlier):
                 told_already.append(Skip(firing, (spec,), "same_bureau"))
                 continue
-            for target in route(directory, spec, region_code=region_code, distributor_code=distributor_code,
-                                operations_email=app.settings.directory.operations_email):
+            for target in routes(spec, region_code, distributor_code):
                 targets.setdefault(target.key, target)
         routed.append((firing, targets))
     today = calendar.local_date(now)
@@ -244,9 +389,8 @@ def write_ladder_alerts(
     )
     targets_of = {firing.step: targets for firing, targets in routed}
     mailed = [(delivery, targets_of[delivery.firing.step][delivery.recipient]) for delivery in plan.deliveries]
-    prior = steps_sent_before(_mailed_steps(session, subject, subject_id, now), today, calendar.local_date, calendar.working_days_between)
     reaching = list(dict.fromkeys(d.firing.level.template for d, target in mailed if target.email))
-    written = 0
+    alerts = []
     for delivery, target in mailed:
         template = delivery.firing.level.template
         catch_up = None
@@ -257,15 +401,14 @@ def write_ladder_alerts(
                 "entered_after_due": entered_after_due,
             }
         full = {**context, "prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
-        hold = hold_of(session, directory, subject=subject, subject_id=subject_id, template=template, context=full, target=target, now=now)
-        written += write_alert(
-            session, now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
-            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=app.settings.mail.language, hold=hold,
-        )
+        alerts.append(alert_values(
+            now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
+            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=app.settings.mail.language,
+        ))
     plan = Plan(plan.deliveries, (*told_already, *plan.skips))
-    for skip in plan.skips:
-        audit(
-            session, at=now, actor=ACTOR, entity="obligation" if subject == "O" else "case", entity_id=subject_id, action="level_skipped",
+    skips = [
+        audit_values(
+            at=now, actor=ACTOR, entity="obligation" if subject == "O" else "case", entity_id=subject_id, action="level_skipped",
             detail={
                 "level": skip.firing.name,
                 "template": skip.firing.level.template,
@@ -274,20 +417,40 @@ def write_ladder_alerts(
                 "reason": skip.reason,
             },
         )
-    return written, plan
+        for skip in plan.skips
+    ]
+    return LadderAlerts(alerts, skips, plan)
 
 
 def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime) -> list[tuple[str, datetime]]:
-    """(template, when mailed) of every alert about the matter that actually went out.
-
-    sent_at is read from the real clock; in a replay (`once --now` in the past) it lies after the
-    ledger's `now`, and the ledger instant the alert was written stands in for it.
-    """
-    column = Alert.obligation_id if subject == "O" else Alert.case_id
+    """(template, when mailed) of every alert about the matter that actually went out (see `mailed_steps_of`)."""
+    if subject == "O":
+        return list(mailed_steps_of(session, [subject_id], now).get(subject_id, ()))
     rows = session.execute(
-        select(Alert.template, Alert.sent_at, Alert.created_at).where(column == subject_id, Alert.status == "sent", Alert.sent_at.is_not(None))
+        select(Alert.template, Alert.sent_at, Alert.created_at).where(Alert.case_id == subject_id, Alert.status == "sent", Alert.sent_at.is_not(None))
     ).all()
-    return [(template, sent_at if sent_at <= now else created_at) for template, sent_at, created_at in rows]
+    return [(template, _mailed_at(sent_at, created_at, now)) for template, sent_at, created_at in rows]
+
+
+def mailed_steps_of(session: Session, obligation_ids: list[int], now: datetime) -> dict[int, list[tuple[str, datetime]]]:
+    """Per obligation: (template, when mailed) of every alert about it that actually went out; one query."""
+    mailed: dict[int, list[tuple[str, datetime]]] = {}
+    if not obligation_ids:
+        return mailed
+    rows = session.execute(
+        select(Alert.obligation_id, Alert.template, Alert.sent_at, Alert.created_at).where(
+            Alert.obligation_id.in_(obligation_ids), Alert.status == "sent", Alert.sent_at.is_not(None)
+        )
+    ).all()
+    for obligation_id, template, sent_at, created_at in rows:
+        mailed.setdefault(obligation_id, []).append((template, _mailed_at(sent_at, created_at, now)))
+    return mailed
+
+
+def _mailed_at(sent_at: datetime, created_at: datetime, now: datetime) -> datetime:
+    """sent_at is read from the real clock; in a replay (`once --now` in the past) it lies after the
+    ledger's `now`, and the ledger instant the alert was written stands in for it."""
+    return sent_at if sent_at <= now else created_at
 
 
 def write_event_alerts(
@@ -390,7 +553,59 @@ def _previous_date(previous: dict | None, key: str) -> date | None:
 
 
 def notice_stored(session: Session, app: Any, notice: StoppageNotice, previous: dict | None, now: datetime) -> None:
-    """A new notice opens its distributor's report obligation; a revision moving notified_on moves the deadline."""
+    """A new notice opens its distributor's report obligation (`notices_stored`); a revision moving
+    notified_on moves the deadline."""
+    if previous is None:
+        notices_stored(session, app, [notice], now)
+    else:
+        _notice_matched(session, app, notice, previous, now)
+
+
+def notices_stored(session: Session, app: Any, notices: list[StoppageNotice], now: datetime) -> None:
+    """New notices (in file order) open their distributors' report obligations, fire the levels due at
+    opening and explain the shortages of their products, in a handful of statements for the whole set.
+
+    A notice whose obligation already exists (a report came first, naming or describing it) is
+    linked to it row by row (`_notice_matched`): the rare case.
+    """
+    if not notices:
+        return
+    own_key = {notice.id: report_subject_key(notice.notice_id, notice.distributor_code, None, None) for notice in notices}
+    described_key = {
+        notice.id: report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on) for notice in notices
+    }
+    # Obligations a report opened before its notice arrived: the notice joins them.
+    known = set(session.scalars(
+        select(Obligation.subject_key).where(
+            Obligation.kind == "report",
+            or_(Obligation.subject_key.in_(set(own_key.values())),
+                and_(Obligation.subject_key.in_(set(described_key.values())), Obligation.notice_pk.is_(None))),
+        )
+    ))
+    fresh = []
+    for notice in notices:
+        if own_key[notice.id] in known or described_key[notice.id] in known:
+            _notice_matched(session, app, notice, None, now)
+        else:
+            fresh.append(notice)
+    _open_notice_obligations(session, app, fresh, own_key, now)
+    explain_cases_by_notices(session, app, notices, now)
+
+
+def _open_notice_obligations(session: Session, app: Any, notices: list[StoppageNotice], key_of: dict[int, str], now: datetime) -> None:
+    """Open the report obligation of each notice (`open_obligations`)."""
+    openings = [
+        dict(kind="report", subject_key=key_of[notice.id], party_code=notice.distributor_code,
+             region_code=notice.region_code or _region_of_distributor(app, notice.distributor_code), notice_pk=notice.id,
+             case_id=None, product_code=notice.product_code, priority=is_priority(notice.priority_class), received_on=notice.notified_on)
+        for notice in notices
+    ]
+    open_obligations(session, app, openings, now, notices={notice.id: notice for notice in notices})
+
+
+def _notice_matched(session: Session, app: Any, notice: StoppageNotice, previous: dict | None, now: datetime) -> None:
+    """A notice meets its obligation: opened by a report that came first (linked now), or its own (a revision:
+    a moved notified_on moves the deadline, a corrected region re-routes later levels)."""
     obligation = _find_obligation(session, "report", report_subject_key(notice.notice_id, notice.distributor_code, None, None))
     if obligation is None:
         # The distributor may have reported before the notice reached us, describing it.
@@ -400,34 +615,22 @@ def notice_stored(session: Session, app: Any, notice: StoppageNotice, previous: 
         if described is not None and described.notice_pk is None:
             obligation = described
     if obligation is None:
-        open_obligation(
-            session,
-            app,
-            kind="report",
-            subject_key=report_subject_key(notice.notice_id, notice.distributor_code, None, None),
-            party_code=notice.distributor_code,
-            region_code=notice.region_code or _region_of_distributor(app, notice.distributor_code),
-            received_on=notice.notified_on,
-            priority=is_priority(notice.priority_class),
-            now=now,
-            notice_pk=notice.id,
-            product_code=notice.product_code,
+        _open_notice_obligations(
+            session, app, [notice], {notice.id: report_subject_key(notice.notice_id, notice.distributor_code, None, None)}, now
         )
-    else:
-        if obligation.notice_pk is None:
-            obligation.notice_pk = notice.id
-            obligation.updated_at = now
-            audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked", detail={"notice_id": notice.notice_id})
-        if obligation.received_on != notice.notified_on:
-            move_deadline(session, app, obligation, notice.notified_on, now, was=_previous_date(previous, "notified_on"))
-        if notice.region_code and notice.region_code != obligation.region_code:
-            # Later levels go to the bureaus of the corrected region.
-            audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
-                  detail={"from": obligation.region_code, "to": notice.region_code})
-            obligation.region_code = notice.region_code
-            obligation.updated_at = now
-    if previous is None:
-        explain_cases_by_notice(session, app, notice, now)
+        return
+    if obligation.notice_pk is None:
+        obligation.notice_pk = notice.id
+        obligation.updated_at = now
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked", detail={"notice_id": notice.notice_id})
+    if obligation.received_on != notice.notified_on:
+        move_deadline(session, app, obligation, notice.notified_on, now, was=_previous_date(previous, "notified_on"))
+    if notice.region_code and notice.region_code != obligation.region_code:
+        # Later levels go to the bureaus of the corrected region.
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
+              detail={"from": obligation.region_code, "to": notice.region_code})
+        obligation.region_code = notice.region_code
+        obligation.updated_at = now
 
 
 def move_deadline(
@@ -765,12 +968,18 @@ def resolve_case(session: Session, case: ShortageCase, now: datetime, *, actor: 
     audit(session, at=now, actor=actor, entity="case", entity_id=case.id, action="resolved", detail={"note": note})
 
 
-def explain_cases_by_notice(session: Session, app: Any, notice: StoppageNotice, now: datetime) -> None:
-    """A stoppage notice for the product explains its shortage: explanation obligations are cancelled."""
+def explain_cases_by_notices(session: Session, app: Any, notices: list[StoppageNotice], now: datetime) -> None:
+    """New stoppage notices for a product explain its shortage: the explanation obligations owed about it
+    are cancelled, each credited to the first notice (in file order) of its product; one query for the set."""
+    first_of: dict[str, StoppageNotice] = {}
+    for notice in notices:
+        first_of.setdefault(notice.product_code, notice)
+    if not first_of:
+        return
     owed = session.scalars(
         select(Obligation).where(
-            Obligation.kind == "explanation", Obligation.product_code == notice.product_code, Obligation.state.in_(OPEN_STATES)
-        )
+            Obligation.kind == "explanation", Obligation.product_code.in_(list(first_of)), Obligation.state.in_(OPEN_STATES)
+        ).order_by(Obligation.id)
     ).all()
     for obligation in owed:
         obligation.state = "cancelled"
@@ -783,6 +992,6 @@ def explain_cases_by_notice(session: Session, app: Any, notice: StoppageNotice, 
             entity="obligation",
             entity_id=obligation.id,
             action="cancelled",
-            detail={"reason": "explained by stoppage notice", "notice_id": notice.notice_id},
+            detail={"reason": "explained by stoppage notice", "notice_id": first_of[obligation.product_code].notice_id},
         )
         drop_chasers_of_closed(session, obligation, now)

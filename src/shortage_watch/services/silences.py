@@ -54,9 +54,11 @@ def alert_facts(directory: Any, template: str, context: dict[str, Any]) -> Alert
     )
 
 
-def hold_for(session: Session, directory: Any, template: str, context: dict[str, Any], now: datetime) -> Hold | None:
-    """The Hold for a new alert when an active silence matches it, else None."""
-    rules = active_rules(session, now)
+def hold_for(session: Session, directory: Any, template: str, context: dict[str, Any], now: datetime, *, rules: list[SilenceRule] | None = None) -> Hold | None:
+    """The Hold for a new alert when an active silence matches it, else None; `rules`: `active_rules` at `now`,
+    when the caller read them once for many alerts."""
+    if rules is None:
+        rules = active_rules(session, now)
     if not rules:
         return None
     silence = holding_silence(rules, alert_facts(directory, template, context), now)
