@@ -17,13 +17,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--port", type=int, help="port (default web.port)")
     web.set_defaults(handler=web_command)
 
-    accounts = sub.add_parser("accounts", help="portal accounts: add-distributor, list, disable, reset-password")
+    accounts = sub.add_parser("accounts", help="web accounts: add-distributor, add-officer, list, disable, reset-password")
     acc = accounts.add_subparsers(dest="accounts_command", metavar="ACTION")
     acc.required = True
     add = acc.add_parser("add-distributor", help="an account for a distributor of the directory; prints a one-time password")
     add.add_argument("code", help="the distributor's code in the directory")
     add.add_argument("--name", help="account name (default: the code); a second clerk needs another name")
     add.set_defaults(handler=accounts_add_distributor)
+    officer = acc.add_parser("add-officer", help="an account for a bureau officer of a region; prints a one-time password")
+    officer.add_argument("name", help="account name, e.g. ningde-ybj-wang")
+    officer.add_argument("--region", required=True, metavar="CODE", help="the region the officer oversees (it sees every region below it)")
+    officer.add_argument("--role", required=True, choices=("insurance", "health"), help="insurance bureau (医保局) or health commission (卫健委)")
+    officer.add_argument("--email", help="the officer's mail address")
+    officer.set_defaults(handler=accounts_add_officer)
     lst = acc.add_parser("list", help="every account")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=accounts_list)
@@ -90,6 +96,29 @@ def accounts_add_distributor(args: argparse.Namespace, ctx: Context) -> int:
     print(f"初始密码 initial password: {password}")
     print("首次登录须修改密码；此密码不会再次显示 / it must be changed at first login and is not shown again")
     print(f"门户 portal: {ctx.settings.web.public_url}/login")
+    return 0
+
+
+def accounts_add_officer(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.domain.directory import is_valid_email
+    from shortage_watch.services.accounts import AccountError, add_account
+
+    app = ctx.ready_app()
+    region = app.directory.region(args.region)
+    if region is None:
+        raise CommandError(f"行政区划代码 {args.region} 不在目录中 / region {args.region!r} is not in the directory (directory.regions)")
+    if args.email is not None and not is_valid_email(args.email):
+        raise CommandError(f"邮箱地址无效：{args.email} / --email {args.email!r} is not a mail address")
+    try:
+        user, password = add_account(app, name=args.name, role="officer", party_code=None, region_code=region.code, bureau=args.role,
+                                     email=args.email, now=_now(ctx))
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
+    bureau = "医疗保障局" if args.role == "insurance" else "卫生健康委员会"
+    print(f"账户 account: {user.name}  ({region.name}{bureau} {region.code})")
+    print(f"初始密码 initial password: {password}")
+    print("首次登录须修改密码；此密码不会再次显示 / it must be changed at first login and is not shown again")
+    print(f"监测平台 dashboard: {ctx.settings.web.public_url}/bureau/")
     return 0
 
 

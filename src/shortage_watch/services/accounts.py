@@ -43,6 +43,8 @@ class WebUser:
     role: str
     party_code: str | None
     must_change_password: bool
+    region_code: str | None = None  # an officer's region (it sees this region and every region below)
+    bureau: str | None = None  # an officer's bureau: insurance (医保局) | health (卫健委)
 
     @property
     def actor(self) -> str:
@@ -50,7 +52,8 @@ class WebUser:
 
 
 def _user(account: WebAccount) -> WebUser:
-    return WebUser(account.id, account.name, account.role, account.party_code, account.must_change_password)
+    return WebUser(account.id, account.name, account.role, account.party_code, account.must_change_password,
+                   account.region_code, account.bureau)
 
 
 def new_password() -> str:
@@ -65,7 +68,8 @@ def _account_named(session: Session, name: str) -> WebAccount:
     return account
 
 
-def add_account(app: Any, *, name: str, role: str, party_code: str | None, now: datetime) -> tuple[WebUser, str]:
+def add_account(app: Any, *, name: str, role: str, party_code: str | None, now: datetime, region_code: str | None = None,
+                bureau: str | None = None, email: str | None = None) -> tuple[WebUser, str]:
     """Create an account with a one-time initial password (returned once, to be changed at first login)."""
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}")
@@ -73,13 +77,14 @@ def add_account(app: Any, *, name: str, role: str, party_code: str | None, now: 
     with app.sessions.begin() as session:
         if session.scalars(select(WebAccount.id).where(WebAccount.name == name)).first() is not None:
             raise AccountError(f"账户 {name} 已存在 / account {name!r} exists already")
-        account = WebAccount(name=name, role=role, party_code=party_code, password_hash=_HASHER.hash(password),
+        account = WebAccount(name=name, role=role, party_code=party_code, region_code=region_code, bureau=bureau, email=email,
+                             password_hash=_HASHER.hash(password),
                              must_change_password=True, disabled=False, session_epoch=0, created_at=now,
                              updated_at=now)
         session.add(account)
         session.flush()
         audit(session, at=now, actor=OPERATOR, entity="web_account", entity_id=account.id, action="created",
-              detail={"name": name, "role": role, "party_code": party_code})
+              detail={"name": name, "role": role, "party_code": party_code, "region_code": region_code, "bureau": bureau})
         return _user(account), password
 
 

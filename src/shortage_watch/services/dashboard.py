@@ -135,14 +135,14 @@ def _local(calendar: WorkingCalendar, instant: datetime | None) -> datetime | No
     return instant.astimezone(calendar.tz) if instant else None
 
 
-OBLIGATION_HEADERS = ["案件编号", "类型", "配送企业编码", "配送企业", "地区", "药品编码", "药品名称", "生产企业", "药品类别",
+OBLIGATION_HEADERS = ["案件编号", "类型", "通知编号", "配送企业编码", "配送企业", "地区", "药品编码", "药品名称", "生产企业", "药品类别",
                       "收到通知日期", "报告截止", "状态", "当前是否逾期", "报告时间", "迟报工作日"]
 
 
 def obligation_table(directory: Directory, calendar: WorkingCalendar, rows: Iterable[q.ObligationRow]) -> Iterable[list[Any]]:
     for r in rows:
         yield [
-            r.number, KIND_LABELS.get(r.kind, r.kind), r.party_code, _party_name(directory, r.party_code), _region_name(directory, r.region_code),
+            r.number, KIND_LABELS.get(r.kind, r.kind), r.notice_id, r.party_code, _party_name(directory, r.party_code), _region_name(directory, r.region_code),
             r.product_code, r.product_name, r.manufacturer, PRIORITY_LABELS.get(r.priority_class or "", r.priority_class or ("优先" if r.priority else "")),
             r.received_on, _local(calendar, r.due_at), STATE_LABELS.get(r.state, r.state), r.overdue_now, _local(calendar, r.fulfilled_at), r.late_working_days,
         ]

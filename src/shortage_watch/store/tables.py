@@ -400,6 +400,10 @@ class WebAccount(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     party_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Officers: the region they oversee (and every region below it) and their bureau (insurance | health).
+    region_code: Mapped[str | None] = mapped_column(String(32))
+    bureau: Mapped[str | None] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(Text)
     password_hash: Mapped[str] = mapped_column(Text)  # argon2id
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -470,3 +474,21 @@ class WebSubmission(Base):
     channel: Mapped[str] = mapped_column(String(16))  # form | upload | api | correction
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class OfficerAction(Base):
+    """An interview (约谈) or written reminder (书面提醒) an officer did offline and recorded on the dashboard."""
+
+    __tablename__ = "officer_actions"
+    __table_args__ = (Index("ix_officer_actions_distributor", "distributor_code", "done_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # interview | written_reminder
+    distributor_code: Mapped[str] = mapped_column(String(64))
+    region_code: Mapped[str] = mapped_column(String(32))  # the recording officer's region: who may see it
+    obligation_id: Mapped[int | None] = mapped_column(ForeignKey("obligations.id"), index=True)
+    done_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("web_accounts.id"))
+    recorded_at: Mapped[datetime]

@@ -105,10 +105,11 @@ def create_app(app: Any) -> FastAPI:
     web.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from shortage_watch.web import api, portal
+    from shortage_watch.web import api, dashboard, portal
 
     web.include_router(api.router)
     web.include_router(portal.router)
+    web.include_router(dashboard.router)
 
     @web.middleware("http")
     async def headers_and_session(request: Request, call_next: Any) -> Response:

@@ -222,8 +222,18 @@ def _deadline_view(app: Any, ob: ObligationRow, now: datetime) -> dict[str, Any]
     return {"ob": ob, "overdue": overdue, "left": left}
 
 
+def _home_user(request: Request) -> WebUser:
+    """The home page is the distributor's; an officer's home is the bureau dashboard."""
+    from shortage_watch.web.security import LoginRedirect
+
+    user = current_user(request)
+    if user is not None and user.role == "officer" and not user.must_change_password:
+        raise LoginRedirect("/bureau/")
+    return distributor(request)
+
+
 @router.get("/")
-def home(request: Request, user: WebUser = Depends(distributor)) -> HTMLResponse:
+def home(request: Request, user: WebUser = Depends(_home_user)) -> HTMLResponse:
     app = _app(request)
     now = app.clock.now()
     with app.sessions() as session:

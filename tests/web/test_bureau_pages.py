@@ -1,0 +1,212 @@
+"""The bureau dashboard over HTTP (a real uvicorn): every page, chart and export scoped to the officer's regions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from shortage_watch.app import App
+from shortage_watch.clock import FixedClock
+from shortage_watch.cli import main
+from shortage_watch.services.accounts import add_account, change_password
+from shortage_watch.store.tables import AuditEvent, OfficerAction, ShortageCase
+from shortage_watch.web.server import WebServer
+from tests.dashboard.conftest import NOW, Seeded, seed_ledger
+from tests.web.conftest import PASSWORD, web_settings
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+# Rows of 重庆 (seeded beside 宁德's): their notices, distributor, districts.
+CHONGQING_MARKS = ("N-CQ-", "D500003", "渝中区", "重庆")
+
+
+@pytest.fixture
+def bureau(db_url: str, tmp_path: Path) -> Iterator[tuple[App, WebServer, Seeded]]:
+    app = App(web_settings(db_url, tmp_path), clock=FixedClock(NOW))
+    seeded = seed_ledger(app.sessions)
+    for name, region, bureau in (("ningde", "350900", "insurance"), ("jiaocheng", "350902", "insurance"), ("cq", "500000", "health")):
+        user, initial = add_account(app, name=name, role="officer", party_code=None, region_code=region, bureau=bureau, now=NOW)
+        change_password(app, user, current=initial, new=PASSWORD, now=NOW)
+    server = WebServer(app, "127.0.0.1", 0)
+    server.start()
+    yield app, server, seeded
+    server.stop()
+    app.close()
+
+
+def login(server: WebServer, name: str) -> requests.Session:
+    browser = requests.Session()
+    form = browser.get(f"{server.address}/login", timeout=10)
+    answer = browser.post(f"{server.address}/login", data={"csrf": CSRF.search(form.text).group(1), "name": name, "password": PASSWORD}, timeout=10)
+    assert answer.status_code == 200 and answer.url.endswith("/bureau/"), answer.url
+    return browser
+
+
+def _csrf(browser: requests.Session, url: str) -> str:
+    return CSRF.search(browser.get(url, timeout=10).text).group(1)
+
+
+PAGES = ("/bureau/", "/bureau/obligations", "/bureau/obligations?state=open", "/bureau/cases", "/bureau/notices",
+         "/bureau/compliance?due_from=2024-01-01&due_to=2024-12-31")
+
+
+def test_a_city_officer_sees_its_counties_on_every_page_and_export_never_chongqing(bureau) -> None:
+    _, server, seeded = bureau
+    browser = login(server, "ningde")
+    seen = ""
+    for page in PAGES:
+        answer = browser.get(server.address + page, timeout=10)
+        assert answer.status_code == 200, page
+        seen += answer.text
+        for fmt in ("csv", "xlsx"):
+            if page != "/bureau/":
+                export = browser.get(server.address + page + ("&" if "?" in page else "?") + f"format={fmt}", timeout=10)
+                assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
+                if fmt == "csv":
+                    seen += export.content.decode("utf-8-sig")
+    assert all(mark not in seen for mark in CHONGQING_MARKS), [m for m in CHONGQING_MARKS if m in seen]
+    assert "蕉城区" in seen and "福安市" in seen and "N-FA-SOON" in seen and "N-JC-OVERDUE" in seen
+    for path in (f"/bureau/obligations/{seeded.ob['chongqing_overdue']}", f"/bureau/cases/{seeded.case['chongqing']}", "/bureau/distributors/D500003",
+                 "/bureau/distributors/D500003/interview"):
+        assert browser.get(server.address + path, timeout=10).status_code == 404, path
+
+
+def test_a_county_officer_sees_only_its_county(bureau) -> None:
+    _, server, seeded = bureau
+    browser = login(server, "jiaocheng")
+    text = "".join(browser.get(server.address + page, timeout=10).text for page in PAGES)
+    text += browser.get(server.address + "/bureau/obligations?format=csv", timeout=10).content.decode("utf-8-sig")
+    assert "N-JC-OVERDUE" in text and "N-FA-SOON" not in text and "D350902" not in text
+    case = browser.get(f"{server.address}/bureau/cases/{seeded.case['ningde']}", timeout=10).text
+    assert "宁德市医院" in case and "福安市医院" not in case  # the city case, its county's hospital only
+    assert browser.get(f"{server.address}/bureau/obligations/{seeded.ob['fuan_due_soon']}", timeout=10).status_code == 404
+    assert browser.get(f"{server.address}/bureau/cases/{seeded.case['fuan_only']}", timeout=10).status_code == 404
+
+
+def test_cards_and_chart_points_link_to_the_list_behind_them(bureau) -> None:
+    _, server, _ = bureau
+    browser = login(server, "ningde")
+    overview = browser.get(f"{server.address}/bureau/", timeout=10).text
+    card = re.search(r'href="(/bureau/obligations\?state=overdue)"><span class="card-value">(\d+)<', overview)
+    assert card and card.group(2) == "1"
+    overdue_list = browser.get(server.address + card.group(1), timeout=10).text
+    assert "共 1 条" in overdue_list and "N-JC-OVERDUE" in overdue_list
+    points = re.findall(r'<a href="(/bureau/obligations\?overdue_at=[^"]+)" class="point"><circle [^>]*><title>[^<]*逾期 (\d+) 项', overview)
+    assert len(points) == 13
+    href, value = points[-1]
+    listed = browser.get(server.address + href.replace("&amp;", "&"), timeout=10).text
+    assert f"共 {value} 条" in listed
+    bars = re.findall(r'href="(/bureau/compliance\?due_from=2024-10-01&amp;due_to=2024-10-31)"', overview)
+    assert bars
+
+
+def test_export_is_exactly_the_filtered_list_with_formulas_as_text(bureau) -> None:
+    _, server, _ = bureau
+    browser = login(server, "ningde")
+    data = browser.get(f"{server.address}/bureau/obligations?drug=硝酸&format=csv", timeout=10).content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(data)))
+    assert len(rows) == 2 and dict(zip(rows[0], rows[1]))["生产企业"] == '\'=HYPERLINK("http://x.example","点我")'
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(browser.get(f"{server.address}/bureau/obligations?drug=硝酸&format=xlsx", timeout=10).content))
+    column = [c.value for c in book.active[1]].index("生产企业") + 1
+    cell = book.active.cell(2, column)
+    assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x.example","点我")', "s")
+
+
+def test_resolving_one_hospital_then_the_case_is_audited_with_the_officer(bureau) -> None:
+    app, server, seeded = bureau
+    browser = login(server, "ningde")
+    url = f"{server.address}/bureau/cases/{seeded.case['ningde']}"
+    empty = browser.post(url + "/resolve", data={"csrf": _csrf(browser, url), "note": " "}, timeout=10)
+    assert empty.status_code == 422 and "请填写处理说明" in empty.text
+    browser.post(url + "/resolve", data={"csrf": _csrf(browser, url), "hospital": "H350981001", "note": "已调拨200支"}, timeout=10)
+    page = browser.post(url + "/resolve", data={"csrf": _csrf(browser, url), "note": "全市供应恢复"}, timeout=10)
+    assert page.status_code == 200 and "全市供应恢复" in page.text and "已调拨200支" in page.text and "web:ningde" in page.text
+    with app.sessions() as session:
+        assert session.get(ShortageCase, seeded.case["ningde"]).state == "resolved"
+        actors = set(session.scalars(select(AuditEvent.actor).where(AuditEvent.entity == "case", AuditEvent.entity_id == seeded.case["ningde"])))
+    assert actors == {"web:ningde"}
+
+
+def test_a_county_officer_cannot_close_another_countys_hospital(bureau) -> None:
+    _, server, seeded = bureau
+    browser = login(server, "jiaocheng")
+    url = f"{server.address}/bureau/cases/{seeded.case['ningde']}"
+    answer = browser.post(url + "/resolve", data={"csrf": _csrf(browser, url), "hospital": "H350981001", "note": "x"}, timeout=10)
+    assert answer.status_code == 422 and "H350981001" in answer.text
+    browser.post(url + "/resolve", data={"csrf": _csrf(browser, url), "note": "蕉城区已恢复"}, timeout=10)
+    page = browser.get(url, timeout=10).text
+    assert "蕉城区已恢复" in page and "案件已解决" not in page  # 福安's hospital is still short: the case stays open
+
+
+def test_an_offline_interview_is_recorded_audited_and_in_the_timeline_and_material(bureau) -> None:
+    app, server, seeded = bureau
+    browser = login(server, "ningde")
+    url = f"{server.address}/bureau/distributors/D350901"
+    future = browser.post(url + "/actions", data={"csrf": _csrf(browser, url), "kind": "interview", "done_on": "2024-12-01", "note": "x"}, timeout=10)
+    assert future.status_code == 422 and "日期不能晚于今天" in future.text
+    answer = browser.post(url + "/actions", data={"csrf": _csrf(browser, url), "kind": "interview", "done_on": "2024-10-14",
+                                                  "note": "约谈总经理，承诺三日内补报", "obligation_id": str(seeded.ob["jiaocheng_overdue"])}, timeout=10)
+    assert answer.status_code == 200 and "线下约谈（2024-10-14）：约谈总经理" in answer.text
+    with app.sessions() as session:
+        [action] = session.scalars(select(OfficerAction)).all()
+        [event] = session.scalars(select(AuditEvent).where(AuditEvent.entity == "officer_action")).all()
+    assert (action.actor, event.actor, event.action) == ("web:ningde", "web:ningde", "offline_interview")
+    first = browser.get(url + "/interview", timeout=10).text
+    again = browser.get(url + "/interview", timeout=10).text
+    checksum = re.search(r'id="checksum">([0-9a-f]{64})<', first).group(1)
+    assert checksum in again and "约谈总经理" in first and "N-JC-LATE" in first
+    assert "<script" not in first.split("</article>")[0]  # printable without script
+    with app.sessions() as session:
+        printed = session.scalars(select(AuditEvent).where(AuditEvent.action == "interview_material")).all()
+    assert {e.detail["checksum"] for e in printed} == {checksum}
+
+
+def test_the_obligation_calendar_marks_the_make_up_working_day(bureau) -> None:
+    _, server, seeded = bureau
+    browser = login(server, "ningde")
+    page = browser.get(f"{server.address}/bureau/obligations/{seeded.ob['jiaocheng_overdue']}", timeout=10).text
+    # Received Friday 2024-09-27, due 10-10: September and October are shown, with their 调休 make-up working days
+    # (Saturday 09-14, Sunday 09-29, Saturday 10-12) and National Day's weekday holidays.
+    assert page.count('<span class="tag">班</span>') == 3
+    assert page.count('<span class="tag">休</span>') >= 5
+    assert "written_reminder" in page and "orders@nd-pharma.example.com" in page
+
+
+def test_a_distributor_account_cannot_open_the_dashboard(bureau) -> None:
+    app, server, _ = bureau
+    user, initial = add_account(app, name="D350901", role="distributor", party_code="D350901", now=NOW)
+    change_password(app, user, current=initial, new=PASSWORD, now=NOW)
+    browser = requests.Session()
+    form = browser.get(f"{server.address}/login", timeout=10)
+    browser.post(f"{server.address}/login", data={"csrf": CSRF.search(form.text).group(1), "name": "D350901", "password": PASSWORD}, timeout=10)
+    assert browser.get(f"{server.address}/bureau/obligations?format=csv", timeout=10).status_code == 403
+
+
+def test_bad_filter_values_get_one_clear_message(bureau) -> None:
+    _, server, _ = bureau
+    browser = login(server, "ningde")
+    answer = browser.get(f"{server.address}/bureau/obligations?due_from=2024-13-01", timeout=10)
+    assert answer.status_code == 422 and "YYYY-MM-DD" in answer.text
+    assert browser.get(f"{server.address}/bureau/obligations?region=500103", timeout=10).status_code == 422
+
+
+def test_add_officer_command(write_config, capsys) -> None:
+    from tests.web.conftest import EXAMPLES
+
+    config = write_config({"directory": {name: str(EXAMPLES / f"{name}.csv") for name in ("regions", "contacts", "distributors", "hospitals")}})
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "accounts", "add-officer", "nd-wang", "--region", "350900", "--role", "insurance", "--email", "w@nd.example"]) == 0
+    out = capsys.readouterr().out
+    assert "宁德市医疗保障局" in out and "初始密码 initial password: " in out
+    assert main(["--config", str(config), "accounts", "add-officer", "x", "--region", "999999", "--role", "health"]) == 2
+    assert "999999" in capsys.readouterr().err
+    assert main(["--config", str(config), "accounts", "add-officer", "y", "--region", "350900", "--role", "health", "--email", "not-mail"]) == 2
