@@ -16,9 +16,10 @@ def test_a_distributors_receipt_links_to_its_obligation_in_the_portal():
         assert link in mail.text and f'href="{link}"' in mail.html
 
 
-def test_bureau_mail_and_a_disabled_portal_carry_no_link():
+def test_bureau_mail_and_a_disabled_portal_carry_no_portal_link():
     context = sample_alert_context("overdue_alert")
     context["recipient"] = {**context["recipient"], "role": "insurance"}
-    assert "/obligations/" not in Renderer(portal_url="https://portal.example.cn").render("overdue_alert", context).text
+    # A bureau's mail links to the bureau dashboard instead (tests/web/test_bureau_mail_links.py).
+    assert "https://portal.example.cn/obligations/" not in Renderer(portal_url="https://portal.example.cn").render("overdue_alert", context).text
     context["recipient"] = {**context["recipient"], "role": "distributor"}
     assert "/obligations/" not in Renderer().render("overdue_alert", context).text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -214,7 +214,8 @@ class Renderer:
         name = f"{lang}/{template}.j2"
         # Outbox rows written before a context key existed render as if it said nothing.
         values = {**CONTEXT_DEFAULTS, **context, "lang": lang, "reply_to": self.reply_to,
-                  "report_channels": self.report_channels, "portal_link": self._portal_link(context)}
+                  "report_channels": self.report_channels, "portal_link": self._portal_link(context),
+                  "dashboard_link": self._dashboard_link(context)}
         try:
             text_template = self._envs[("text", lang)].get_template(name)
             subject = text_template.render(values, part="subject")
@@ -233,6 +234,24 @@ class Renderer:
         if self.portal_url is None or not number.startswith("SW-O-") or recipient.get("role") != "distributor":
             return None
         return f"{self.portal_url}/obligations/{number}"
+
+    def _dashboard_link(self, context: dict[str, Any]) -> str | None:
+        """The bureau dashboard page of what a bureau's mail is about: the obligation's or case's detail page,
+        the digest's overdue list, the monthly summary's compliance list; None for other recipients."""
+        recipient = context.get("recipient") or {}
+        if self.portal_url is None or recipient.get("role") not in ("insurance", "health"):
+            return None
+        number = str(context.get("case_number") or "")
+        if context.get("template") == "digest":
+            return f"{self.portal_url}/bureau/obligations?state=overdue"
+        if context.get("template") == "monthly_summary" and context.get("month"):
+            year, month = (int(part) for part in str(context["month"]).split("-"))
+            last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+            return f"{self.portal_url}/bureau/compliance?due_from={year:04d}-{month:02d}-01&due_to={year:04d}-{month:02d}-{last:02d}"
+        for prefix, page in (("SW-O-", "obligations"), ("SW-C-", "cases")):
+            if number.startswith(prefix) and number[len(prefix):].isdigit():
+                return f"{self.portal_url}/bureau/{page}/{int(number[len(prefix):])}"
+        return None
 
     def available(self) -> list[str]:
         """Every template name the loader can find, for `mail preview` help."""
