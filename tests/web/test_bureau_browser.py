@@ -1,12 +1,11 @@
 """An officer's morning on the dashboard, in Debian's headless Chromium driven by Playwright (no browser is downloaded).
 
-Screenshots go to $DASHBOARD_SCREENSHOTS when set (docs/screenshots/ is made that way), else to tmp_path.
+Screenshots go to $PORTAL_SCREENSHOTS when set (docs/screenshots/ is made that way), else to tmp_path.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -20,10 +19,9 @@ from shortage_watch.services.accounts import add_account
 from shortage_watch.web.server import WebServer
 from tests.dashboard.conftest import NOW, Seeded, seed_ledger
 from tests.web.conftest import PASSWORD, web_settings
+from tests.web.test_portal_browser import page, shots  # noqa: F401 (the portal's Chromium page and screenshot folder)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")]
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -36,24 +34,6 @@ def dashboard(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[App, WebServer,
     yield app, server, seeded, initial
     server.stop()
     app.close()
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN", accept_downloads=True)
-        yield context.new_page()
-        browser.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def test_an_officer_reads_the_overview_prepares_an_interview_resolves_a_case_and_exports(dashboard, page, shots, tmp_path) -> None:

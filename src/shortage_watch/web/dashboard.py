@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from markupsafe import Markup
 
 from shortage_watch.domain.obligations import case_number
@@ -194,6 +195,20 @@ def _format(request: Request) -> str | None:
     return _choice(request.query_params.get("format"), EXPORT_FORMATS, "导出格式")
 
 
+def _read_rows(app: Any, request: Request, fmt: str | None, table: Callable[[Session], Iterable[list[Any]]],
+               page: Callable[[Session, int], q.Page]) -> tuple[Callable[[], Iterable[list[Any]]], q.Page]:
+    """The export's rows (read while the file is written) and, for the page view, one page of rows."""
+
+    def export_rows() -> Iterable[list[Any]]:
+        with app.sessions() as session:
+            yield from table(session)
+
+    if fmt is not None:
+        return export_rows, q.Page([], 0, 1, PAGE_SIZE)
+    with app.sessions() as session:
+        return export_rows, page(session, _page(request))
+
+
 STATE_OPTIONS = (("open", "未办结"), ("overdue", "当前逾期"), ("due_soon", "两个工作日内到期"), ("fulfilled", "按时报告"),
                  ("fulfilled_late", "迟报"), ("cancelled", "已撤销"))
 PRIORITY_OPTIONS = tuple(views.PRIORITY_LABELS.items()) + (("priority", "任一优先类别"),)
@@ -224,16 +239,9 @@ def obligations(request: Request, user: WebUser = Depends(officer)) -> Response:
     fmt = _format(request)
     directory, calendar = app.directory, app.calendar
 
-    def export_rows() -> Iterable[list[Any]]:
-        with app.sessions() as session:
-            yield from views.obligation_table(directory, calendar, q.iter_obligations(session, regions, flt, now=now, sort=sort, descending=descending))
-
-    page_rows: list[q.ObligationRow] = []
-    total = pages = 0
-    if fmt is None:
-        with app.sessions() as session:
-            found = q.list_obligations(session, regions, flt, now=now, sort=sort, descending=descending, page=_page(request), page_size=PAGE_SIZE)
-        page_rows, total, pages = found.items, found.total, found.pages
+    export_rows, found = _read_rows(
+        app, request, fmt, lambda session: views.obligation_table(directory, calendar, q.iter_obligations(session, regions, flt, now=now, sort=sort, descending=descending)),
+        lambda session, page: q.list_obligations(session, regions, flt, now=now, sort=sort, descending=descending, page=page, page_size=PAGE_SIZE))
     listing = Listing(
         title="报告义务", filters=[
             Filter("state", "状态", "select", STATE_OPTIONS), Filter("distributor", "配送企业编码", "text"), Filter("drug", "药品（编码或名称）", "text"),
@@ -242,8 +250,8 @@ def obligations(request: Request, user: WebUser = Depends(officer)) -> Response:
         ],
         sorts=[("due", "截止时间"), ("received", "收到通知日期"), ("distributor", "配送企业"), ("region", "地区"), ("state", "状态"), ("number", "编号")],
         headers=views.OBLIGATION_HEADERS, export_rows=export_rows,
-        page_rows=list(views.obligation_table(directory, calendar, page_rows)), links=[f"/bureau/obligations/{r.id}" for r in page_rows],
-        total=total, pages=pages,
+        page_rows=list(views.obligation_table(directory, calendar, found.items)), links=[f"/bureau/obligations/{r.id}" for r in found.items],
+        total=found.total, pages=found.pages,
         note=f"截至 {flt.overdue_at.astimezone(calendar.tz):%Y-%m-%d %H:%M} 时逾期的报告义务" if flt.overdue_at else "",
     )
     return _list_response(request, listing, fmt)
@@ -267,16 +275,9 @@ def cases(request: Request, user: WebUser = Depends(officer)) -> Response:
     fmt = _format(request)
     directory, calendar = app.directory, app.calendar
 
-    def export_rows() -> Iterable[list[Any]]:
-        with app.sessions() as session:
-            yield from views.case_table(directory, calendar, q.iter_cases(session, regions, flt, sort=sort, descending=descending))
-
-    page_rows: list[q.CaseRow] = []
-    total = pages = 0
-    if fmt is None:
-        with app.sessions() as session:
-            found = q.list_cases(session, regions, flt, sort=sort, descending=descending, page=_page(request), page_size=PAGE_SIZE)
-        page_rows, total, pages = found.items, found.total, found.pages
+    export_rows, found = _read_rows(
+        app, request, fmt, lambda session: views.case_table(directory, calendar, q.iter_cases(session, regions, flt, sort=sort, descending=descending)),
+        lambda session, page: q.list_cases(session, regions, flt, sort=sort, descending=descending, page=page, page_size=PAGE_SIZE))
     cities = tuple((c, directory.region(c).name) for c in sorted(regions) if directory.city_of(c) and directory.city_of(c).code == c)
     listing = Listing(
         title="短缺案件", filters=[
@@ -285,8 +286,8 @@ def cases(request: Request, user: WebUser = Depends(officer)) -> Response:
         ],
         sorts=[("opened", "立案时间"), ("drug", "药品"), ("city", "城市"), ("status", "状态"), ("number", "编号")],
         headers=views.CASE_HEADERS, export_rows=export_rows,
-        page_rows=list(views.case_table(directory, calendar, page_rows)), links=[f"/bureau/cases/{r.id}" for r in page_rows],
-        total=total, pages=pages,
+        page_rows=list(views.case_table(directory, calendar, found.items)), links=[f"/bureau/cases/{r.id}" for r in found.items],
+        total=found.total, pages=found.pages,
         note=f"截至 {flt.open_at.astimezone(calendar.tz):%Y-%m-%d %H:%M} 时未解决的短缺案件" if flt.open_at else "",
     )
     return _list_response(request, listing, fmt)
@@ -307,16 +308,9 @@ def notices(request: Request, user: WebUser = Depends(officer)) -> Response:
     fmt = _format(request)
     directory = app.directory
 
-    def export_rows() -> Iterable[list[Any]]:
-        with app.sessions() as session:
-            yield from views.notice_table(directory, q.iter_notices(session, regions, flt, sort=sort, descending=descending))
-
-    page_rows: list[q.NoticeRow] = []
-    total = pages = 0
-    if fmt is None:
-        with app.sessions() as session:
-            found = q.list_notices(session, regions, flt, sort=sort, descending=descending, page=_page(request), page_size=PAGE_SIZE)
-        page_rows, total, pages = found.items, found.total, found.pages
+    export_rows, found = _read_rows(
+        app, request, fmt, lambda session: views.notice_table(directory, q.iter_notices(session, regions, flt, sort=sort, descending=descending)),
+        lambda session, page: q.list_notices(session, regions, flt, sort=sort, descending=descending, page=page, page_size=PAGE_SIZE))
     listing = Listing(
         title="停产断供通知", filters=[
             Filter("drug", "药品（编码或名称）", "text"), Filter("distributor", "配送企业编码", "text"), Filter("manufacturer", "生产企业", "text"),
@@ -326,8 +320,8 @@ def notices(request: Request, user: WebUser = Depends(officer)) -> Response:
         ],
         sorts=[("notified", "通知日期"), ("drug", "药品"), ("distributor", "配送企业"), ("manufacturer", "生产企业")],
         headers=views.NOTICE_HEADERS, export_rows=export_rows,
-        page_rows=list(views.notice_table(directory, page_rows)),
-        links=[f"/bureau/obligations/{r.obligation_id}" if r.obligation_id else None for r in page_rows], total=total, pages=pages,
+        page_rows=list(views.notice_table(directory, found.items)),
+        links=[f"/bureau/obligations/{r.obligation_id}" if r.obligation_id else None for r in found.items], total=found.total, pages=found.pages,
     )
     return _list_response(request, listing, fmt)
 
