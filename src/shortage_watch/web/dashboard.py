@@ -81,6 +81,20 @@ def _choice(value: str | None, allowed: Iterable[str], label: str) -> str | None
     return value
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing
+
+
+def _row_id(value: str, missing: str) -> int:
+    """A row id from the path; 404 (`missing`) for anything that cannot name a row."""
+    if not value.isdigit() or not 0 < int(value) <= MAX_ID:
+        raise HTTPException(404, missing)
+    return int(value)
+
+
+NO_OBLIGATION = "没有这项报告义务，或不在您的辖区 / no such obligation in your regions"
+NO_CASE = "没有这个短缺案件，或不在您的辖区 / no such case in your regions"
+
+
 def _page(request: Request) -> int:
     raw = request.query_params.get("page") or "1"
     return int(raw) if raw.isdigit() and int(raw) > 0 else 1
@@ -426,14 +440,15 @@ def _calendar_months(calendar: Any, received: date, due: date, today: date) -> l
 
 
 @router.get("/obligations/{obligation_id}")
-def obligation_detail(request: Request, obligation_id: int, user: WebUser = Depends(officer)) -> HTMLResponse:
+def obligation_detail(request: Request, obligation_id: str, user: WebUser = Depends(officer)) -> HTMLResponse:
     app = _app(request)
     now = app.clock.now()
+    number = _row_id(obligation_id, NO_OBLIGATION)
     with app.sessions() as session:
-        detail = q.read_obligation(session, _regions(request, user), obligation_id, now=now)
+        detail = q.read_obligation(session, _regions(request, user), number, now=now)
         if detail is None:
-            raise HTTPException(404, "没有这项报告义务，或不在您的辖区 / no such obligation in your regions")
-        actions = list(session.query(OfficerAction).filter(OfficerAction.obligation_id == obligation_id).order_by(OfficerAction.recorded_at))
+            raise HTTPException(404, NO_OBLIGATION)
+        actions = list(session.query(OfficerAction).filter(OfficerAction.obligation_id == number).order_by(OfficerAction.recorded_at))
     ob = detail.obligation
     timeline = [TimelineEntry(detail.opened_at, f"收到停产断供通知，生成报告义务，截止 {_local_text(app, ob.due_at)}", "系统")]
     timeline += [_alert_entry(a) for a in detail.alerts] + [_event_entry(e) for e in detail.events if e.action != "opened"] + [_action_entry(a) for a in actions]
@@ -448,12 +463,13 @@ def obligation_detail(request: Request, obligation_id: int, user: WebUser = Depe
 
 
 def _case_page(request: Request, user: WebUser, case_id: int, error: str | None = None, status: int = 200) -> HTMLResponse:
+    """The case's page as the officer's regions see it (404 outside them)."""
     app = _app(request)
     now = app.clock.now()
     with app.sessions() as session:
         detail = q.read_case(session, _regions(request, user), case_id, now=now)
     if detail is None:
-        raise HTTPException(404, "没有这个短缺案件，或不在您的辖区 / no such case in your regions")
+        raise HTTPException(404, NO_CASE)
     timeline = [TimelineEntry(detail.case.opened_at, "医疗机构上报短缺，立案", "系统")]
     directory = app.directory
 
@@ -477,21 +493,22 @@ def _case_page(request: Request, user: WebUser, case_id: int, error: str | None 
 
 
 @router.get("/cases/{case_id}")
-def case_detail(request: Request, case_id: int, user: WebUser = Depends(officer)) -> HTMLResponse:
-    return _case_page(request, user, case_id)
+def case_detail(request: Request, case_id: str, user: WebUser = Depends(officer)) -> HTMLResponse:
+    return _case_page(request, user, _row_id(case_id, NO_CASE))
 
 
 @router.post("/cases/{case_id}/resolve")
-async def resolve(request: Request, case_id: int, user: WebUser = Depends(officer)) -> Response:
+async def resolve(request: Request, case_id: str, user: WebUser = Depends(officer)) -> Response:
     form = await _form(request)
+    number = _row_id(case_id, NO_CASE)
     app = _app(request)
     now = app.clock.now()
     regions = _regions(request, user)
     with app.sessions.begin() as session:
-        detail = q.read_case(session, regions, case_id, now=now)
+        detail = q.read_case(session, regions, number, now=now)
         if detail is None:
-            raise HTTPException(404, "没有这个短缺案件，或不在您的辖区 / no such case in your regions")
-        case = session.get(ShortageCase, case_id)
+            raise HTTPException(404, NO_CASE)
+        case = session.get(ShortageCase, number)
         try:
             close_case_parts(session, case, hospitals_in_scope={r.hospital_code for r in detail.reports}, hospital=_text(form, "hospital") or None,
                              note=_text(form, "note"), actor=user.actor, now=now)
@@ -501,8 +518,8 @@ async def resolve(request: Request, case_id: int, user: WebUser = Depends(office
         else:
             error = None
     if error:
-        return _case_page(request, user, case_id, error=error, status=422)
-    return RedirectResponse(f"/bureau/cases/{case_id}#timeline", status_code=303)
+        return _case_page(request, user, number, error=error, status=422)
+    return RedirectResponse(f"/bureau/cases/{number}#timeline", status_code=303)
 
 
 def _distributor_summary(request: Request, user: WebUser, code: str) -> views.DistributorSummary:
@@ -535,17 +552,18 @@ async def record_action(request: Request, code: str, user: WebUser = Depends(off
     app = _app(request)
     now = app.clock.now()
     _distributor_summary(request, user, code)  # 404 outside the officer's regions
-    obligation_id = _text(form, "obligation_id")
+    obligation_field = _text(form, "obligation_id")
+    obligation_id = _row_id(obligation_field, NO_OBLIGATION) if obligation_field else None
     try:
         done_on = date.fromisoformat(_text(form, "done_on")) if _text(form, "done_on") else None
     except ValueError:
         done_on = None
     try:
         with app.sessions.begin() as session:
-            if obligation_id and q.read_obligation(session, _regions(request, user), int(obligation_id) if obligation_id.isdigit() else -1, now=now) is None:
-                raise ActionError("没有这项报告义务，或不在您的辖区 / no such obligation in your regions")
+            if obligation_id and q.read_obligation(session, _regions(request, user), obligation_id, now=now) is None:
+                raise ActionError(NO_OBLIGATION)
             record_offline_action(session, kind=_text(form, "kind"), distributor_code=code, region_code=user.region_code or "",
-                                  obligation_id=int(obligation_id) if obligation_id else None, done_on=done_on, note=_text(form, "note"),
+                                  obligation_id=obligation_id, done_on=done_on, note=_text(form, "note"),
                                   actor=user.actor, account_id=user.id, now=now, today=app.calendar.local_date(now))
     except ActionError as exc:
         summary = _distributor_summary(request, user, code)
