@@ -167,6 +167,11 @@ def test_an_offline_interview_is_recorded_audited_and_in_the_timeline_and_materi
     with app.sessions() as session:
         printed = session.scalars(select(AuditEvent).where(AuditEvent.action == "interview_material")).all()
     assert {e.detail["checksum"] for e in printed} == {checksum}
+    verified = browser.get(f"{server.address}/bureau/materials", params={"checksum": checksum}, timeout=10).text
+    assert "校验码有记录" in verified and "web:ningde" in verified and "N-JC-LATE" in verified
+    assert "没有这个校验码" in browser.get(f"{server.address}/bureau/materials", params={"checksum": "0" * 64}, timeout=10).text
+    # Another region's officer cannot read the kept copy.
+    assert "没有这个校验码" in login(server, "cq").get(f"{server.address}/bureau/materials", params={"checksum": checksum}, timeout=10).text
 
 
 def test_the_obligation_calendar_marks_the_make_up_working_day(bureau) -> None:

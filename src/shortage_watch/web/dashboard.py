@@ -28,7 +28,7 @@ from shortage_watch.services.accounts import WebUser
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.bureau_actions import OFFLINE_KINDS, ActionError, close_case_parts, record_offline_action
 from shortage_watch.store import dashboard_queries as q
-from shortage_watch.store.tables import OfficerAction, ShortageCase
+from shortage_watch.store.tables import AuditEvent, OfficerAction, ShortageCase
 from shortage_watch.web import charts
 from shortage_watch.web.portal import _form, _text, render
 from shortage_watch.web.security import require_role
@@ -621,5 +621,32 @@ def interview_page(request: Request, code: str, user: WebUser = Depends(officer)
     # The printed copy's checksum goes into the audit trail: a paper brought back later is checked against it.
     with app.sessions.begin() as session:
         audit(session, at=now, actor=user.actor, entity="web_account", entity_id=user.id, action="interview_material",
-              detail={"distributor_code": code, "checksum": checksum, "prepared_at": content["prepared_at"]})
+              detail={"distributor_code": code, "checksum": checksum, "content": content})
     return render(request, "bureau/interview.html", m=content, checksum=checksum)
+
+
+@router.get("/materials")
+def verify_material(request: Request, checksum: str = "", user: WebUser = Depends(officer)) -> HTMLResponse:
+    """Check a printed 约谈材料: the copy kept when it was printed, if its checksum is on record for the officer's regions."""
+    app = _app(request)
+    wanted = checksum.strip().lower()
+    found = None
+    if wanted:
+        with app.sessions() as session:
+            printed = session.query(AuditEvent).filter(AuditEvent.entity == "web_account", AuditEvent.action == "interview_material").order_by(AuditEvent.id)
+            for event in printed:
+                detail = event.detail or {}
+                if detail.get("checksum") == wanted and "content" in detail:
+                    found = event
+                    break
+    visible = found is not None and _distributor_visible(request, user, found.detail["distributor_code"])
+    return render(request, "bureau/verify.html", checksum=wanted, event=found if visible else None,
+                  intact=visible and material_checksum(found.detail["content"]) == wanted)
+
+
+def _distributor_visible(request: Request, user: WebUser, code: str) -> bool:
+    try:
+        _distributor_summary(request, user, code)
+    except HTTPException:
+        return False
+    return True
