@@ -215,3 +215,15 @@ def test_add_officer_command(write_config, capsys) -> None:
     assert main(["--config", str(config), "accounts", "add-officer", "x", "--region", "999999", "--role", "health"]) == 2
     assert "999999" in capsys.readouterr().err
     assert main(["--config", str(config), "accounts", "add-officer", "y", "--region", "350900", "--role", "health", "--email", "not-mail"]) == 2
+
+
+def test_every_page_template_and_static_file_ships_in_the_package() -> None:
+    import fnmatch
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    package = repo / "src" / "shortage_watch"
+    globs = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]["shortage_watch"]
+    files = [p.relative_to(package).as_posix() for folder in ("web/templates", "web/static") for p in (package / folder).rglob("*") if p.is_file()]
+    assert "web/templates/bureau/overview.html" in files
+    assert [f for f in files if not any(fnmatch.fnmatchcase(f, g) and f.count("/") == g.count("/") for g in globs)] == []
