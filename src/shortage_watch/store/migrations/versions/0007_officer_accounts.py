@@ -1,6 +1,6 @@
 """officer accounts (region, bureau, email on web_accounts) and the officer actions they record
 
-Revision ID: 0006_officer_accounts
+Revision ID: 0007_officer_accounts
 Revises: 0003
 Create Date: 2026-12-01
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import shortage_watch.store.tables
 
 
-revision = '0006_officer_accounts'
+revision = '0007_officer_accounts'
 down_revision = '0003'
 branch_labels = None
 depends_on = None
