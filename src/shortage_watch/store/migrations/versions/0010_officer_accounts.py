@@ -1,7 +1,7 @@
 """officer accounts (region, bureau, email on web_accounts) and the officer actions they record
 
-Revision ID: 0007_officer_accounts
-Revises: 0003
+Revision ID: 0010_officer_accounts
+Revises: 0009_receipt_warnings
 Create Date: 2026-12-01
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import shortage_watch.store.tables
 
 
-revision = '0007_officer_accounts'
-down_revision = '0003'
+revision = '0010_officer_accounts'
+down_revision = '0009_receipt_warnings'
 branch_labels = None
 depends_on = None
 
