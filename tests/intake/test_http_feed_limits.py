@@ -1,4 +1,4 @@
-"""Hostile HTTP feeds, against a real local HTTP server (pytest-httpserver) and both databases.
+"""HTTP feeds at their limits (huge numbers, long headers, slow bodies), against a real local HTTP server (pytest-httpserver) and both databases.
 
 A bad value is one row error, never a whole page rejected; a header or cursor that does
 not fit is ignored with a message, never a failed poll; the raw page is always kept.
@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from shortage_watch.store.tables import RawPayload, RawReceipt, ShortageReport, SourceState, StoppageNotice
 
-from intake.conftest import make_app  # noqa: F401  (the fixture)
-from intake.test_http_feed import feed_source, notice, poll, state
+from tests.intake.conftest import make_app  # noqa: F401  (the fixture)
+from tests.intake.test_http_feed import feed_source, notice, poll, state
 
 HUGE = 10**400  # a 401-digit integer: float() of it raises OverflowError
 

@@ -1,4 +1,4 @@
-"""Audit (issues 3 and 6): a feed's source lease left by a replica that died is taken over once it expires."""
+"""A feed's source lease left by a replica that died is taken over once it expires."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile inboxes: planted symlinks, names too long to move, files that cannot leave,
+"""The inbox on an unfriendly file system: planted symlinks, names too long to move, files that cannot leave,
 uploads that pause, files we do not read. Nothing is written outside the folder, nothing
 is ingested twice, nothing waits silently, and `health` tells the operator."""
 
@@ -25,7 +25,7 @@ WITH_A_BAD_ROW = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(2))}\n{','.join(no
 
 @pytest.fixture(autouse=True)
 def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Hostile input is news for the log in one line, never a traceback."""
+    """Unusable input is news for the log in one line, never a traceback."""
     yield
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 

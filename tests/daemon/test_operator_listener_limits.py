@@ -1,4 +1,4 @@
-"""Hostile clients of the operator listener (/healthz, /metrics): idle connections by the
+"""The operator listener under misbehaving clients (/healthz, /metrics): idle connections by the
 hundred, connections reset mid-request. Bounded threads, one log line, no traceback."""
 
 from __future__ import annotations

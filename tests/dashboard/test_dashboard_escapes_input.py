@@ -1,4 +1,4 @@
-"""Hostile input at the bureau dashboard: record text with markup or formulas, forged query parameters."""
+"""The bureau dashboard escapes what it shows and checks what it is asked: record text with markup or formulas, forged query parameters."""
 
 from __future__ import annotations
 

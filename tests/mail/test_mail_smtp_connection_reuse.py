@@ -1,4 +1,4 @@
-"""Audit (issue 5): the smtp transport reuses its connection: at most one per batch, never one per message."""
+"""The smtp transport reuses its connection: at most one per batch, never one per message."""
 
 from __future__ import annotations
 

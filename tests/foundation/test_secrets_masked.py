@@ -16,9 +16,9 @@ from shortage_watch.health import check_health
 from shortage_watch.redact import MASK, mask_url, scrub
 from shortage_watch.store.tables import RawReceipt, SourceState
 
-from daemon.conftest import start_daemon, stop_daemon, wait_for
-from intake.conftest import make_app  # noqa: F401  (the fixture)
-from intake.test_http_feed import feed_source, notice, poll
+from tests.daemon.conftest import start_daemon, stop_daemon, wait_for
+from tests.intake.conftest import make_app  # noqa: F401  (the fixture)
+from tests.intake.test_http_feed import feed_source, notice, poll
 
 TOKEN = "s3cret-Token-9f8e7d"
 

@@ -1,4 +1,4 @@
-"""Hostile conditions around commands: a database busy or locked while `submit` stores a file; hostile
+"""Commands under a busy database and odd arguments: a database busy or locked while `submit` stores a file; hostile
 arguments to the officer and distributor commands (every refusal one line and exit 2, never a traceback)."""
 
 from __future__ import annotations

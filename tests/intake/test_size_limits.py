@@ -32,7 +32,7 @@ from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, app, make_app, notice
 
 @pytest.fixture(autouse=True)
 def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Hostile input is news for the log in one line, never a traceback."""
+    """Unusable input is news for the log in one line, never a traceback."""
     yield
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 

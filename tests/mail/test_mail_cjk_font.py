@@ -1,4 +1,4 @@
-"""Audit (issue 5): the screenshot check only proves a PNG of some size came out; Chinese text
+"""The screenshot check only proves a PNG of some size came out; Chinese text
 drawn without a CJK font (tofu boxes) would pass it. Where Chromium renders mail, fontconfig
 must offer a Chinese font, else the screenshots are unreadable."""
 

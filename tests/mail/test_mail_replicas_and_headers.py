@@ -1,4 +1,4 @@
-"""Hostile delivery: a slow mail server under three sender replicas, a replica killed mid-batch;
+"""Delivery under stress: a slow mail server under three sender replicas, a replica killed mid-batch;
 bidirectional controls in what reaches a mail header.
 
 Each replica is a separate process running the real sender (`deliver_due` in a loop)
@@ -33,8 +33,8 @@ from shortage_watch.store.tables import Alert
 
 from shortage_watch.services.deliver import deliver_due
 
-from mail.conftest import WORKING_NOW, add_alerts, free_port, mail_settings
-from mail.conftest import make_app, smtp_sink  # noqa: F401  (fixtures)
+from tests.mail.conftest import WORKING_NOW, add_alerts, free_port, mail_settings
+from tests.mail.conftest import make_app, smtp_sink  # noqa: F401  (fixtures)
 
 LEASE_SECONDS = 5  # the smallest lease the settings allow
 DATA_SECONDS = 0.3  # the server's pause before answering each DATA

@@ -1,4 +1,4 @@
-"""Hostile files for the parsers: title rows that look like data, ambiguous keys and
+"""The parsers on ambiguous files: title rows that look like data, ambiguous keys and
 columns, quotes that never close, empty lists. Every row is accepted or reported, and
 a file that cannot be read says why in one line."""
 
@@ -22,7 +22,7 @@ NOTICE = {"notice_id": "N1", "manufacturer": "某药厂", "product_code": "P1", 
 
 @pytest.fixture(autouse=True)
 def no_traceback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Hostile input is news for the log in one line, never a traceback."""
+    """Unusable input is news for the log in one line, never a traceback."""
     yield
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 

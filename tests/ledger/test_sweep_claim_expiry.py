@@ -1,4 +1,4 @@
-"""Audit (issues 4 and 6): an obligation claimed by a sweeper that died is swept once the claim expires."""
+"""An obligation claimed by a sweeper that died is swept once the claim expires."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile faults to the running daemon: a fatal signal from the operating system.
+"""The running daemon under faults: a fatal signal from the operating system.
 
 A SQLite file changed under a running daemon (made read-only, truncated, or its `-shm`
 index reset by another process) can end it with SIGBUS when SQLite touches its
@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from daemon.conftest import start_daemon, wait_for
+from tests.daemon.conftest import start_daemon, wait_for
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Audit (issue 3): an http source sends If-Modified-Since from the feed's Last-Modified, and a 304 stores nothing."""
+"""An http source sends If-Modified-Since from the feed's Last-Modified, and a 304 stores nothing."""
 
 from __future__ import annotations
 

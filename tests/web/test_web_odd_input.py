@@ -1,4 +1,4 @@
-"""Hostile input at the web app: forged cookies, open redirects, odd paths, odd bodies. Never a 500, never a trace."""
+"""The web app on odd input: forged cookies, open redirects, odd paths, odd bodies. Never a 500, never a trace."""
 
 from __future__ import annotations
 
