@@ -8,6 +8,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, event, select
 
 from shortage_watch.services.ingest import CHUNK, ingest_payload, store_payload
@@ -142,6 +143,7 @@ def wipe(app: Any) -> None:
             session.execute(delete(table))
 
 
+@pytest.mark.slow  # 5,002 rows twice, one file per row the second time: the slowest test of the suite
 def test_a_file_of_notices_writes_exactly_what_its_rows_write_one_file_each(db_url, make_app):
     app = make_app(db_url, now="2024-10-21T10:00")
     records = the_file(5000)

@@ -11,18 +11,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.alert_context import AlertContext
 from shortage_watch.domain.cases import ReportView, hospital_parts, possible_false_shortages
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.routing import Route
+from shortage_watch.store.bulk import inserter
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
-
-
-def _dialect_insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -34,20 +30,8 @@ def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]]) -> dic
     """
     if not rows:
         return {}
-    table = Alert.__table__
-    stmt = _dialect_insert(session)(table).on_conflict_do_nothing(index_elements=["dedup_key"])
-    written: dict[str, int] = {}
-    for start in range(0, len(rows), ALERT_ROWS_PER_STATEMENT):
-        batch = rows[start:start + ALERT_ROWS_PER_STATEMENT]
-        if len(batch) == 1:
-            result = session.execute(stmt.values(**batch[0]).returning(table.c.dedup_key, table.c.id))
-        else:
-            result = session.execute(stmt.returning(table.c.dedup_key, table.c.id), batch)
-        written.update((key, alert_id) for key, alert_id in result)
-    return written
-
-
-ALERT_ROWS_PER_STATEMENT = 1000
+    alerts = inserter(session.connection(), Alert.__table__, rows[0], if_absent_on=("dedup_key",))
+    return dict(alerts.insert_returning(rows, ("dedup_key", "id")))
 
 
 @dataclass(frozen=True)
@@ -160,7 +144,7 @@ def audit(session: Session, **event: Any) -> None:
 def insert_audits(session: Session, rows: list[dict[str, Any]]) -> None:
     """Record many state changes (`audit_values` rows) in one executemany, in the caller's transaction."""
     if rows:
-        session.execute(AuditEvent.__table__.insert(), rows)
+        inserter(session.connection(), AuditEvent.__table__, rows[0]).insert(rows)
 
 
 # What a message may say about earlier steps when it is not written by the ladder (an event), or before

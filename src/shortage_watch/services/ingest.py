@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,7 @@ from shortage_watch.domain.records import (
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import ParseLimits, ParsedFile, parse_payload
 from shortage_watch.settings import SourceSettings
+from shortage_watch.store.bulk import DriverInsert
 from shortage_watch.store.tables import (
     DistributorReport,
     Heartbeat,
@@ -394,96 +395,6 @@ def _chunks_by_kind(items: list[tuple[int, Record]]) -> Iterable[list[tuple[int,
         yield chunk
 
 
-class _DriverInsert:
-    """Many rows into one table through the driver itself.
-
-    Values are converted by each column's SQLAlchemy type exactly as Core would convert
-    them; only Core's per-parameter bookkeeping is skipped, which for a large file costs
-    more than the database's own work.
-    """
-
-    ROWS_PER_STATEMENT = 100  # multi-row INSERT … RETURNING: small enough to compile quickly
-
-    def __init__(self, connection: Connection, table: Table, columns: Iterable[str],
-                 as_stored: tuple[str, ...] = ()) -> None:
-        """Writes `columns` (the others take their defaults); `as_stored`: columns whose values
-        arrive already as the database keeps them (JSON text)."""
-        self.connection = connection
-        self.table = table
-        self.dialect = connection.dialect
-        compiled = insert(table).inline().compile(dialect=self.dialect, column_keys=list(columns))
-        self.sql = compiled.string
-        # A positional driver takes the values in the compiled order; a named one by column key.
-        self.columns = list(compiled.positiontup) if compiled.positional else list(columns)
-        self.positional = compiled.positional
-        self.processors = {c.key: None if c.key in as_stored else c.type.dialect_impl(self.dialect).bind_processor(
-            self.dialect) for c in table.c}
-        self._returning: dict[tuple[int, tuple[str, ...]], tuple[str, list[list[str]] | None]] = {}
-
-    def _values(self, rows: list[dict[str, Any]], same: dict[str, Any]) -> list[list[Any]]:
-        """Each row's values in `self.columns` order, converted for the driver."""
-        template = [None] * len(self.columns)
-        varying = []
-        for index, key in enumerate(self.columns):
-            convert = self.processors[key]
-            if key in same:
-                template[index] = same[key] if convert is None else convert(same[key])
-            else:
-                varying.append((index, key, convert))
-        converted = []
-        for row in rows:
-            values = template.copy()
-            for index, key, convert in varying:
-                value = row[key]
-                values[index] = value if convert is None else convert(value)
-            converted.append(values)
-        return converted
-
-    def insert(self, rows: list[dict[str, Any]], **same: Any) -> None:
-        """Insert `rows` (column key -> Python value) in one executemany; `same`: values shared by every row."""
-        if not rows:
-            return
-        values = self._values(rows, same)
-        params = [tuple(v) for v in values] if self.positional else [dict(zip(self.columns, v)) for v in values]
-        self.connection.exec_driver_sql(self.sql, params)
-
-    def insert_returning(self, rows: list[dict[str, Any]], returning: tuple[str, ...], **same: Any) -> list[Any]:
-        """Insert `rows` like `insert`, in multi-row statements; the `returning` columns of the
-        new rows come back in no particular order."""
-        returned: list[Any] = []
-        values = self._values(rows, same)
-        for start in range(0, len(values), self.ROWS_PER_STATEMENT):
-            batch = values[start:start + self.ROWS_PER_STATEMENT]
-            sql, names = self._returning_statement(len(batch), returning)
-            if names is None:  # positional, row after row in column order
-                params: Any = tuple(value for row in batch for value in row)
-            else:
-                params = {}
-                for row_names, row in zip(names, batch):
-                    params.update(zip(row_names, row))
-            returned.extend(self.connection.exec_driver_sql(sql, params).all())
-        return returned
-
-    def _returning_statement(self, rows: int, returning: tuple[str, ...]) -> tuple[str, list[list[str]] | None]:
-        """SQL for `rows` rows (binds `<column>_<row>`) and, for a named driver, each row's bind names."""
-        shape = (rows, returning)
-        if shape not in self._returning:
-            table = self.table
-            names = [[f"{key}_{i}" for key in self.columns] for i in range(rows)]
-            statement = insert(table).values([
-                {key: bindparam(name, type_=table.c[key].type) for key, name in zip(self.columns, row_names)}
-                for row_names in names
-            ]).returning(*(table.c[key] for key in returning))
-            compiled = statement.compile(dialect=self.dialect)
-            if compiled.positional:
-                if list(compiled.positiontup) != [name for row_names in names for name in row_names]:
-                    raise RuntimeError(f"unexpected bind order for {table.name}")
-                self._returning[shape] = (compiled.string, None)
-            else:
-                self._returning[shape] = (compiled.string, names)
-        return self._returning[shape]
-
-
 @dataclass
 class _Current:
     row_id: int | None  # None while the insert is pending
@@ -506,9 +417,9 @@ class _RecordWriter:
         self.listener: RecordListener = app.record_listener
         self.directory = _directory(app)
         version_columns = [c.key for c in RecordVersion.__table__.c if not c.primary_key]
-        self.versions = _DriverInsert(session.connection(), RecordVersion.__table__, version_columns,
+        self.versions = DriverInsert(session.connection(), RecordVersion.__table__, version_columns,
                                       as_stored=("data",))
-        self.inserters: dict[str, _DriverInsert] = {}
+        self.inserters: dict[str, DriverInsert] = {}
         self.lookups: dict[tuple[str, int], Any] = {}
         self.accepted = self.duplicates = self.revisions = 0
 
@@ -637,10 +548,10 @@ class _RecordWriter:
             for row in rows:
                 self.listener.record_stored(self.session, kind, row, None, self.now)
 
-    def _inserter(self, kind: str, spec: _KindSpec) -> _DriverInsert:
+    def _inserter(self, kind: str, spec: _KindSpec) -> DriverInsert:
         if kind not in self.inserters:
             fields = [name for name in MODELS[kind].model_fields if name != "record_kind"]
-            self.inserters[kind] = _DriverInsert(self.session.connection(), spec.table.__table__,
+            self.inserters[kind] = DriverInsert(self.session.connection(), spec.table.__table__,
                                                  [*fields, "version", "source", "received_at", "updated_at"])
         return self.inserters[kind]
 

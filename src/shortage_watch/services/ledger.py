@@ -15,7 +15,7 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from sqlalchemy import and_, exists, func, insert, or_, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_sent_before
@@ -49,6 +49,7 @@ from shortage_watch.services.alerts import (
 )
 from shortage_watch.services.inhibition import drop_chasers_of_closed, escalated_case, province_hold
 from shortage_watch.services.silences import active_rules, hold_for
+from shortage_watch.store.bulk import inserter
 from shortage_watch.store.tables import Alert, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def open_obligations(
     # A set of records shares few receipt dates, priorities and recipients: each is worked out once.
     deadlines: dict[date, Any] = {}
     steps: dict[tuple[str, bool, date], Any] = {}
+    snapshots: dict[Ladder, dict[str, Any]] = {}
     routes = remembered_routes(app, directory)
     rows = []
     for opening in openings:
@@ -155,17 +157,19 @@ def open_obligations(
             deadlines[received_on] = report_deadline(calendar, received_on, settings.working_days, settings.cutoff)
         deadline = deadlines[received_on]
         ladder = app.policy.ladder_for(opening["kind"], opening["priority"])
+        if ladder not in snapshots:
+            # One snapshot object per ladder: the bulk insert serialises it once for the whole set.
+            snapshots[ladder] = ladder.as_json()
         memo = (opening["kind"], opening["priority"], received_on)
         if memo not in steps:
             steps[memo] = advance(calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=now, step=0, now=now)
         step = steps[memo]
         rows.append(dict(
             opening, due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar,
-            state=state_at("open", deadline.due_at, now), level=step.next_step if fire_open else 0, policy=ladder.as_json(),
+            state=state_at("open", deadline.due_at, now), level=step.next_step if fire_open else 0, policy=snapshots[ladder],
             next_action_at=step.next_action_at if fire_open else None, opened_at=now, updated_at=now,
         ))
-    table = Obligation.__table__
-    returned = session.execute(insert(table).returning(table.c.id, table.c.subject_key), rows).all()
+    returned = inserter(session.connection(), Obligation.__table__, rows[0]).insert_returning(rows, ("id", "subject_key"))
     id_of = {(subject_key): obligation_id for obligation_id, subject_key in returned}
     ids = [id_of[row["subject_key"]] for row in rows]
     events = []
@@ -575,13 +579,17 @@ def notices_stored(session: Session, app: Any, notices: list[StoppageNotice], no
         notice.id: report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on) for notice in notices
     }
     # Obligations a report opened before its notice arrived: the notice joins them.
-    known = set(session.scalars(
-        select(Obligation.subject_key).where(
-            Obligation.kind == "report",
-            or_(Obligation.subject_key.in_(set(own_key.values())),
-                and_(Obligation.subject_key.in_(set(described_key.values())), Obligation.notice_pk.is_(None))),
+    own_values = set(own_key.values())
+    # One IN list on the unique (kind, subject_key) index: an OR of two conditions lets SQLite scan
+    # every report obligation, a cost that grows with the ledger.
+    wanted = own_values | set(described_key.values())
+    known = {
+        subject_key
+        for subject_key, notice_pk in session.execute(
+            select(Obligation.subject_key, Obligation.notice_pk).where(Obligation.kind == "report", Obligation.subject_key.in_(wanted))
         )
-    ))
+        if subject_key in own_values or notice_pk is None
+    }
     fresh = []
     for notice in notices:
         if own_key[notice.id] in known or described_key[notice.id] in known:
