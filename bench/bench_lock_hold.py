@@ -28,7 +28,7 @@ from sqlalchemy import event
 
 from shortage_watch.app import App
 from shortage_watch.clock import FixedClock, utc_now
-from shortage_watch.daemon import write_heartbeat
+from shortage_watch.services.replica import write_heartbeat
 from shortage_watch.services import ingest as ingest_module
 from shortage_watch.services.ingest import ingest_payload
 from shortage_watch.settings import Settings
@@ -71,7 +71,7 @@ def main() -> int:
         def heartbeat() -> None:
             while not done.wait(1.0):
                 asked = time.perf_counter()
-                write_heartbeat(app, started)
+                write_heartbeat(app.replica, started)
                 waits.append(time.perf_counter() - asked)
 
         beating = threading.Thread(target=heartbeat)

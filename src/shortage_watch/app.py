@@ -16,7 +16,7 @@ from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import Clock, SystemClock
 from shortage_watch.domain.policy import Policy, load_policy
 from shortage_watch.settings import Settings
-from shortage_watch.store.db import make_engine, make_sessionmaker
+from shortage_watch.store.db import make_engine, make_read_sessionmaker, make_sessionmaker
 
 if TYPE_CHECKING:
     from shortage_watch.domain.directory import Directory
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shortage_watch.mail.transports import Transport
     from shortage_watch.services.deliver import SendPace
     from shortage_watch.services.ingest import RecordListener
+    from shortage_watch.services.replica import Replica
 
 
 @dataclass
@@ -42,7 +43,20 @@ class App:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
+        """Sessions that write: one transaction per unit of work (`with app.sessions.begin()`)."""
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions that only read (listings, metrics, pages): never hold or wait for the write lock."""
+        return make_read_sessionmaker(self.engine)
+
+    @cached_property
+    def replica(self) -> "Replica":
+        """This process as the other replicas see it (leases, claims, heartbeat)."""
+        from shortage_watch.services.replica import Replica
+
+        return Replica(self.replica_id, self.sessions)
 
     @cached_property
     def installation_id(self) -> str:

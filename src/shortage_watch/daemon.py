@@ -16,7 +16,6 @@ import faulthandler
 import logging
 import os
 import signal
-import socket
 import threading
 import time as monotonic
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import delete, exists, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from shortage_watch import __version__
 from shortage_watch.app import App
@@ -51,15 +50,12 @@ from shortage_watch.services.digests import send_daily_digests, send_monthly_sum
 from shortage_watch.services.escalate import sweep
 from shortage_watch.services.ingest import poll_sources, source_is_due
 from shortage_watch.services.quiet import find_quiet_reporters
+from shortage_watch.services.replica import claim_named_lease, release_named_lease, release_replica_claims, write_heartbeat
 from shortage_watch.store.db import current_revision, head_revision
 from shortage_watch.store.tables import (
     Alert,
-    Heartbeat,
-    Lease,
-    Obligation,
     RawPayload,
     RawReceipt,
-    ShortageCase,
     SourceState,
 )
 
@@ -93,89 +89,6 @@ def check_schema(app: App) -> None:
             f"the database schema is at {current or 'empty'} but this version needs {head}: "
             "run `shortage-watch db upgrade` first"
         )
-
-
-# --- leases and claims -----------------------------------------------------------------
-
-
-def claim_named_lease(app: App, name: str, seconds: float) -> bool:
-    """Take the named lease (table `leases`) for `seconds`; False when another replica holds it."""
-    now = utc_now()
-    with app.sessions.begin() as session:
-        if session.get(Lease, name) is None:
-            try:
-                with session.begin_nested():
-                    session.add(Lease(name=name, owner=None, until=None))
-            except IntegrityError:
-                pass  # another replica created the row first; the UPDATE below decides
-    with app.sessions.begin() as session:
-        # Race: replicas try this UPDATE at once; only the one whose WHERE still matched
-        # (free, expired, or already ours) changed the row. Zero rows: someone else won.
-        changed = session.execute(
-            update(Lease)
-            .where(
-                Lease.name == name,
-                (Lease.owner.is_(None)) | (Lease.until < now) | (Lease.owner == app.replica_id),
-            )
-            .values(owner=app.replica_id, until=now + timedelta(seconds=seconds))
-        ).rowcount
-    return changed == 1
-
-
-def release_named_lease(app: App, name: str) -> None:
-    with app.sessions.begin() as session:
-        session.execute(
-            update(Lease).where(Lease.name == name, Lease.owner == app.replica_id).values(owner=None, until=None)
-        )
-
-
-def release_replica_claims(app: App) -> dict[str, int]:
-    """Hand back everything this replica holds, in one transaction, so others take it at once.
-
-    Source leases, named leases, alerts being sent (back to 'pending'), obligation and
-    case claims; and the replica's heartbeat row goes. Returns the counts released.
-    """
-    me = app.replica_id
-    with app.sessions.begin() as session:
-        counts = {
-            "sources": session.execute(
-                update(SourceState).where(SourceState.lease_owner == me).values(lease_owner=None, lease_until=None)
-            ).rowcount,
-            "leases": session.execute(update(Lease).where(Lease.owner == me).values(owner=None, until=None)).rowcount,
-            "alerts": session.execute(
-                update(Alert)
-                .where(Alert.status == "sending", Alert.lease_owner == me)
-                .values(status="pending", lease_owner=None, lease_until=None)
-            ).rowcount,
-            "obligations": session.execute(
-                update(Obligation).where(Obligation.claimed_by == me).values(claimed_by=None, claimed_until=None)
-            ).rowcount,
-            "cases": session.execute(
-                update(ShortageCase).where(ShortageCase.claimed_by == me).values(claimed_by=None, claimed_until=None)
-            ).rowcount,
-        }
-        session.execute(delete(Heartbeat).where(Heartbeat.replica_id == me))
-    return counts
-
-
-def write_heartbeat(app: App, started_at: datetime) -> None:
-    """Insert or refresh this replica's heartbeat row (real clock)."""
-    now = utc_now()
-    with app.sessions.begin() as session:
-        row = session.get(Heartbeat, app.replica_id)
-        if row is None:
-            session.add(
-                Heartbeat(
-                    replica_id=app.replica_id,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    started_at=started_at,
-                    beat_at=now,
-                    version=__version__,
-                )
-            )
-        else:
-            row.beat_at = now
 
 
 # --- housekeeping ---------------------------------------------------------------------
@@ -358,7 +271,7 @@ class Daemon:
         if self._done_on.get(lease) == today:
             return  # the hourly timer only retries a run that failed today
         # One replica at a time; the dedup keys would make a second run harmless anyway.
-        if not claim_named_lease(self.app, lease, self.settings.daemon.lease_seconds):
+        if not claim_named_lease(self.app.replica, lease, self.settings.daemon.lease_seconds):
             log.info("%s: another replica holds the lease", lease, extra={"job": lease})
             self._done_on[lease] = today  # that replica runs (and retries) it
             return
@@ -367,19 +280,19 @@ class Daemon:
             log.info("%s queued", lease, extra={"job": lease, "count": count})
             self._done_on[lease] = today
         finally:
-            release_named_lease(self.app, lease)
+            release_named_lease(self.app.replica, lease)
 
     def housekeeping(self) -> None:
         """Prune past retention and warn about an unofficial calendar (one replica at a time)."""
         now = self.app.clock.now()
         for warning in calendar_warnings(self.app, now):
             log.warning(warning, extra={"job": "housekeeping"})
-        if not claim_named_lease(self.app, "housekeeping", self.settings.daemon.lease_seconds):
+        if not claim_named_lease(self.app.replica, "housekeeping", self.settings.daemon.lease_seconds):
             return
         try:
             result = prune_old_records(self.app, now)
         finally:
-            release_named_lease(self.app, "housekeeping")
+            release_named_lease(self.app.replica, "housekeeping")
         if result.payloads_pruned or result.alerts_deleted:
             log.info(
                 "housekeeping pruned %s raw payload(s) and %s sent alert(s) older than %s days",
@@ -390,7 +303,7 @@ class Daemon:
             )
 
     def heartbeat(self) -> None:
-        write_heartbeat(self.app, self.started_at)
+        write_heartbeat(self.app.replica, self.started_at)
 
     def reload_calendar_if_changed(self) -> bool:
         """Pick up a calendar override added while running (no restart); a bad file is logged
@@ -543,7 +456,7 @@ class Daemon:
         self._stop_web()
         self._stop_http()
         try:
-            released = release_replica_claims(self.app)
+            released = release_replica_claims(self.app.replica)
             log.info("released claims: %s", released, extra={"replica": self.app.replica_id})
         except Exception as exc:  # the exit must stay clean whatever the database does now
             log.warning("could not release claims (they expire on their own): %s", type(exc).__name__, exc_info=True)

@@ -12,16 +12,8 @@ from sqlalchemy import select
 from shortage_watch.app import App
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import FixedClock, utc_now
-from shortage_watch.daemon import (
-    Daemon,
-    calendar_warnings,
-    claim_named_lease,
-    prune_old_records,
-    release_named_lease,
-    release_replica_claims,
-    working_day_job_due,
-    write_heartbeat,
-)
+from shortage_watch.daemon import Daemon, calendar_warnings, prune_old_records, working_day_job_due
+from shortage_watch.services.replica import claim_named_lease, release_named_lease, release_replica_claims, write_heartbeat
 from shortage_watch.store.tables import Alert, Heartbeat, Lease, Obligation, RawPayload, RawReceipt, ShortageCase, SourceState
 
 from .conftest import T0, add_alert, add_case, add_obligation, make_settings
@@ -39,11 +31,11 @@ def other_replica(app: App, name: str) -> App:
 
 def test_named_lease_is_held_by_one_replica_until_released(app: App) -> None:
     b = other_replica(app, "replica-b")
-    assert claim_named_lease(app, "digests", 60)
-    assert claim_named_lease(app, "digests", 60), "the holder may renew its own lease"
-    assert not claim_named_lease(b, "digests", 60)
-    release_named_lease(app, "digests")
-    assert claim_named_lease(b, "digests", 60)
+    assert claim_named_lease(app.replica, "digests", 60)
+    assert claim_named_lease(app.replica, "digests", 60), "the holder may renew its own lease"
+    assert not claim_named_lease(b.replica, "digests", 60)
+    release_named_lease(app.replica, "digests")
+    assert claim_named_lease(b.replica, "digests", 60)
     b.close()
 
 
@@ -51,7 +43,7 @@ def test_expired_named_lease_is_taken_over(app: App) -> None:
     b = other_replica(app, "replica-b")
     with app.sessions.begin() as s:
         s.add(Lease(name="housekeeping", owner="replica-dead", until=utc_now() - timedelta(seconds=1)))
-    assert claim_named_lease(b, "housekeeping", 60)
+    assert claim_named_lease(b.replica, "housekeeping", 60)
     with app.sessions() as s:
         assert s.get(Lease, "housekeeping").owner == "replica-b"
     b.close()
@@ -69,9 +61,9 @@ def test_release_hands_back_only_this_replicas_claims(app: App) -> None:
         add_obligation(s, "N1/D1", claimed_by="replica-a", claimed_until=later)
         add_obligation(s, "N1/D2", claimed_by="replica-b", claimed_until=later)
         add_case(s, "P1", claimed_by="replica-a", claimed_until=later)
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
 
-    counts = release_replica_claims(app)
+    counts = release_replica_claims(app.replica)
 
     assert counts == {"sources": 1, "leases": 1, "alerts": 1, "obligations": 1, "cases": 1}
     with app.sessions() as s:
@@ -87,10 +79,10 @@ def test_release_hands_back_only_this_replicas_claims(app: App) -> None:
 
 def test_heartbeat_row_is_inserted_then_refreshed(app: App) -> None:
     started = utc_now()
-    write_heartbeat(app, started)
+    write_heartbeat(app.replica, started)
     with app.sessions() as s:
         first = s.get(Heartbeat, "replica-a").beat_at
-    write_heartbeat(app, started)
+    write_heartbeat(app.replica, started)
     with app.sessions() as s:
         row = s.get(Heartbeat, "replica-a")
         assert row.beat_at >= first and row.started_at == started and row.version

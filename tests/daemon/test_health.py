@@ -12,7 +12,7 @@ import pytest
 from shortage_watch.app import App
 from shortage_watch.cli import main
 from shortage_watch.clock import utc_now
-from shortage_watch.daemon import write_heartbeat
+from shortage_watch.services.replica import write_heartbeat
 from shortage_watch.health import check_health
 from shortage_watch.store.tables import SourceState
 
@@ -25,7 +25,7 @@ def checks(app: App, **kwargs) -> dict[str, tuple[bool, str]]:
 
 
 def test_healthy_with_a_fresh_heartbeat(app: App) -> None:
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     report = check_health(app.settings)
     assert report.ok, report.lines()
     assert [c.name for c in report.checks] == ["database", "heartbeat", "sources", "outbox"]
@@ -36,14 +36,14 @@ def test_no_heartbeat_is_unhealthy(app: App) -> None:
 
 
 def test_stale_heartbeat_is_unhealthy(app: App) -> None:
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     later = utc_now() + timedelta(seconds=2 * app.settings.daemon.heartbeat_interval + 5)
     ok, detail = checks(app, now=later)["heartbeat"]
     assert not ok and "last beat" in detail
 
 
 def test_replica_option_checks_that_replica_only(app: App) -> None:
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     assert checks(app, replica="replica-a")["heartbeat"][0]
     assert not checks(app, replica="replica-b")["heartbeat"][0]
 
@@ -51,13 +51,13 @@ def test_replica_option_checks_that_replica_only(app: App) -> None:
 def test_host_option_checks_replicas_on_that_host(app: App) -> None:
     from shortage_watch.health import this_host
 
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     assert checks(app, host=this_host())["heartbeat"][0]
     assert not checks(app, host="elsewhere.invalid")["heartbeat"][0]
 
 
 def test_a_source_failing_more_than_the_limit_is_unhealthy(app: App) -> None:
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     limit = app.settings.daemon.max_source_failures
     with app.sessions.begin() as s:
         s.add(SourceState(name="feed-ok", consecutive_failures=limit))
@@ -68,7 +68,7 @@ def test_a_source_failing_more_than_the_limit_is_unhealthy(app: App) -> None:
 
 
 def test_dead_letters_are_unhealthy(app: App) -> None:
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     with app.sessions.begin() as s:
         add_alert(s, "O1:overdue:a@example.org", status="dead")
         add_alert(s, "O1:overdue:b@example.org", status="sent")
@@ -108,7 +108,7 @@ def test_cli_health_exit_codes_follow_the_checks(
     app: App, db_url: str, write_config: Callable[..., Path], capsys
 ) -> None:
     config = write_config({"database": {"url": db_url}})
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     assert main(["--config", str(config), "health"]) == 0
     assert capsys.readouterr().out.startswith("healthy")
     with app.sessions.begin() as s:

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shortage_watch.app import App
 from shortage_watch.clock import utc_now
-from shortage_watch.daemon import write_heartbeat
+from shortage_watch.services.replica import write_heartbeat
 from shortage_watch.health import check_health
 from shortage_watch.httpserver import OperatorServer
 from shortage_watch.metrics import DaemonMetrics
@@ -109,7 +109,7 @@ def test_listener_serves_metrics_and_healthz_on_loopback(app: App) -> None:
 
         with app.sessions.begin() as s:
             s.execute(delete(Alert).where(Alert.status == "dead"))
-        write_heartbeat(app, utc_now() - timedelta(seconds=1))
+        write_heartbeat(app.replica, utc_now() - timedelta(seconds=1))
         healthy = requests.get(f"{base}/healthz", timeout=10)
         assert healthy.status_code == 200 and healthy.json()["status"] == "healthy"
 

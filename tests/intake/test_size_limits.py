@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from shortage_watch.cli import main
 from shortage_watch.clock import utc_now
-from shortage_watch.daemon import write_heartbeat
+from shortage_watch.services.replica import write_heartbeat
 from shortage_watch.health import check_health
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import parse_payload
@@ -202,7 +202,7 @@ def test_heartbeat_and_health_stay_true_while_a_long_inbox_file_is_stored(make_a
     folder = tmp_path / "inbox"
     folder.mkdir()
     app = make_app(sources=[{"name": "box", "type": "inbox", "path": str(folder), "settle_seconds": 0}])
-    write_heartbeat(app, utc_now())
+    write_heartbeat(app.replica, utc_now())
     with app.sessions.begin() as session:  # the last beat was long ago: the daemon has been busy
         session.execute(update(Heartbeat).values(beat_at=utc_now() - timedelta(minutes=10)))
     (folder / "long.csv").write_bytes(notices_csv(450))

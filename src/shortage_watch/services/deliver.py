@@ -32,6 +32,7 @@ from shortage_watch.mail.message import AddressError, Attachment, Envelope, buil
 from shortage_watch.mail.render import RenderError
 from shortage_watch.mail.transports import Batch, Outcome
 from shortage_watch.services.grouping import complete_groups, messages_of, outcomes_for, prepare_message
+from shortage_watch.store import claims
 from shortage_watch.store.tables import Alert, AuditEvent, UTCDateTime
 
 if TYPE_CHECKING:
@@ -97,34 +98,12 @@ def _due(now: datetime, real_now: datetime) -> Any:
 def claim_due_alerts(session: Session, now: datetime, owner: str, limit: int, lease: timedelta) -> list[ClaimedAlert]:
     """Claim up to `limit` due alerts for `owner` (commit is the caller's); oldest first."""
     real_now = utc_now()
-    until = real_now + lease
-    # PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent senders take disjoint rows
-    # without waiting. SQLite ignores the clause; there the engine's BEGIN IMMEDIATE
-    # already serialises claimers, so the SELECT and UPDATE below see the same rows.
-    ids = list(
-        session.scalars(
-            select(Alert.id)
-            .where(_due(now, real_now))
-            .order_by(Alert.next_attempt_at, Alert.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    ids = claims.take_batch(session, claims.ALERTS, owner, real_now + lease, real_now, where=[_due(now, real_now)],
+                            order_by=[Alert.next_attempt_at, Alert.id], limit=limit)
     if not ids:
         return []
-    # Claim, then check: the conditional UPDATE only takes rows that are still due; a
-    # row another worker claimed in between is not changed, and we do not send it.
-    session.execute(
-        update(Alert)
-        .where(Alert.id.in_(ids), _due(now, real_now))
-        .values(status="sending", lease_owner=owner, lease_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    rows = session.scalars(
-        select(Alert)
-        .where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner, Alert.lease_until == until)
-        .order_by(Alert.next_attempt_at, Alert.id)
-    ).all()
+    by_id = {r.id: r for r in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    rows = [by_id[i] for i in ids]
     return [
         ClaimedAlert(
             id=r.id,
@@ -228,13 +207,9 @@ def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, 
     """
     result = DeliverResult()
     real_now = utc_now()
-    ids = [o.alert_id for o in outcomes if o.status != "sent"]
-    # Lock the rows we still hold (PostgreSQL: FOR UPDATE; SQLite: the transaction's
-    # BEGIN IMMEDIATE); a row whose lease expired and that another sender re-claimed is
-    # left alone, and its outcome stands.
-    held = set(session.scalars(
-        select(Alert.id).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner).with_for_update()
-    )) if ids else set()
+    # Lock the rows we still hold; a row whose lease expired and that another sender
+    # re-claimed is left alone, and its outcome stands.
+    held = claims.lock_held(session, claims.ALERTS, [o.alert_id for o in outcomes if o.status != "sent"], owner)
     rows: list[dict[str, Any]] = []
     table = Alert.__table__
     for outcome in outcomes:
@@ -297,17 +272,7 @@ def record_sent(session: Session | Connection, alert_id: int, message_id: str | 
 
 def renew_claims(session: Session, ids: list[int], owner: str, until: datetime) -> set[int]:
     """Extend this owner's lease on `ids` to `until`; returns the ids it still holds (commit is the caller's)."""
-    if not ids:
-        return set()
-    held = set(session.scalars(
-        select(Alert.id).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner).with_for_update()
-    ))
-    if held:
-        session.execute(
-            update(Alert).where(Alert.id.in_(held), Alert.status == "sending", Alert.lease_owner == owner)
-            .values(lease_until=until).execution_options(synchronize_session=False)
-        )
-    return held
+    return claims.renew(session, claims.ALERTS, ids, owner, until)
 
 
 def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datetime, builder: Executor, recorder: Executor, pace: SendPace) -> DeliverResult:

@@ -41,6 +41,7 @@ from shortage_watch.services.ledger import (
     redate_obligation,
     write_case_alerts,
 )
+from shortage_watch.store import claims
 from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -95,17 +96,8 @@ def _claim(session: Session, table: Any, row_id: int, now: datetime, real_now: d
     this worker owns it until commit; zero means another worker handled it (its commit
     moved next_action_at on) or holds it now, and we move on. Leases use the real clock.
     """
-    result = session.execute(
-        update(table)
-        .where(
-            table.id == row_id,
-            table.next_action_at <= now,
-            or_(table.claimed_until.is_(None), table.claimed_until < real_now),
-        )
-        .values(claimed_by=owner, claimed_until=real_now + lease)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    return claims.take(session, claims.kind_of(table), row_id, owner, real_now + lease, real_now,
+                       where=[table.next_action_at <= now])
 
 
 def _claim_due_batch(session: Session, table: Any, now: datetime, real_now: datetime, owner: str, lease: timedelta, batch: int) -> list[int]:
@@ -117,18 +109,9 @@ def _claim_due_batch(session: Session, table: Any, now: datetime, real_now: date
     it is still due and unclaimed (another worker may have committed it in between). SQLite
     runs one writer at a time (BEGIN IMMEDIATE), so the conditional UPDATE alone decides.
     """
-    unclaimed = or_(table.claimed_until.is_(None), table.claimed_until < real_now)
-    due = select(table.id).where(table.next_action_at <= now, unclaimed).order_by(table.next_action_at, table.id).limit(batch)
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed = session.execute(
-        update(table)
-        .where(table.id.in_(due.scalar_subquery()), table.next_action_at <= now, unclaimed)
-        .values(claimed_by=owner, claimed_until=real_now + lease)
-        .returning(table.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(claimed.scalars().all())
+    return claims.take_batch(session, claims.kind_of(table), owner, real_now + lease, real_now,
+                             where=[table.next_action_at <= now], order_by=[table.next_action_at, table.id],
+                             limit=batch, in_order=False)
 
 
 def _obligation_steps(session: Session, app: Any, row_ids: list[int], now: datetime, owner: str) -> int:
@@ -349,19 +332,8 @@ def _claim_estimated(session: Session, table: Any, row: Any, in_flight: tuple[st
     unclaimed: exactly one row changed means we own it until commit; zero means another worker
     re-dated, stepped or closed it first, and we leave it (the next sweep looks again).
     """
-    result = session.execute(
-        update(table)
-        .where(
-            table.id == row.id,
-            table.calendar_status == ESTIMATED,
-            table.due_at == row.due_at,
-            table.state.in_(in_flight),
-            or_(table.claimed_until.is_(None), table.claimed_until < real_now),
-        )
-        .values(claimed_by=owner, claimed_until=real_now + lease)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    return claims.take(session, claims.kind_of(table), row.id, owner, real_now + lease, real_now,
+                       where=[table.calendar_status == ESTIMATED, table.due_at == row.due_at, table.state.in_(in_flight)])
 
 
 def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:

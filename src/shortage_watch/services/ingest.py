@@ -39,10 +39,10 @@ from shortage_watch.domain.records import (
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import ParseLimits, ParsedFile, parse_payload
 from shortage_watch.settings import SourceSettings
+from shortage_watch.store import claims
 from shortage_watch.store.bulk import DriverInsert
 from shortage_watch.store.tables import (
     DistributorReport,
-    Heartbeat,
     RawPayload,
     RawReceipt,
     RecordVersion,
@@ -771,42 +771,28 @@ def _lease_seconds(app: Any) -> int:
 
 
 def acquire_source_lease(app: Any, name: str) -> bool:
-    """Take the source's lease for this replica; False when another replica holds it."""
+    """Take the source's lease for this replica (or renew ours); False when another replica holds it."""
     real_now = utc_now()
     with app.sessions.begin() as session:
-        _insert_ignoring_conflict(session, SourceState, {"name": name, "consecutive_failures": 0})
-        # Claim: the UPDATE matches only a free, expired or already-ours lease; changing no
-        # row means another replica holds it and polls this source now.
-        claimed = session.execute(
-            update(SourceState)
-            .where(SourceState.name == name,
-                   or_(SourceState.lease_owner.is_(None), SourceState.lease_until < real_now,
-                       SourceState.lease_owner == app.replica_id))
-            .values(lease_owner=app.replica_id, lease_until=real_now + timedelta(seconds=_lease_seconds(app)))
-        )
-        return claimed.rowcount == 1
+        claims.ensure_row(session, claims.SOURCES, name, consecutive_failures=0)
+        return claims.take(session, claims.SOURCES, name, app.replica_id,
+                           real_now + timedelta(seconds=_lease_seconds(app)), real_now, renew_own=True)
 
 
 def renew_source_lease(session: Session, app: Any, name: str) -> None:
     """Extend our lease inside a page/chunk transaction, and beat our heartbeat (a replica
     storing a long file is alive); LeaseLost when the lease is no longer ours."""
     real_now = utc_now()
-    session.execute(update(Heartbeat).where(Heartbeat.replica_id == app.replica_id).values(beat_at=real_now))
-    # Only the owner's UPDATE matches; no row changed means the lease expired and another
-    # replica took the source over, so this transaction must not move its cursor.
-    renewed = session.execute(
-        update(SourceState).where(SourceState.name == name, SourceState.lease_owner == app.replica_id)
-        .values(lease_until=real_now + timedelta(seconds=_lease_seconds(app)))
-    )
-    if renewed.rowcount != 1:
+    claims.refresh_beat(session, app.replica_id, real_now)
+    # No row renewed means the lease expired and another replica took the source over, so
+    # this transaction must not move its cursor.
+    if not claims.renew(session, claims.SOURCES, [name], app.replica_id, real_now + timedelta(seconds=_lease_seconds(app))):
         raise LeaseLost(name)
 
 
 def release_source_lease(app: Any, name: str) -> None:
     with app.sessions.begin() as session:
-        session.execute(update(SourceState).where(SourceState.name == name,
-                                                  SourceState.lease_owner == app.replica_id)
-                        .values(lease_owner=None, lease_until=None))
+        claims.release(session, claims.SOURCES, [name], app.replica_id)
 
 
 def record_source_success(session: Session, name: str, **values: Any) -> None:

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Execution option of the engine behind `make_read_sessionmaker`: its transactions only read.
+READS_ONLY = "shortage_watch_reads_only"
 
 
 def make_engine(url: str, *, reads_only: bool = False) -> Engine:
@@ -41,7 +43,15 @@ def make_engine(url: str, *, reads_only: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
+            # A writer takes the write lock at BEGIN (IMMEDIATE), so its reads and the UPDATE
+            # that follows them see one state; a reader begins deferred and never holds it:
+            # under WAL it reads the last commit while a writer works. `query_only` makes a
+            # write in a reader's transaction fail, as READ ONLY does on PostgreSQL.
+            reader = bool(reads_only or conn.get_execution_options().get(READS_ONLY, False))
+            if conn.info.get(READS_ONLY, False) != reader:  # set once per change, not per transaction
+                conn.exec_driver_sql(f"PRAGMA query_only={int(reader)}")
+                conn.info[READS_ONLY] = reader
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -63,7 +73,18 @@ def sqlite_ledger_missing(url: str) -> str | None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that writes (on SQLite each transaction takes the write lock at BEGIN)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for readers (listings, metrics, health, web pages that only show): they never
+    take or wait for the write lock, and a write in them fails. SQLite: a deferred BEGIN;
+    PostgreSQL: a READ ONLY transaction. Same pool as `make_sessionmaker(engine)`."""
+    options: dict[str, object] = {READS_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return sessionmaker(engine.execution_options(**options), expire_on_commit=False)
 
 
 def _alembic_config(engine: Engine) -> Config:
