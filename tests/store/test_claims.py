@@ -104,3 +104,11 @@ def test_take_batch_takes_no_more_than_its_limit_from_many_rows(sessions: sessio
         taken = claims.take_batch(s, claims.JOBS, "replica-a", LATER, NOW, where=[], order_by=[Lease.name], limit=20)
     assert taken == names[:20]
     assert sum(owner == "replica-a" for owner in holders(sessions).values()) == 20
+
+
+def test_take_listed_takes_only_the_free_rows_named(sessions: sessionmaker[Session]) -> None:
+    add_jobs(sessions, "a", "b", "c")
+    add_jobs(sessions, "b", owner="replica-x", until=LATER)
+    with sessions.begin() as s:
+        assert claims.take_listed(s, claims.JOBS, ["a", "b"], "replica-a", LATER, NOW) == {"a"}
+    assert holders(sessions) == {"a": "replica-a", "b": "replica-x", "c": None}

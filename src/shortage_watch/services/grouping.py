@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
@@ -20,6 +20,7 @@ from shortage_watch.domain.grouping import GroupKey, daily_thread_key, group_key
 from shortage_watch.domain.working_hours import bureau_mail_waits, next_working_hours_start
 from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
 from shortage_watch.mail.render import RenderError
+from shortage_watch.store import claims
 from shortage_watch.store.tables import Alert
 
 if TYPE_CHECKING:
@@ -87,14 +88,8 @@ def complete_groups(
             ids.append(row_id)
     if not ids:
         return _give_back_young_groups(session, app, claimed, now, owner) if wait else claimed
-    # Claim, then check: only rows still claimable change; one another sender took meanwhile is not ours.
-    session.execute(
-        update(Alert).where(Alert.id.in_(ids), _claimable(now, real_now))
-        .values(status="sending", lease_owner=owner, lease_until=until).execution_options(synchronize_session=False)
-    )
-    rows = session.scalars(
-        select(Alert).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner, Alert.lease_until == until).order_by(Alert.id)
-    ).all()
+    taken = claims.take_listed(session, claims.ALERTS, ids, owner, until, real_now, where=[_claimable(now, real_now)])
+    rows = session.scalars(select(Alert).where(Alert.id.in_(taken)).order_by(Alert.id)).all() if taken else []
     mates = [
         ClaimedAlert(
             id=r.id, dedup_key=r.dedup_key, thread_key=r.thread_key, template=r.template, recipient_role=r.recipient_role,
@@ -124,11 +119,7 @@ def _give_back_young_groups(session: Session, app: "App", claimed: list["Claimed
         if due <= now:
             continue
         ids = [a.id for a in members]
-        session.execute(
-            update(Alert).where(Alert.id.in_(ids), Alert.status == "sending", Alert.lease_owner == owner)
-            .values(status="pending", lease_owner=None, lease_until=None, next_attempt_at=due, last_error=GROUP_WAIT)
-            .execution_options(synchronize_session=False)
-        )
+        claims.release(session, claims.ALERTS, ids, owner, next_attempt_at=due, last_error=GROUP_WAIT)
         young.update(ids)
     return [a for a in claimed if a.id not in young]
 

@@ -104,6 +104,24 @@ def take(
     return changed == 1
 
 
+def take_listed(
+    session: Session, kind: Claimable, keys: Iterable[Any], owner: str, until: datetime, real_now: datetime,
+    *, where: Sequence[ColumnElement[bool]] = (),
+) -> set[Any]:
+    """Hold those of `keys` that are free and satisfy `where` for `owner` until `until`; the keys taken."""
+    keys = list(keys)
+    if not keys:
+        return set()
+    # Claim, then check: a row another replica took since we read it is not changed, and not ours.
+    return set(session.execute(
+        update(kind.table)
+        .where(kind.key.in_(keys), kind.free(real_now), *where)
+        .values({kind.owner.key: owner, kind.until.key: until, **kind.taken})
+        .returning(kind.key)
+        .execution_options(synchronize_session=False)
+    ).scalars())
+
+
 def take_batch(
     session: Session, kind: Claimable, owner: str, until: datetime, real_now: datetime, *,
     where: Sequence[ColumnElement[bool]], order_by: Sequence[Any], limit: int, in_order: bool = True,
