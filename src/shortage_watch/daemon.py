@@ -1,6 +1,8 @@
-"""`shortage-watch run`: this process's timers, its heartbeat, and a clean exit.
+"""`shortage-watch run`: this process's timers, its signals, and a clean exit.
 
-APScheduler (BlockingScheduler, in-memory job store) is only this process's timer.
+APScheduler (BackgroundScheduler, in-memory job store) is only this process's timer; the
+main thread waits on a stop event that SIGTERM/SIGINT set. The jobs' bodies are services
+(poll, escalate, deliver, digests, housekeeping, replica).
 Correctness lives in the database: a lease per source, claims on due obligations and
 cases, claims on outbox rows, unique dedup keys. So two or three replicas on one
 PostgreSQL share the work and each alert is sent once; a replica that dies leaves
@@ -18,7 +20,6 @@ import os
 import signal
 import threading
 import time as monotonic
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from datetime import date, datetime, time, timedelta
@@ -32,32 +33,25 @@ from apscheduler.events import (
     JobSubmissionEvent,
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.base import STATE_STOPPED, TIMEOUT_MAX
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, exists, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from shortage_watch import __version__
 from shortage_watch.app import App
-from shortage_watch.calendar import CalendarError, CalendarStatus, WorkingCalendar
+from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.clock import utc_now
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.redact import mask_url
 from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
 from shortage_watch.services.escalate import sweep
-from shortage_watch.services.ingest import poll_sources, source_is_due
+from shortage_watch.services.housekeeping import calendar_warnings, prune_old_records
+from shortage_watch.services.poll import poll_sources, source_due_now
 from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.services.replica import claim_named_lease, release_named_lease, release_replica_claims, write_heartbeat
 from shortage_watch.store.db import current_revision, head_revision
-from shortage_watch.store.tables import (
-    Alert,
-    RawPayload,
-    RawReceipt,
-    SourceState,
-)
 
 log = logging.getLogger(__name__)
 
@@ -94,51 +88,6 @@ def check_schema(app: App) -> None:
 # --- housekeeping ---------------------------------------------------------------------
 
 
-@dataclass
-class HousekeepingResult:
-    payloads_pruned: int = 0
-    alerts_deleted: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
-def prune_old_records(app: App, now: datetime) -> HousekeepingResult:
-    """Drop raw payload bytes and sent alerts older than `daemon.retention_days` (one transaction).
-
-    Payload rows, receipts and parsed records stay: only the archived bytes go, and never
-    those of a receipt still waiting to be parsed. Pending, dead and undeliverable alerts stay.
-    """
-    cutoff = now - timedelta(days=app.settings.daemon.retention_days)
-    unparsed = exists().where(RawReceipt.payload_id == RawPayload.id, RawReceipt.status == "received")
-    with app.sessions.begin() as session:
-        pruned = session.execute(
-            update(RawPayload)
-            .where(RawPayload.first_seen_at < cutoff, RawPayload.content.is_not(None), ~unparsed)
-            .values(content=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        deleted = session.execute(
-            delete(Alert)
-            .where(Alert.status == "sent", Alert.sent_at < cutoff)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return HousekeepingResult(payloads_pruned=pruned, alerts_deleted=deleted)
-
-
-def calendar_warnings(app: App, now: datetime) -> list[str]:
-    """From 1 November: say so when next year's working-day arrangement is not yet official."""
-    today = app.calendar.local_date(now)
-    warnings = []
-    years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
-    for year in years:
-        if app.calendar.status(year) == CalendarStatus.ESTIMATED:
-            warnings.append(
-                f"the {year} working-day calendar is not official yet (estimated, erring late): when the "
-                f"State Council publishes the {year} holiday arrangement, add {app.settings.calendar.overrides_dir}/"
-                f"{year}.toml (see docs/production.md) or upgrade the holidays package"
-            )
-    return warnings
-
-
 def working_day_job_due(calendar: WorkingCalendar, now: datetime, at: time) -> bool:
     """True on a working day (the official calendar, make-up days included) from local time `at` on.
 
@@ -161,30 +110,6 @@ def overrides_signature(directory: Path | None) -> tuple[tuple[str, int, int], .
 # --- the daemon ---------------------------------------------------------------------------
 
 
-
-
-class _StoppableScheduler(BlockingScheduler):
-    """A BlockingScheduler whose loop also ends when `stopping` is set.
-
-    Stopping from a signal handler (or another thread) by calling `shutdown` races the
-    loop, which may be removing a finished job at that moment; instead the loop checks
-    the flag each time it wakes, and the main thread shuts the scheduler down after it.
-    """
-
-    def __init__(self, stopping: threading.Event, **options: Any) -> None:
-        super().__init__(**options)
-        self._stopping = stopping
-
-    def _main_loop(self) -> None:
-        wait_seconds: float | None = TIMEOUT_MAX
-        while self.state != STATE_STOPPED and not self._stopping.is_set():
-            self._event.wait(wait_seconds)
-            self._event.clear()
-            if self._stopping.is_set():
-                break
-            wait_seconds = self._process_jobs()
-
-
 class Daemon:
     """Schedules poll, sweep, deliver, digests, housekeeping and heartbeat; stops cleanly on a signal."""
 
@@ -204,8 +129,8 @@ class Daemon:
         self._running = 0
         self._idle = threading.Condition()
         daemon = self.settings.daemon
-        self.scheduler = _StoppableScheduler(
-            self.stopping,
+        # Only the timer: it fires jobs on its own thread; `run` waits on `stopping` meanwhile.
+        self.scheduler = BackgroundScheduler(
             timezone=self.settings.timezone,
             executors={"default": ThreadPoolExecutor(max_workers=4 + len(self.settings.sources))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": daemon.misfire_grace_seconds},
@@ -222,22 +147,12 @@ class Daemon:
         The timer fires at the source's interval, so a healthy source is polled then; a
         failing one waits out intake's back-off (`source_is_due`) before it is tried again.
         """
-        if only is not None and not self._source_due(only):
+        if only is not None and not source_due_now(self.app, only):
             log.debug("source in back-off after failures; not polled this tick", extra={"source": only})
             return
         for outcome in poll_sources(self.app, self.app.clock.now(), only=only):
             level = logging.WARNING if outcome.status == "failed" else logging.INFO if outcome.items else logging.DEBUG
             log.log(level, "poll %s", outcome.line(), extra={"source": outcome.source, "count": outcome.items or None})
-
-    def _source_due(self, name: str) -> bool:
-        source = next((s for s in self.settings.sources if s.name == name), None)
-        if source is None:
-            return True
-        with self.app.sessions() as session:
-            state = session.get(SourceState, name)
-        if state is None or not state.consecutive_failures:
-            return True
-        return bool(source_is_due(state, source, utc_now()))
 
     def sweep(self) -> None:
         """Escalate what is due: `services.escalate.sweep`, timed into the sweep histogram."""
@@ -285,12 +200,12 @@ class Daemon:
     def housekeeping(self) -> None:
         """Prune past retention and warn about an unofficial calendar (one replica at a time)."""
         now = self.app.clock.now()
-        for warning in calendar_warnings(self.app, now):
+        for warning in calendar_warnings(self.app.calendar, self.settings.calendar.overrides_dir, now):
             log.warning(warning, extra={"job": "housekeeping"})
         if not claim_named_lease(self.app.replica, "housekeeping", self.settings.daemon.lease_seconds):
             return
         try:
-            result = prune_old_records(self.app, now)
+            result = prune_old_records(self.app.sessions, self.settings.daemon.retention_days, now)
         finally:
             release_named_lease(self.app.replica, "housekeeping")
         if result.payloads_pruned or result.alerts_deleted:
@@ -374,7 +289,6 @@ class Daemon:
         add = partial(
             self.scheduler.add_job, coalesce=True, max_instances=1, misfire_grace_time=daemon.misfire_grace_seconds
         )
-        add(self._job("catch-up", self.catch_up), id="catch-up", next_run_time=start, name="catch-up")
         for source in self.settings.sources:
             add(
                 self._job(f"poll:{source.name}", lambda name=source.name: self.poll(only=name)),
@@ -402,22 +316,18 @@ class Daemon:
 
     def request_stop(self, signum: int | None = None, _frame: Any = None) -> None:
         """Signal handler: stop taking new work; `run` then waits for running jobs and cleans up."""
-        if self.stopping.is_set():
+        if self._stop_requested_at is not None:
             return
         self._stop_requested_at = monotonic.monotonic()
-        self.stopping.set()
-        name = signal.Signals(signum).name if signum else "requested"
-        # The handler runs inside whatever the main thread was doing (maybe the scheduler's
-        # loop, holding its locks): only set the flag here, and wake the loop from a thread.
-        # The loop then ends and `run` shuts the scheduler down from the main thread.
-        threading.Thread(target=self._wake_scheduler, args=(name,), name="stop", daemon=True).start()
+        reason = signal.Signals(signum).name if signum else "requested"
+        # The handler runs on the main thread, which may be inside `stopping.wait()` holding the
+        # event's own lock: setting the event here could deadlock on it. A thread sets it (and
+        # logs) as soon as the lock is free; `run` then wakes, shuts the timer down and cleans up.
+        threading.Thread(target=self._stop, args=(reason,), name="stop", daemon=True).start()
 
-    def _wake_scheduler(self, reason: str) -> None:
+    def _stop(self, reason: str) -> None:
         log.info("stopping (%s)", reason, extra={"replica": self.app.replica_id})
-        try:
-            self.scheduler.wakeup()
-        except AttributeError:
-            pass  # the loop has not begun; it checks the flag before it first waits
+        self.stopping.set()
 
     def run(self, install_signals: bool = True) -> int:
         """Check the schema, beat, start the timers (with a catch-up cycle first) and block
@@ -445,8 +355,11 @@ class Daemon:
         )
         try:
             self.schedule()
-            if not self.stopping.is_set():
-                self.scheduler.start()  # returns once `stopping` is set (see _StoppableScheduler)
+            self.scheduler.start()
+            # The catch-up runs once, on a thread of its own rather than as a one-shot timer: APScheduler
+            # 3 removes a fired one-shot job without holding off `shutdown`, which can fail that removal.
+            threading.Thread(target=self._step, args=("catch-up", self.catch_up), name="catch-up", daemon=True).start()
+            self.stopping.wait()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from shortage_watch.app import App
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import FixedClock, utc_now
-from shortage_watch.daemon import Daemon, calendar_warnings, prune_old_records, working_day_job_due
+from shortage_watch.daemon import Daemon, working_day_job_due
+from shortage_watch.services.housekeeping import calendar_warnings, prune_old_records
 from shortage_watch.services.replica import claim_named_lease, release_named_lease, release_replica_claims, write_heartbeat
 from shortage_watch.store.tables import Alert, Heartbeat, Lease, Obligation, RawPayload, RawReceipt, ShortageCase, SourceState
 
@@ -106,7 +108,7 @@ def test_housekeeping_prunes_past_retention_only(app: App) -> None:
         add_alert(s, "new-sent", status="sent", sent_at=recent)
         add_alert(s, "old-dead", status="dead", created_at=old)
 
-    result = prune_old_records(app, now)
+    result = prune_old_records(app.sessions, app.settings.daemon.retention_days, now)
 
     assert (result.payloads_pruned, result.alerts_deleted) == (1, 1)
     with app.sessions() as s:
@@ -119,11 +121,11 @@ def test_calendar_warning_from_first_of_november_when_next_year_is_estimated(tmp
     settings = make_settings("sqlite://", tmp_path)
     app = App(settings, clock=FixedClock(T0))
     # 2025's arrangement was published in November 2024 and the library carries it.
-    assert calendar_warnings(app, at_local(date(2024, 11, 1), 9)) == []
+    assert calendar_warnings(app.calendar, app.settings.calendar.overrides_dir, at_local(date(2024, 11, 1), 9)) == []
     # No year after the pinned ones is official: from 1 November it is called out.
     last_official = max(y for y, st in app.calendar.known_years(2035).items() if st.value == "official")
-    assert calendar_warnings(app, at_local(date(last_official, 10, 31), 9)) == []
-    warnings = calendar_warnings(app, at_local(date(last_official, 11, 1), 9))
+    assert calendar_warnings(app.calendar, app.settings.calendar.overrides_dir, at_local(date(last_official, 10, 31), 9)) == []
+    warnings = calendar_warnings(app.calendar, app.settings.calendar.overrides_dir, at_local(date(last_official, 11, 1), 9))
     assert len(warnings) == 1 and f"the {last_official + 1} working-day calendar is not official" in warnings[0]
 
 
@@ -134,7 +136,7 @@ def test_calendar_override_silences_the_warning(tmp_path: Path) -> None:
     year = last_official + 1
     (tmp_path / "calendar" / f"{year}.toml").write_text(f"year = {year}\nholidays = []\nmakeup_workdays = []\n")
     app = App(make_settings("sqlite://", tmp_path), clock=FixedClock(T0))
-    assert calendar_warnings(app, at_local(date(last_official, 11, 2), 9)) == []
+    assert calendar_warnings(app.calendar, app.settings.calendar.overrides_dir, at_local(date(last_official, 11, 2), 9)) == []
 
 
 def test_digest_is_due_on_working_days_from_its_time() -> None:
@@ -167,10 +169,8 @@ def test_schedule_has_one_timer_per_source_and_job(tmp_path: Path) -> None:
     start = datetime(2024, 9, 27, 10, 0, tzinfo=SHANGHAI)
     daemon.schedule(start)
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {
-        "catch-up", "poll:inbox", "poll:feed", "sweep", "deliver", "heartbeat", "digests", "monthly", "housekeeping",
-    }
-    assert jobs["catch-up"].next_run_time == start
+    assert set(jobs) == {"poll:inbox", "poll:feed", "sweep", "deliver", "heartbeat", "digests", "monthly", "housekeeping"}
+    assert jobs["poll:inbox"].trigger.start_date == start + timedelta(seconds=5), "the catch-up covers `start` itself"
     assert jobs["poll:inbox"].trigger.interval == timedelta(seconds=5)
     assert jobs["poll:feed"].trigger.interval == timedelta(seconds=600)
     assert jobs["sweep"].trigger.interval == timedelta(seconds=7)
@@ -296,6 +296,21 @@ def test_request_stop_ends_the_run_loop_and_cleans_up(sqlite_url: str, tmp_path:
     assert not daemon.scheduler.running
     with app.sessions() as s:
         assert s.get(Heartbeat, "replica-stop") is None
+    app.close()
+
+
+def test_run_starts_with_one_catch_up_cycle(sqlite_url: str, tmp_path: Path, monkeypatch) -> None:
+    app = App(make_settings(sqlite_url, tmp_path), replica_id="replica-catch-up")
+    daemon = Daemon(app)
+    cycles: list[str] = []
+
+    def catch_up() -> None:
+        cycles.append(threading.current_thread().name)
+        daemon.request_stop()
+
+    monkeypatch.setattr(daemon, "catch_up", catch_up)
+    assert daemon.run(install_signals=False) == 0
+    assert cycles == ["catch-up"], "once, off the main thread (which waits for a stop signal)"
     app.close()
 
 

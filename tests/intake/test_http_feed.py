@@ -10,8 +10,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from shortage_watch.intake.sources_http import poll_http_source
-from shortage_watch.services.ingest import acquire_source_lease, poll_source, poll_sources, release_source_lease
+from shortage_watch.services.poll import acquire_source_lease, poll_http_source, poll_source, poll_sources, release_source_lease
 from shortage_watch.store.tables import RawReceipt, SourceState, StoppageNotice
 from tests.intake.conftest import NOW
 

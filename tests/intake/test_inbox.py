@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.intake.sample_inbox import write_sample_inbox
-from shortage_watch.services.ingest import poll_source
+from shortage_watch.services.poll import poll_source
 from shortage_watch.store.tables import RawReceipt, StoppageNotice
 from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, notice_row
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shortage_watch.health import check_health
-from shortage_watch.services.ingest import poll_source
+from shortage_watch.services.poll import poll_source
 from shortage_watch.store.tables import RawReceipt, StoppageNotice
 from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, app, make_app, notice_row  # noqa: F401 (fixtures)
 

@@ -25,7 +25,8 @@ from shortage_watch.health import check_health
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import parse_payload
 from shortage_watch.services import ingest as ingest_module
-from shortage_watch.services.ingest import ingest_payload, poll_source
+from shortage_watch.services.ingest import ingest_payload
+from shortage_watch.services.poll import poll_source
 from shortage_watch.store.tables import Heartbeat, RawReceipt, RecordVersion, StoppageNotice
 from tests.intake.conftest import NOW, STOPPAGE_HEADER_ZH, app, make_app, notice_row  # noqa: F401 (fixtures)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pytest_httpserver import HTTPServer
 
 from shortage_watch.clock import utc_now
-from shortage_watch.services.ingest import poll_source
+from shortage_watch.services.poll import poll_source
 from shortage_watch.store.tables import SourceState
 from tests.intake.conftest import NOW, make_app  # noqa: F401  (make_app is a fixture)
 from tests.intake.test_http_feed import feed_source, notice

@@ -113,7 +113,7 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def poll_command(args: argparse.Namespace, ctx: Context) -> int:
     """One line per source; exit 1 when a source failed, 2 for an unknown source name."""
-    from shortage_watch.services.ingest import poll_sources
+    from shortage_watch.services.poll import poll_sources
 
     names = [s.name for s in ctx.settings.sources]
     if args.source is not None and args.source not in names:

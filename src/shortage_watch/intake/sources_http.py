@@ -27,17 +27,15 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from shortage_watch import __version__
 from shortage_watch.clock import utc_now
-from shortage_watch.redact import mask_url, scrub, url_secrets
+from shortage_watch.redact import scrub, url_secrets
 from shortage_watch.settings import SourceSettings
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES_PER_POLL = 100
 MAX_RETRY_AFTER = 120.0  # a longer Retry-After ends this poll; the next poll tries again
 BACKOFF_BASE = 0.5
 MAX_ETAG = 512  # the width of source_state.etag
 MAX_LAST_MODIFIED = 128  # the width of source_state.last_modified
-MAX_CURSOR = 2000  # longer is no cursor but a fault of the feed
 
 
 class FeedError(Exception):
@@ -276,86 +274,3 @@ class HttpFeed:
         # A shut-down socket may read as a clean end of a body that has no length: cut, not complete.
         self._raise_if_too_slow()
         return b"".join(chunks)
-
-
-def _usable_cursor(cursor: str) -> bool:
-    return len(cursor) <= MAX_CURSOR and cursor.isprintable()
-
-
-def poll_http_source(app: Any, source: SourceSettings, now: datetime,
-                     sleep: Callable[[float], None] = time.sleep) -> Any:
-    """Fetch pages from the stored cursor on; each page is stored with its cursor move in one transaction."""
-    from shortage_watch.services.ingest import (
-        PollOutcome,
-        archive_payload,
-        record_source_failure,
-        record_source_success,
-        renew_source_lease,
-        store_payload,
-    )
-    from shortage_watch.store.tables import SourceState
-
-    outcome = PollOutcome(source.name, "ok")
-    with app.sessions() as session:
-        state = session.get(SourceState, source.name)
-        cursor = state.cursor if state else None
-        etag = state.etag if state else None
-        last_modified = state.last_modified if state else None
-    feed = HttpFeed(source, sleep=sleep)
-    try:
-        for page_number in range(MAX_PAGES_PER_POLL):
-            first = page_number == 0
-            try:
-                page = feed.fetch(cursor, etag if first else None, last_modified if first else None)
-            except FeedError as exc:
-                record_source_failure(app, source.name, str(exc))
-                outcome.status, outcome.error = "failed", str(exc)
-                return outcome
-            if page.not_modified:
-                with app.sessions.begin() as session:
-                    renew_source_lease(session, app, source.name)
-                    record_source_success(session, source.name)
-                if outcome.items == 0:
-                    outcome.status = "not_modified"
-                return outcome
-            # The raw page is kept first, in its own transaction: whatever fails while it is
-            # parsed and stored, the bytes received are never lost.
-            with app.sessions.begin() as session:
-                archive_payload(session, page.content, now)
-            with app.sessions.begin() as session:
-                renew_source_lease(session, app, source.name)
-                result = store_payload(session, app, source=source.name, name=mask_url(page.url), content=page.content,
-                                       kind=source.record_kind, now=now, field_map=source.field_map, format="json")
-                problem = None
-                if result.unusable:
-                    # The page is kept (receipt rejected); the cursor stays so the page is fetched again.
-                    problem = "unusable page: " + (result.errors[0]["reason"] if result.errors else "unusable page")
-                elif result.next_cursor is not None and not _usable_cursor(result.next_cursor):
-                    # Its records are stored; a cursor no URL and no database column can carry
-                    # stays unmoved, and the feed's owner reads why in the source's error.
-                    problem = f"next_cursor 无法使用，游标未移动 / unusable next_cursor (control characters or over {MAX_CURSOR} characters); cursor kept"
-                if problem is not None:
-                    from sqlalchemy import update
-
-                    session.execute(update(SourceState).where(SourceState.name == source.name).values(
-                        last_error=f"page {mask_url(page.url)}: {problem}"[:2000], last_error_at=utc_now(),
-                        consecutive_failures=SourceState.consecutive_failures + 1))
-                    outcome.add(result)
-                    outcome.status, outcome.error = "failed", problem
-                    return outcome
-                moved = result.next_cursor is not None and result.next_cursor != cursor
-                new_cursor = result.next_cursor if moved else cursor
-                # A validator belongs to the URL it came with: keep it only while the cursor stays.
-                record_source_success(
-                    session, source.name, cursor=new_cursor,
-                    etag=None if moved else page.etag, last_modified=None if moved else page.last_modified,
-                )
-            outcome.add(result)
-            if not (result.has_more and moved):
-                return outcome
-            cursor = new_cursor
-        outcome.error = f"stopped after {MAX_PAGES_PER_POLL} pages; continuing next poll"
-        return outcome
-    finally:
-        feed.close()
-

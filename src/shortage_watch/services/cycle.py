@@ -13,7 +13,7 @@ from datetime import datetime
 
 from shortage_watch.services.deliver import DeliverResult, deliver_due
 from shortage_watch.services.escalate import SweepResult, sweep
-from shortage_watch.services.ingest import PollOutcome, poll_sources
+from shortage_watch.services.poll import PollOutcome, poll_sources
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 from zoneinfo import ZoneInfo
@@ -25,7 +25,6 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shortage_watch.clock import utc_now
 from shortage_watch.domain.directory import Directory, unknown_party_warnings
 from shortage_watch.domain.records import (
     MODELS,
@@ -38,16 +37,14 @@ from shortage_watch.domain.records import (
 )
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import ParseLimits, ParsedFile, parse_payload
-from shortage_watch.settings import SourceSettings
-from shortage_watch.store import claims
 from shortage_watch.store.bulk import DriverInsert
+from shortage_watch.store.claims import LeaseLost
 from shortage_watch.store.tables import (
     DistributorReport,
     RawPayload,
     RawReceipt,
     RecordVersion,
     ShortageReport,
-    SourceState,
     StoppageNotice,
 )
 
@@ -721,158 +718,3 @@ def ingest_file(app: Any, path: Path, kind: str, now: datetime, source: str = "c
     """Ingest one file by hand (`submit`); UnusableFile when it cannot even be read."""
     content = read_input_file(Path(path))
     return ingest_payload(app, source=source, name=Path(path).name, content=content, kind=kind, now=now)
-
-
-# ---- sources ------------------------------------------------------------------------------------
-
-
-@dataclass
-class PollOutcome:
-    """What one poll of one source did. `status`: ok | not_modified | failed | busy | not_due."""
-
-    source: str
-    status: str
-    items: int = 0  # files or pages stored
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    error: str | None = None
-    results: list[IngestResult] = field(default_factory=list)
-
-    def add(self, result: IngestResult) -> None:
-        self.items += 1
-        self.accepted += result.accepted
-        self.duplicates += result.duplicates
-        self.rejected += result.rejected
-        self.results.append(result)
-
-    def line(self) -> str:
-        """One line for `shortage-watch poll`."""
-        if self.status == "failed":
-            return f"{self.source}: failed: {self.error}"
-        if self.status == "busy":
-            return f"{self.source}: skipped (another replica is polling it)"
-        if self.status == "not_due":
-            return f"{self.source}: not due yet"
-        if self.status == "not_modified":
-            return f"{self.source}: not modified"
-        unusable = sum(1 for r in self.results if r.unusable)
-        note = (f", {unusable} unusable" if unusable else "") + (f"; {self.error}" if self.error else "")
-        return (f"{self.source}: ok, {self.items} item(s), accepted {self.accepted}, duplicates {self.duplicates}, "
-                f"rejected {self.rejected}{note}")
-
-
-class LeaseLost(Exception):
-    """Another replica took over this source's lease while we were polling it."""
-
-
-def _lease_seconds(app: Any) -> int:
-    return app.settings.daemon.lease_seconds
-
-
-def acquire_source_lease(app: Any, name: str) -> bool:
-    """Take the source's lease for this replica (or renew ours); False when another replica holds it."""
-    real_now = utc_now()
-    with app.sessions.begin() as session:
-        claims.ensure_row(session, claims.SOURCES, name, consecutive_failures=0)
-        return claims.take(session, claims.SOURCES, name, app.replica_id,
-                           real_now + timedelta(seconds=_lease_seconds(app)), real_now, renew_own=True)
-
-
-def renew_source_lease(session: Session, app: Any, name: str) -> None:
-    """Extend our lease inside a page/chunk transaction, and beat our heartbeat (a replica
-    storing a long file is alive); LeaseLost when the lease is no longer ours."""
-    real_now = utc_now()
-    claims.refresh_beat(session, app.replica_id, real_now)
-    # No row renewed means the lease expired and another replica took the source over, so
-    # this transaction must not move its cursor.
-    if not claims.renew(session, claims.SOURCES, [name], app.replica_id, real_now + timedelta(seconds=_lease_seconds(app))):
-        raise LeaseLost(name)
-
-
-def release_source_lease(app: Any, name: str) -> None:
-    with app.sessions.begin() as session:
-        claims.release(session, claims.SOURCES, [name], app.replica_id)
-
-
-def record_source_success(session: Session, name: str, **values: Any) -> None:
-    """The source answered; `values` may add columns (a cursor) or keep a `last_error` note."""
-    session.execute(update(SourceState).where(SourceState.name == name).values(
-        **{"last_success_at": utc_now(), "last_error": None, "consecutive_failures": 0, **values}))
-
-
-def record_source_failure(app: Any, name: str, error: str) -> None:
-    with app.sessions.begin() as session:
-        _insert_ignoring_conflict(session, SourceState, {"name": name, "consecutive_failures": 0})
-        session.execute(update(SourceState).where(SourceState.name == name).values(
-            last_error=error[:2000], last_error_at=utc_now(),
-            consecutive_failures=SourceState.consecutive_failures + 1))
-
-
-def source_is_due(state: SourceState | None, source: SourceSettings, real_now: datetime) -> bool:
-    """Due when never polled, or `interval` seconds (doubled per consecutive failure, up to 32x) have passed."""
-    if state is None:
-        return True
-    last = max((t for t in (state.last_success_at, state.last_error_at) if t is not None), default=None)
-    if last is None:
-        return True
-    backoff = min(2 ** (state.consecutive_failures or 0), 32)
-    return real_now >= last + timedelta(seconds=source.interval * backoff)
-
-
-def poll_source(app: Any, source: SourceSettings, now: datetime) -> PollOutcome:
-    """Poll one source under its lease; never raises (a failure is recorded on the source)."""
-    try:
-        if not acquire_source_lease(app, source.name):
-            return PollOutcome(source.name, "busy")
-    except Exception as exc:
-        log.exception("source %s: cannot take its lease", source.name)
-        return PollOutcome(source.name, "failed", error=f"database: {type(exc).__name__}")
-    try:
-        if source.type == "http":
-            from shortage_watch.intake.sources_http import poll_http_source
-
-            outcome = poll_http_source(app, source, now)
-        else:
-            from shortage_watch.intake.sources_inbox import poll_inbox_source
-
-            outcome = poll_inbox_source(app, source, now)
-    except Exception as exc:  # one bad source never stops the others or the daemon
-        if isinstance(exc, OSError):
-            # A missing or unreadable inbox folder is the operator's news, not a bug:
-            # one line each poll, no traceback.
-            log.error("source %s: poll failed: %s", source.name, exc, extra={"source": source.name})
-        else:
-            log.exception("source %s: poll failed", source.name, extra={"source": source.name})
-        outcome = PollOutcome(source.name, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
-        try:
-            record_source_failure(app, source.name, outcome.error or "")
-        except Exception:
-            log.exception("source %s: cannot record the failure", source.name)
-    finally:
-        try:
-            release_source_lease(app, source.name)
-        except Exception:
-            log.exception("source %s: cannot release its lease (it expires by itself)", source.name)
-    return outcome
-
-
-def poll_sources(app: Any, now: datetime, only: str | None = None, *, force: bool = False) -> list[PollOutcome]:
-    """Poll every configured source that is due (all of them with `force`, or just `only`)."""
-    outcomes: list[PollOutcome] = []
-    sources = [s for s in app.settings.sources if only is None or s.name == only]
-    if not sources:
-        return outcomes
-    try:
-        with app.sessions() as session:
-            states = {s.name: s for s in session.scalars(select(SourceState))}
-    except Exception:
-        log.exception("cannot read source state")
-        states = {}
-    real_now = utc_now()
-    for source in sources:
-        if not (force or only) and not source_is_due(states.get(source.name), source, real_now):
-            outcomes.append(PollOutcome(source.name, "not_due"))
-            continue
-        outcomes.append(poll_source(app, source, now))
-    return outcomes

@@ -27,6 +27,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from shortage_watch.store.tables import Alert, Heartbeat, Lease, Obligation, ShortageCase, SourceState
 
 
+class LeaseLost(Exception):
+    """Our time on a lease ran out and another replica took it over while we were working under it."""
+
+
 @dataclass(frozen=True)
 class Claimable:
     """A table whose rows a replica can hold: the row's key, and the holder and expiry columns.
