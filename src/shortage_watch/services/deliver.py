@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
@@ -32,8 +32,7 @@ from shortage_watch.mail.message import AddressError, Attachment, Envelope, buil
 from shortage_watch.mail.render import RenderError
 from shortage_watch.mail.transports import Batch, Outcome
 from shortage_watch.services.grouping import complete_groups, messages_of, outcomes_for, prepare_message
-from shortage_watch.store import claims
-from shortage_watch.store.tables import Alert, AuditEvent, UTCDateTime
+from shortage_watch.store import claims, outbox
 
 if TYPE_CHECKING:
     from shortage_watch.app import App
@@ -87,22 +86,12 @@ def backoff_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
     return ceiling / 2 + (ceiling / 2) * fraction
 
 
-def _due(now: datetime, real_now: datetime) -> Any:
-    return or_(
-        and_(Alert.status == "pending", Alert.next_attempt_at <= now),
-        # A 'sending' row whose lease ran out belongs to a process that died mid-batch.
-        and_(Alert.status == "sending", Alert.lease_until < real_now),
-    )
-
-
 def claim_due_alerts(session: Session, now: datetime, owner: str, limit: int, lease: timedelta) -> list[ClaimedAlert]:
     """Claim up to `limit` due alerts for `owner` (commit is the caller's); oldest first."""
     real_now = utc_now()
-    ids = claims.take_batch(session, claims.ALERTS, owner, real_now + lease, real_now, where=[_due(now, real_now)],
-                            order_by=[Alert.next_attempt_at, Alert.id], limit=limit)
-    if not ids:
-        return []
-    by_id = {r.id: r for r in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    ids = claims.take_batch(session, claims.ALERTS, owner, real_now + lease, real_now,
+                            where=[outbox.due_alerts(now, real_now)], order_by=outbox.DUE_ORDER, limit=limit)
+    by_id = outbox.alerts_by_id(session, ids)
     rows = [by_id[i] for i in ids]
     return [
         ClaimedAlert(
@@ -211,7 +200,6 @@ def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, 
     # re-claimed is left alone, and its outcome stands.
     held = claims.lock_held(session, claims.ALERTS, [o.alert_id for o in outcomes if o.status != "sent"], owner)
     rows: list[dict[str, Any]] = []
-    table = Alert.__table__
     for outcome in outcomes:
         tries = attempts[outcome.alert_id] + (0 if outcome.status == "deferred" else 1)
         if outcome.status == "sent":
@@ -225,28 +213,17 @@ def record_outcomes(session: Session, outcomes: list[AlertOutcome], owner: str, 
             log.warning("alert %s: claim lost before recording %s (lease expired?)", outcome.alert_id, outcome.status)
             continue
         values = _values_for(outcome, tries, max_attempts, real_now)
-        rows.append({"b_id": outcome.alert_id, "b_owner": owner, **{f"v_{k}": v for k, v in values.items()}})
+        rows.append({"id": outcome.alert_id, **values})
         if values["status"] == "dead":
             result.dead += 1
             result.errors.append(f"alert {outcome.alert_id}: {values['last_error']}")
-            session.add(AuditEvent(at=real_now, actor=owner, entity="alert", entity_id=outcome.alert_id, action="dead", detail={"error": values["last_error"]}))
+            outbox.audit_dead(session, outcome.alert_id, owner, values["last_error"], real_now)
         elif outcome.status == "deferred":
             result.deferred += 1
         else:
             result.retried += 1
-    if rows:
-        # One executemany for the batch instead of one round trip per row.
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.status == "sending", table.c.lease_owner == bindparam("b_owner"))
-            .values(
-                status=bindparam("v_status"), attempts=bindparam("v_attempts"), sent_at=None, message_id=None,
-                # None keeps the row's time (dead rows are never due again).
-                next_attempt_at=func.coalesce(bindparam("v_next_attempt_at", type_=UTCDateTime()), table.c.next_attempt_at),
-                last_error=bindparam("v_last_error"), lease_owner=None, lease_until=None,
-            ),
-            rows,
-        )
+    # One executemany for the batch instead of one round trip per row.
+    outbox.write_outcomes(session, owner, rows)
     return result
 
 
@@ -257,17 +234,10 @@ def record_sent(session: Session | Connection, alert_id: int, message_id: str | 
     ran out meanwhile: a sender that re-claimed the row must find it sent and not send
     it again.
     """
-    # Claim, then check: exactly one row changes unless another sender recorded it sent first.
-    table = Alert.__table__
-    changed = session.execute(
-        update(table)
-        .where(table.c.id == alert_id, table.c.status != "sent")
-        .values(status="sent", attempts=tries, sent_at=utc_now(), message_id=message_id,
-                last_error=None, lease_owner=None, lease_until=None)
-    ).rowcount
-    if changed != 1:
+    if not outbox.mark_sent(session, alert_id, message_id, tries, utc_now()):
         log.warning("alert %s: another sender had already recorded it sent (its claim was lost)", alert_id)
-    return changed == 1
+        return False
+    return True
 
 
 def renew_claims(session: Session, ids: list[int], owner: str, until: datetime) -> set[int]:

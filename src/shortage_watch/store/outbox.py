@@ -1,0 +1,68 @@
+"""The outbox's rows as the sender sees them: which are due, what a claimed row carries, and
+each send's outcome written back. Claiming, renewing and handing rows back is store/claims.py's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from shortage_watch.store.tables import Alert, AuditEvent, UTCDateTime
+
+# Ordering of the sender's claims: oldest due first.
+DUE_ORDER = (Alert.next_attempt_at, Alert.id)
+
+
+def due_alerts(now: datetime, real_now: datetime) -> ColumnElement[bool]:
+    """An alert the sender may claim: pending and due at ledger time `now`, or left 'sending' by a
+    sender whose lease ran out (real clock) — a process that died mid-batch."""
+    return or_(
+        and_(Alert.status == "pending", Alert.next_attempt_at <= now),
+        and_(Alert.status == "sending", Alert.lease_until < real_now),
+    )
+
+
+def alerts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Alert]:
+    """The alert rows of `ids`, by id."""
+    ids = list(ids)
+    return {row.id: row for row in session.scalars(select(Alert).where(Alert.id.in_(ids)))} if ids else {}
+
+
+def write_outcomes(session: Session, owner: str, outcomes: list[dict[str, Any]]) -> None:
+    """Write each unsent outcome (`id` and the row's new `status`, `attempts`, `next_attempt_at`,
+    `last_error`) to its row, still held by `owner`, and hand the row back; one statement for the batch.
+    A `next_attempt_at` of None keeps the row's time (dead rows are never due again)."""
+    if not outcomes:
+        return
+    table = Alert.__table__
+    # Only rows this owner still holds change: one another sender re-claimed after our lease
+    # ran out is its own now, and its outcome stands.
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.status == "sending", table.c.lease_owner == bindparam("b_owner"))
+        .values(
+            status=bindparam("v_status"), attempts=bindparam("v_attempts"), sent_at=None, message_id=None,
+            next_attempt_at=func.coalesce(bindparam("v_next_attempt_at", type_=UTCDateTime()), table.c.next_attempt_at),
+            last_error=bindparam("v_last_error"), lease_owner=None, lease_until=None,
+        ),
+        [{"b_id": o["id"], "b_owner": owner, **{f"v_{k}": v for k, v in o.items() if k != "id"}} for o in outcomes],
+    )
+
+
+def mark_sent(session: Session | Connection, alert_id: int, message_id: str | None, tries: int, real_now: datetime) -> bool:
+    """Record one alert sent, whoever holds its claim now; False when it already was."""
+    # Claim, then check: exactly one row changes unless another sender recorded it sent first.
+    table = Alert.__table__
+    return session.execute(
+        update(table)
+        .where(table.c.id == alert_id, table.c.status != "sent")
+        .values(status="sent", attempts=tries, sent_at=real_now, message_id=message_id,
+                last_error=None, lease_owner=None, lease_until=None)
+    ).rowcount == 1
+
+
+def audit_dead(session: Session, alert_id: int, owner: str, error: str, real_now: datetime) -> None:
+    """Note in the audit trail that an alert went dead, and why."""
+    session.add(AuditEvent(at=real_now, actor=owner, entity="alert", entity_id=alert_id, action="dead", detail={"error": error}))
