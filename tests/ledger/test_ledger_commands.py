@@ -51,8 +51,11 @@ def test_compliance_per_distributor(scenario, capsys):
                                           "overdue": 0, "open": 0, "median_working_days": 6.5}
     assert rows["D1"]["name"] == "宁德医药配送有限公司"
     assert rows["D2"]["notices"] == 1 and rows["D2"]["overdue"] == 1  # the clock is now, long after 2024
-    code, out, _ = run(capsys, "--config", str(scenario.config), "compliance", "--since", "2024-10-01", "--lang", "en")
-    assert code == 0 and "no report obligations (since 2024-10-01)" in out
+    # --since/--until bound the deadline (due 2024-10-10 for notices received 2024-09-27), as the monthly summary does.
+    code, out, _ = run(capsys, "--config", str(scenario.config), "compliance", "--since", "2024-10-01", "--until", "2024-10-31", "--json")
+    assert code == 0 and sum(r["notices"] for r in json.loads(out)) == 3
+    code, out, _ = run(capsys, "--config", str(scenario.config), "compliance", "--since", "2024-10-11", "--lang", "en")
+    assert code == 0 and "no report obligations (since 2024-10-11)" in out
 
 
 def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):

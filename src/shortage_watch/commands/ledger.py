@@ -10,8 +10,6 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
 from shortage_watch.commands.officer import (
@@ -22,7 +20,9 @@ from shortage_watch.domain.policy import PolicyError
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.cycle import run_cycle
 from shortage_watch.services.ledger import case_parts, directory_of, resolve_case
-from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
+from shortage_watch.store import officer_queries as oq
+from shortage_watch.store.compliance import compliance_by_distributor, report_turnarounds
+from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
 
 STATE_FILTERS = {
     "open": ("open",),
@@ -78,8 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c_resolve.add_argument("--by", default="operator", help="who resolves it (audit trail)")
     c_resolve.set_defaults(handler=cases_resolve)
 
-    compliance = sub.add_parser("compliance", help="per distributor: notices, on time, late, overdue, median days")
-    compliance.add_argument("--since", type=iso_date, help="notices received on or after this date (2024-09-27, 2024/9/27, 2024年9月27日)")
+    compliance = sub.add_parser("compliance", help="per distributor: report obligations, on time, late, overdue, median days")
+    compliance.add_argument("--since", type=iso_date, help="report obligations due on or after this date (2024-09-27, 2024/9/27, 2024年9月27日)")
+    compliance.add_argument("--until", type=iso_date, help="report obligations due on or before this date (with --since: the monthly summary's month)")
     compliance.add_argument("--region", help="only obligations in this region and the regions under it")
     compliance.add_argument("--json", action="store_true")
     add_lang(compliance)
@@ -174,21 +175,14 @@ class _About:
     notice_id: str | None
 
 
-def _about(session: Any, directory: Any, rows: list[Obligation]) -> dict[int, _About]:
-    notice_pks = {ob.notice_pk for ob in rows if ob.notice_pk}
-    case_ids = {ob.case_id for ob in rows if ob.case_id}
-    notices = {n.id: n for n in session.scalars(select(StoppageNotice).where(StoppageNotice.id.in_(notice_pks)))} if notice_pks else {}
-    cases = {c.id: c for c in session.scalars(select(ShortageCase).where(ShortageCase.id.in_(case_ids)))} if case_ids else {}
-    out = {}
-    for ob in rows:
-        notice, case = notices.get(ob.notice_pk), cases.get(ob.case_id)
-        party = directory.distributor(ob.party_code)
-        out[ob.id] = _About(
-            distributor_name=getattr(party, "name", None) or (notice.distributor_name if notice else None),
-            product_name=(notice.product_name if notice else None) or (case.product_name if case else None),
-            notice_id=notice.notice_id if notice else None,
-        )
-    return out
+def _about(directory: Any, view: oq.ObligationView) -> _About:
+    ob, notice, case = view.obligation, view.notice, view.case
+    party = directory.distributor(ob.party_code)
+    return _About(
+        distributor_name=getattr(party, "name", None) or (notice.distributor_name if notice else None),
+        product_name=(notice.product_name if notice else None) or (case.product_name if case else None),
+        notice_id=notice.notice_id if notice else None,
+    )
 
 
 def _obligation_json(app: Any, ob: Obligation, about: _About, now: datetime) -> dict[str, Any]:
@@ -231,17 +225,11 @@ def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
     directory = directory_of(app)
     check_region(directory, args.region)
     with app.sessions() as session:
-        query = select(Obligation).order_by(Obligation.due_at, Obligation.id)
-        if args.state:
-            query = query.where(Obligation.state.in_(STATE_FILTERS[args.state]))
-        if args.distributor:
-            query = query.where(Obligation.party_code == args.distributor)
-        rows = list(session.scalars(query).all())
-        if args.region:
-            rows = [r for r in rows if r.region_code == args.region or directory.is_within(r.region_code, args.region)]
-        rows = rows[: args.limit]
-        about = _about(session, directory, rows)
-    items = [_obligation_json(app, r, about[r.id], now) for r in rows]
+        views = oq.list_obligations(
+            session, states=STATE_FILTERS[args.state] if args.state else None, distributor=args.distributor,
+            regions=directory.region_and_below(args.region) if args.region else None, limit=args.limit)
+    rows = [v.obligation for v in views]
+    items = [_obligation_json(app, v.obligation, _about(directory, v), now) for v in views]
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
         return 0
@@ -278,28 +266,24 @@ def obligations_show(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     now, tz, directory = app.clock.now(), app.calendar.tz, directory_of(app)
     with app.sessions() as session:
-        ob = session.get(Obligation, args.id)
-        if ob is None:
-            raise not_found("O", args.id)
-        about = _about(session, directory, [ob])[ob.id]
-        item = _obligation_json(app, ob, about, now)
-        notice = session.get(StoppageNotice, ob.notice_pk) if ob.notice_pk else None
-        report = session.get(DistributorReport, ob.report_pk) if ob.report_pk else None
-        item["record"] = None if notice is None else {
-            "notice_id": notice.notice_id, "manufacturer": notice.manufacturer, "product_code": notice.product_code,
-            "product_name": notice.product_name, "specification": notice.specification, "kind": notice.kind,
-            "notified_on": notice.notified_on.isoformat(), "priority_class": notice.priority_class, "reason": notice.reason,
-            "received_at": local_iso(notice.received_at, tz), "source": notice.source,
-        }
-        item["report"] = None if report is None else {
-            "report_id": report.report_id, "submitted_at": local_iso(report.submitted_at, tz), "source": report.source,
-        }
-        item["case"] = case_number("C", ob.case_id) if ob.case_id else None
-        item["alerts"] = [_alert_json(a, tz) for a in session.scalars(select(Alert).where(Alert.obligation_id == ob.id).order_by(Alert.id))]
-        events = session.scalars(
-            select(AuditEvent).where(AuditEvent.entity == "obligation", AuditEvent.entity_id == ob.id).order_by(AuditEvent.id)
-        ).all()
-        item["events"] = [_audit_json(e, tz) for e in events]
+        detail = oq.read_obligation(session, args.id)
+    if detail is None:
+        raise not_found("O", args.id)
+    ob, notice, report, events = detail.view.obligation, detail.view.notice, detail.report, detail.events
+    about = _about(directory, detail.view)
+    item = _obligation_json(app, ob, about, now)
+    item["record"] = None if notice is None else {
+        "notice_id": notice.notice_id, "manufacturer": notice.manufacturer, "product_code": notice.product_code,
+        "product_name": notice.product_name, "specification": notice.specification, "kind": notice.kind,
+        "notified_on": notice.notified_on.isoformat(), "priority_class": notice.priority_class, "reason": notice.reason,
+        "received_at": local_iso(notice.received_at, tz), "source": notice.source,
+    }
+    item["report"] = None if report is None else {
+        "report_id": report.report_id, "submitted_at": local_iso(report.submitted_at, tz), "source": report.source,
+    }
+    item["case"] = case_number("C", ob.case_id) if ob.case_id else None
+    item["alerts"] = [_alert_json(a, tz) for a in detail.alerts]
+    item["events"] = [_audit_json(e, tz) for e in events]
     if args.json:
         print(json.dumps(item, ensure_ascii=False, default=str))
         return 0
@@ -364,21 +348,19 @@ def _region_name(directory: Any, code: str | None) -> str:
 
 def _undeliverable(app: Any, args: argparse.Namespace) -> int:
     with app.sessions() as session:
-        rows = session.scalars(select(Alert).where(Alert.status == "undeliverable").order_by(Alert.id).limit(args.limit)).all()
-        ids = {a.obligation_id for a in rows if a.obligation_id}
-        owed = {ob.id: ob for ob in session.scalars(select(Obligation).where(Obligation.id.in_(ids))).all()} if ids else {}
+        found = oq.undeliverable_alerts(session, limit=args.limit)
     items = [
         {
             "alert_id": a.id,
-            "distributor": owed[a.obligation_id].party_code if a.obligation_id in owed else None,
-            "region": owed[a.obligation_id].region_code if a.obligation_id in owed else a.recipient_region,
+            "distributor": ob.party_code if ob else None,
+            "region": ob.region_code if ob else a.recipient_region,
             "matter": a.thread_key,
             "level": a.level,
             "template": a.template,
             "recipient": f"{a.recipient_role}@{a.recipient_region or '-'}",
             "written_at": local_iso(a.created_at, app.calendar.tz),
         }
-        for a in rows
+        for a, ob in ((u.alert, u.obligation) for u in found)
     ]
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
@@ -415,33 +397,13 @@ def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
     }
 
 
-def _cases_in_region(session: Any, directory: Any, cases: list[ShortageCase], region: str) -> list[ShortageCase]:
-    """Cases whose city lies within `region`, or with a hospital report from within it (a county sees its city's cases)."""
-    ids = [c.id for c in cases]
-    report_regions: dict[int, set[str]] = defaultdict(set)
-    if ids:
-        for case_id, code in session.execute(select(ShortageReport.case_id, ShortageReport.region_code).where(ShortageReport.case_id.in_(ids))):
-            report_regions[case_id].add(code)
-    return [
-        c for c in cases
-        if c.city_code == region or directory.is_within(c.city_code, region)
-        or any(code == region or directory.is_within(code, region) for code in report_regions[c.id])
-    ]
-
-
 def cases_list(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     directory = directory_of(app)
     check_region(directory, args.region)
     with app.sessions() as session:
-        query = select(ShortageCase).order_by(ShortageCase.id)
-        if args.state == "active":
-            query = query.where(ShortageCase.state != "resolved")
-        else:
-            query = query.where(ShortageCase.state == args.state)
-        cases = list(session.scalars(query).all())
-        if args.region:
-            cases = _cases_in_region(session, directory, cases, args.region)
+        cases = oq.list_cases(session, states=None if args.state == "active" else (args.state,),
+                              regions=directory.region_and_below(args.region) if args.region else None)
         items = [_case_json(app, session, c) for c in cases]
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
@@ -471,10 +433,12 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     directory = directory_of(app)
     tz = app.calendar.tz
     with app.sessions() as session:
-        case = _load_case(session, args.id)
+        detail = oq.read_case(session, args.id)
+        if detail is None:
+            raise not_found("C", args.id)
+        case = detail.case
         item = _case_json(app, session, case)
         parts = {p.hospital_code: p for p in case_parts(session, case)}
-        reports = session.scalars(select(ShortageReport).where(ShortageReport.case_id == case.id).order_by(ShortageReport.reported_on, ShortageReport.id)).all()
         item["reports"] = [
             {
                 "hospital": r.hospital_code,
@@ -487,24 +451,19 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
                 "distributor": r.distributor_code,
                 "part_closed": parts[r.hospital_code].closed,
             }
-            for r in reports
+            for r in detail.reports
         ]
         item["notices"] = [
             {"notice_id": n.notice_id, "distributor": n.distributor_code, "manufacturer": n.manufacturer, "kind": n.kind,
              "notified_on": n.notified_on.isoformat()}
-            for n in session.scalars(
-                select(StoppageNotice).where(StoppageNotice.product_code == case.product_code).order_by(StoppageNotice.notified_on)
-            ).all()
+            for n in detail.notices
         ]
         item["obligations"] = [
             {"number": case_number("O", ob.id), "kind": ob.kind, "distributor": ob.party_code, "state": ob.state, "due_on": ob.due_on.isoformat()}
-            for ob in session.scalars(select(Obligation).where(Obligation.case_id == case.id).order_by(Obligation.id)).all()
+            for ob in detail.obligations
         ]
-        item["alerts"] = [_alert_json(a, tz) for a in session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(Alert.id)).all()]
-        item["history"] = [
-            _audit_json(e, tz)
-            for e in session.scalars(select(AuditEvent).where(AuditEvent.entity == "case", AuditEvent.entity_id == case.id).order_by(AuditEvent.id)).all()
-        ]
+        item["alerts"] = [_alert_json(a, tz) for a in detail.alerts]
+        item["history"] = [_audit_json(e, tz) for e in detail.events]
     if args.json:
         print(json.dumps(item, ensure_ascii=False, default=str))
         return 0
@@ -566,48 +525,49 @@ def cases_resolve(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def compliance_rows(app: Any, since: date | None, now: datetime, region: str | None = None) -> list[dict[str, Any]]:
-    """Per distributor: report obligations, on time, late, still overdue, median working days to report."""
+def compliance_rows(app: Any, since: date | None, now: datetime, region: str | None = None,
+                    until: date | None = None) -> list[dict[str, Any]]:
+    """Per distributor: report obligations due in [since, until], on time, late, overdue now, not yet due
+    (store/compliance.py: the monthly summary's and the dashboard's definition), and the median
+    working days from receipt to report."""
     calendar = app.calendar
     directory = directory_of(app)
+    regions = directory.region_and_below(region) if region else None
     with app.sessions() as session:
-        query = select(Obligation).where(Obligation.kind == "report", Obligation.state != "cancelled")
-        if since:
-            query = query.where(Obligation.received_on >= since)
-        rows = session.scalars(query).all()
-    per: dict[str, list[Obligation]] = defaultdict(list)
-    for ob in rows:
-        if region is None or ob.region_code == region or directory.is_within(ob.region_code, region):
-            per[ob.party_code].append(ob)
-    out = []
-    for code in sorted(per):
-        items = per[code]
-        days = [calendar.working_days_between(ob.received_on, calendar.local_date(ob.fulfilled_at)) for ob in items if ob.fulfilled_at]
-        out.append(
-            {
-                "distributor": code,
-                "name": getattr(directory.distributor(code), "name", None),
-                "notices": len(items),
-                "on_time": sum(1 for ob in items if ob.state == "fulfilled"),
-                "late": sum(1 for ob in items if ob.state == "fulfilled_late"),
-                "overdue": sum(1 for ob in items if ob.state in ("open", "overdue") and now > ob.due_at),
-                "open": sum(1 for ob in items if ob.state in ("open", "overdue") and now <= ob.due_at),
-                "median_working_days": statistics.median(days) if days else None,
-            }
-        )
-    return out
+        counts = compliance_by_distributor(session, regions, due_from=since, due_to=until, now=now)
+        turnarounds = report_turnarounds(session, regions, due_from=since, due_to=until)
+    days: dict[str, list[int]] = defaultdict(list)
+    for t in turnarounds:
+        days[t.distributor_code].append(calendar.working_days_between(t.received_on, calendar.local_date(t.fulfilled_at)))
+    return [
+        {
+            "distributor": r.distributor_code,
+            "name": getattr(directory.distributor(r.distributor_code), "name", None),
+            "notices": r.obligations,
+            "on_time": r.on_time,
+            "late": r.late,
+            "overdue": r.overdue,
+            "open": r.open,
+            "median_working_days": statistics.median(days[r.distributor_code]) if days[r.distributor_code] else None,
+        }
+        for r in counts
+    ]
 
 
 def compliance_command(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     check_region(directory_of(app), args.region)
-    rows = compliance_rows(app, args.since, app.clock.now(), args.region)
+    if args.since and args.until and args.until < args.since:
+        raise CommandError(f"--until {args.until} 早于 --since {args.since} / --until is before --since")
+    rows = compliance_rows(app, args.since, app.clock.now(), args.region, args.until)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     t = TEXT[args.lang]
     if not rows:
-        print(t["none_compliance"] + (f" ({t['since']} {args.since})" if args.since else ""))
+        window = " ".join(part for part in (f"{t['since']} {args.since}" if args.since else "",
+                                            f"{t['until']} {args.until}" if args.until else "") if part)
+        print(t["none_compliance"] + (f" ({window})" if window else ""))
         return 0
     headers = [t["distributor"], t["notices"], t["on_time"], t["late_count"], t["overdue"], t["open"], t["median"]]
     print("\n".join(table(headers, [

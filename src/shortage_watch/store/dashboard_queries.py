@@ -20,6 +20,9 @@ from sqlalchemy import Select, and_, case, distinct, func, or_, select, union_al
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.obligations import OPEN_STATES, case_number
+# Compliance has one definition (the CLI and the monthly summary count the same way); the
+# dashboard's callers reach it as `q.compliance_by_distributor` etc.
+from shortage_watch.store.compliance import ComplianceRow, MonthRate, compliance_by_distributor, on_time_by_month, on_time_rate  # noqa: F401
 from shortage_watch.store.tables import (
     Alert,
     AuditEvent,
@@ -46,100 +49,6 @@ class Page(Generic[T]):
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
-
-
-# ---------------------------------------------------------------- compliance (one definition)
-
-
-def _compliance_sums(now: datetime) -> tuple:
-    """on time, late, overdue now, not yet due: the monthly summary's definition of compliance."""
-    open_ = Obligation.state.in_(OPEN_STATES)
-    return (
-        func.count().label("obligations"),
-        func.coalesce(func.sum(case((Obligation.state == "fulfilled", 1), else_=0)), 0).label("on_time"),
-        func.coalesce(func.sum(case((Obligation.state == "fulfilled_late", 1), else_=0)), 0).label("late"),
-        func.coalesce(func.sum(case((and_(open_, Obligation.due_at < now), 1), else_=0)), 0).label("overdue"),
-        func.coalesce(func.sum(case((and_(open_, Obligation.due_at >= now), 1), else_=0)), 0).label("open"),
-    )
-
-
-def _compliance_scope(regions: Collection[str], due_from: date | None, due_to: date | None) -> list:
-    """Report obligations (not cancelled) of the regions, due within the range."""
-    where = [Obligation.region_code.in_(list(regions)), Obligation.kind == "report", Obligation.state != "cancelled"]
-    if due_from is not None:
-        where.append(Obligation.due_on >= due_from)
-    if due_to is not None:
-        where.append(Obligation.due_on <= due_to)
-    return where
-
-
-def on_time_rate(on_time: int, late: int, overdue: int) -> float | None:
-    """On-time reports among those that fell due (on time + late + overdue now); None when none did."""
-    decided = on_time + late + overdue
-    return on_time / decided if decided else None
-
-
-@dataclass(frozen=True)
-class ComplianceRow:
-    """One distributor's report obligations due in a period: the monthly summary's table row."""
-
-    distributor_code: str
-    obligations: int
-    on_time: int
-    late: int
-    overdue: int
-    open: int
-
-    @property
-    def on_time_rate(self) -> float | None:
-        return on_time_rate(self.on_time, self.late, self.overdue)
-
-
-def compliance_by_distributor(
-    session: Session, regions: Collection[str], *, due_from: date | None, due_to: date | None, now: datetime, distributor: str | None = None
-) -> list[ComplianceRow]:
-    """Per distributor, its report obligations due in [due_from, due_to]; most overdue, then most late, first."""
-    if not regions:
-        return []
-    where = _compliance_scope(regions, due_from, due_to)
-    if distributor:
-        where.append(Obligation.party_code == distributor)
-    query = select(Obligation.party_code, *_compliance_sums(now)).where(*where).group_by(Obligation.party_code)
-    rows = [ComplianceRow(r.party_code, r.obligations, r.on_time, r.late, r.overdue, r.open) for r in session.execute(query)]
-    return sorted(rows, key=lambda r: (-r.overdue, -r.late, r.distributor_code))
-
-
-@dataclass(frozen=True)
-class MonthRate:
-    first: date
-    last: date
-    on_time: int
-    late: int
-    overdue: int
-
-    @property
-    def on_time_rate(self) -> float | None:
-        return on_time_rate(self.on_time, self.late, self.overdue)
-
-
-def on_time_by_month(session: Session, regions: Collection[str], months: Sequence[tuple[date, date]], now: datetime) -> list[MonthRate]:
-    """For each (first, last) month, its report obligations counted as in `compliance_by_distributor`."""
-    if not months:
-        return []
-    if not regions:
-        return [MonthRate(first, last, 0, 0, 0) for first, last in months]
-    sums = _compliance_sums(now)
-    query = (
-        select(Obligation.due_on, sums[1], sums[2], sums[3])
-        .where(*_compliance_scope(regions, min(m[0] for m in months), max(m[1] for m in months)))
-        .group_by(Obligation.due_on)
-    )
-    per_day = session.execute(query).all()
-    out = []
-    for first, last in months:
-        inside = [r for r in per_day if first <= r.due_on <= last]
-        out.append(MonthRate(first, last, sum(r.on_time for r in inside), sum(r.late for r in inside), sum(r.overdue for r in inside)))
-    return out
 
 
 # ---------------------------------------------------------------- overview
