@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from shortage_watch.clock import utc_now
 from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import current_revision, head_revision, make_engine
-from shortage_watch.store.tables import Alert, Heartbeat, RawReceipt, SourceState
+from shortage_watch.store import figures
 
 
 @dataclass(frozen=True)
@@ -114,16 +114,13 @@ def _ledger_checks(
 ) -> list[Check]:
     checks = []
     max_age = timedelta(seconds=2 * settings.daemon.heartbeat_interval)
-    query = select(Heartbeat.replica_id, Heartbeat.beat_at)
     if replica is not None:
-        query = query.where(Heartbeat.replica_id == replica)
         who = f"replica {replica}"
     elif host is not None:
-        query = query.where(Heartbeat.host == host)
         who = f"replicas on host {host}"
     else:
         who = "any replica"
-    beats = session.execute(query).all()
+    beats = [(b.replica_id, b.beat_at) for b in figures.heartbeats(session, replica=replica, host=host)]
     fresh = [r for r, at in beats if now - at <= max_age]
     if fresh:
         checks.append(Check("heartbeat", True, f"{len(fresh)} fresh ({', '.join(sorted(fresh))})"))
@@ -135,25 +132,18 @@ def _ledger_checks(
         checks.append(Check("heartbeat", False, f"{who}: no heartbeat (is `shortage-watch run` running?)"))
 
     limit = settings.daemon.max_source_failures
-    failing = session.execute(
-        select(SourceState.name, SourceState.consecutive_failures, SourceState.last_error)
-        .where(SourceState.consecutive_failures > limit)
-        .order_by(SourceState.name)
-    ).all()
+    failing = figures.source_figures(session, failed_more_than=limit)
     # A file stored but left in its inbox (it could not be moved) needs an operator at once,
     # however well the source polls otherwise.
-    stuck = session.execute(
-        select(RawReceipt.source, RawReceipt.name, RawReceipt.move_error)
-        .where(RawReceipt.move_error.is_not(None)).order_by(RawReceipt.id)
-    ).all()
-    problems = [f"{n} failed {c} times in a row ({_first_line(e or '')})" for n, c, e in failing]
-    problems += [f"{s}: {name} cannot be moved out of the inbox ({_first_line(e)})" for s, name, e in stuck]
+    stuck = figures.stuck_receipts(session)
+    problems = [f"{f.name} failed {f.consecutive_failures} times in a row ({_first_line(f.last_error or '')})" for f in failing]
+    problems += [f"{r.source}: {r.name} cannot be moved out of the inbox ({_first_line(r.move_error)})" for r in stuck]
     if problems:
         checks.append(Check("sources", False, "; ".join(problems)))
     else:
         checks.append(Check("sources", True, f"none failed more than {limit} times in a row"))
 
-    dead = session.scalar(select(func.count()).select_from(Alert).where(Alert.status == "dead")) or 0
+    dead = figures.dead_alert_count(session)
     if dead:
         checks.append(Check("outbox", False, f"{dead} dead alert(s): inspect and requeue them"))
     else:

@@ -13,13 +13,13 @@ from typing import Callable, Iterator
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.quiet import KINDS, QuietReporter
-from shortage_watch.store.tables import Alert, Heartbeat, Obligation, RawReceipt, RecordVersion, SourceState
+from shortage_watch.store import figures
 
 log = logging.getLogger(__name__)
 
@@ -52,29 +52,18 @@ class LedgerCollector(Collector):
         ingested = CounterMetricFamily(
             "shortage_watch_records_ingested", "Record versions stored (new or revised)", labels=["source", "kind"]
         )
-        for source, kind, n in session.execute(
-            select(RecordVersion.source, RecordVersion.kind, func.count()).group_by(RecordVersion.source, RecordVersion.kind)
-        ):
-            ingested.add_metric([source, kind], n)
+        for count in figures.ingested_counts(session):
+            ingested.add_metric([count.source, count.kind], count.versions)
         yield ingested
 
         receipts = CounterMetricFamily(
             "shortage_watch_receipts", "Files and pages received, by outcome", labels=["source", "status"]
         )
         rows: dict[tuple[str, str], int] = {}
-        for source, status, n, accepted, duplicates, rejected in session.execute(
-            select(
-                RawReceipt.source,
-                RawReceipt.status,
-                func.count(),
-                func.coalesce(func.sum(RawReceipt.accepted), 0),
-                func.coalesce(func.sum(RawReceipt.duplicates), 0),
-                func.coalesce(func.sum(RawReceipt.rejected), 0),
-            ).group_by(RawReceipt.source, RawReceipt.status)
-        ):
-            receipts.add_metric([source, status], n)
-            for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)):
-                rows[(source, outcome)] = rows.get((source, outcome), 0) + int(count)
+        for r in figures.receipt_counts(session):
+            receipts.add_metric([r.source, r.status], r.files)
+            for outcome, count in (("accepted", r.accepted), ("duplicate", r.duplicates), ("rejected", r.rejected)):
+                rows[(r.source, outcome)] = rows.get((r.source, outcome), 0) + count
         yield receipts
         rows_family = CounterMetricFamily(
             "shortage_watch_rows", "Rows read from received files, by outcome", labels=["source", "outcome"]
@@ -89,24 +78,18 @@ class LedgerCollector(Collector):
         failures = GaugeMetricFamily(
             "shortage_watch_source_consecutive_failures", "Failed polls in a row", labels=["source"]
         )
-        for name, success_at, failed in session.execute(
-            select(SourceState.name, SourceState.last_success_at, SourceState.consecutive_failures)
-        ):
-            if success_at is not None:
-                last_ok.add_metric([name], success_at.timestamp())
-            failures.add_metric([name], failed or 0)
+        for source in figures.source_figures(session):
+            if source.last_success_at is not None:
+                last_ok.add_metric([source.name], source.last_success_at.timestamp())
+            failures.add_metric([source.name], source.consecutive_failures)
         yield last_ok
         yield failures
 
         obligations = GaugeMetricFamily(
             "shortage_watch_obligations", "Unsettled obligations by state and ladder level", labels=["state", "level"]
         )
-        for state, level, n in session.execute(
-            select(Obligation.state, Obligation.level, func.count())
-            .where(Obligation.state.not_in(SETTLED_OBLIGATION_STATES))
-            .group_by(Obligation.state, Obligation.level)
-        ):
-            obligations.add_metric([state, str(level)], n)
+        for ob in figures.obligation_counts(session, excluding_states=SETTLED_OBLIGATION_STATES):
+            obligations.add_metric([ob.state, str(ob.level)], ob.obligations)
         yield obligations
 
         outbox = GaugeMetricFamily("shortage_watch_outbox", "Alerts in the outbox by status", labels=["status"])
@@ -115,15 +98,9 @@ class LedgerCollector(Collector):
             "Alerts whose last send attempt failed, by status",
             labels=["status"],
         )
-        for status, n, with_error in session.execute(
-            select(
-                Alert.status,
-                func.count(),
-                func.count(Alert.last_error),
-            ).group_by(Alert.status)
-        ):
-            outbox.add_metric([status], n)
-            failed.add_metric([status], with_error)
+        for box in figures.outbox_counts(session):
+            outbox.add_metric([box.status], box.alerts)
+            failed.add_metric([box.status], box.with_error)
         for status in ("pending", "dead"):  # always present, so alerts can test them
             if not any(s.labels["status"] == status for s in outbox.samples):
                 outbox.add_metric([status], 0)
@@ -134,8 +111,8 @@ class LedgerCollector(Collector):
             "shortage_watch_heartbeat_age_seconds", "Seconds since each replica's last heartbeat", labels=["replica"]
         )
         now = utc_now()
-        for replica, at in session.execute(select(Heartbeat.replica_id, Heartbeat.beat_at)):
-            beats.add_metric([replica], max(0.0, (now - at).total_seconds()))
+        for beat in figures.heartbeats(session):
+            beats.add_metric([beat.replica_id], max(0.0, (now - beat.beat_at).total_seconds()))
         yield beats
 
         if self.quiet is not None:

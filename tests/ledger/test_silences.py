@@ -33,7 +33,7 @@ def county_insurance_takes_digest() -> Directory:
 
 def silence(app, now, until="2024-10-20T00:00", by="officer-wang", reason="国庆期间集中处理", **matchers):
     fields = {"region": None, "distributor": None, "product": None, "template": None, **matchers}
-    silence_id, _, _ = add_silence(app, directory_of(app), **fields, until=at(until), reason=reason, by=by, now=now)
+    silence_id, _, _ = add_silence(app.sessions, directory_of(app), **fields, until=at(until), reason=reason, by=by, now=now)
     return silence_id
 
 
@@ -89,7 +89,7 @@ def test_at_the_end_each_recipient_gets_one_message_at_the_current_level(db_url,
     held = alerts(app)
     assert {a.status for a in held} == {"held"} and len(held) == 7  # receipt, notice_opened ×2, reminder, written reminder, overdue, interview
 
-    assert end_silence(app, silence_id, by="officer-li", now=at("2024-10-16T10:00")) is None
+    assert end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-10-16T10:00")) is None
     sweep(app, at("2024-10-16T10:00"))  # releases what the ended silence held
     released = {a.recipient_email: a for a in alerts(app) if a.status == "pending"}
     assert {e: a.template for e, a in released.items()} == {
@@ -115,7 +115,7 @@ def test_an_obligation_fulfilled_during_the_silence_is_not_chased_when_it_ends(d
     store_notice(app, at("2024-09-27T10:00"))
     sweep(app, at("2024-10-11T09:00"))
     store_report(app, at("2024-10-14T10:00"))  # late: the county hears of it, once the silence ends
-    end_silence(app, silence_id, by="officer-li", now=at("2024-10-15T10:00"))
+    end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-10-15T10:00"))
     sweep(app, at("2024-10-15T10:00"))
     sent = {(a.template, a.recipient_email) for a in alerts(app) if a.status == "pending"}
     assert ("late_report", "ybj@jiaocheng.example") in sent

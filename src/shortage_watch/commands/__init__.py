@@ -59,7 +59,7 @@ class Context:
 
     def ready_app(self) -> App:
         """The App on a reachable database whose schema is current; a one-line CommandError otherwise."""
-        from sqlalchemy.exc import OperationalError
+        from shortage_watch.store.errors import OperationalError
 
         from shortage_watch.store.db import schema_is_current
 

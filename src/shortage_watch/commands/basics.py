@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 from datetime import date
 
-from sqlalchemy.exc import OperationalError
-
 from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.commands import CommandError, Context, database_unreachable, iso_date, positive_int
 from shortage_watch.domain.deadline import report_deadline
 from shortage_watch.domain.policy import PolicyError, load_policy
 from shortage_watch.store.db import current_revision, head_revision, upgrade_schema
+from shortage_watch.store.errors import OperationalError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from shortage_watch.commands import CommandError, Context
 from shortage_watch.health import check_health, this_host
+from shortage_watch.store.errors import SQLAlchemyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -62,7 +62,7 @@ def _ready_app(ctx: Context, now: object) -> object:
 
 def submit_command(args: argparse.Namespace, ctx: Context) -> int:
     """Exit 0 when nothing was rejected, 1 when some rows were or the database was busy (retry), 2 when the file is unusable."""
-    from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+    from shortage_watch.store.errors import InterfaceError, OperationalError, SQLAlchemyError
 
     from shortage_watch.intake.encodings import UnusableFile
     from shortage_watch.intake.sources_inbox import errors_csv_bytes

@@ -8,14 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-
 from shortage_watch.clock import utc_now
 from shortage_watch.commands import CommandError, Context, positive_int
 from shortage_watch.mail.message import AddressError, build_message
 from shortage_watch.mail.render import LANGUAGES, RenderError
 from shortage_watch.mail.samples import sample_context, sample_test_context
-from shortage_watch.store.tables import Alert, AuditEvent
+from shortage_watch.store.outbox_queries import dead_alert_ids, list_outbox, requeue_alerts
+from shortage_watch.store.tables import Alert
 
 STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable", "held", "inhibited", "stale", "superseded")
 
@@ -156,10 +155,8 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     statuses = [args.status] if args.status else ["pending", "dead"]
     app = ctx.ready_app()
     with app.sessions() as session:
-        rows = session.scalars(
-            select(Alert).where(Alert.status.in_(statuses)).order_by(Alert.next_attempt_at, Alert.id).limit(args.limit)
-        ).all()
-        counts = dict(session.execute(select(Alert.status, func.count()).group_by(Alert.status)).all())
+        listing = list_outbox(session, statuses, limit=args.limit)
+    rows, counts = listing.alerts, listing.counts
     if args.json:
         print(json.dumps({"counts": counts, "alerts": [_row_json(r, app.calendar.tz) for r in rows]}, ensure_ascii=False, indent=2))
         return 0
@@ -182,7 +179,7 @@ def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
     now = app.clock.now()
     with app.sessions.begin() as session:
         if args.all_dead:
-            ids = list(session.scalars(select(Alert.id).where(Alert.status == "dead")))
+            ids = dead_alert_ids(session)
         else:
             row = session.get(Alert, args.id)
             if row is None:
@@ -192,15 +189,6 @@ def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
             if not row.recipient_email:
                 raise CommandError(f"alert {args.id} has no recipient address")
             ids = [row.id]
-        if ids:
-            # Only rows still dead/pending: a sender may have claimed one meanwhile.
-            session.execute(
-                update(Alert)
-                .where(Alert.id.in_(ids), Alert.status.in_(("dead", "pending")))
-                .values(status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_owner=None, lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
-            for alert_id in ids:
-                session.add(AuditEvent(at=utc_now(), actor="cli", entity="alert", entity_id=alert_id, action="requeued", detail=None))
+        requeue_alerts(session, ids, now=now, audit_at=utc_now(), actor="cli")
     print(f"requeued {len(ids)} alert(s)" + (f": {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}" if ids else ""))
     return 0

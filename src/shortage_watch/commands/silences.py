@@ -8,15 +8,14 @@ import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, positive_int
 from shortage_watch.domain.silences import refusal
 from shortage_watch.mail.render import ALERT_TEMPLATES
 from shortage_watch.services.ledger import directory_of
 from shortage_watch.services.silences import add_silence, end_silence, release_ended_silences, rule_of
-from shortage_watch.store.tables import Alert, Silence
+from shortage_watch.store.silences import held_counts, list_silences
+from shortage_watch.store.tables import Silence
 
 
 def _default_actor() -> str:
@@ -98,7 +97,7 @@ def silences_add(args: argparse.Namespace, ctx: Context) -> int:
     if args.distributor and not directory.is_empty() and directory.distributor(args.distributor) is None:
         raise CommandError(f"--distributor {args.distributor}: not in the directory's distributors")
     silence_id, held, described = add_silence(
-        app, directory, region=args.region, distributor=args.distributor, product=args.product, template=args.template,
+        app.sessions, directory, region=args.region, distributor=args.distributor, product=args.product, template=args.template,
         until=until, reason=args.reason.strip(), by=args.by or _default_actor(), now=now,
     )
     if args.json:
@@ -114,13 +113,8 @@ def silences_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app
     tz = ZoneInfo(app.settings.timezone)
     with app.sessions() as session:
-        query = select(Silence).order_by(Silence.id)
-        if not args.all:
-            query = query.where(Silence.released_at.is_(None))
-        rows = session.scalars(query).all()
-        held = dict(session.execute(
-            select(Alert.silence_id, func.count()).where(Alert.status == "held").group_by(Alert.silence_id)
-        ).all())
+        rows = list_silences(session, include_ended=args.all)
+        held = held_counts(session)
         items = [
             {
                 "id": r.id, "matches": rule_of(r).describe(), "starts_at": r.starts_at.isoformat(), "until": r.ends_at.isoformat(),
@@ -148,10 +142,10 @@ def _state(row: Silence, now: datetime) -> str:
 def silences_expire(args: argparse.Namespace, ctx: Context) -> int:
     now = _ledger_now(args, ctx)
     app = ctx.app
-    problem = end_silence(app, args.id, by=args.by or _default_actor(), now=now)
+    problem = end_silence(app.sessions, args.id, by=args.by or _default_actor(), now=now)
     if problem is not None:
         raise CommandError(problem, exit_code=1 if "already" in problem else 2)
-    released = release_ended_silences(app, now)
+    released = release_ended_silences(app.sessions, directory_of(app), app.calendar, now)
     print(f"静默 #{args.id} 已结束 / silence #{args.id} ended: {released.sent} held alert(s) released, "
           f"{released.superseded} superseded by a later level, {released.stale} no longer relevant")
     return 0

@@ -393,7 +393,7 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     result.obligations = _sweep_obligations(app, now, result)
     result.cases = _sweep_table(app, ShortageCase, _case_step, "C", now, result)
     # Last: silences that ended release their held mail at the level the matters reached just now.
-    release_ended_silences(app, now)
+    release_ended_silences(app.sessions, directory_of(app), app.calendar, now)
     if result.obligations or result.cases or result.failed or result.redated:
         log.info("sweep at %s: %s", now.isoformat(), result.as_json())
     return result

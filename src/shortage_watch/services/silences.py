@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.inhibition import chases_stored
 from shortage_watch.domain.obligations import OPEN_STATES
+from shortage_watch.domain.routing import DirectoryView
 from shortage_watch.domain.silences import SEND, AlertFacts, HeldItem, SilenceRule, holding_silence, release_plan
 from shortage_watch.services.alerts import Hold, audit, case_context, obligation_context
+from shortage_watch.store import silences as store
 from shortage_watch.store.tables import Alert, Obligation, ShortageCase, Silence
 
 log = logging.getLogger(__name__)
@@ -34,13 +36,10 @@ def rule_of(row: Silence) -> SilenceRule:
 
 def active_rules(session: Session, now: datetime) -> list[SilenceRule]:
     """The silences in force at `now` (a handful of rows)."""
-    rows = session.scalars(
-        select(Silence).where(Silence.released_at.is_(None), Silence.starts_at <= now, Silence.ends_at > now)
-    ).all()
-    return [rule_of(r) for r in rows]
+    return [rule_of(r) for r in store.active_silences(session, now)]
 
 
-def alert_facts(directory: Any, template: str, context: dict[str, Any]) -> AlertFacts:
+def alert_facts(directory: DirectoryView, template: str, context: dict[str, Any]) -> AlertFacts:
     """What a silence can match in an alert: its template, region (with parents), distributor, product."""
     region = (context.get("region") or {}).get("code") or None
     chain = tuple(r.code for r in directory.ancestors(region)) if region else ()
@@ -54,7 +53,7 @@ def alert_facts(directory: Any, template: str, context: dict[str, Any]) -> Alert
     )
 
 
-def hold_for(session: Session, directory: Any, template: str, context: dict[str, Any], now: datetime, *, rules: list[SilenceRule] | None = None) -> Hold | None:
+def hold_for(session: Session, directory: DirectoryView, template: str, context: dict[str, Any], now: datetime, *, rules: list[SilenceRule] | None = None) -> Hold | None:
     """The Hold for a new alert when an active silence matches it, else None; `rules`: `active_rules` at `now`,
     when the caller read them once for many alerts."""
     if rules is None:
@@ -73,33 +72,29 @@ def _held_detail(row: Silence) -> dict[str, Any]:
     return {"silence": row.id, "by": row.created_by, "reason": row.reason, "until": row.ends_at.isoformat(), "matches": rule_of(row).describe()}
 
 
-def hold_waiting_alerts(session: Session, directory: Any, silence: Silence, now: datetime) -> int:
+def hold_waiting_alerts(session: Session, directory: DirectoryView, silence: Silence, now: datetime) -> int:
     """Hold the pending and digest-bound alerts the new `silence` matches; returns how many."""
     rule = rule_of(silence)
     held = 0
-    for alert in session.scalars(select(Alert).where(Alert.status.in_(WAITING)).order_by(Alert.id)):
+    for alert in store.alerts_in_states(session, WAITING):
         if not rule.matches(alert_facts(directory, alert.template, alert.context)):
             continue
         # Claim, then check: only a row still waiting is held; one a sender claimed meanwhile goes out.
-        changed = session.execute(
-            update(Alert).where(Alert.id == alert.id, Alert.status.in_(WAITING))
-            .values(status="held", silence_id=silence.id).execution_options(synchronize_session=False)
-        ).rowcount
-        if changed == 1:
+        if store.hold_alert(session, alert.id, silence.id, waiting=WAITING):
             audit(session, at=now, actor=silence.created_by, entity="alert", entity_id=alert.id, action="held", detail=_held_detail(silence))
             held += 1
     return held
 
 
 def add_silence(
-    app: Any, directory: Any, *, region: str | None, distributor: str | None, product: str | None, template: str | None,
+    sessions: sessionmaker[Session], directory: DirectoryView, *, region: str | None, distributor: str | None, product: str | None, template: str | None,
     until: datetime, reason: str, by: str, now: datetime,
 ) -> tuple[int, int, str]:
     """Store a silence (already validated), audit it, and hold the waiting alerts it matches.
 
     Returns its id, how many alerts it held at once, and its matchers as text.
     """
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         row = Silence(
             region_code=region, distributor_code=distributor, product_code=product, template=template,
             starts_at=now, ends_at=until, reason=reason, created_by=by, created_at=now,
@@ -113,9 +108,9 @@ def add_silence(
         return row.id, held, described
 
 
-def end_silence(app: Any, silence_id: int, *, by: str, now: datetime) -> str | None:
+def end_silence(sessions: sessionmaker[Session], silence_id: int, *, by: str, now: datetime) -> str | None:
     """End a silence at `now` (its held mail is released by `release_ended_silences`); why not, or None."""
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         row = session.get(Silence, silence_id)
         if row is None:
             return f"no silence #{silence_id}"
@@ -136,28 +131,20 @@ class ReleaseResult:
     held_again: int = 0  # another silence still holds them
 
 
-def release_ended_silences(app: Any, now: datetime) -> ReleaseResult:
+def release_ended_silences(
+    sessions: sessionmaker[Session], directory: DirectoryView, calendar: WorkingCalendar, now: datetime
+) -> ReleaseResult:
     """Release the held alerts of every silence that has ended by `now`; one transaction per silence."""
-    # ledger imports this module (new alerts are held as they are written): import back lazily.
-    from shortage_watch.services.ledger import directory_of
-
-    directory = directory_of(app)
     result = ReleaseResult()
-    with app.sessions() as session:
-        ended = list(session.scalars(
-            select(Silence.id).where(Silence.released_at.is_(None), Silence.ends_at <= now).order_by(Silence.id)
-        ))
+    with sessions() as session:
+        ended = store.ended_silence_ids(session, now)
     for silence_id in ended:
-        with app.sessions.begin() as session:
+        with sessions.begin() as session:
             # Claim, then check: two replicas may see the same ended silence; the one whose
             # UPDATE changes the row releases it, the other moves on.
-            claimed = session.execute(
-                update(Silence).where(Silence.id == silence_id, Silence.released_at.is_(None))
-                .values(released_at=now).execution_options(synchronize_session=False)
-            ).rowcount
-            if claimed != 1:
+            if not store.claim_release(session, silence_id, now):
                 continue
-            _release(session, app, directory, silence_id, now, result)
+            _release(session, directory, calendar, silence_id, now, result)
             result.silences += 1
     if result.silences:
         log.info(
@@ -167,10 +154,9 @@ def release_ended_silences(app: Any, now: datetime) -> ReleaseResult:
     return result
 
 
-def _release(session: Session, app: Any, directory: Any, silence_id: int, now: datetime, result: ReleaseResult) -> None:
-    alerts = list(session.scalars(
-        select(Alert).where(Alert.silence_id == silence_id, Alert.status == "held").order_by(Alert.id).with_for_update()
-    ))
+def _release(session: Session, directory: DirectoryView, calendar: WorkingCalendar, silence_id: int, now: datetime,
+             result: ReleaseResult) -> None:
+    alerts = store.held_alerts_for_update(session, silence_id)
     others = [r for r in active_rules(session, now) if r.id != silence_id]
     free: list[Alert] = []
     for alert in alerts:
@@ -196,7 +182,7 @@ def _release(session: Session, app: Any, directory: Any, silence_id: int, now: d
     for alert in free:
         outcome = plan[alert.id]
         if outcome == SEND:
-            alert.context = {**alert.context, **_fresh_context(session, app, directory, matters.get(alert.thread_key), now)}
+            alert.context = {**alert.context, **_fresh_context(session, directory, calendar, matters.get(alert.thread_key), now)}
             alert.status = _released_status(directory, alert)
             alert.next_attempt_at = now
             result.sent += 1
@@ -241,18 +227,18 @@ def _chases(matter: Obligation | ShortageCase | None, level_name: str) -> bool:
     return False
 
 
-def _fresh_context(session: Session, app: Any, directory: Any, matter: Obligation | ShortageCase | None, now: datetime) -> dict[str, Any]:
+def _fresh_context(session: Session, directory: DirectoryView, calendar: WorkingCalendar, matter: Obligation | ShortageCase | None, now: datetime) -> dict[str, Any]:
     """The matter's facts as of `now` (working days overdue, hospitals short), so the released mail is
     current; what the held message says about earlier steps stays as written."""
     fresh: dict[str, Any] = {}
     if isinstance(matter, Obligation):
-        fresh = obligation_context(session, obligation=matter, directory=directory, calendar=app.calendar, now=now)
+        fresh = obligation_context(session, obligation=matter, directory=directory, calendar=calendar, now=now)
     elif isinstance(matter, ShortageCase):
-        fresh = case_context(session, matter, directory, calendar=app.calendar, now=now)
+        fresh = case_context(session, matter, directory, calendar=calendar, now=now)
     return {key: value for key, value in fresh.items() if key not in HISTORY_KEYS}
 
 
-def _released_status(directory: Any, alert: Alert) -> str:
+def _released_status(directory: DirectoryView, alert: Alert) -> str:
     """pending, or digest when the recipient's bureau takes a daily digest and the alert is not urgent."""
     contact = directory.contact(alert.recipient_region, alert.recipient_role) if alert.recipient_region else None
     if contact is not None and contact.delivery == "digest" and alert.recipient_email in contact.emails and not alert.urgent:
