@@ -165,9 +165,7 @@ def test_distributor_history_with_on_time_rate_and_median_working_days(sessions,
 
 
 def test_monthly_summary_and_dashboard_share_one_compliance_definition(sessions, sample_directory) -> None:
-    from types import SimpleNamespace
-
-    from shortage_watch.services.digests import monthly_context
+    from shortage_watch.services.digests import read_monthly_context
     from shortage_watch.store.tables import Obligation
 
     seeded = seed_ledger(sessions)
@@ -177,7 +175,7 @@ def test_monthly_summary_and_dashboard_share_one_compliance_definition(sessions,
     october = (date(2024, 10, 1), date(2024, 10, 31))
     contact = sample_directory.contact(NINGDE, "insurance")
     with sessions() as session:
-        context = monthly_context(session, SimpleNamespace(directory=sample_directory), contact, contact.emails[0], *october, NOW)
+        context = read_monthly_context(session, sample_directory, contact, contact.emails[0], *october, NOW)
         dashboard = q.compliance_by_distributor(session, officer_regions(sample_directory, NINGDE), due_from=october[0], due_to=october[1], now=NOW)
     assert [(r["distributor_code"], r["obligations"], r["on_time"], r["late"], r["overdue"], r["open"]) for r in context["compliance"]] == [
         (r.distributor_code, r.obligations, r.on_time, r.late, r.overdue, r.open) for r in dashboard

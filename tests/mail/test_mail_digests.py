@@ -14,7 +14,8 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from shortage_watch.services.deliver import deliver_due
-from shortage_watch.services.digests import monthly_workbook, send_daily_digests, send_monthly_summaries
+from shortage_watch.mail.workbook import monthly_workbook
+from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
 from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 from .conftest import add_alerts

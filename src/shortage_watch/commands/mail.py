@@ -95,7 +95,7 @@ def _format_for(output: Path | None) -> str:
 def _preview_attachments(template: str, context: dict[str, Any]) -> tuple:
     if template != "monthly_summary":
         return ()
-    from shortage_watch.services.digests import monthly_attachment
+    from shortage_watch.mail.workbook import monthly_attachment
 
     return (monthly_attachment(context),)
 

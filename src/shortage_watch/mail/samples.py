@@ -1,7 +1,7 @@
 """Realistic sample contexts: `mail preview` data and the tests' alert rows.
 
 `sample_alert_context` follows domain/alert_context.py (the escalation contract) exactly;
-`sample_digest_context` and `sample_monthly_context` follow services/digests.py.
+`sample_digest_context` and `sample_monthly_context` follow services/digest_contexts.py.
 """
 
 from __future__ import annotations

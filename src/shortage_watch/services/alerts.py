@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.alert_context import AlertContext
@@ -18,7 +17,8 @@ from shortage_watch.domain.cases import ReportView, hospital_parts, possible_fal
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.routing import Route
 from shortage_watch.store.bulk import inserter
-from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
+from shortage_watch.store.case_queries import case_reports, part_closed_events, product_manufacturer, product_notice_ids
+from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, StoppageNotice
 
 
 def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -259,7 +259,7 @@ def case_context(session: Session, case: ShortageCase | None, directory: Any, *,
         unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now) - timedelta(days=1))
         if case.due_at is not None:
             overdue = overdue_working_days(calendar, calendar.local_date(case.due_at), case.due_at, now)
-    rows = session.scalars(select(ShortageReport).where(ShortageReport.case_id == case.id).order_by(ShortageReport.id)).all()
+    rows = case_reports(session, case.id)
     views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in rows]
     parts = hospital_parts(views, operator_closures(session, case.id))
     latest_pk = {p.latest.report_pk for p in parts}
@@ -279,12 +279,8 @@ def case_context(session: Session, case: ShortageCase | None, directory: Any, *,
         for r in rows
         if r.id in latest_pk
     ]
-    notices = session.scalars(
-        select(StoppageNotice.notice_id).where(StoppageNotice.product_code == case.product_code).distinct()
-    ).all()
-    manufacturer = session.scalars(
-        select(StoppageNotice.manufacturer).where(StoppageNotice.product_code == case.product_code).limit(1)
-    ).first()
+    notices = product_notice_ids(session, case.product_code)
+    manufacturer = product_manufacturer(session, case.product_code)
     return {
         "case_number": case_number("C", case.id),
         "thread_key": f"C{case.id}",
@@ -315,11 +311,8 @@ def case_context(session: Session, case: ShortageCase | None, directory: Any, *,
 
 def operator_closures(session: Session, case_id: int) -> dict[str, datetime]:
     """Hospital parts an operator closed (`cases resolve ID --hospital`): hospital code -> when."""
-    events = session.scalars(
-        select(AuditEvent).where(AuditEvent.entity == "case", AuditEvent.entity_id == case_id, AuditEvent.action == "part_closed")
-    ).all()
     closed: dict[str, datetime] = {}
-    for event in events:
+    for event in part_closed_events(session, case_id):
         code = (event.detail or {}).get("hospital_code")
         if code:
             closed[code] = max(event.at, closed.get(code, event.at))

@@ -117,7 +117,7 @@ def build_envelope(app: "App", alert: ClaimedAlert) -> Envelope:
     rendered = app.renderer.render(alert.template, alert.context, alert.language)
     attachments: tuple[Attachment, ...] = ()
     if alert.template == "monthly_summary":
-        from shortage_watch.services.digests import monthly_attachment
+        from shortage_watch.mail.workbook import monthly_attachment
 
         attachments = (monthly_attachment(alert.context),)
     mail = app.settings.mail

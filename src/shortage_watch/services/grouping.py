@@ -189,7 +189,7 @@ _XLSX_HEADERS = {
 
 def group_workbook(items: list[dict[str, Any]], language: str, tz: Any) -> bytes:
     """Every item of a grouped message as one XLSX sheet (for the officer's spreadsheet)."""
-    from shortage_watch.services.digests import table_workbook
+    from shortage_watch.mail.workbook import table_workbook
 
     rows = [
         [i["case_number"], i["product"], i["distributor"], i["region"], i["notice_id"], i["manufacturer"],

@@ -10,25 +10,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.quiet import QuietReporter, quiet_working_days
-from shortage_watch.store.tables import Alert, AuditEvent, RawReceipt, ShortageReport, SourceState
+from shortage_watch.settings import Settings
+from shortage_watch.store import quiet_queries as reads
 
 
-def find_quiet_reporters(session: Session, settings: Any, calendar: Any, now: datetime) -> list[QuietReporter]:
+def find_quiet_reporters(session: Session, settings: Settings, calendar: WorkingCalendar, now: datetime) -> list[QuietReporter]:
     """Every quiet reporter at `now`, sources first, then distributors, then sentinel hospitals."""
     return _sources(session, settings, calendar, now) + _distributors(session, settings, calendar, now) + _sentinels(session, settings, calendar, now)
 
 
-def _sources(session: Session, settings: Any, calendar: Any, now: datetime) -> list[QuietReporter]:
-    polled = set(session.scalars(select(SourceState.name)))
-    last = dict(session.execute(
-        select(RawReceipt.source, func.max(RawReceipt.received_at)).where(RawReceipt.accepted > 0).group_by(RawReceipt.source)
-    ).all())
+def _sources(session: Session, settings: Settings, calendar: WorkingCalendar, now: datetime) -> list[QuietReporter]:
+    polled = reads.polled_source_names(session)
+    last = reads.last_accepted_by_source(session)
     found = []
     for source in settings.sources:
         if source.name not in polled and source.name not in last:
@@ -39,19 +36,11 @@ def _sources(session: Session, settings: Any, calendar: Any, now: datetime) -> l
     return found
 
 
-def _distributors(session: Session, settings: Any, calendar: Any, now: datetime) -> list[QuietReporter]:
-    last_sent = dict(session.execute(
-        select(Alert.recipient_email, func.max(Alert.sent_at))
-        .where(Alert.recipient_role == "distributor", Alert.status == "sent")
-        .group_by(Alert.recipient_email)
-    ).all())
-    dead = session.execute(
-        select(Alert.recipient_email, Alert.context, AuditEvent.at)
-        .join(AuditEvent, (AuditEvent.entity == "alert") & (AuditEvent.entity_id == Alert.id) & (AuditEvent.action == "dead"))
-        .where(Alert.recipient_role == "distributor", Alert.status == "dead")
-    ).all()
+def _distributors(session: Session, settings: Settings, calendar: WorkingCalendar, now: datetime) -> list[QuietReporter]:
+    last_sent = reads.last_sent_to_distributors(session)
     first_dead: dict[str, tuple[datetime, dict]] = {}
-    for email, context, at in dead:
+    for dead in reads.dead_distributor_mail(session):
+        email, context, at = dead.email, dead.context, dead.died_at
         sent = last_sent.get(email)
         if sent is not None and sent >= at:
             continue  # mail got through after this one died: the address works
@@ -66,16 +55,11 @@ def _distributors(session: Session, settings: Any, calendar: Any, now: datetime)
     return found
 
 
-def _sentinels(session: Session, settings: Any, calendar: Any, now: datetime) -> list[QuietReporter]:
+def _sentinels(session: Session, settings: Settings, calendar: WorkingCalendar, now: datetime) -> list[QuietReporter]:
     codes = list(settings.quiet.sentinel_hospitals)
     if not codes:
         return []
-    rows = session.execute(
-        select(ShortageReport.hospital_code, func.max(ShortageReport.received_at), func.max(ShortageReport.hospital_name))
-        .where(ShortageReport.hospital_code.in_(codes))
-        .group_by(ShortageReport.hospital_code)
-    ).all()
-    last = {code: (at, name) for code, at, name in rows}
+    last = reads.last_hospital_reports(session, codes)
     found = []
     for code in codes:
         at, name = last.get(code, (None, None))
