@@ -21,12 +21,10 @@ STATEMENTS_PENDING = {
     "intake/sources_http.py": "D1",
     "intake/sources_inbox.py": "D1",
     "services/accounts.py": "A",
-    "services/alerts.py": "B (its inserts move to store/bulk.py)",
     "services/deliver.py": "D1",
     "services/escalate.py": "B",
     "services/grouping.py": "D1 (group claims move to store/claims.py)",
     "services/ingest.py": "B",
-    "services/inhibition.py": "unowned",
     "services/ledger.py": "B",
     "services/submissions.py": "A",
 }

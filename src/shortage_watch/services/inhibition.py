@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.inhibition import chases_stored, inhibited_by_province
 from shortage_watch.services.alerts import Hold, audit
-from shortage_watch.store.tables import Alert, Obligation, ShortageCase
+from shortage_watch.store.tables import Obligation, ShortageCase
+from shortage_watch.store.waiting_alerts import waiting_case_alerts_for_update, waiting_obligation_alerts_for_update
 
 WAITING = ("pending", "digest", "held")  # written, not yet claimed by a sender
 
@@ -40,12 +40,7 @@ def _province_detail(case: ShortageCase) -> dict[str, Any]:
 
 def inhibit_after_escalation(session: Session, directory: Any, case: ShortageCase, now: datetime) -> int:
     """Inhibit the waiting county and city bureau alerts about `case` (and its explanation obligations)."""
-    obligation_ids = select(Obligation.id).where(Obligation.case_id == case.id)
-    waiting = session.scalars(
-        select(Alert)
-        .where(Alert.status.in_(WAITING), or_(Alert.case_id == case.id, Alert.obligation_id.in_(obligation_ids)))
-        .with_for_update()
-    ).all()
+    waiting = waiting_case_alerts_for_update(session, case.id, WAITING)
     inhibited = 0
     for alert in waiting:
         region = directory.region(alert.recipient_region) if alert.recipient_region else None
@@ -60,9 +55,7 @@ def inhibit_after_escalation(session: Session, directory: Any, case: ShortageCas
 
 def drop_chasers_of_closed(session: Session, obligation: Obligation, now: datetime) -> int:
     """An obligation fulfilled or cancelled while its chasing alerts waited: those are not sent."""
-    waiting = session.scalars(
-        select(Alert).where(Alert.obligation_id == obligation.id, Alert.status.in_(WAITING)).with_for_update()
-    ).all()
+    waiting = waiting_obligation_alerts_for_update(session, obligation.id, WAITING)
     dropped = 0
     for alert in waiting:
         if not chases_stored(obligation.policy, alert.level):
