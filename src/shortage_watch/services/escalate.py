@@ -42,6 +42,7 @@ from shortage_watch.services.ledger import (
     write_case_alerts,
 )
 from shortage_watch.store import claims
+from shortage_watch.store.bulk import updater
 from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def _obligation_steps(session: Session, app: Any, row_ids: list[int], now: datet
     columns = [column for column in table.c if column.key != "policy"] + [cast(table.c.policy, Text).label("policy")]
     rows = [SimpleNamespace(**row._mapping) for row in session.execute(select(*columns).where(table.c.id.in_(row_ids)).order_by(table.c.id))]
     ladders: dict[str, Ladder] = {}
+    steps: dict[tuple[Any, ...], Any] = {}
     notices = _by_id(session, StoppageNotice, {row.notice_pk for row in rows if row.notice_pk and row.state in OPEN_STATES})
     reports = _by_id(session, DistributorReport, {row.report_pk for row in rows if row.report_pk and row.state in OPEN_STATES})
     mailed = mailed_steps_of(session, [row.id for row in rows if row.state in OPEN_STATES], now)
@@ -143,8 +145,12 @@ def _obligation_steps(session: Session, app: Any, row_ids: list[int], now: datet
         if obligation.policy not in ladders:
             ladders[obligation.policy] = Ladder.from_json(json.loads(obligation.policy))
         ladder = ladders[obligation.policy]
-        step = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at, opened_at=obligation.opened_at,
-                       step=obligation.level, now=now)
+        # Rows of one notice day share their ladder, dates and level: each step is worked out once.
+        memo = (obligation.policy, obligation.due_on, obligation.due_at, obligation.opened_at, obligation.level)
+        if memo not in steps:
+            steps[memo] = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at,
+                                  opened_at=obligation.opened_at, step=obligation.level, now=now)
+        step = steps[memo]
         new_state = state_at(obligation.state, obligation.due_at, now)
         if new_state != obligation.state:
             events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=new_state,
@@ -174,13 +180,10 @@ def _obligation_steps(session: Session, app: Any, row_ids: list[int], now: datet
         events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action="levels",
                                    detail={"fired": alerts.plan.mailed_names(), "skipped": alerts.plan.skipped_names(), "alerts": new}))
     insert_audits(session, events)
-    session.execute(
-        update(table).where(table.c.id == bindparam("row_id")).values(
-            state=bindparam("new_state"), level=bindparam("new_level"), next_action_at=bindparam("next_at"),
-            claimed_by=None, claimed_until=None, updated_at=now,
-        ),
-        [{"row_id": o.id, "new_state": o.state, "new_level": o.level, "next_at": o.next_action_at} for o in rows],
-    )
+    steps_taken = updater(session.connection(), table, "id",
+                          ("state", "level", "next_action_at", "claimed_by", "claimed_until", "updated_at"))
+    steps_taken.update([{"id": o.id, "state": o.state, "level": o.level, "next_action_at": o.next_action_at, "claimed_by": None,
+                         "claimed_until": None, "updated_at": now} for o in rows])
     return len(written)
 
 

@@ -712,9 +712,3 @@ def read_input_file(path: Path, max_bytes: int | None = None) -> bytes:
         return content
     except OSError as exc:
         raise UnusableFile(f"无法读取文件：{path} / cannot read {path}: {exc.strerror}") from None
-
-
-def ingest_file(app: Any, path: Path, kind: str, now: datetime, source: str = "cli") -> IngestResult:
-    """Ingest one file by hand (`submit`); UnusableFile when it cannot even be read."""
-    content = read_input_file(Path(path))
-    return ingest_payload(app, source=source, name=Path(path).name, content=content, kind=kind, now=now)

@@ -461,14 +461,14 @@ def write_event_alerts(
     session: Session, app: Any, *, subject: str, subject_id: int, rule: EventRule, level_name: str, region_code: str | None, context: dict, distributor_code: str | None, now: datetime
 ) -> int:
     """The alerts of one event rule (late report, false shortage); returns how many were new."""
-    return fan_out(
+    return route_and_write_alerts(
         session, app, subject=subject, subject_id=subject_id, level_name=level_name, template=rule.template,
         urgent=rule.urgent, recipients=rule.recipients, region_code=region_code, distributor_code=distributor_code,
         context=context, now=now,
     )
 
 
-def fan_out(
+def route_and_write_alerts(
     session: Session,
     app: Any,
     *,

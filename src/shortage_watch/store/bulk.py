@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any, Iterable
 
-from sqlalchemy import JSON, Connection, Table, bindparam, insert
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -161,6 +161,50 @@ def _once_per_object(convert: Any) -> Any:
 
 
 _NAMED_BIND = re.compile(r"%\((\w+)\)s")
+class DriverUpdate:
+    """Sets `columns` of many rows of `table`, each found by `key`, in one executemany through the driver."""
+
+    def __init__(self, connection: Connection, table: Table, key: str, columns: Iterable[str]) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.order = [key, *columns]
+        statement = update(table).where(table.c[key] == bindparam(f"_{key}", type_=table.c[key].type)).values(
+            {column: bindparam(f"_{column}", type_=table.c[column].type) for column in columns})
+        compiled = statement.compile(dialect=self.dialect)
+        self.sql = compiled.string
+        self.binds = list(compiled.positiontup) if compiled.positional else None
+        if self.binds is not None and sorted(self.binds) != sorted(f"_{name}" for name in self.order):
+            raise RuntimeError(f"unexpected binds for {table.name}")
+        self.processors = {name: table.c[name].type.dialect_impl(self.dialect).bind_processor(self.dialect) for name in self.order}
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        """`rows`: the key column and each set column -> Python value."""
+        if not rows:
+            return
+        converted = [{name: value if (convert := self.processors[name]) is None else convert(value)
+                      for name, value in ((name, row[name]) for name in self.order)} for row in rows]
+        if self.binds is not None:
+            params: list[Any] = [tuple(row[bind[1:]] for bind in self.binds) for row in converted]
+        else:
+            params = [{f"_{name}": value for name, value in row.items()} for row in converted]
+        self.connection.exec_driver_sql(self.sql, params)
+
+
+_UPDATERS: dict[tuple[str, str, str, tuple[str, ...]], DriverUpdate] = {}
+
+
+def updater(connection: Connection, table: Table, key: str, columns: Iterable[str]) -> DriverUpdate:
+    """A `DriverUpdate` of `columns` by `key` on `connection`; compiled once per process and shape."""
+    columns = tuple(columns)
+    found_key = (connection.dialect.name, table.name, key, columns)
+    compiled = _UPDATERS.get(found_key)
+    if compiled is None:
+        compiled = _UPDATERS[found_key] = DriverUpdate(connection, table, key, columns)
+    bound = copy.copy(compiled)  # see `inserter`
+    bound.connection = connection
+    return bound
+
+
 _INSERTERS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
 
 
