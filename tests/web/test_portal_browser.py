@@ -115,6 +115,8 @@ def test_a_clerk_logs_in_enters_a_notice_files_the_report_uploads_and_prints(por
     page.click("header >> text=上传文件")
     page.set_input_files("#file", str(upload))
     page.click("main form button[type=submit]")
+    # The click only starts the POST; under load the form page is still shown for a moment.
+    page.wait_for_selector("#row-errors tbody tr")
     errors = page.locator("#row-errors tbody tr")
     assert errors.count() == 1
     assert "类型（kind）" in errors.first.inner_text() and "4" in errors.first.inner_text()
