@@ -327,7 +327,9 @@ def _record_message_sent(app: "App", items: list[tuple[int, int]], message_id: s
     """Record every alert a message listed as sent, in one transaction: (recorded, already sent)."""
     # A bare connection, not a Session: this runs once per message, and cheaply.
     with app.engine.begin() as connection:
-        recorded = sum(record_sent(connection, alert_id, message_id, tries) for alert_id, tries in items)
+        # In id order, the order every listed write of the outbox locks its rows (store/claims.py):
+        # this runs beside `send_batch`'s renewal of the same rows, in another transaction.
+        recorded = sum(record_sent(connection, alert_id, message_id, tries) for alert_id, tries in sorted(items))
     return recorded, len(items) - recorded
 
 

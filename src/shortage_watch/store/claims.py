@@ -87,6 +87,21 @@ def ensure_row(session: Session, kind: Claimable, key: Any, **values: Any) -> No
     session.execute(insert(kind.table).values({kind.key.key: key, **values}).on_conflict_do_nothing())
 
 
+def _listed(session: Session, kind: Claimable, keys: list[Any]) -> ColumnElement[bool]:
+    """The rows of `keys`, as a condition that, on PostgreSQL, first locks them in key order."""
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite runs one writer at a time (BEGIN IMMEDIATE): no lock order to keep.
+        return kind.key.in_(keys)
+    # Race: two transactions updating overlapping lists (a sender's renewal and its own
+    # recorder marking a message sent, or two replicas after a lease ran out) each lock rows
+    # in their scan order; in different orders they deadlock. Every listed write here locks
+    # its rows in ascending key order first (MATERIALIZED: the ordered lock runs once, and the
+    # outer UPDATE only touches rows it already locked), so no two of them wait in a cycle.
+    locked = (select(kind.key).where(kind.key.in_(keys)).order_by(kind.key).with_for_update()
+              .cte("locked").prefix_with("MATERIALIZED"))
+    return kind.key.in_(select(locked.c[kind.key.key]))
+
+
 def take(
     session: Session, kind: Claimable, key: Any, owner: str, until: datetime, real_now: datetime,
     *, renew_own: bool = False, where: Sequence[ColumnElement[bool]] = (),
@@ -119,7 +134,7 @@ def take_listed(
     # Claim, then check: a row another replica took since we read it is not changed, and not ours.
     return set(session.execute(
         update(kind.table)
-        .where(kind.key.in_(keys), kind.free(real_now), *where)
+        .where(_listed(session, kind, keys), kind.free(real_now), *where)
         .values({kind.owner.key: owner, kind.until.key: until, **kind.taken})
         .returning(kind.key)
         .execution_options(synchronize_session=False)
@@ -170,7 +185,7 @@ def renew(session: Session, kind: Claimable, keys: Iterable[Any], owner: str, un
     # took over is not changed, and is no longer ours to act on.
     return set(session.execute(
         update(kind.table)
-        .where(kind.key.in_(keys), kind.held_by(owner))
+        .where(_listed(session, kind, keys), kind.held_by(owner))
         .values({kind.until.key: until})
         .returning(kind.key)
         .execution_options(synchronize_session=False)
@@ -184,7 +199,10 @@ def lock_held(session: Session, kind: Claimable, keys: Iterable[Any], owner: str
         return set()
     # PostgreSQL: FOR UPDATE; SQLite: the transaction's BEGIN IMMEDIATE already excludes
     # every other writer. A row another replica re-claimed after our time ran out is left alone.
-    return set(session.scalars(select(kind.key).where(kind.key.in_(keys), kind.held_by(owner)).with_for_update()))
+    # Locked in key order, as `_listed` explains.
+    return set(session.scalars(
+        select(kind.key).where(kind.key.in_(keys), kind.held_by(owner)).order_by(kind.key).with_for_update()
+    ))
 
 
 def release(session: Session, kind: Claimable, keys: Iterable[Any], owner: str, **values: Any) -> int:
@@ -195,7 +213,7 @@ def release(session: Session, kind: Claimable, keys: Iterable[Any], owner: str, 
     # Only rows still ours change: one another replica took over stays with it.
     return session.execute(
         update(kind.table)
-        .where(kind.key.in_(keys), kind.held_by(owner))
+        .where(_listed(session, kind, keys), kind.held_by(owner))
         .values({kind.owner.key: None, kind.until.key: None, **kind.handed_back, **values})
         .execution_options(synchronize_session=False)
     ).rowcount
