@@ -35,6 +35,7 @@ from shortage_watch.calendar import WorkingCalendar  # noqa: E402
 from shortage_watch.intake.directory_files import load_directory  # noqa: E402
 from shortage_watch.services.dashboard import due_soon_until, officer_regions, read_overview_page  # noqa: E402
 from shortage_watch.settings import DirectorySettings  # noqa: E402
+from shortage_watch.store import compliance  # noqa: E402
 from shortage_watch.store import dashboard_queries as q  # noqa: E402
 from shortage_watch.store.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
 
@@ -216,7 +217,7 @@ def measure(name: str, url: str, args: argparse.Namespace, directory: Any) -> bo
             "obligations, distributor + due range": lambda s: q.list_obligations(
                 s, regions, q.ObligationFilter(distributor="D35090203", due_from=date(2024, 1, 1), due_to=date(2024, 6, 30)), now=NOW),
             "cases, active, first page": lambda s: q.list_cases(s, regions, q.CaseFilter(status="active")),
-            "compliance, this month": lambda s: q.compliance_by_distributor(s, regions, due_from=date(2024, 11, 1), due_to=date(2024, 11, 30), now=NOW),
+            "compliance, this month": lambda s: compliance.compliance_by_distributor(s, regions, due_from=date(2024, 11, 1), due_to=date(2024, 11, 30), now=NOW),
         }
         label = directory.region(officer).name
         cards = run(lambda s: q.read_overview(s, regions, now=NOW, due_soon_until=until, month=(date(2024, 11, 1), date(2024, 11, 30))))()

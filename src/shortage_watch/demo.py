@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from shortage_watch.app import App
 from shortage_watch.clock import FixedClock
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import upgrade_schema
-from shortage_watch.store.tables import Alert, Obligation, ShortageCase
+from shortage_watch.store.demo_queries import demo_outcome, mailed_alerts
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -216,18 +214,16 @@ def run_demo(mail_dir: Path, base: Settings | None = None, out: IO[str] | None =
 def _new_mail(app: App, seen: set[int]) -> list[tuple[str, str, str, int]]:
     """(template, recipient, status, items) of the messages sent, or alerts kept undeliverable,
     since the last step; a grouped message is one entry with its number of items."""
-    with app.sessions() as session:
-        rows = session.execute(
-            select(Alert.id, Alert.template, Alert.recipient_email, Alert.recipient_role, Alert.status, Alert.message_id)
-            .where(Alert.status.in_(("sent", "undeliverable")))
-            .order_by(Alert.id)
-        ).all()
+    with app.read_sessions() as session:
+        rows = mailed_alerts(session)
     fresh: dict[object, list] = {}
-    for alert_id, template, email, role, status, message_id in rows:
-        if alert_id in seen:
+    for alert in rows:
+        if alert.id in seen:
             continue
-        seen.add(alert_id)
-        entry = fresh.setdefault(message_id or alert_id, [template, email or f"({role}: no address)", status, 0])
+        seen.add(alert.id)
+        entry = fresh.setdefault(alert.message_id or alert.id,
+                                 [alert.template, alert.recipient_email or f"({alert.recipient_role}: no address)",
+                                  alert.status, 0])
         entry[3] += 1
     return [tuple(entry) for entry in fresh.values()]  # type: ignore[misc]
 
@@ -246,16 +242,13 @@ def _print_step(out: IO[str], app: App, now: datetime, step: Step, mailed: list[
 
 
 def _print_summary(out: IO[str], app: App, mail_dir: Path) -> None:
-    with app.sessions() as session:
-        obligations = session.execute(
-            select(Obligation.party_code, Obligation.state, Obligation.late_working_days).order_by(Obligation.party_code)
-        ).all()
-        cases = session.execute(select(ShortageCase.city_code, ShortageCase.state)).all()
+    with app.read_sessions() as session:
+        outcome = demo_outcome(session)
     print("\nOutcome / 结果:", file=out)
-    for party, state, late in obligations:
+    for party, state, late in outcome.obligations:
         extra = f", {late} working day(s) late" if late else ""
         print(f"    distributor {party}: {state}{extra}", file=out)
-    for city, state in cases:
+    for city, state in outcome.cases:
         print(f"    shortage case in {city}: {state}", file=out)
     count = len(list(mail_dir.glob("*.eml")))
     print(f"\n{count} mail(s) written to {mail_dir}", file=out)

@@ -6,6 +6,7 @@ from datetime import date
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.services.dashboard import due_soon_until, officer_regions, read_distributor_summary, read_overview_page
+from shortage_watch.store import compliance as c
 from shortage_watch.store import dashboard_queries as q
 from tests.dashboard.conftest import NOW, at, seed_ledger
 
@@ -53,8 +54,8 @@ def test_monthly_on_time_rate_uses_the_compliance_definition(sessions, sample_di
     seed_ledger(sessions)
     october = (date(2024, 10, 1), date(2024, 10, 31))
     with sessions() as session:
-        rates = q.on_time_by_month(session, officer_regions(sample_directory, NINGDE), [(date(2024, 9, 1), date(2024, 9, 30)), october], NOW)
-        compliance = q.compliance_by_distributor(session, officer_regions(sample_directory, NINGDE), due_from=october[0], due_to=october[1], now=NOW)
+        rates = c.on_time_by_month(session, officer_regions(sample_directory, NINGDE), [(date(2024, 9, 1), date(2024, 9, 30)), october], NOW)
+        compliance = c.compliance_by_distributor(session, officer_regions(sample_directory, NINGDE), due_from=october[0], due_to=october[1], now=NOW)
     assert [(r.on_time, r.late, r.overdue) for r in rates] == [(0, 0, 0), (1, 1, 1)]
     assert rates[0].on_time_rate is None and abs(rates[1].on_time_rate - 1 / 3) < 1e-9
     assert [(c.distributor_code, c.on_time, c.late, c.overdue, c.open) for c in compliance] == [("D350901", 0, 1, 1, 0), ("D350902", 1, 0, 0, 1)]
@@ -70,7 +71,7 @@ def test_lists_and_exports_never_hold_another_regions_rows(sessions, sample_dire
             exported = list(q.iter_obligations(session, regions, q.ObligationFilter(), now=NOW))
             notices = list(q.iter_notices(session, regions, q.NoticeFilter()))
             cases = list(q.iter_cases(session, regions, q.CaseFilter()))
-            compliance = q.compliance_by_distributor(session, regions, due_from=None, due_to=None, now=NOW)
+            compliance = c.compliance_by_distributor(session, regions, due_from=None, due_to=None, now=NOW)
         assert {r.region_code for r in page.items} == expected_regions
         assert [r.id for r in exported] == [r.id for r in page.items]
         assert {n.region_code for n in notices} == expected_regions
@@ -176,7 +177,7 @@ def test_monthly_summary_and_dashboard_share_one_compliance_definition(sessions,
     contact = sample_directory.contact(NINGDE, "insurance")
     with sessions() as session:
         context = read_monthly_context(session, sample_directory, contact, contact.emails[0], *october, NOW)
-        dashboard = q.compliance_by_distributor(session, officer_regions(sample_directory, NINGDE), due_from=october[0], due_to=october[1], now=NOW)
+        dashboard = c.compliance_by_distributor(session, officer_regions(sample_directory, NINGDE), due_from=october[0], due_to=october[1], now=NOW)
     assert [(r["distributor_code"], r["obligations"], r["on_time"], r["late"], r["overdue"], r["open"]) for r in context["compliance"]] == [
         (r.distributor_code, r.obligations, r.on_time, r.late, r.overdue, r.open) for r in dashboard
     ] == [("D350901", 2, 0, 1, 1, 0), ("D350902", 1, 0, 0, 0, 1)]

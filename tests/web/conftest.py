@@ -57,13 +57,13 @@ def web(make_web: Callable[..., tuple[App, WebServer]]) -> tuple[App, WebServer]
 
 def add_distributor(app: App, code: str, *, name: str | None = None, password: str = PASSWORD) -> WebUser:
     """An account for `code` whose initial password was already changed to `password`."""
-    user, initial = add_account(app, name=name or code, role="distributor", party_code=code, now=NOW)
-    change_password(app, user, current=initial, new=password, now=NOW)
+    user, initial = add_account(app.sessions, name=name or code, role="distributor", party_code=code, now=NOW)
+    change_password(app.sessions, user, current=initial, new=password, now=NOW)
     return user
 
 
 def token_for(app: App, user: WebUser, name: str = "ERP") -> str:
-    return create_token(app, account_id=user.id, name=name, now=NOW, actor="test")[1]
+    return create_token(app.sessions, account_id=user.id, name=name, now=NOW, actor="test")[1]
 
 
 def notice(notice_id: str = "TZ-001", **fields: Any) -> dict[str, Any]:

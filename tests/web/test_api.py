@@ -121,9 +121,9 @@ def test_revoked_token_is_401_and_disabled_account_403(web):
     app, server = web
     user = add_distributor(app, "D350901")
     revoked, kept = token_for(app, user), token_for(app, user)
-    revoke_token(app, 1, now=app.clock.now(), actor="test")
+    revoke_token(app.sessions, 1, now=app.clock.now(), actor="test")
     assert requests.get(f"{server.address}/api/v1/obligations", headers=_auth(revoked), timeout=10).status_code == 401
-    disable_account(app, "D350901", app.clock.now())
+    disable_account(app.sessions, "D350901", app.clock.now())
     answer = requests.get(f"{server.address}/api/v1/obligations", headers=_auth(kept), timeout=10)
     assert answer.status_code == 403 and "停用" in answer.json()["error"]
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("chromium") is N
 def dashboard(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[App, WebServer, Seeded, str]]:
     app = App(web_settings(sqlite_url, tmp_path), clock=FixedClock(NOW))
     seeded = seed_ledger(app.sessions)
-    _user, initial = add_account(app, name="nd-wang", role="officer", party_code=None, region_code="350900", bureau="insurance", now=NOW)
+    _user, initial = add_account(app.sessions, name="nd-wang", role="officer", party_code=None, region_code="350900", bureau="insurance", now=NOW)
     server = WebServer(app, "127.0.0.1", 0)
     server.start()
     yield app, server, seeded, initial

@@ -31,8 +31,8 @@ def bureau(db_url: str, tmp_path: Path) -> Iterator[tuple[App, WebServer, Seeded
     app = App(web_settings(db_url, tmp_path), clock=FixedClock(NOW))
     seeded = seed_ledger(app.sessions)
     for name, region, bureau in (("ningde", "350900", "insurance"), ("jiaocheng", "350902", "insurance"), ("cq", "500000", "health")):
-        user, initial = add_account(app, name=name, role="officer", party_code=None, region_code=region, bureau=bureau, now=NOW)
-        change_password(app, user, current=initial, new=PASSWORD, now=NOW)
+        user, initial = add_account(app.sessions, name=name, role="officer", party_code=None, region_code=region, bureau=bureau, now=NOW)
+        change_password(app.sessions, user, current=initial, new=PASSWORD, now=NOW)
     server = WebServer(app, "127.0.0.1", 0)
     server.start()
     yield app, server, seeded
@@ -187,8 +187,8 @@ def test_the_obligation_calendar_marks_the_make_up_working_day(bureau) -> None:
 
 def test_a_distributor_account_cannot_open_the_dashboard(bureau) -> None:
     app, server, _ = bureau
-    user, initial = add_account(app, name="D350901", role="distributor", party_code="D350901", now=NOW)
-    change_password(app, user, current=initial, new=PASSWORD, now=NOW)
+    user, initial = add_account(app.sessions, name="D350901", role="distributor", party_code="D350901", now=NOW)
+    change_password(app.sessions, user, current=initial, new=PASSWORD, now=NOW)
     browser = requests.Session()
     form = browser.get(f"{server.address}/login", timeout=10)
     browser.post(f"{server.address}/login", data={"csrf": CSRF.search(form.text).group(1), "name": "D350901", "password": PASSWORD}, timeout=10)

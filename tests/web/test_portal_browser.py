@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture
 def portal(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[App, WebServer, str]]:
     app = App(web_settings(sqlite_url, tmp_path), clock=FixedClock(NOW))
-    _user, initial = add_account(app, name="D350901", role="distributor", party_code="D350901", now=NOW)
+    _user, initial = add_account(app.sessions, name="D350901", role="distributor", party_code="D350901", now=NOW)
     server = WebServer(app, "127.0.0.1", 0)
     server.start()
     yield app, server, initial
@@ -149,8 +149,8 @@ def test_correcting_a_record_keeps_the_old_version_and_the_reason(portal, page):
     base = server.address
     from shortage_watch.services.accounts import change_password, session_user
 
-    user = session_user(app, 1, 0)
-    change_password(app, user, current=initial, new=PASSWORD, now=NOW)
+    user = session_user(app.read_sessions, 1, 0)
+    change_password(app.sessions, user, current=initial, new=PASSWORD, now=NOW)
     page.goto(f"{base}/login")
     page.fill("#name", "D350901")
     page.fill("#password", PASSWORD)

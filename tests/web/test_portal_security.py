@@ -110,7 +110,7 @@ def test_login_failures_pause_the_account_at_that_address(web):
 
 def test_initial_password_must_be_changed_before_anything_else(web):
     app, server = web
-    _user, initial = add_account(app, name="D350901", role="distributor", party_code="D350901", now=NOW)
+    _user, initial = add_account(app.sessions, name="D350901", role="distributor", party_code="D350901", now=NOW)
     browser = requests.Session()
     form = browser.get(f"{server.address}/login", timeout=10)
     answer = browser.post(f"{server.address}/login", data={"csrf": _csrf(form), "name": "D350901",

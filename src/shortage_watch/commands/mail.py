@@ -13,7 +13,7 @@ from shortage_watch.commands import CommandError, Context, positive_int
 from shortage_watch.mail.message import AddressError, build_message
 from shortage_watch.mail.render import LANGUAGES, RenderError
 from shortage_watch.mail.samples import sample_context, sample_test_context
-from shortage_watch.store.outbox_queries import dead_alert_ids, list_outbox, requeue_alerts
+from shortage_watch.store.outbox import dead_alert_ids, list_outbox, requeue_alerts
 from shortage_watch.store.tables import Alert
 
 STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable", "held", "inhibited", "stale", "superseded")

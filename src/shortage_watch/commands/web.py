@@ -89,7 +89,7 @@ def accounts_add_distributor(args: argparse.Namespace, ctx: Context) -> int:
                            "(directory.distributors)")
     name = args.name or args.code
     try:
-        user, password = add_account(app, name=name, role="distributor", party_code=args.code, now=_now(ctx))
+        user, password = add_account(app.sessions, name=name, role="distributor", party_code=args.code, now=_now(ctx))
     except AccountError as exc:
         raise CommandError(str(exc)) from None
     print(f"账户 account: {user.name}  ({args.code} {getattr(party, 'name', '')})")
@@ -110,7 +110,7 @@ def accounts_add_officer(args: argparse.Namespace, ctx: Context) -> int:
     if args.email is not None and not is_valid_email(args.email):
         raise CommandError(f"邮箱地址无效：{args.email} / --email {args.email!r} is not a mail address")
     try:
-        user, password = add_account(app, name=args.name, role="officer", party_code=None, region_code=region.code, bureau=args.role,
+        user, password = add_account(app.sessions, name=args.name, role="officer", party_code=None, region_code=region.code, bureau=args.role,
                                      email=args.email, now=_now(ctx))
     except AccountError as exc:
         raise CommandError(str(exc)) from None
@@ -125,7 +125,7 @@ def accounts_add_officer(args: argparse.Namespace, ctx: Context) -> int:
 def accounts_list(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.accounts import list_accounts
 
-    rows = list_accounts(ctx.ready_app())
+    rows = list_accounts(ctx.ready_app().read_sessions)
     if args.json:
         print(json.dumps([{"name": r.name, "role": r.role, "party_code": r.party_code, "disabled": r.disabled,
                            "must_change_password": r.must_change_password,
@@ -147,7 +147,7 @@ def accounts_disable(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.accounts import AccountError, disable_account
 
     try:
-        disable_account(ctx.ready_app(), args.name, _now(ctx))
+        disable_account(ctx.ready_app().sessions, args.name, _now(ctx))
     except AccountError as exc:
         raise CommandError(str(exc)) from None
     print(f"已停用 disabled: {args.name}")
@@ -158,7 +158,7 @@ def accounts_reset_password(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.accounts import AccountError, reset_password
 
     try:
-        password = reset_password(ctx.ready_app(), args.name, _now(ctx))
+        password = reset_password(ctx.ready_app().sessions, args.name, _now(ctx))
     except AccountError as exc:
         raise CommandError(str(exc)) from None
     print(f"新的初始密码 new initial password for {args.name}: {password}")
@@ -171,7 +171,7 @@ def tokens_create(args: argparse.Namespace, ctx: Context) -> int:
 
     app = ctx.ready_app()
     try:
-        row, secret = create_token(app, account_id=distributor_account_id(app, args.distributor), name=args.name,
+        row, secret = create_token(app.sessions, account_id=distributor_account_id(app.read_sessions, args.distributor), name=args.name,
                                    now=_now(ctx), actor="operator")
     except AccountError as exc:
         raise CommandError(str(exc)) from None
@@ -186,7 +186,7 @@ def tokens_create(args: argparse.Namespace, ctx: Context) -> int:
 def tokens_list(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.accounts import list_tokens
 
-    rows = list_tokens(ctx.ready_app())
+    rows = list_tokens(ctx.ready_app().read_sessions)
     if args.json:
         print(json.dumps([{"id": r.id, "account": r.account, "distributor": r.party_code, "name": r.name,
                            "starts_with": r.prefix, "created_at": r.created_at.isoformat(),
@@ -208,7 +208,7 @@ def tokens_revoke(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.accounts import AccountError, revoke_token
 
     try:
-        revoke_token(ctx.ready_app(), args.id, now=_now(ctx), actor="operator")
+        revoke_token(ctx.ready_app().sessions, args.id, now=_now(ctx), actor="operator")
     except AccountError as exc:
         raise CommandError(str(exc)) from None
     print(f"已撤销 revoked token #{args.id}")

@@ -13,15 +13,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.domain.accounts import ROLES, login_paused_until, password_problem, rate_window
 from shortage_watch.services.alerts import audit
+from shortage_watch.settings import WebSettings
+from shortage_watch.store import web_accounts
 from shortage_watch.store.tables import ApiToken, LoginAttempt, WebAccount
 
 OPERATOR = "operator"
@@ -62,20 +62,20 @@ def new_password() -> str:
 
 
 def _account_named(session: Session, name: str) -> WebAccount:
-    account = session.scalars(select(WebAccount).where(WebAccount.name == name)).first()
+    account = web_accounts.account_named(session, name)
     if account is None:
         raise AccountError(f"没有名为 {name} 的账户 / no account named {name!r}")
     return account
 
 
-def add_account(app: Any, *, name: str, role: str, party_code: str | None, now: datetime, region_code: str | None = None,
+def add_account(sessions: sessionmaker[Session], *, name: str, role: str, party_code: str | None, now: datetime, region_code: str | None = None,
                 bureau: str | None = None, email: str | None = None) -> tuple[WebUser, str]:
     """Create an account with a one-time initial password (returned once, to be changed at first login)."""
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}")
     password = new_password()
-    with app.sessions.begin() as session:
-        if session.scalars(select(WebAccount.id).where(WebAccount.name == name)).first() is not None:
+    with sessions.begin() as session:
+        if web_accounts.account_named(session, name) is not None:
             raise AccountError(f"账户 {name} 已存在 / account {name!r} exists already")
         account = WebAccount(name=name, role=role, party_code=party_code, region_code=region_code, bureau=bureau, email=email,
                              password_hash=_HASHER.hash(password),
@@ -98,15 +98,16 @@ class AccountRow:
     last_login_at: datetime | None
 
 
-def list_accounts(app: Any) -> list[AccountRow]:
-    with app.sessions() as session:
+def list_accounts(read_sessions: sessionmaker[Session]) -> list[AccountRow]:
+    """Every account, by name."""
+    with read_sessions() as session:
         return [AccountRow(a.name, a.role, a.party_code, a.disabled, a.must_change_password, a.last_login_at)
-                for a in session.scalars(select(WebAccount).order_by(WebAccount.name))]
+                for a in web_accounts.accounts_by_name(session)]
 
 
-def disable_account(app: Any, name: str, now: datetime) -> None:
+def disable_account(sessions: sessionmaker[Session], name: str, now: datetime) -> None:
     """Disable the account: its sessions end at once and its tokens answer 403."""
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         account = _account_named(session, name)
         account.disabled = True
         account.session_epoch += 1
@@ -114,10 +115,10 @@ def disable_account(app: Any, name: str, now: datetime) -> None:
         audit(session, at=now, actor=OPERATOR, entity="web_account", entity_id=account.id, action="disabled")
 
 
-def reset_password(app: Any, name: str, now: datetime) -> str:
+def reset_password(sessions: sessionmaker[Session], name: str, now: datetime) -> str:
     """A new one-time password (returned once); the account's sessions end and it is enabled again."""
     password = new_password()
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         account = _account_named(session, name)
         account.password_hash = _HASHER.hash(password)
         account.must_change_password = True
@@ -128,10 +129,10 @@ def reset_password(app: Any, name: str, now: datetime) -> str:
     return password
 
 
-def session_user(app: Any, account_id: int, epoch: int) -> WebUser | None:
+def session_user(read_sessions: sessionmaker[Session], account_id: int, epoch: int) -> WebUser | None:
     """The user of a session cookie, or None when the account is gone, disabled or the cookie is older
     than its last password change."""
-    with app.sessions() as session:
+    with read_sessions() as session:
         account = session.get(WebAccount, account_id)
         if account is None or account.disabled or account.session_epoch != epoch:
             return None
@@ -147,21 +148,19 @@ class LoginOutcome:
     paused_until: datetime | None = None
 
 
-def log_in(app: Any, *, name: str, password: str, address: str, now: datetime) -> LoginOutcome:
+def log_in(sessions: sessionmaker[Session], web: WebSettings, *, name: str, password: str, address: str,
+           now: datetime) -> LoginOutcome:
     """Check a password login, counting failures per account name and address (web.login_failures_allowed
     within web.login_pause_minutes pause further tries); every attempt is recorded."""
-    web = app.settings.web
     pause = timedelta(minutes=web.login_pause_minutes)
     name = name.strip()[:64]
     address = address[:64]
-    with app.sessions.begin() as session:
-        failures = session.scalars(select(LoginAttempt.at).where(
-            LoginAttempt.name == name, LoginAttempt.address == address, LoginAttempt.succeeded.is_(False),
-            LoginAttempt.at > now - pause)).all()
+    with sessions.begin() as session:
+        failures = web_accounts.failed_logins_since(session, name, address, now - pause)
         paused = login_paused_until(failures, web.login_failures_allowed, pause, now)
         if paused is not None:
             return LoginOutcome(None, paused_until=paused)
-        account = session.scalars(select(WebAccount).where(WebAccount.name == name)).first()
+        account = web_accounts.account_named(session, name)
         ok = _verify(account.password_hash if account else _dummy_hash(), password) and account is not None
         if ok and account is not None and account.disabled:
             ok = False
@@ -188,13 +187,13 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def change_password(app: Any, user: WebUser, *, current: str, new: str, now: datetime) -> int:
+def change_password(sessions: sessionmaker[Session], user: WebUser, *, current: str, new: str, now: datetime) -> int:
     """Set a new password after checking the current one; the account's new session epoch (older
     cookies end). AccountError says why not."""
     problem = password_problem(new, user.name)
     if problem:
         raise AccountError(problem)
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         account = session.get(WebAccount, user.id)
         if account is None or account.disabled:
             raise AccountError("账户不可用 / the account is not available")
@@ -229,10 +228,10 @@ class TokenRow:
     revoked_at: datetime | None
 
 
-def create_token(app: Any, *, account_id: int, name: str, now: datetime, actor: str) -> tuple[TokenRow, str]:
+def create_token(sessions: sessionmaker[Session], *, account_id: int, name: str, now: datetime, actor: str) -> tuple[TokenRow, str]:
     """A new token for the account: the row and the secret, which is shown this once and never again."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         account = session.get(WebAccount, account_id)
         if account is None:
             raise AccountError("账户不存在 / no such account")
@@ -250,11 +249,10 @@ def _token_row(token: ApiToken, account: WebAccount) -> TokenRow:
                     token.last_used_at, token.revoked_at)
 
 
-def distributor_account_id(app: Any, party_code: str) -> int:
+def distributor_account_id(read_sessions: sessionmaker[Session], party_code: str) -> int:
     """The account a `tokens create --distributor CODE` token belongs to: the one named CODE, else the first."""
-    with app.sessions() as session:
-        accounts = session.scalars(select(WebAccount).where(
-            WebAccount.role == "distributor", WebAccount.party_code == party_code).order_by(WebAccount.id)).all()
+    with read_sessions() as session:
+        accounts = web_accounts.distributor_accounts(session, party_code)
     if not accounts:
         raise AccountError(f"配送企业 {party_code} 还没有账户，请先运行 accounts add-distributor {party_code} / "
                            f"distributor {party_code} has no account: run `accounts add-distributor {party_code}` first")
@@ -262,18 +260,15 @@ def distributor_account_id(app: Any, party_code: str) -> int:
     return (named or accounts)[0].id
 
 
-def list_tokens(app: Any, account_id: int | None = None) -> list[TokenRow]:
+def list_tokens(read_sessions: sessionmaker[Session], account_id: int | None = None) -> list[TokenRow]:
     """Tokens (all, or one account's), newest first; never their secrets."""
-    with app.sessions() as session:
-        query = select(ApiToken, WebAccount).join(WebAccount, WebAccount.id == ApiToken.account_id)
-        if account_id is not None:
-            query = query.where(ApiToken.account_id == account_id)
-        return [_token_row(t, a) for t, a in session.execute(query.order_by(ApiToken.id.desc()))]
+    with read_sessions() as session:
+        return [_token_row(t, a) for t, a in web_accounts.tokens_with_accounts(session, account_id)]
 
 
-def revoke_token(app: Any, token_id: int, *, now: datetime, actor: str, account_id: int | None = None) -> None:
+def revoke_token(sessions: sessionmaker[Session], token_id: int, *, now: datetime, actor: str, account_id: int | None = None) -> None:
     """Revoke a token (only the account's own when `account_id` is given)."""
-    with app.sessions.begin() as session:
+    with sessions.begin() as session:
         token = session.get(ApiToken, token_id)
         if token is None or (account_id is not None and token.account_id != account_id):
             raise AccountError(f"没有编号为 {token_id} 的令牌 / no token with id {token_id}")
@@ -292,26 +287,19 @@ class TokenCheck:
     retry_after: int | None = None
 
 
-def use_token(app: Any, secret: str, *, method: str, path: str, now: datetime) -> TokenCheck:
+def use_token(sessions: sessionmaker[Session], web: WebSettings, secret: str, *, method: str, path: str,
+              now: datetime) -> TokenCheck:
     """Check a bearer token and count the request against its per-minute limit; audits the use."""
-    limit = app.settings.web.api_requests_per_minute
+    limit = web.api_requests_per_minute
     window = rate_window(now)
-    with app.sessions.begin() as session:
-        found = session.execute(select(ApiToken, WebAccount).join(WebAccount, WebAccount.id == ApiToken.account_id)
-                                .where(ApiToken.token_hash == _token_hash(secret))).first()
+    with sessions.begin() as session:
+        found = web_accounts.token_by_hash(session, _token_hash(secret))
         if found is None or found[0].revoked_at is not None:
             return TokenCheck(None)
         token, account = found
         if account.disabled:
             return TokenCheck(None, token.id, disabled=True)
-        # Two requests of one token at once: one UPDATE counts in the database under the row's lock,
-        # so neither overwrites the other's count, also across the start of a new window.
-        same_window = ApiToken.rate_window_start == window.start
-        session.execute(update(ApiToken).where(ApiToken.id == token.id).values(
-            rate_count=case((same_window, ApiToken.rate_count + 1), else_=1),
-            rate_window_start=window.start, last_used_at=now))
-        count = session.scalar(select(ApiToken.rate_count).where(ApiToken.id == token.id))
-        over = count is not None and count > limit
+        over = web_accounts.count_token_use(session, token.id, window.start, now) > limit
         audit(session, at=now, actor=f"web:{account.name}", entity="api_token", entity_id=token.id,
               action="rate_limited" if over else "used", detail={"method": method, "path": path[:200]})
         if over:

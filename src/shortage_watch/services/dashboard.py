@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.directory import Directory
+from shortage_watch.store import compliance
 from shortage_watch.store import dashboard_queries as q
 
 DUE_SOON_WORKING_DAYS = 2
@@ -67,7 +68,7 @@ def week_ends(now: datetime, count: int = WEEKS) -> list[datetime]:
 class OverviewPage:
     cards: q.Overview
     weeks: list[q.WeekPoint]
-    months: list[q.MonthRate]
+    months: list[compliance.MonthRate]
     due_soon_until: datetime
     month: tuple[date, date]
 
@@ -80,7 +81,7 @@ def read_overview_page(session: Session, calendar: WorkingCalendar, regions: fro
     return OverviewPage(
         cards=q.read_overview(session, regions, now=now, due_soon_until=until, month=month),
         weeks=q.weekly_series(session, regions, week_ends(now)),
-        months=q.on_time_by_month(session, regions, last_months(today), now),
+        months=compliance.on_time_by_month(session, regions, last_months(today), now),
         due_soon_until=until,
         month=month,
     )
@@ -105,7 +106,7 @@ def read_distributor_summary(session: Session, calendar: WorkingCalendar, region
     if history is None:
         return None
     reports = [r for r in history.obligations if r.kind == "report"]
-    rate = q.on_time_rate(
+    rate = compliance.on_time_rate(
         sum(1 for r in reports if r.state == "fulfilled"), sum(1 for r in reports if r.state == "fulfilled_late"), sum(1 for r in reports if r.overdue_now)
     )
     days = working_days_to_report(calendar, history.reported)
@@ -177,7 +178,7 @@ def notice_table(directory: Directory, rows: Iterable[q.NoticeRow]) -> Iterable[
 COMPLIANCE_HEADERS = ["配送企业编码", "配送企业", "报告义务", "按时报告", "迟报", "逾期未报", "未到期", "按时率"]
 
 
-def compliance_table(directory: Directory, rows: Sequence[q.ComplianceRow]) -> Iterable[list[Any]]:
+def compliance_table(directory: Directory, rows: Sequence[compliance.ComplianceRow]) -> Iterable[list[Any]]:
     for r in rows:
         rate = r.on_time_rate
         yield [r.distributor_code, _party_name(directory, r.distributor_code), r.obligations, r.on_time, r.late, r.overdue, r.open,

@@ -15,16 +15,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.accounts import record_outside_party
 from shortage_watch.domain.obligations import case_number
 from shortage_watch.services.accounts import WebUser
 from shortage_watch.services.alerts import audit
-from shortage_watch.services.ingest import IngestResult, _insert_ignoring_conflict, store_payload
+from shortage_watch.services.ingest import IngestResult, store_payload
 from shortage_watch.store.queries import RecordReceipt, receipts_of_arrival
-from shortage_watch.store.tables import IdempotencyKey, WebSubmission
+from shortage_watch.store.tables import WebSubmission
+from shortage_watch.store.web_submissions import claim_idempotency_key
 
 SOURCES = {"form": "portal", "upload": "portal", "correction": "portal", "api": "api"}
 
@@ -110,15 +110,8 @@ def submit_once(app: Any, user: WebUser, *, key: str, fingerprint: str, content:
     """
     tz = ZoneInfo(app.settings.timezone)
     with app.sessions.begin() as session:
-        # Claim the key first. Two requests with one key at once: on PostgreSQL the second insert
-        # waits for the first transaction and then does nothing; on SQLite the transactions run
-        # one after the other (BEGIN IMMEDIATE). Either way exactly one stores, and the other
-        # reads its committed answer below.
-        _insert_ignoring_conflict(session, IdempotencyKey.__table__, {
-            "account_id": user.id, "key": key, "request_hash": fingerprint, "status_code": 0, "response": {},
-            "created_at": now})
-        claimed = session.scalars(select(IdempotencyKey).where(IdempotencyKey.account_id == user.id,
-                                                               IdempotencyKey.key == key)).one()
+        # The key first: of two requests with one key, exactly one stores (see claim_idempotency_key).
+        claimed = claim_idempotency_key(session, user.id, key, fingerprint, now)
         if claimed.status_code != 0:
             if claimed.request_hash != fingerprint:
                 return Answer(422, {"error": IDEMPOTENCY_MISMATCH})

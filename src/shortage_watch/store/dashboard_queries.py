@@ -20,9 +20,7 @@ from sqlalchemy import Select, and_, case, distinct, func, or_, select, union_al
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.obligations import OPEN_STATES, case_number
-# Compliance has one definition (the CLI and the monthly summary count the same way); the
-# dashboard's callers reach it as `q.compliance_by_distributor` etc.
-from shortage_watch.store.compliance import ComplianceRow, MonthRate, compliance_by_distributor, on_time_by_month, on_time_rate  # noqa: F401
+from shortage_watch.store.compliance import compliance_by_distributor
 from shortage_watch.store.tables import (
     Alert,
     AuditEvent,
@@ -32,6 +30,7 @@ from shortage_watch.store.tables import (
     ShortageReport,
     StoppageNotice,
 )
+from shortage_watch.store.trail_queries import audit_trail, case_alerts, obligation_alerts
 
 T = TypeVar("T")
 
@@ -546,8 +545,8 @@ def read_obligation(session: Session, regions: Collection[str], obligation_id: i
         opened_at=ob.opened_at,
         notice=session.get(StoppageNotice, ob.notice_pk) if ob.notice_pk else None,
         report=session.get(DistributorReport, ob.report_pk) if ob.report_pk else None,
-        alerts=list(session.scalars(select(Alert).where(Alert.obligation_id == ob.id).order_by(Alert.created_at, Alert.id))),
-        events=list(session.scalars(select(AuditEvent).where(AuditEvent.entity == "obligation", AuditEvent.entity_id == ob.id).order_by(AuditEvent.at, AuditEvent.id))),
+        alerts=obligation_alerts(session, ob.id),
+        events=audit_trail(session, "obligation", ob.id),
     )
 
 
@@ -584,8 +583,8 @@ def read_case(session: Session, regions: Collection[str], case_id: int, *, now: 
         reports=reports,
         notices=notices,
         obligations=obligations,
-        alerts=list(session.scalars(select(Alert).where(Alert.case_id == case_id).order_by(Alert.created_at, Alert.id))),
-        events=list(session.scalars(select(AuditEvent).where(AuditEvent.entity == "case", AuditEvent.entity_id == case_id).order_by(AuditEvent.at, AuditEvent.id))),
+        alerts=case_alerts(session, case_id),
+        events=audit_trail(session, "case", case_id),
     )
 
 

@@ -22,6 +22,7 @@ from shortage_watch.store.tables import (
     ShortageReport,
     StoppageNotice,
 )
+from shortage_watch.store.trail_queries import audit_trail, case_alerts, obligation_alerts
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ObligationDetail:
     view: ObligationView
     report: DistributorReport | None
     alerts: list[Alert]  # in the order written
-    events: list[AuditEvent]  # the obligation's audit trail, in the order written
+    events: list[AuditEvent]  # the obligation's audit trail, in time order
 
 
 def read_obligation(session: Session, obligation_id: int) -> ObligationDetail | None:
@@ -71,9 +72,8 @@ def read_obligation(session: Session, obligation_id: int) -> ObligationDetail | 
     return ObligationDetail(
         view=ObligationView(ob, notice, case),
         report=session.get(DistributorReport, ob.report_pk) if ob.report_pk else None,
-        alerts=list(session.scalars(select(Alert).where(Alert.obligation_id == ob.id).order_by(Alert.id))),
-        events=list(session.scalars(select(AuditEvent).where(AuditEvent.entity == "obligation", AuditEvent.entity_id == ob.id)
-                                    .order_by(AuditEvent.id))),
+        alerts=obligation_alerts(session, ob.id),
+        events=audit_trail(session, "obligation", ob.id),
     )
 
 
@@ -128,7 +128,6 @@ def read_case(session: Session, case_id: int) -> CaseDetail | None:
         notices=list(session.scalars(select(StoppageNotice).where(StoppageNotice.product_code == case.product_code)
                                      .order_by(StoppageNotice.notified_on))),
         obligations=list(session.scalars(select(Obligation).where(Obligation.case_id == case.id).order_by(Obligation.id))),
-        alerts=list(session.scalars(select(Alert).where(Alert.case_id == case.id).order_by(Alert.id))),
-        events=list(session.scalars(select(AuditEvent).where(AuditEvent.entity == "case", AuditEvent.entity_id == case.id)
-                                    .order_by(AuditEvent.id))),
+        alerts=case_alerts(session, case.id),
+        events=audit_trail(session, "case", case.id),
     )

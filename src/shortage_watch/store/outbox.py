@@ -1,10 +1,12 @@
-"""The outbox's rows as the sender sees them: which are due, what a claimed row carries, and
-each send's outcome written back. Claiming, renewing and handing rows back is store/claims.py's."""
+"""The outbox's rows: as the sender sees them (which are due, what a claimed row carries, each
+send's outcome written back) and as people see them (`outbox list|retry`: listings, the
+operator's requeue). Claiming, renewing and handing rows back is store/claims.py's."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -66,3 +68,39 @@ def mark_sent(session: Session | Connection, alert_id: int, message_id: str | No
 def audit_dead(session: Session, alert_id: int, owner: str, error: str, real_now: datetime) -> None:
     """Note in the audit trail that an alert went dead, and why."""
     session.add(AuditEvent(at=real_now, actor=owner, entity="alert", entity_id=alert_id, action="dead", detail={"error": error}))
+
+
+# ---- as people see it: `outbox list|retry` ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxListing:
+    alerts: list[Alert]  # in the listed states, the soonest due first
+    counts: dict[str, int]  # every state's count, listed or not
+
+
+def list_outbox(session: Session, statuses: Sequence[str], *, limit: int) -> OutboxListing:
+    """Alerts in `statuses`, oldest due first (at most `limit`), and how many alerts each state holds."""
+    alerts = list(session.scalars(
+        select(Alert).where(Alert.status.in_(list(statuses))).order_by(*DUE_ORDER).limit(limit)))
+    counts = {status: n for status, n in session.execute(select(Alert.status, func.count()).group_by(Alert.status))}
+    return OutboxListing(alerts, counts)
+
+
+def dead_alert_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(Alert.id).where(Alert.status == "dead")))
+
+
+def requeue_alerts(session: Session, ids: Sequence[int], *, now: datetime, audit_at: datetime, actor: str) -> None:
+    """Make the alerts due at `now` with fresh attempts, and audit each as requeued by `actor`."""
+    if not ids:
+        return
+    # Only rows still dead/pending: a sender may have claimed one meanwhile.
+    session.execute(
+        update(Alert)
+        .where(Alert.id.in_(list(ids)), Alert.status.in_(("dead", "pending")))
+        .values(status="pending", attempts=0, next_attempt_at=now, last_error=None, lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    for alert_id in ids:
+        session.add(AuditEvent(at=audit_at, actor=actor, entity="alert", entity_id=alert_id, action="requeued", detail=None))

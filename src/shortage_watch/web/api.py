@@ -43,7 +43,7 @@ def token_user(request: Request) -> WebUser:
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "需要 API 令牌（Authorization: Bearer …） / an API token is required "
                             "(Authorization: Bearer …)", headers=BEARER)
-    check = use_token(app, secret.strip(), method=request.method, path=request.url.path, now=app.clock.now())
+    check = use_token(app.sessions, app.settings.web, secret.strip(), method=request.method, path=request.url.path, now=app.clock.now())
     if check.retry_after is not None:
         raise ApiError(429, "请求过于频繁，请稍后再试 / too many requests: try again later",
                        headers={"Retry-After": str(check.retry_after)})

@@ -27,6 +27,7 @@ from shortage_watch.services import dashboard as views
 from shortage_watch.services.accounts import WebUser
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.bureau_actions import OFFLINE_KINDS, ActionError, close_case_parts, record_offline_action
+from shortage_watch.store.compliance import compliance_by_distributor
 from shortage_watch.store import dashboard_queries as q
 from shortage_watch.store.tables import AuditEvent, OfficerAction, ShortageCase
 from shortage_watch.web import charts
@@ -350,7 +351,7 @@ def compliance(request: Request, user: WebUser = Depends(officer)) -> Response:
     due_from = _date(p.get("due_from"), "截止日期起") if "due_from" in p else first
     due_to = _date(p.get("due_to"), "截止日期止") if "due_to" in p else last
     with app.sessions() as session:
-        rows = q.compliance_by_distributor(session, regions, due_from=due_from, due_to=due_to, now=now)
+        rows = compliance_by_distributor(session, regions, due_from=due_from, due_to=due_to, now=now)
     if p.get("late_only") == "1":
         rows = [r for r in rows if r.late or r.overdue]
     page = _page(request)

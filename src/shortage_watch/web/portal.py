@@ -152,7 +152,7 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     app = _app(request)
     name, target = _text(form, "name"), safe_next(_text(form, "next"))
-    outcome = await run_in_threadpool(accounts.log_in, app, name=name, password=str(form.get("password") or ""),
+    outcome = await run_in_threadpool(accounts.log_in, app.sessions, app.settings.web, name=name, password=str(form.get("password") or ""),
                                       address=client_address(request), now=app.clock.now())
     if outcome.user is None:
         if outcome.paused_until is not None:
@@ -202,7 +202,7 @@ async def change_password(request: Request, user: WebUser = Depends(_any_role_us
         return render(request, "password.html", status=422, first=user.must_change_password,
                       error="两次输入的新密码不一致 / the two new passwords differ")
     try:
-        epoch = await run_in_threadpool(accounts.change_password, app, user, current=str(form.get("current") or ""),
+        epoch = await run_in_threadpool(accounts.change_password, app.sessions, user, current=str(form.get("current") or ""),
                                         new=new, now=app.clock.now())
     except AccountError as exc:
         return render(request, "password.html", status=422, first=user.must_change_password, error=str(exc))
@@ -484,16 +484,16 @@ async def correction_submit(request: Request, kind: str, pk: int, user: WebUser 
 
 @router.get("/tokens")
 def tokens_page(request: Request, user: WebUser = Depends(distributor)) -> HTMLResponse:
-    return render(request, "tokens.html", tokens=accounts.list_tokens(_app(request), user.id), secret=None)
+    return render(request, "tokens.html", tokens=accounts.list_tokens(_app(request).read_sessions, user.id), secret=None)
 
 
 @router.post("/tokens")
 async def token_create(request: Request, user: WebUser = Depends(distributor)) -> HTMLResponse:
     form = await _form(request)
     app = _app(request)
-    _row, secret = await run_in_threadpool(accounts.create_token, app, account_id=user.id,
+    _row, secret = await run_in_threadpool(accounts.create_token, app.sessions, account_id=user.id,
                                            name=_text(form, "name") or "token", now=app.clock.now(), actor=user.actor)
-    return render(request, "tokens.html", tokens=accounts.list_tokens(app, user.id), secret=secret)
+    return render(request, "tokens.html", tokens=accounts.list_tokens(app.read_sessions, user.id), secret=secret)
 
 
 @router.post("/tokens/{token_id}/revoke")
@@ -501,7 +501,7 @@ async def token_revoke(request: Request, token_id: int, user: WebUser = Depends(
     await _form(request)
     app = _app(request)
     try:
-        await run_in_threadpool(accounts.revoke_token, app, token_id, now=app.clock.now(), actor=user.actor,
+        await run_in_threadpool(accounts.revoke_token, app.sessions, token_id, now=app.clock.now(), actor=user.actor,
                                 account_id=user.id)
     except AccountError as exc:
         raise HTTPException(404, str(exc)) from None

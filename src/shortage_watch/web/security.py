@@ -139,7 +139,7 @@ def current_user(request: Request) -> WebUser | None:
     if hasattr(request.state, "user"):
         return request.state.user
     data = request_session(request)
-    user = session_user(request.app.state.app, data.account_id, data.epoch) if data.account_id is not None else None
+    user = session_user(request.app.state.app.read_sessions, data.account_id, data.epoch) if data.account_id is not None else None
     request.state.user = user
     return user
 
