@@ -139,9 +139,10 @@ def run(n: int, db_url: str | None, rounds: int) -> float:
         with app.sessions() as session:
             rows = session.scalars(select(Alert).order_by(Alert.id)).all()
         # The baseline's messages: the same alerts, built beforehand.
+        deps = app.deliver_deps()
         envelopes = [
-            build_envelope(app, ClaimedAlert(r.id, r.dedup_key, r.thread_key, r.template, r.recipient_role, r.recipient_email,
-                                              r.language, r.urgent, dict(r.context), r.attempts))
+            build_envelope(deps, ClaimedAlert(r.id, r.dedup_key, r.thread_key, r.template, r.recipient_role, r.recipient_email,
+                              r.language, r.urgent, dict(r.context), r.attempts))
             for r in rows
         ]
         # Rounds alternate sender and baseline; the best of each is reported, because on a
@@ -150,7 +151,7 @@ def run(n: int, db_url: str | None, rounds: int) -> float:
             reset_outbox(app)
             sink.reset()
             started = time.perf_counter()
-            result = deliver_due(app, NOW)
+            result = deliver_due(app.deliver_deps(), NOW)
             sender_times.append(time.perf_counter() - started)
             with app.sessions() as session:
                 sent_rows = session.scalar(select(func.count()).select_from(Alert).where(Alert.status == "sent"))

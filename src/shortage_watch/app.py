@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from shortage_watch.intake.directory_files import DirectoryFiles
     from shortage_watch.mail.render import Renderer
     from shortage_watch.mail.transports import Transport
-    from shortage_watch.services.deliver import SendPace
+    from shortage_watch.services.deliver import DeliverDeps, SendPace
+    from shortage_watch.services.digests import DigestDeps
     from shortage_watch.services.ingest import RecordListener
     from shortage_watch.services.replica import Replica
 
@@ -118,6 +120,24 @@ class App:
         from shortage_watch.services.deliver import SendPace
 
         return SendPace()
+
+    def deliver_deps(self) -> "DeliverDeps":
+        """What the sender uses; built per call from the parts above, so a calendar the daemon
+        reloaded (it replaces `calendar`) is the one used."""
+        from shortage_watch.services.deliver import DeliverDeps
+
+        return DeliverDeps(sessions=self.sessions, engine=self.engine, mail=self.settings.mail, timezone=self.settings.timezone,
+                           calendar=self.calendar, renderer=self.renderer, transport=self.transport, owner=self.replica_id,
+                           lease=timedelta(seconds=self.settings.daemon.lease_seconds),
+                           installation_id=self.installation_id, pace=self.send_pace)
+
+    def digest_deps(self) -> "DigestDeps":
+        """What the digests and monthly summaries use, with the directory as it is now."""
+        from shortage_watch.services.digests import DigestDeps
+
+        settings = self.settings
+        return DigestDeps(sessions=self.sessions, calendar=self.calendar, directory=self.directory, mail=settings.mail,
+                          operations_email=settings.directory.operations_email, sources=settings.sources, quiet=settings.quiet)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

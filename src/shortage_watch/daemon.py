@@ -45,7 +45,7 @@ from shortage_watch.clock import utc_now
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.redact import mask_url
 from shortage_watch.services.deliver import deliver_due
-from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
+from shortage_watch.services.digests import DigestDeps, send_daily_digests, send_monthly_summaries
 from shortage_watch.services.escalate import sweep
 from shortage_watch.services.housekeeping import calendar_warnings, prune_old_records
 from shortage_watch.services.poll import poll_sources, source_due_now
@@ -116,7 +116,7 @@ class Daemon:
     def __init__(self, app: App, metrics: DaemonMetrics | None = None) -> None:
         self.app = app
         self.settings = app.settings
-        self.metrics = metrics or DaemonMetrics(app.engine, lambda session: find_quiet_reporters(session, app.settings, app.calendar, app.clock.now()))
+        self.metrics = metrics or DaemonMetrics(app.engine, lambda session: find_quiet_reporters(session, app.settings.sources, app.settings.quiet, app.calendar, app.clock.now()))
         self.started_at = utc_now()
         self.stopping = threading.Event()
         self._calendar_signature: tuple[tuple[str, int, int], ...] | None = None
@@ -165,7 +165,7 @@ class Daemon:
 
     def deliver(self) -> None:
         """Send due alerts: `services.deliver.deliver_due`."""
-        result = deliver_due(self.app, self.app.clock.now())
+        result = deliver_due(self.app.deliver_deps(), self.app.clock.now())
         log.debug("deliver done: %r", result)
 
     def digests(self) -> None:
@@ -177,7 +177,7 @@ class Daemon:
         so the first working day the daemon runs in a month sends them)."""
         self._working_day_job("monthly", self.settings.mail.monthly_time, send_monthly_summaries)
 
-    def _working_day_job(self, lease: str, at: time, send: Callable[[App, datetime], int]) -> None:
+    def _working_day_job(self, lease: str, at: time, send: Callable[[DigestDeps, datetime], int]) -> None:
         now = self.app.clock.now()
         if not working_day_job_due(self.app.calendar, now, at):
             log.debug("%s not due at %s", lease, now.isoformat(), extra={"job": lease})
@@ -191,7 +191,7 @@ class Daemon:
             self._done_on[lease] = today  # that replica runs (and retries) it
             return
         try:
-            count = send(self.app, now)
+            count = send(self.app.digest_deps(), now)
             log.info("%s queued", lease, extra={"job": lease, "count": count})
             self._done_on[lease] = today
         finally:

@@ -157,7 +157,7 @@ def _quiet_warnings(session: Session, settings: Settings, now: datetime) -> list
         calendar = WorkingCalendar.from_overrides_dir(settings.calendar.overrides_dir, settings.timezone)
     except CalendarError as exc:
         return [f"quiet reporters not checked: calendar.overrides_dir: {_first_line(exc)}"]
-    return [f"quiet {q.line()}" for q in find_quiet_reporters(session, settings, calendar, now)]
+    return [f"quiet {q.line()}" for q in find_quiet_reporters(session, settings.sources, settings.quiet, calendar, now)]
 
 
 def this_host() -> str:

@@ -334,7 +334,7 @@ def test_the_hourly_digest_timer_retries_a_failed_run_and_skips_once_done(app: A
 
     calls: list[datetime] = []
 
-    def send(app_: App, now: datetime) -> int:
+    def send(deps: object, now: datetime) -> int:
         calls.append(now)
         if len(calls) == 1:
             raise RuntimeError("database went away")

@@ -85,7 +85,7 @@ def seed(app: App) -> None:
 
 def test_each_kind_of_quiet_reporter_is_found_by_its_own_threshold(app: App) -> None:
     with app.sessions() as session:
-        found = find_quiet_reporters(session, app.settings, app.calendar, NOW)
+        found = find_quiet_reporters(session, app.settings.sources, app.settings.quiet, app.calendar, NOW)
     assert [(q.kind, q.code, q.working_days) for q in found] == [
         ("source", "inbox-a", 4),  # 3 allowed; feed-b's 4 are within its default 5
         ("distributor", "D1", 3),
@@ -101,7 +101,7 @@ def test_health_json_lists_quiet_reporters_as_warnings_without_failing(app: App)
 
 
 def test_metrics_count_quiet_reporters_by_kind(app: App) -> None:
-    metrics = DaemonMetrics(app.engine, lambda session: find_quiet_reporters(session, app.settings, app.calendar, NOW))
+    metrics = DaemonMetrics(app.engine, lambda session: find_quiet_reporters(session, app.settings.sources, app.settings.quiet, app.calendar, NOW))
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for family in metrics.registry.collect() for s in family.samples}
     assert samples[("shortage_watch_quiet_reporters", (("kind", "source"),))] == 1
     assert samples[("shortage_watch_quiet_reporters", (("kind", "distributor"),))] == 1
@@ -111,8 +111,8 @@ def test_metrics_count_quiet_reporters_by_kind(app: App) -> None:
 
 
 def test_operations_digest_lists_them_once_a_day(app: App) -> None:
-    assert send_daily_digests(app, NOW) == 1
-    assert send_daily_digests(app, NOW.replace(hour=15)) == 0
+    assert send_daily_digests(app.digest_deps(), NOW) == 1
+    assert send_daily_digests(app.digest_deps(), NOW.replace(hour=15)) == 0
     with app.sessions() as session:
         digest = session.scalars(select(Alert).where(Alert.template == "operations_digest")).one()
     assert digest.recipient_email == "ops@sw.example.gov.cn" and digest.status == "pending"

@@ -103,12 +103,12 @@ def test_operations_address_gets_the_warnings_in_its_daily_digest(write_config, 
     digest_time = datetime(2024, 10, 9, 0, 30, tzinfo=timezone.utc)  # 08:30 the next working day
     app = App(load_settings(config, explicit=True), clock=FixedClock(digest_time))
     try:
-        send_daily_digests(app, digest_time)
-        send_daily_digests(app, digest_time)  # once a day
+        send_daily_digests(app.digest_deps(), digest_time)
+        send_daily_digests(app.digest_deps(), digest_time)  # once a day
         with app.sessions() as session:
             [row] = session.scalars(select(Alert).where(Alert.template == "operations_digest")).all()
         assert row.recipient_email == "ops@sw.example.cn"
-        deliver_due(app, digest_time)
+        deliver_due(app.deliver_deps(), digest_time)
     finally:
         app.close()
     mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in (tmp_path / "mail").glob("*.eml")]

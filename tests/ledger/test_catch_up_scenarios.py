@@ -80,7 +80,7 @@ def test_a_2024_notice_ingested_in_2026_gives_each_recipient_one_honest_overdue_
 def test_a_daemon_down_for_eight_working_days_sends_one_message_per_recipient(db_url, make_app):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"))
-    assert deliver_due(app, at("2024-09-27T10:01")).sent == 3  # receipt and the county bureaus' notice
+    assert deliver_due(app.deliver_deps(), at("2024-09-27T10:01")).sent == 3  # receipt and the county bureaus' notice
     before = {a.id for a in alerts(app)}
 
     # Down from 10-08 until 10-21, the 8th working day after the 10-10 deadline (10-12 was a make-up Saturday).
@@ -104,7 +104,7 @@ def test_a_daemon_down_for_eight_working_days_sends_one_message_per_recipient(db
     assert all(a.context["catch_up"]["entered_after_due"] is False for a in fresh)
 
     # Mailed that day; two working days later the province hears, told truly what went before.
-    assert deliver_due(app, at("2024-10-21T09:01")).sent == 3
+    assert deliver_due(app.deliver_deps(), at("2024-10-21T09:01")).sent == 3
     assert sweep(app, at("2024-10-23T00:00")).alerts == 1
     [province] = [a for a in alerts(app) if a.template == "province_escalation"]
     text = rendered(province)
@@ -119,7 +119,7 @@ def test_on_time_sweeps_state_only_steps_mailed_a_working_day_before(db_url, mak
     sweep(app, at("2024-10-11T00:00"))  # written reminder and overdue alert at one moment
     overdue = next(a for a in alerts(app) if a.template == "overdue_alert")
     assert "系统今日同时向该企业发出书面提醒" in rendered(overdue)
-    deliver_due(app, at("2024-10-11T09:00"))
+    deliver_due(app.deliver_deps(), at("2024-10-11T09:00"))
     sweep(app, at("2024-10-14T00:00"))
     interview = next(a for a in alerts(app) if a.template == "interview_recommendation")
     assert "2024年10月11日（星期五）书面提醒后仍未报告" in rendered(interview)

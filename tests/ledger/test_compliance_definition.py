@@ -39,7 +39,7 @@ def test_compliance_command_and_monthly_summary_count_the_same(scenario, capsys)
     _october_ledger(scenario)
     app = scenario.app(at("2024-11-01T10:00"))
     try:
-        assert send_monthly_summaries(app, at("2024-11-01T10:00")) == 4  # every insurance bureau address
+        assert send_monthly_summaries(app.digest_deps(), at("2024-11-01T10:00")) == 4  # every insurance bureau address
         with app.sessions() as session:
             summaries = list(session.scalars(select(Alert).where(Alert.template == "monthly_summary")))
     finally:

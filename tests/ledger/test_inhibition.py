@@ -38,7 +38,7 @@ def test_case_escalated_to_the_province_inhibits_waiting_county_and_city_alerts(
     assert ("regional_escalation", "ybj@fujian.example") in by_status["pending"]  # the province hears
     assert ("written_reminder", "d1@dist.example") in by_status["pending"]  # the distributor is still chased
     assert len(inhibited_events) == len(by_status["inhibited"])
-    sent = deliver_due(app, at("2024-10-24T10:00")).sent
+    sent = deliver_due(app.deliver_deps(), at("2024-10-24T10:00")).sent
     assert sent == len(by_status["pending"])
 
 
@@ -63,7 +63,7 @@ def test_obligation_fulfilled_while_its_overdue_alerts_waited_is_not_mailed_as_o
     store_notice(app, at("2024-09-27T10:00"))
     sweep(app, at("2024-10-11T09:00"))  # written reminder and overdue alert written, not yet sent
     store_report(app, at("2024-10-11T09:30"))
-    deliver_due(app, at("2024-10-11T10:00"))
+    deliver_due(app.deliver_deps(), at("2024-10-11T10:00"))
     by_template = {a.template: a.status for a in alerts(app)}
     assert by_template["written_reminder"] == by_template["overdue_alert"] == "stale"
     assert by_template["late_report"] == "sent"

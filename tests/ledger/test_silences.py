@@ -53,7 +53,7 @@ def test_held_alert_is_audited_with_who_and_why_and_listed_in_the_digest(db_url,
     assert len(events) == len(rows)
     assert {(e.actor, e.detail["reason"], e.detail["silence"]) for e in events} == {("officer-wang", "国庆期间集中处理", silence_id)}
 
-    assert send_daily_digests(app, at("2024-09-30T08:30")) >= 1
+    assert send_daily_digests(app.digest_deps(), at("2024-09-30T08:30")) >= 1
     digest = next(a for a in alerts(app) if a.template == "digest" and a.recipient_email == "ybj@jiaocheng.example")
     assert [(h["template"], h["silence_id"]) for h in digest.context["held"]] == [("notice_opened", silence_id)]
     text = app.renderer.render("digest", digest.context, "zh-CN").text
@@ -70,7 +70,7 @@ def test_obligation_goes_overdue_and_counts_late_in_compliance_during_the_silenc
     assert obligation.state == "overdue"
     assert {a.template for a in alerts(app)} >= {"written_reminder", "overdue_alert"}
     assert {a.status for a in alerts(app)} == {"held"}
-    assert deliver_due(app, at("2024-10-11T09:00")).sent == 0
+    assert deliver_due(app.deliver_deps(), at("2024-10-11T09:00")).sent == 0
 
     store_report(app, at("2024-10-14T10:00"))
     compliance = compliance_rows(app, None, at("2024-10-14T11:00"))
@@ -104,9 +104,9 @@ def test_at_the_end_each_recipient_gets_one_message_at_the_current_level(db_url,
     days_now = overdue_working_days(app.calendar, ob.due_on, ob.due_at, at("2024-10-16T10:00"))
     assert released["ybj@jiaocheng.example"].context["overdue_working_days"] == days_now == 5  # current, not the 1 it was written with
 
-    assert deliver_due(app, at("2024-10-16T10:00")).sent == 4
+    assert deliver_due(app.deliver_deps(), at("2024-10-16T10:00")).sent == 4
     assert sorted(m["To"] for m in mailed(tmp_path)) == sorted(released)
-    assert deliver_due(app, at("2024-10-17T10:00")).sent == 0 and sweep(app, at("2024-10-17T10:00")).alerts == 0
+    assert deliver_due(app.deliver_deps(), at("2024-10-17T10:00")).sent == 0 and sweep(app, at("2024-10-17T10:00")).alerts == 0
 
 
 def test_an_obligation_fulfilled_during_the_silence_is_not_chased_when_it_ends(db_url, make_app):

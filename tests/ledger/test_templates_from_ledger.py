@@ -60,10 +60,10 @@ def play_story(app) -> None:
             if day == date(2024, 10, 21):
                 store_notice(app, at("2024-10-21T10:00"), notice_id="N-LATE", product_code="XA03", product_name="注射用青霉素钠",
                              notified_on=date(2024, 9, 20))
-            send_daily_digests(app, at(f"{day}T08:00"))
-            deliver_due(app, at(f"{day}T09:00"))
+            send_daily_digests(app.digest_deps(), at(f"{day}T08:00"))
+            deliver_due(app.deliver_deps(), at(f"{day}T09:00"))
         day += timedelta(days=1)
-    send_monthly_summaries(app, at("2024-11-01T09:00"))
+    send_monthly_summaries(app.digest_deps(), at("2024-11-01T09:00"))
 
 
 def test_every_template_renders_true_facts_from_real_ledger_state(db_url, make_app):

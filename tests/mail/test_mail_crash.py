@@ -28,7 +28,7 @@ settings = Settings(**json.loads(sys.argv[1]))
 now = dt.datetime.fromisoformat(sys.argv[2])
 app = App(settings)
 while True:
-    if deliver_due(app, now).batches == 0:
+    if deliver_due(app.deliver_deps(), now).batches == 0:
         time.sleep(0.05)
 """
 

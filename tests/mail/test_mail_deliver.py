@@ -25,7 +25,7 @@ def test_record_text_cannot_add_a_header_or_inject_html(make_app, smtp_sink):
     evil = '头孢\r\nBcc: x@example.com<script>alert("x")</script>'
     [alert_id] = add_alerts(app, 1, product_name=evil)
 
-    assert deliver_due(app, WORKING_NOW).sent == 1
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 1
 
     [received] = smtp_sink.handler.received
     assert received.rcpt_tos == [alert_rows(app)[alert_id].recipient_email]  # nobody else got it
@@ -41,7 +41,7 @@ def test_bad_recipient_address_goes_dead_not_elsewhere(make_app, smtp_sink):
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
     [alert_id] = add_alerts(app, 1, email_for=lambda n: "a@example.com\r\nBcc: x@example.com")
 
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     row = alert_rows(app)[alert_id]
     assert (result.dead, row.status) == (1, "dead") and "not one mail address" in row.last_error
@@ -57,7 +57,7 @@ def test_non_urgent_bureau_mail_waits_for_the_makeup_saturday_morning(make_app):
     [distributor] = add_alerts(app, 1, template="written_reminder", role="distributor", due=evening)
 
     # A minute on: the urgent bureau alert's group wait (mail.group_wait) is over.
-    result = deliver_due(app, evening + dt.timedelta(seconds=60))
+    result = deliver_due(app.deliver_deps(), evening + dt.timedelta(seconds=60))
 
     rows = alert_rows(app)
     assert (result.sent, result.deferred) == (2, 1)
@@ -65,7 +65,7 @@ def test_non_urgent_bureau_mail_waits_for_the_makeup_saturday_morning(make_app):
     assert rows[bureau].status == "pending" and rows[bureau].attempts == 0
     assert rows[bureau].next_attempt_at == dt.datetime(2024, 10, 12, 8, 30, tzinfo=SHANGHAI)
     # At 08:30 on the Saturday it goes.
-    assert deliver_due(app, dt.datetime(2024, 10, 12, 8, 30, tzinfo=SHANGHAI)).sent == 1
+    assert deliver_due(app.deliver_deps(), dt.datetime(2024, 10, 12, 8, 30, tzinfo=SHANGHAI)).sent == 1
     assert alert_rows(app)[bureau].status == "sent"
 
 
@@ -73,7 +73,7 @@ def test_bureau_mail_on_a_holiday_waits_for_the_next_working_day(make_app):
     national_day = dt.datetime(2024, 10, 3, 10, 0, tzinfo=SHANGHAI)
     app = make_app()
     [bureau] = add_alerts(app, 1, template="notice_opened", role="health", due=national_day)
-    deliver_due(app, national_day)
+    deliver_due(app.deliver_deps(), national_day)
     assert alert_rows(app)[bureau].next_attempt_at == dt.datetime(2024, 10, 8, 8, 30, tzinfo=SHANGHAI)
 
 
@@ -82,7 +82,7 @@ def test_only_due_pending_rows_are_sent(make_app):
     [later] = add_alerts(app, 1, due=WORKING_NOW + dt.timedelta(hours=1))
     [digest] = add_alerts(app, 1, status="digest")
     [undeliverable] = add_alerts(app, 1, status="undeliverable")
-    assert deliver_due(app, WORKING_NOW).sent == 0
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 0
     rows = alert_rows(app)
     assert (rows[later].status, rows[digest].status, rows[undeliverable].status) == ("pending", "digest", "undeliverable")
 
@@ -94,7 +94,7 @@ def test_expired_lease_of_a_dead_sender_is_claimed_again_but_a_live_one_is_not(m
         s.execute(update(Alert).where(Alert.id == abandoned).values(status="sending", lease_owner="killed:1", lease_until=utc_now() - dt.timedelta(seconds=1)))
         s.execute(update(Alert).where(Alert.id == held).values(status="sending", lease_owner="alive:2", lease_until=utc_now() + dt.timedelta(minutes=2)))
 
-    assert deliver_due(app, WORKING_NOW).sent == 1
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 1
 
     rows = alert_rows(app)
     assert rows[abandoned].status == "sent"
@@ -144,7 +144,7 @@ def test_claims_are_sized_to_what_half_the_lease_can_send_at_the_measured_pace()
 def test_file_transport_writes_one_eml_per_message_and_a_resend_lands_beside_it(make_app, tmp_path):
     app = make_app()
     ids = add_alerts(app, 3)
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
     files = sorted((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 3
     msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
@@ -153,7 +153,7 @@ def test_file_transport_writes_one_eml_per_message_and_a_resend_lands_beside_it(
     before = {p.name: p.read_bytes() for p in files}
     with app.sessions.begin() as s:
         s.execute(update(Alert).where(Alert.id == ids[0]).values(status="pending"))
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
     after = sorted((tmp_path / "mail").glob("*.eml"))
     assert len(after) == 4 and {p.name: p.read_bytes() for p in after if p.name in before} == before
     [copy] = [p for p in after if p.name not in before]
@@ -166,7 +166,7 @@ def test_two_senders_at_once_send_every_alert_exactly_once(make_app, smtp_sink):
     results = []
 
     def run(app: App) -> None:
-        results.append(deliver_due(app, WORKING_NOW))
+        results.append(deliver_due(app.deliver_deps(), WORKING_NOW))
 
     threads = [threading.Thread(target=run, args=(a,)) for a in apps]
     for t in threads:

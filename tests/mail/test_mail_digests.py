@@ -108,8 +108,8 @@ def test_daily_digest_lists_the_region_and_below_with_case_numbers(app, tmp_path
                          due=at(2024, 10, 10, 12, 0))
     now = at(2024, 10, 11, 8, 5)  # Friday, after the 08:00 digest time
 
-    assert send_daily_digests(app, now) == 2  # Ningde's and Chongqing's digest contacts
-    assert send_daily_digests(app, now + dt.timedelta(hours=3)) == 0  # at most one per working day
+    assert send_daily_digests(app.digest_deps(), now) == 2  # Ningde's and Chongqing's digest contacts
+    assert send_daily_digests(app.digest_deps(), now + dt.timedelta(hours=3)) == 0  # at most one per working day
 
     chongqing, digest = outbox(app, "digest")
     assert chongqing.language == "en" and [s["region_name"] for s in chongqing.context["new_stoppages"]] == ["渝北区"]
@@ -124,8 +124,8 @@ def test_daily_digest_lists_the_region_and_below_with_case_numbers(app, tmp_path
     assert {rows[i].status for i in waiting} == {"digested"}
 
     # Sent by the ordinary sender once working hours begin (08:30).
-    assert deliver_due(app, now).deferred == 2
-    assert deliver_due(app, at(2024, 10, 11, 8, 30)).sent == 2
+    assert deliver_due(app.deliver_deps(), now).deferred == 2
+    assert deliver_due(app.deliver_deps(), at(2024, 10, 11, 8, 30)).sent == 2
     messages = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in (tmp_path / "mail").glob("*.eml")]
     msg = next(m for m in messages if m["To"] == "nd-ybj@example.gov.cn")
     assert next(m for m in messages if m["To"] == "cq-ybj@example.gov.cn")["Subject"].startswith("Daily digest Friday 11 October 2024")
@@ -139,7 +139,7 @@ def test_county_digest_sees_its_county_only(make_app, tmp_path):
     Path(paths["contacts"]).write_text("region_code,role,email,name,delivery\n350921,insurance,xp@example.gov.cn,霞浦县医疗保障局,digest\n", encoding="utf-8")
     app = make_app(directory=paths)
     ids = ledger(app)
-    assert send_daily_digests(app, at(2024, 10, 11, 9, 0)) == 1
+    assert send_daily_digests(app.digest_deps(), at(2024, 10, 11, 9, 0)) == 1
     [digest] = outbox(app, "digest")
     assert digest.context["new_stoppages"] == [] and digest.context["late_reports"] == []
     assert [o["case_number"] for o in digest.context["overdue"]] == [f"SW-O-{ids['o2']:06d}"]
@@ -149,15 +149,15 @@ def test_county_digest_sees_its_county_only(make_app, tmp_path):
 @pytest.mark.parametrize("now", [at(2024, 10, 5, 9, 0), at(2024, 10, 11, 7, 59)], ids=["national-day", "before-digest-time"])
 def test_no_digest_on_a_holiday_or_before_its_time(app, now):
     ledger(app)
-    assert send_daily_digests(app, now) == 0
+    assert send_daily_digests(app.digest_deps(), now) == 0
 
 
 def test_monthly_summary_on_the_first_working_day_after_national_day(app, tmp_path):
     ids = ledger(app)
-    assert send_monthly_summaries(app, at(2024, 10, 7, 10, 0)) == 0  # still the holiday
-    assert send_monthly_summaries(app, at(2024, 10, 8, 8, 59)) == 0  # before monthly_time
-    assert send_monthly_summaries(app, at(2024, 10, 8, 9, 5)) == 4  # every insurance bureau address
-    assert send_monthly_summaries(app, at(2024, 10, 9, 9, 5)) == 0  # once per month
+    assert send_monthly_summaries(app.digest_deps(), at(2024, 10, 7, 10, 0)) == 0  # still the holiday
+    assert send_monthly_summaries(app.digest_deps(), at(2024, 10, 8, 8, 59)) == 0  # before monthly_time
+    assert send_monthly_summaries(app.digest_deps(), at(2024, 10, 8, 9, 5)) == 4  # every insurance bureau address
+    assert send_monthly_summaries(app.digest_deps(), at(2024, 10, 9, 9, 5)) == 0  # once per month
 
     ningde = next(r for r in outbox(app, "monthly_summary") if r.recipient_email == "nd-ybj@example.gov.cn")
     c = ningde.context
@@ -169,7 +169,7 @@ def test_monthly_summary_on_the_first_working_day_after_national_day(app, tmp_pa
     county = next(r for r in outbox(app, "monthly_summary") if r.recipient_email == "jc-ybj@example.gov.cn")
     assert [s["hospital"] for s in county.context["shortages"]] == ["宁德市医院（H1）"]
 
-    assert deliver_due(app, at(2024, 10, 8, 9, 30)).sent == 4
+    assert deliver_due(app.deliver_deps(), at(2024, 10, 8, 9, 30)).sent == 4
     eml = next(p for p in (tmp_path / "mail").glob("*.eml")
                if email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"] == "nd-ybj@example.gov.cn")
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
@@ -199,9 +199,9 @@ def test_workbook_of_an_empty_month_has_headers_only():
 def test_monthly_summary_is_not_sent_long_after_the_month_began(app):
     ledger(app)
     # A fresh install on 25 October: September's summary is three weeks late; skip it.
-    assert send_monthly_summaries(app, at(2024, 10, 25, 10, 0)) == 0
+    assert send_monthly_summaries(app.digest_deps(), at(2024, 10, 25, 10, 0)) == 0
     # Down on the 8th, back on the 10th (2 working days later): it catches up.
-    assert send_monthly_summaries(app, at(2024, 10, 10, 10, 0)) == 4
+    assert send_monthly_summaries(app.digest_deps(), at(2024, 10, 10, 10, 0)) == 4
 
 
 def test_digest_counts_a_deadline_missed_earlier_today_as_one_working_day_overdue(app):
@@ -210,7 +210,7 @@ def test_digest_counts_a_deadline_missed_earlier_today_as_one_working_day_overdu
     with app.sessions.begin() as s:
         n = notice(s, "N5", "D1", "P5", notified_on=dt.date(2024, 10, 8), received_at=at(2024, 10, 8, 9, 0))
         ob = obligation(s, n, party="D1", region="350902", state="open", due_at=at(2024, 10, 11, 17, 30), product="P5")
-    assert send_daily_digests(app, at(2024, 10, 11, 18, 0)) >= 1
+    assert send_daily_digests(app.digest_deps(), at(2024, 10, 11, 18, 0)) >= 1
     [digest] = [a for a in outbox(app, "digest") if a.recipient_email == "nd-ybj@example.gov.cn"]
     [line] = [o for o in digest.context["overdue"] if o["case_number"] == f"SW-O-{ob.id:06d}"]
     assert line["overdue_working_days"] == 1
@@ -226,7 +226,7 @@ def test_an_address_listed_for_two_regions_gets_each_regions_digest(make_app, tm
     ledger(app)
     now = at(2024, 10, 11, 8, 5)
 
-    assert send_daily_digests(app, now) == 2
+    assert send_daily_digests(app.digest_deps(), now) == 2
     digests = outbox(app, "digest")
     assert {d.recipient_email for d in digests} == {"nd-ybj@example.gov.cn"}
     assert sorted(d.dedup_key.split(":")[1] for d in digests) == ["350900", "500000"]

@@ -28,7 +28,7 @@ def test_one_message_per_recipient_template_and_urgency_listing_every_item(make_
     city = add_alerts(app, 2, template="overdue_alert", role="insurance", urgent=True, email_for=lambda n: "ybj@city.example")
     other = add_alerts(app, 1, template="interview_recommendation", role="insurance", urgent=True, email_for=lambda n: "ybj@city.example")
 
-    assert deliver_due(app, LATER).sent == 8
+    assert deliver_due(app.deliver_deps(), LATER).sent == 8
     received = {(r.rcpt_tos[0], r.message["Subject"]): r.message for r in smtp_sink.handler.received}
     assert len(received) == 3
     rows = alert_rows(app)
@@ -49,10 +49,10 @@ def test_the_same_items_resent_keep_the_grouped_message_id(make_app, smtp_sink):
 
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
     ids = add_alerts(app, 3, template="receipt", email_for=lambda n: "orders@huakang.example")
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
     with app.sessions.begin() as session:  # as if the sender died before recording the batch
         session.execute(update(Alert).where(Alert.id.in_(ids)).values(status="pending", sent_at=None, message_id=None))
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
     first, again = [r.message["Message-ID"] for r in smtp_sink.handler.received]
     assert first == again
     assert group_message_key([alert_rows(app)[i].dedup_key for i in ids]) != group_message_key([alert_rows(app)[ids[0]].dedup_key])
@@ -61,12 +61,12 @@ def test_the_same_items_resent_keep_the_grouped_message_id(make_app, smtp_sink):
 def test_bureau_group_waits_group_wait_for_more_items(make_app, smtp_sink):
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
     first = add_alerts(app, 2, template="overdue_alert", role="insurance", urgent=True, email_for=lambda n: "ybj@county.example")
-    assert deliver_due(app, WORKING_NOW).sent == 0
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 0
     assert {alert_rows(app)[i].next_attempt_at for i in first} == {WORKING_NOW + dt.timedelta(seconds=60)}
     later = add_alerts(app, 3, template="overdue_alert", role="insurance", urgent=True, email_for=lambda n: "ybj@county.example",
                        due=WORKING_NOW + dt.timedelta(seconds=30))
-    assert deliver_due(app, WORKING_NOW + dt.timedelta(seconds=59)).sent == 0
-    assert deliver_due(app, LATER).sent == 5
+    assert deliver_due(app.deliver_deps(), WORKING_NOW + dt.timedelta(seconds=59)).sent == 0
+    assert deliver_due(app.deliver_deps(), LATER).sent == 5
     [message] = [r.message for r in smtp_sink.handler.received]
     assert len(body_cases(message)) == 5 and {alert_rows(app)[i].status for i in first + later} == {"sent"}
 
@@ -74,7 +74,7 @@ def test_bureau_group_waits_group_wait_for_more_items(make_app, smtp_sink):
 def test_a_group_larger_than_a_batch_is_one_message_with_the_items_attached(make_app, smtp_sink):
     app = make_app(mail={"transport": "smtp", "batch_size": 5}, smtp={"port": smtp_sink.port})
     ids = add_alerts(app, 23, template="receipt", email_for=lambda n: "orders@huakang.example")
-    assert deliver_due(app, WORKING_NOW).sent == 23
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 23
     [message] = [r.message for r in smtp_sink.handler.received]
     assert message["Subject"] == "登记回执：共23项"
     [attachment] = list(message.iter_attachments())
@@ -89,6 +89,6 @@ def test_a_refused_grouped_message_leaves_every_item_to_retry(make_app, smtp_sin
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
     smtp_sink.handler.data_replies.append("451 4.3.0 try again later")
     ids = add_alerts(app, 4, template="receipt", email_for=lambda n: "orders@huakang.example")
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
     assert (result.sent, result.retried) == (0, 4)
     assert {alert_rows(app)[i].status for i in ids} == {"pending"}

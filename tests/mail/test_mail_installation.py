@@ -37,7 +37,7 @@ def mail_of_one_notice(url: str, folder: Path, smtp_port: int) -> tuple[set[str]
     try:
         ingest(app, at("2024-09-27T10:00"), notice("N1", "D1", "XA01", "注射用头孢曲松钠", "2024-09-27"))
         assert not run_cycle(app, at("2024-09-27T10:05")).errors
-        deliver_due(app, at("2024-09-27T10:05"))
+        deliver_due(app.deliver_deps(), at("2024-09-27T10:05"))
         with app.sessions() as session:
             rows = list(session.scalars(select(Alert).where(Alert.status == "sent")))
         return {r.dedup_key for r in rows}, {r.message_id for r in rows}

@@ -64,10 +64,10 @@ def test_every_alert_the_ledger_writes_is_rendered_and_delivered(make_app, tmp_p
     while day < at("2024-11-30T10:00"):
         result = run_cycle(app, day)
         assert not result.errors, result.errors
-        send_daily_digests(app, day)
-        send_monthly_summaries(app, day)
+        send_daily_digests(app.digest_deps(), day)
+        send_monthly_summaries(app.digest_deps(), day)
         day += dt.timedelta(days=1)
-    deliver_due(app, at("2024-11-29T16:00"))  # what the last day's digest wrote
+    deliver_due(app.deliver_deps(), at("2024-11-29T16:00"))  # what the last day's digest wrote
 
     with app.sessions() as session:
         rows = list(session.scalars(select(Alert)))

@@ -50,7 +50,7 @@ now = dt.datetime.fromisoformat(sys.argv[2])
 app = App(settings)
 print(app.replica_id, flush=True)
 while True:
-    if deliver_due(app, now).batches == 0:
+    if deliver_due(app.deliver_deps(), now).batches == 0:
         time.sleep(0.05)
 """
 
@@ -188,7 +188,7 @@ def test_bidi_controls_in_a_product_name_never_reach_the_subject(make_app, smtp_
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
     add_alerts(app, 1, product_name=f"注射用{control}头孢曲松钠{control}fdp.exe")
 
-    assert deliver_due(app, WORKING_NOW).sent == 1
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 1
 
     [received] = smtp_sink.handler.received
     subject = str(received.message["Subject"])
@@ -200,7 +200,7 @@ def test_bidi_controls_in_the_sender_name_never_reach_the_from_header(make_app, 
     app = make_app(mail={"transport": "smtp", "from": "医保\u202e短缺监测 <alerts@sw.example.gov.cn>"}, smtp={"port": smtp_sink.port})
     add_alerts(app, 1)
 
-    assert deliver_due(app, WORKING_NOW).sent == 1
+    assert deliver_due(app.deliver_deps(), WORKING_NOW).sent == 1
 
     [received] = smtp_sink.handler.received
     assert str(received.message["From"]) == "医保短缺监测 <alerts@sw.example.gov.cn>"

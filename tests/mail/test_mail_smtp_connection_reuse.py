@@ -18,7 +18,7 @@ def test_one_smtp_session_per_batch(make_app, smtp_sink) -> None:  # noqa: F811
         return await original(server, session, envelope, address, mail_options)
 
     smtp_sink.handler.handle_MAIL = counting_mail  # type: ignore[method-assign]
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
     assert (result.sent, result.batches) == (8, 2)
     assert len(smtp_sink.handler.received) == 8
     assert 1 <= len(sessions) <= result.batches  # 8 messages in 2 batches: not eight connections

@@ -21,7 +21,7 @@ def test_messages_parse_back_with_recipients_chinese_subjects_both_parts_and_thr
     ids += add_alerts(app, 1, template="reminder", email_for=lambda n: "huakang@example.com", thread_of=lambda n: "O77")
     ids += add_alerts(app, 1, template="receipt", email_for=lambda n: "other@example.com", thread_of=lambda n: "O78")
 
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     assert (result.sent, result.dead, result.retried) == (3, 0, 0)
     received = smtp_sink.handler.received
@@ -57,7 +57,7 @@ def test_starttls_and_auth(make_app, tls_sink):
     )
     ids = add_alerts(app, 3)
 
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     assert result.sent == 3
     assert len(tls_sink.handler.received) == 3
@@ -69,7 +69,7 @@ def test_wrong_password_keeps_the_mail_for_later(make_app, tls_sink):
                                                       "password": "wrong", "ca_file": str(tls_sink.cafile)})
     [alert_id] = add_alerts(app, 1)
 
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     row = alert_rows(app)[alert_id]
     assert (result.sent, result.retried, row.status, row.attempts) == (0, 1, "pending", 1)
@@ -83,7 +83,7 @@ def test_server_refusing_connections_leaves_rows_pending_with_backoff(make_app):
     ids = add_alerts(app, 8)
 
     before = utc_now()
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     rows = alert_rows(app)
     # The first batch met the refused connection; the rest of the outbox waits untouched.
@@ -101,14 +101,14 @@ def test_421_then_250_is_retried_and_sent(make_app, smtp_sink):
     smtp_sink.handler.data_replies.append("421 4.3.2 Service not available, closing channel")
     ids = add_alerts(app, 2)
 
-    first = deliver_due(app, WORKING_NOW)
+    first = deliver_due(app.deliver_deps(), WORKING_NOW)
     rows = alert_rows(app)
     assert (first.sent, first.retried) == (1, 1), [r.last_error for r in rows.values()]
     retried = next(r for r in rows.values() if r.status == "pending")
     assert retried.attempts == 1 and retried.last_error.startswith("refused: 421")
 
     # Later (past the back-off): the server answers 250.
-    second = deliver_due(app, retried.next_attempt_at + dt.timedelta(seconds=1))
+    second = deliver_due(app.deliver_deps(), retried.next_attempt_at + dt.timedelta(seconds=1))
     rows = alert_rows(app)
     assert second.sent == 1
     assert {rows[i].status for i in ids} == {"sent"} and rows[retried.id].attempts == 2
@@ -121,7 +121,7 @@ def test_550_for_one_recipient_kills_only_that_alert(make_app, smtp_sink):
     good = add_alerts(app, 2)
     [bad] = add_alerts(app, 1, email_for=lambda n: "gone@example.com")
 
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     rows = alert_rows(app)
     assert (result.sent, result.dead) == (2, 1)
@@ -135,7 +135,7 @@ def test_451_for_one_recipient_retries_it(make_app, smtp_sink):
     smtp_sink.handler.refuse_rcpt["busy@example.com"] = "451 4.7.1 greylisted, try again later"
     [alert_id] = add_alerts(app, 1, email_for=lambda n: "busy@example.com")
 
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
 
     row = alert_rows(app)[alert_id]
     assert (row.status, row.attempts) == ("pending", 1) and "451" in row.last_error
@@ -145,9 +145,9 @@ def test_exhausted_retries_go_dead(make_app):
     app = make_app(mail={"transport": "smtp", "max_attempts": 2}, smtp={"port": free_port()})
     [alert_id] = add_alerts(app, 1)
 
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
     row = alert_rows(app)[alert_id]
-    deliver_due(app, row.next_attempt_at + dt.timedelta(seconds=1))
+    deliver_due(app.deliver_deps(), row.next_attempt_at + dt.timedelta(seconds=1))
 
     row = alert_rows(app)[alert_id]
     assert (row.status, row.attempts) == ("dead", 2)
@@ -157,7 +157,7 @@ def test_exhausted_retries_go_dead(make_app):
 def test_chinese_subject_is_rfc2047_encoded_on_the_wire(make_app, smtp_sink):
     app = make_app(mail={"transport": "smtp"}, smtp={"port": smtp_sink.port})
     add_alerts(app, 1)
-    deliver_due(app, WORKING_NOW)
+    deliver_due(app.deliver_deps(), WORKING_NOW)
     raw = smtp_sink.handler.received[0].message.as_bytes()
     on_the_wire = email.message_from_bytes(raw, policy=compat32)["Subject"]
     assert on_the_wire.isascii() and on_the_wire.lower().startswith("=?utf-8?")
@@ -169,7 +169,7 @@ def test_refused_sender_is_a_settings_problem_so_mail_waits(make_app, smtp_sink)
     smtp_sink.handler.refuse_sender = "550 5.7.1 <alerts@sw.example.gov.cn>: relaying denied"
     ids = add_alerts(app, 5)
 
-    result = deliver_due(app, WORKING_NOW)
+    result = deliver_due(app.deliver_deps(), WORKING_NOW)
 
     rows = alert_rows(app)
     assert (result.dead, result.retried, result.batches) == (0, 3, 1)

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.alert_context import AlertContext
 from shortage_watch.domain.cases import ReportView, hospital_parts, possible_false_shortages
 from shortage_watch.domain.obligations import case_number, overdue_working_days
-from shortage_watch.domain.routing import Route
+from shortage_watch.domain.routing import DirectoryView, Route
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.case_queries import case_reports, part_closed_events, product_manufacturer, product_notice_ids
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, StoppageNotice
@@ -103,12 +104,15 @@ def alert_values(
     }
 
 
-def write_alert(session: Session, *, hold: Hold | None = None, **alert: Any) -> bool:
+def write_alert(session: Session, *, hold: Hold | None = None, now: datetime, subject: str, subject_id: int, level_name: str,
+                template: str, urgent: bool, route: Route, context: dict[str, Any], default_language: str) -> bool:
     """Write one alert for one recipient (`alert_values`' arguments); True when new (False: it was already in the outbox).
 
     With a `hold`, a deliverable alert is written held or inhibited, and audited with why.
     """
-    return bool(write_alerts(session, [(alert_values(**alert), hold)]))
+    values = alert_values(now=now, subject=subject, subject_id=subject_id, level_name=level_name, template=template,
+                          urgent=urgent, route=route, context=context, default_language=default_language)
+    return bool(write_alerts(session, [(values, hold)]))
 
 
 def write_alerts(session: Session, alerts: list[tuple[dict[str, Any], Hold | None]]) -> set[str]:
@@ -136,9 +140,10 @@ def audit_values(*, at: datetime, actor: str, entity: str, entity_id: int, actio
     return {"at": at, "actor": actor, "entity": entity, "entity_id": entity_id, "action": action, "detail": detail}
 
 
-def audit(session: Session, **event: Any) -> None:
-    """Record one state change in the audit trail (same transaction as the change); `audit_values`' arguments."""
-    session.add(AuditEvent(**audit_values(**event)))
+def audit(session: Session, *, at: datetime, actor: str, entity: str, entity_id: int, action: str,
+          detail: dict | None = None) -> None:
+    """Record one state change in the audit trail (same transaction as the change)."""
+    session.add(AuditEvent(**audit_values(at=at, actor=actor, entity=entity, entity_id=entity_id, action=action, detail=detail)))
 
 
 def insert_audits(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -157,17 +162,18 @@ def _party(code: str | None, name: str | None) -> dict[str, Any] | None:
     return None if code is None else {"code": code, "name": name}
 
 
-def _region_name(directory: Any, code: str | None) -> str | None:
+def _region_name(directory: DirectoryView, code: str | None) -> str | None:
     region = directory.region(code) if code else None
     return getattr(region, "name", None)
 
 
-def _distributor_name(directory: Any, code: str, fallback: str | None) -> str | None:
+def _distributor_name(directory: DirectoryView, code: str, fallback: str | None) -> str | None:
     party = directory.distributor(code)
     return getattr(party, "name", None) or fallback
 
 
-def obligation_context(session: Session, *, obligation: Obligation, directory: Any, calendar: Any, now: datetime) -> dict[str, Any]:
+def obligation_context(session: Session, *, obligation: Obligation, directory: DirectoryView, calendar: WorkingCalendar,
+                       now: datetime) -> dict[str, Any]:
     """The AlertContext parts about an obligation (recipient, level and template are added per alert)."""
     notice = session.get(StoppageNotice, obligation.notice_pk) if obligation.notice_pk else None
     report = session.get(DistributorReport, obligation.report_pk) if obligation.report_pk else None
@@ -180,7 +186,8 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: A
 
 
 def obligation_context_of(
-    obligation: Any, *, notice: Any, report: Any, case: Any, case_info: dict[str, Any] | None, directory: Any, calendar: Any, now: datetime
+    obligation: Obligation, *, notice: StoppageNotice | None, report: DistributorReport | None, case: ShortageCase | None,
+    case_info: dict[str, Any] | None, directory: DirectoryView, calendar: WorkingCalendar, now: datetime
 ) -> dict[str, Any]:
     """The AlertContext parts about an obligation, from its rows already read (no query): its notice,
     report and case (each None when it has none) and the case's context part."""
@@ -249,7 +256,8 @@ def obligation_context_of(
     return context
 
 
-def case_context(session: Session, case: ShortageCase | None, directory: Any, *, calendar: Any, now: datetime) -> dict[str, Any]:
+def case_context(session: Session, case: ShortageCase | None, directory: DirectoryView, *, calendar: WorkingCalendar,
+                 now: datetime) -> dict[str, Any]:
     """The AlertContext parts about a shortage case."""
     assert case is not None
     unresolved = None

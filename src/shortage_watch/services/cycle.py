@@ -50,7 +50,7 @@ def run_cycle(app: object, now: datetime, *, force_poll: bool = False) -> CycleR
         result.errors.append(f"sweep: {type(exc).__name__}: {exc}")
     try:
         # One cycle is one delivery window: what it wrote for a recipient goes as one message now.
-        result.delivered = deliver_due(app, now, wait_for_groups=False)
+        result.delivered = deliver_due(app.deliver_deps(), now, wait_for_groups=False)
     except Exception as exc:
         log.exception("cycle: delivery failed")
         result.errors.append(f"deliver: {type(exc).__name__}: {exc}")

@@ -21,21 +21,21 @@ import random
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shortage_watch.calendar import WorkingCalendar
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.working_hours import bureau_mail_waits, next_working_hours_start
 from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
-from shortage_watch.mail.render import RenderError
-from shortage_watch.mail.transports import Batch, Outcome
+from shortage_watch.mail.render import Renderer, RenderError
+from shortage_watch.mail.transports import Batch, Outcome, Transport
 from shortage_watch.services.grouping import complete_groups, messages_of, outcomes_for, prepare_message
+from shortage_watch.settings import MailSettings
 from shortage_watch.store import claims, outbox
-
-if TYPE_CHECKING:
-    from shortage_watch.app import App
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,25 @@ def backoff_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
     return ceiling / 2 + (ceiling / 2) * fraction
 
 
+@dataclass(frozen=True)
+class DeliverDeps:
+    """What the sender uses, built by `App.deliver_deps()`: sessions (and the engine, for the short
+    sent-records), mail settings, the calendar for working hours, renderer, transport, this replica's
+    name and lease, the installation id in every Message-ID, and the measured send pace."""
+
+    sessions: sessionmaker[Session]
+    engine: Engine
+    mail: MailSettings
+    timezone: str
+    calendar: WorkingCalendar
+    renderer: Renderer
+    transport: Transport
+    owner: str  # this replica: the claims' lease owner
+    lease: timedelta
+    installation_id: str
+    pace: "SendPace"
+
+
 def claim_due_alerts(session: Session, now: datetime, owner: str, limit: int, lease: timedelta) -> list[ClaimedAlert]:
     """Claim up to `limit` due alerts for `owner` (commit is the caller's); oldest first."""
     real_now = utc_now()
@@ -110,41 +129,41 @@ def claim_due_alerts(session: Session, now: datetime, owner: str, limit: int, le
     ]
 
 
-def build_envelope(app: "App", alert: ClaimedAlert) -> Envelope:
+def build_envelope(deps: "DeliverDeps", alert: ClaimedAlert) -> Envelope:
     """Render and build the message of one alert; RenderError/AddressError are permanent."""
     if not alert.recipient_email:
         raise AddressError("no recipient address")
-    rendered = app.renderer.render(alert.template, alert.context, alert.language)
+    rendered = deps.renderer.render(alert.template, alert.context, alert.language)
     attachments: tuple[Attachment, ...] = ()
     if alert.template == "monthly_summary":
         from shortage_watch.mail.workbook import monthly_attachment
 
         attachments = (monthly_attachment(alert.context),)
-    mail = app.settings.mail
+    mail = deps.mail
     return build_message(
         rendered,
         sender=mail.from_,
         to=alert.recipient_email,
         dedup_key=alert.dedup_key,
-        installation=app.installation_id,
+        installation=deps.installation_id,
         thread_key=alert.thread_key,
         sent_at=utc_now(),
         reply_to=mail.reply_to,
         case_number=alert.context.get("case_number"),
-        tz=app.settings.timezone,
+        tz=deps.timezone,
         attachments=attachments,
     )
 
 
-def prepare(app: "App", alert: ClaimedAlert, now: datetime) -> Envelope | AlertOutcome:
+def prepare(deps: "DeliverDeps", alert: ClaimedAlert, now: datetime) -> Envelope | AlertOutcome:
     """The alert's message, or its outcome when it must not be sent now (deferred, permanent)."""
-    mail = app.settings.mail
+    mail = deps.mail
     if bureau_mail_waits(alert.recipient_role, alert.urgent):
-        start = next_working_hours_start(app.calendar, now, mail.working_hours_start, mail.working_hours_end)
+        start = next_working_hours_start(deps.calendar, now, mail.working_hours_start, mail.working_hours_end)
         if start is not None:
             return AlertOutcome(alert.id, "deferred", defer_until=start)
     try:
-        return build_envelope(app, alert)
+        return build_envelope(deps, alert)
     except (RenderError, AddressError) as exc:
         return AlertOutcome(alert.id, "permanent", error=str(exc))
     except Exception as exc:  # a bad row must not stop the batch (nor the daemon)
@@ -245,7 +264,7 @@ def renew_claims(session: Session, ids: list[int], owner: str, until: datetime) 
     return claims.renew(session, claims.ALERTS, ids, owner, until)
 
 
-def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datetime, builder: Executor, recorder: Executor, pace: SendPace) -> DeliverResult:
+def send_batch(deps: "DeliverDeps", batch: Batch, claimed: list[ClaimedAlert], now: datetime, builder: Executor, recorder: Executor, pace: SendPace) -> DeliverResult:
     """Send (or defer) the claimed alerts, one message per group (services/grouping.py); each
     acknowledged message is recorded sent at once, for every alert it lists.
 
@@ -257,14 +276,12 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
     which of them this sender still holds. Message i+1 is rendered and built (on `builder`) while
     message i waits for the server's reply.
     """
-    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
-    owner = app.replica_id
-    mail = app.settings.mail
+    lease, owner, mail = deps.lease, deps.owner, deps.mail
     attempts = {a.id: a.attempts for a in claimed}
-    messages = messages_of(app, claimed)
+    messages = messages_of(deps, claimed)
     # One message ahead only: a builder racing through the whole batch would hold the GIL
     # each time this thread comes back from the server or the database.
-    upcoming = builder.submit(prepare_message, app, messages[0], now)
+    upcoming = builder.submit(prepare_message, deps, messages[0], now)
     total = DeliverResult()
     held = {a.id for a in claimed}
     renew_every = lease / 3  # renewed well before it runs out, even if this process stalls a while
@@ -279,14 +296,14 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
         total.lost_claims += lost
 
     def record_and_renew(open_ids: list[int]) -> set[int]:
-        with app.sessions.begin() as session:
+        with deps.sessions.begin() as session:
             _add(total, record_outcomes(session, unrecorded, owner, mail.max_attempts, attempts))
             return renew_claims(session, open_ids, owner, utc_now() + lease)
 
     for position, members in enumerate(messages):
         future = upcoming
         if position + 1 < len(messages):
-            upcoming = builder.submit(prepare_message, app, messages[position + 1], now)
+            upcoming = builder.submit(prepare_message, deps, messages[position + 1], now)
         if utc_now() >= renew_at:
             # The rows whose sent-record is still in flight are renewed too: that record may
             # wait on the database lock, and its rows must not be re-claimed meanwhile.
@@ -301,7 +318,7 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
             log.warning("alerts %s: claim lost before sending (lease expired?); left to their new owner", [a.id for a in members if a.id not in held])
             if not still:
                 continue
-            members, item = still, prepare_message(app, still, now)
+            members, item = still, prepare_message(deps, still, now)
         if isinstance(item, AlertOutcome):
             unrecorded.extend(outcomes_for(members, item))  # deferred or permanent: nothing went out, recorded at the next renewal
             continue
@@ -312,7 +329,7 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
             # Recorded while the next message goes out; at most one record is in flight.
             if recording is not None:
                 settle(recording)
-            recording = recorder.submit(_record_message_sent, app, [(a.id, a.attempts + 1) for a in members], item.message_id)
+            recording = recorder.submit(_record_message_sent, deps.engine, [(a.id, a.attempts + 1) for a in members], item.message_id)
             recording_ids = [a.id for a in members]
         else:
             unrecorded.extend(outcomes_for(members, AlertOutcome(members[0].id, result.status, error=result.error)))
@@ -323,17 +340,17 @@ def send_batch(app: "App", batch: Batch, claimed: list[ClaimedAlert], now: datet
     return total
 
 
-def _record_message_sent(app: "App", items: list[tuple[int, int]], message_id: str | None) -> tuple[int, int]:
+def _record_message_sent(engine: Engine, items: list[tuple[int, int]], message_id: str | None) -> tuple[int, int]:
     """Record every alert a message listed as sent, in one transaction: (recorded, already sent)."""
     # A bare connection, not a Session: this runs once per message, and cheaply.
-    with app.engine.begin() as connection:
+    with engine.begin() as connection:
         # In id order, the order every listed write of the outbox locks its rows (store/claims.py):
         # this runs beside `send_batch`'s renewal of the same rows, in another transaction.
         recorded = sum(record_sent(connection, alert_id, message_id, tries) for alert_id, tries in sorted(items))
     return recorded, len(items) - recorded
 
 
-def deliver_due(app: "App", now: datetime, max_batches: int | None = None, *, wait_for_groups: bool = True) -> DeliverResult:
+def deliver_due(deps: "DeliverDeps", now: datetime, max_batches: int | None = None, *, wait_for_groups: bool = True) -> DeliverResult:
     """Send every pending alert due at ledger `now`, batch by batch, until none is left.
 
     Each batch: one claim transaction (sized to what half the lease covers at the pace
@@ -342,26 +359,23 @@ def deliver_due(app: "App", now: datetime, max_batches: int | None = None, *, wa
     outcomes are recorded and the lease renewed. `wait_for_groups=False` sends groups still
     inside `mail.group_wait` now (`once`: one cycle is one group). Returns the counts.
     """
-    mail = app.settings.mail
-    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
-    owner = app.replica_id
-    pace = app.send_pace
+    mail, lease, owner, pace = deps.mail, deps.lease, deps.owner, deps.pace
     total = DeliverResult()
     with (
-        app.transport.batch() as batch,
+        deps.transport.batch() as batch,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-build") as builder,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-record") as recorder,
     ):
         while max_batches is None or total.batches < max_batches:
             limit = pace.batch_limit(mail.batch_size, lease)
-            with app.sessions.begin() as session:
+            with deps.sessions.begin() as session:
                 first = claim_due_alerts(session, now, owner, limit, lease)
-                claimed = complete_groups(session, app, first, now, owner, lease, wait=wait_for_groups)
+                claimed = complete_groups(session, deps, first, now, owner, lease, wait=wait_for_groups)
             if not first:
                 break
             total.batches += 1
             if claimed:
-                _add(total, send_batch(app, batch, claimed, now, builder, recorder, pace))
+                _add(total, send_batch(deps, batch, claimed, now, builder, recorder, pace))
             if getattr(batch, "connect_error", None) is not None:
                 break  # the server is unreachable: leave the other rows for the next run
             if len(first) < limit:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,7 @@ from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.directory import Contact, Directory
 from shortage_watch.services.alerts import insert_alerts_if_absent
 from shortage_watch.services.digest_contexts import (
+    DigestContext,
     MonthlyContext,
     digest_context,
     digest_has_news,
@@ -27,7 +29,7 @@ from shortage_watch.services.digest_contexts import (
     monthly_context,
 )
 from shortage_watch.services.quiet import find_quiet_reporters
-from shortage_watch.settings import MailSettings, Settings
+from shortage_watch.settings import MailSettings, QuietSettings, SourceSettings
 from shortage_watch.store import digest_queries as reads
 from shortage_watch.store.compliance import compliance_by_distributor
 
@@ -38,18 +40,19 @@ log = logging.getLogger(__name__)
 MONTHLY_CATCH_UP_WORKING_DAYS = 3
 
 
-class DigestSources(Protocol):
-    """What writing digests uses (the App provides it): settings (mail, directory.operations_email,
-    quiet), the session factory, the working calendar and the current directory."""
+@dataclass(frozen=True)
+class DigestDeps:
+    """What writing digests uses, built by `App.digest_deps()`: the session factory, the working
+    calendar, the directory as it is now, mail settings, the operations address, and what finds
+    quiet reporters (the configured sources, `quiet` settings)."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def sessions(self) -> sessionmaker[Session]: ...
-    @property
-    def calendar(self) -> WorkingCalendar: ...
-    @property
-    def directory(self) -> Directory: ...
+    sessions: sessionmaker[Session]
+    calendar: WorkingCalendar
+    directory: Directory
+    mail: MailSettings
+    operations_email: str | None
+    sources: Sequence[SourceSettings]
+    quiet: QuietSettings
 
 
 def _insert_outbox_row(session: Session, values: dict[str, Any]) -> bool:
@@ -62,7 +65,7 @@ def _insert_outbox_row(session: Session, values: dict[str, Any]) -> bool:
 
 
 def _outbox_values(mail: MailSettings, *, dedup_key: str, thread_key: str, template: str, contact: Contact, email: str,
-                   context: Any, now: datetime) -> dict[str, Any]:
+                   context: DigestContext | MonthlyContext, now: datetime) -> dict[str, Any]:
     return {
         "dedup_key": dedup_key,
         "thread_key": thread_key,
@@ -90,25 +93,25 @@ def digest_due(calendar: WorkingCalendar, mail: MailSettings, now: datetime) -> 
     return calendar.is_working_day(local.date()) and local.time() >= mail.digest_time
 
 
-def send_daily_digests(app: DigestSources, now: datetime) -> int:
+def send_daily_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's bureau digests and the operations digest; returns how many were new."""
-    return send_bureau_digests(app, now) + send_operations_digest(app, now)
+    return send_bureau_digests(deps, now) + send_operations_digest(deps, now)
 
 
-def send_operations_digest(app: DigestSources, now: datetime) -> int:
+def send_operations_digest(deps: DigestDeps, now: datetime) -> int:
     """On a working day from `mail.digest_time`: one mail to `directory.operations_email` listing the
     reporters that went quiet and, since the previous working day's digest time, the files whose
     accepted rows name a distributor or hospital the directory does not list (neither: no mail);
     at most one per day (dedup key). Returns 0 or 1."""
-    settings, calendar = app.settings, app.calendar
-    email = settings.directory.operations_email
-    if not email or not digest_due(calendar, settings.mail, now):
+    calendar, mail = deps.calendar, deps.mail
+    email = deps.operations_email
+    if not email or not digest_due(calendar, mail, now):
         return 0
     today = calendar.local_date(now)
-    since = datetime.combine(calendar.nth_working_day_before(today, 1), settings.mail.digest_time, tzinfo=calendar.tz)
+    since = datetime.combine(calendar.nth_working_day_before(today, 1), mail.digest_time, tzinfo=calendar.tz)
     dedup_key = f"ops-digest:{email}:{today.isoformat()}"
-    with app.sessions.begin() as session:
-        quiet = find_quiet_reporters(session, settings, calendar, now)
+    with deps.sessions.begin() as session:
+        quiet = find_quiet_reporters(session, deps.sources, deps.quiet, calendar, now)
         unlisted = reads.receipts_with_warnings(session, since, now)
         if not (quiet or unlisted) or reads.outbox_has(session, dedup_key):
             return 0
@@ -133,13 +136,13 @@ def send_operations_digest(app: DigestSources, now: datetime) -> int:
         }
         values = {
             "dedup_key": dedup_key, "thread_key": "ops-digest", "level": "operations_digest", "template": "operations_digest",
-            "recipient_role": "operations", "recipient_region": None, "recipient_email": email, "language": settings.mail.language,
+            "recipient_role": "operations", "recipient_region": None, "recipient_email": email, "language": mail.language,
             "urgent": False, "context": context, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
         }
         return 1 if _insert_outbox_row(session, values) else 0
 
 
-def send_bureau_digests(app: DigestSources, now: datetime) -> int:
+def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's digest for each bureau contact whose delivery is 'digest'; returns how many were new.
 
     At most one per contact and address per working day (dedup key
@@ -147,18 +150,18 @@ def send_bureau_digests(app: DigestSources, now: datetime) -> int:
     everything since the previous working day's digest time. A contact with nothing to
     report gets no mail; its waiting 'digest' alerts stay for the next digest.
     """
-    calendar, mail = app.calendar, app.settings.mail
+    calendar, mail = deps.calendar, deps.mail
     if not digest_due(calendar, mail, now):
         return 0
     today = calendar.local_date(now)
     previous = calendar.nth_working_day_before(today, 1)
     since = datetime.combine(previous, mail.digest_time, tzinfo=calendar.tz)
     written = 0
-    directory = app.directory
+    directory = deps.directory
     contacts = [c for c in directory.contacts_all() if c.delivery == "digest"]
     if not contacts:
         return 0
-    with app.sessions.begin() as session:
+    with deps.sessions.begin() as session:
         snapshot = reads.read_digest_snapshot(session, since, now)
         for contact in contacts:
             for email in contact.emails:
@@ -207,14 +210,14 @@ def read_monthly_context(session: Session, directory: Directory, contact: Contac
     return monthly_context(directory, month, compliance, contact, email, now)
 
 
-def send_monthly_summaries(app: DigestSources, now: datetime) -> int:
+def send_monthly_summaries(deps: DigestDeps, now: datetime) -> int:
     """Write last month's summary for each insurance bureau contact; returns how many were new.
 
     Due from `mail.monthly_time` on the first working day of the month (and up to
     MONTHLY_CATCH_UP_WORKING_DAYS working days later, so a daemon that was down that day
     catches up); once per region, address and month (dedup key `monthly:{region}:{email}:{YYYY-MM}`).
     """
-    calendar, mail, directory = app.calendar, app.settings.mail, app.directory
+    calendar, mail, directory = deps.calendar, deps.mail, deps.directory
     local = now.astimezone(calendar.tz)
     today = local.date()
     start = first_working_day(calendar, today.year, today.month)
@@ -224,7 +227,7 @@ def send_monthly_summaries(app: DigestSources, now: datetime) -> int:
         return 0  # too late for last month's summary (e.g. a fresh install mid-month)
     first, last = previous_month(today)
     written = 0
-    with app.sessions.begin() as session:
+    with deps.sessions.begin() as session:
         month: reads.MonthSnapshot | None = None
         for contact in directory.contacts_all():
             if contact.role != "insurance":

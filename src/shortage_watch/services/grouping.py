@@ -24,8 +24,7 @@ from shortage_watch.store import claims
 from shortage_watch.store.tables import Alert
 
 if TYPE_CHECKING:
-    from shortage_watch.app import App
-    from shortage_watch.services.deliver import AlertOutcome, ClaimedAlert
+    from shortage_watch.services.deliver import AlertOutcome, ClaimedAlert, DeliverDeps
 
 
 GROUP_WAIT = "waiting for more items of its group (mail.group_wait)"
@@ -35,9 +34,9 @@ def key_of(alert: "ClaimedAlert") -> GroupKey | None:
     return group_key(alert.recipient_email, alert.template, alert.urgent, alert.language)
 
 
-def messages_of(app: "App", claimed: list["ClaimedAlert"]) -> list[list["ClaimedAlert"]]:
+def messages_of(deps: "DeliverDeps", claimed: list["ClaimedAlert"]) -> list[list["ClaimedAlert"]]:
     """The claimed alerts as messages: one list per message, groups in claim order."""
-    return plan_messages(claimed, key_of, app.settings.mail.group_max_items)
+    return plan_messages(claimed, key_of, deps.mail.group_max_items)
 
 
 def _claimable(now: datetime, real_now: datetime) -> Any:
@@ -50,7 +49,7 @@ def _claimable(now: datetime, real_now: datetime) -> Any:
 
 
 def complete_groups(
-    session: Session, app: "App", claimed: list["ClaimedAlert"], now: datetime, owner: str, lease: timedelta, *, wait: bool = True
+    session: Session, deps: "DeliverDeps", claimed: list["ClaimedAlert"], now: datetime, owner: str, lease: timedelta, *, wait: bool = True
 ) -> list["ClaimedAlert"]:
     """Add to a fresh claim every other due alert of the same groups, so a group leaves as one
     message however the batch cut it; with `wait`, give back the groups still inside their
@@ -58,7 +57,7 @@ def complete_groups(
     """
     from shortage_watch.services.deliver import ClaimedAlert
 
-    mail = app.settings.mail
+    mail = deps.mail
     taken = {a.id for a in claimed}
     samples: dict[GroupKey, ClaimedAlert] = {}
     for alert in claimed:
@@ -87,7 +86,7 @@ def complete_groups(
             room[key] -= 1
             ids.append(row_id)
     if not ids:
-        return _give_back_young_groups(session, app, claimed, now, owner) if wait else claimed
+        return _give_back_young_groups(session, deps, claimed, now, owner) if wait else claimed
     taken = claims.take_listed(session, claims.ALERTS, ids, owner, until, real_now, where=[_claimable(now, real_now)])
     rows = session.scalars(select(Alert).where(Alert.id.in_(taken)).order_by(Alert.id)).all() if taken else []
     mates = [
@@ -98,11 +97,11 @@ def complete_groups(
         for r in rows
     ]
     complete = claimed + mates
-    return _give_back_young_groups(session, app, complete, now, owner) if wait else complete
+    return _give_back_young_groups(session, deps, complete, now, owner) if wait else complete
 
 
-def _give_back_young_groups(session: Session, app: "App", claimed: list["ClaimedAlert"], now: datetime, owner: str) -> list["ClaimedAlert"]:
-    mail = app.settings.mail
+def _give_back_young_groups(session: Session, deps: "DeliverDeps", claimed: list["ClaimedAlert"], now: datetime, owner: str) -> list["ClaimedAlert"]:
+    mail = deps.mail
     created = dict(session.execute(select(Alert.id, Alert.created_at).where(Alert.id.in_([a.id for a in claimed]))).all())
     groups: dict[GroupKey, list[ClaimedAlert]] = defaultdict(list)
     for alert in claimed:
@@ -113,7 +112,7 @@ def _give_back_young_groups(session: Session, app: "App", claimed: list["Claimed
     for members in groups.values():
         first = members[0]
         wait = mail.distributor_group_wait if first.recipient_role == "distributor" else mail.group_wait
-        if wait <= 0 or _waits_for_working_hours(app, first, now):
+        if wait <= 0 or _waits_for_working_hours(deps, first, now):
             continue  # no wait, or a longer one: the whole group is deferred to working hours as one
         due = group_wait_until(min(created[a.id] for a in members), wait)
         if due <= now:
@@ -124,27 +123,27 @@ def _give_back_young_groups(session: Session, app: "App", claimed: list["Claimed
     return [a for a in claimed if a.id not in young]
 
 
-def _waits_for_working_hours(app: "App", alert: "ClaimedAlert", now: datetime) -> bool:
-    mail = app.settings.mail
+def _waits_for_working_hours(deps: "DeliverDeps", alert: "ClaimedAlert", now: datetime) -> bool:
+    mail = deps.mail
     return bureau_mail_waits(alert.recipient_role, alert.urgent) and (
-        next_working_hours_start(app.calendar, now, mail.working_hours_start, mail.working_hours_end) is not None
+        next_working_hours_start(deps.calendar, now, mail.working_hours_start, mail.working_hours_end) is not None
     )
 
 
-def prepare_message(app: "App", alerts: list["ClaimedAlert"], now: datetime) -> "Envelope | AlertOutcome":
+def prepare_message(deps: "DeliverDeps", alerts: list["ClaimedAlert"], now: datetime) -> "Envelope | AlertOutcome":
     """The message for `alerts` (one, or a group), or the outcome every one of them gets instead."""
     from shortage_watch.services.deliver import AlertOutcome, prepare
 
     first = alerts[0]
     if len(alerts) == 1:
-        return prepare(app, first, now)
-    mail = app.settings.mail
+        return prepare(deps, first, now)
+    mail = deps.mail
     if bureau_mail_waits(first.recipient_role, first.urgent):
-        start = next_working_hours_start(app.calendar, now, mail.working_hours_start, mail.working_hours_end)
+        start = next_working_hours_start(deps.calendar, now, mail.working_hours_start, mail.working_hours_end)
         if start is not None:
             return AlertOutcome(first.id, "deferred", defer_until=start)
     try:
-        return build_group_envelope(app, alerts, now)
+        return build_group_envelope(deps, alerts, now)
     except (RenderError, AddressError) as exc:
         return AlertOutcome(first.id, "permanent", error=f"grouped message: {exc}")
 
@@ -201,12 +200,12 @@ def group_workbook(items: list[dict[str, Any]], language: str, tz: Any) -> bytes
     return table_workbook([("清单" if language == "zh-CN" else "Items", headers, rows)])
 
 
-def build_group_envelope(app: "App", alerts: list["ClaimedAlert"], now: datetime) -> Envelope:
+def build_group_envelope(deps: "DeliverDeps", alerts: list["ClaimedAlert"], now: datetime) -> Envelope:
     """One message listing every alert of a group; its Message-ID is stable for the same items."""
     first = alerts[0]
     if not first.recipient_email:
         raise AddressError("no recipient address")
-    mail = app.settings.mail
+    mail = deps.mail
     items = group_items(alerts, mail.item_url)
     attach = len(items) > mail.group_attach_over
     context = {
@@ -220,21 +219,21 @@ def build_group_envelope(app: "App", alerts: list["ClaimedAlert"], now: datetime
         "attached": attach,
         "with_links": any(i["link"] for i in items),
     }
-    rendered = app.renderer.render("grouped", context, first.language)
+    rendered = deps.renderer.render("grouped", context, first.language)
     attachments: tuple[Attachment, ...] = ()
     if attach:
-        day = app.calendar.local_date(now).isoformat()
+        day = deps.calendar.local_date(now).isoformat()
         name = f"{'清单' if first.language == 'zh-CN' else 'items'}-{first.template}-{day}.xlsx"
-        attachments = (Attachment(name, group_workbook(items, first.language, app.calendar.tz)),)
+        attachments = (Attachment(name, group_workbook(items, first.language, deps.calendar.tz)),)
     return build_message(
         rendered,
         sender=mail.from_,
         to=first.recipient_email,
         dedup_key=group_message_key([a.dedup_key for a in alerts]),
-        thread_key=daily_thread_key(first.recipient_email, app.calendar.local_date(now)),
+        thread_key=daily_thread_key(first.recipient_email, deps.calendar.local_date(now)),
         sent_at=utc_now(),
-        installation=app.installation_id,
+        installation=deps.installation_id,
         reply_to=mail.reply_to,
-        tz=app.settings.timezone,
+        tz=deps.timezone,
         attachments=attachments,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.inhibition import chases_stored, inhibited_by_province
+from shortage_watch.domain.routing import DirectoryView
 from shortage_watch.services.alerts import Hold, audit
 from shortage_watch.store.tables import Obligation, ShortageCase
 from shortage_watch.store.waiting_alerts import waiting_case_alerts_for_update, waiting_obligation_alerts_for_update
@@ -38,7 +39,7 @@ def _province_detail(case: ShortageCase) -> dict[str, Any]:
     return {"case": case.id, "reason": "case escalated to the province; county/city alert would repeat it"}
 
 
-def inhibit_after_escalation(session: Session, directory: Any, case: ShortageCase, now: datetime) -> int:
+def inhibit_after_escalation(session: Session, directory: DirectoryView, case: ShortageCase, now: datetime) -> int:
     """Inhibit the waiting county and city bureau alerts about `case` (and its explanation obligations)."""
     waiting = waiting_case_alerts_for_update(session, case.id, WAITING)
     inhibited = 0
