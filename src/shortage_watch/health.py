@@ -22,7 +22,7 @@ from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.clock import utc_now
 from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.settings import Settings
-from shortage_watch.store.db import current_revision, head_revision, make_engine
+from shortage_watch.store.db import current_revision, head_revision, make_engine, make_read_sessionmaker
 from shortage_watch.store import figures
 
 
@@ -98,7 +98,7 @@ def check_health(
             return report
         report.checks.append(Check("database", True, f"reachable, schema {head}"))
         try:
-            with Session(engine) as session:
+            with make_read_sessionmaker(engine)() as session:  # a health check never waits for the write lock
                 report.checks += _ledger_checks(session, settings, replica, host, now or utc_now())
                 report.warnings += _quiet_warnings(session, settings, now or utc_now())
         except SQLAlchemyError as exc:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.quiet import KINDS, QuietReporter
 from shortage_watch.store import figures
+from shortage_watch.store.db import make_read_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,14 @@ class LedgerCollector(Collector):
     """Reads counts from the database on every scrape; `shortage_watch_db_up 0` if it cannot."""
 
     def __init__(self, engine: Engine, quiet: Callable[[Session], list[QuietReporter]] | None = None) -> None:
-        self.engine = engine
+        # Read-only sessions: a scrape never takes (or waits for) the write lock a long ingest holds.
+        self.read_sessions = make_read_sessionmaker(engine)
         self.quiet = quiet  # reads the quiet reporters (needs settings and calendar): the daemon passes it
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("shortage_watch_db_up", "1 when the database answered this scrape")
         try:
-            with Session(self.engine) as session:
+            with self.read_sessions() as session:
                 families = list(self._families(session))
         except SQLAlchemyError as exc:
             log.warning("metrics: database unreachable: %s", type(exc).__name__)

@@ -10,13 +10,16 @@ from typing import Callable
 import pytest
 
 from shortage_watch.app import App
+from shortage_watch.clock import FixedClock
 from shortage_watch.cli import main
 from shortage_watch.clock import utc_now
 from shortage_watch.services.replica import write_heartbeat
 from shortage_watch.health import check_health
 from shortage_watch.store.tables import SourceState
 
-from .conftest import add_alert
+from tests.store.write_lock import finishes_within, write_lock_held
+
+from .conftest import T0, add_alert, make_settings
 
 
 def checks(app: App, **kwargs) -> dict[str, tuple[bool, str]]:
@@ -119,3 +122,15 @@ def test_cli_health_exit_codes_follow_the_checks(
     assert {c["name"]: c["ok"] for c in data["checks"]} == {
         "database": True, "heartbeat": True, "sources": True, "outbox": False,
     }
+
+
+def test_health_reads_while_another_replica_holds_the_write_lock(sqlite_url: str, tmp_path: Path) -> None:
+    """The daemon's /health passes its own (writing) engine: the checks still read without the lock."""
+    app = App(make_settings(sqlite_url, tmp_path), clock=FixedClock(T0), replica_id="replica-a")
+    try:
+        write_heartbeat(app.replica, utc_now())
+        with write_lock_held(sqlite_url):
+            report = finishes_within(5, lambda: check_health(app.settings, app.engine, replica=app.replica_id))
+        assert report.ok, report.lines()
+    finally:
+        app.close()

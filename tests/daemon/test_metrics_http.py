@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import requests
 from prometheus_client import generate_latest
@@ -10,14 +11,16 @@ from sqlalchemy import delete
 from prometheus_client.parser import text_string_to_metric_families
 
 from shortage_watch.app import App
-from shortage_watch.clock import utc_now
+from shortage_watch.clock import FixedClock, utc_now
 from shortage_watch.services.replica import write_heartbeat
 from shortage_watch.health import check_health
 from shortage_watch.httpserver import OperatorServer
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.store.tables import Alert, RawPayload, RawReceipt, RecordVersion, SourceState
 
-from .conftest import T0, add_alert, add_obligation
+from tests.store.write_lock import finishes_within, write_lock_held
+
+from .conftest import T0, add_alert, add_obligation, make_settings
 
 
 def samples(metrics: DaemonMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -116,3 +119,16 @@ def test_listener_serves_metrics_and_healthz_on_loopback(app: App) -> None:
         assert requests.get(f"{base}/nope", timeout=10).status_code == 404
     finally:
         server.stop()
+
+
+def test_a_scrape_reads_while_another_replica_holds_the_write_lock(sqlite_url: str, tmp_path: Path) -> None:
+    app = App(make_settings(sqlite_url, tmp_path), clock=FixedClock(T0), replica_id="replica-a")
+    try:
+        seed_ledger(app)
+        metrics = DaemonMetrics(app.engine)
+        with write_lock_held(sqlite_url):
+            scraped = finishes_within(5, lambda: samples(metrics))
+        assert scraped[("shortage_watch_db_up", ())] == 1
+        assert scraped[("shortage_watch_outbox", (("status", "dead"),))] == 1
+    finally:
+        app.close()

@@ -12,6 +12,7 @@ from shortage_watch.services.alerts import audit
 from tests.ledger.conftest import at
 from tests.ledger.scenario import notice, shortage
 from tests.ledger.test_ledger_commands import _two_distributors, run
+from tests.store.write_lock import finishes_within, write_lock_held
 
 
 @pytest.fixture
@@ -148,3 +149,13 @@ def test_dates_accept_the_forms_records_accept(ledger, capsys):
     for now in ("2024/10/16 09:00", "2024年10月16日 09:00"):  # and date-times as records write them
         code, out, _ = run(capsys, "--config", str(ledger.config), "once", "--now", now, "--json")
         assert code == 0 and json.loads(out)["now"] == "2024-10-16T09:00:00+08:00", now
+
+
+def test_listings_read_while_a_replica_holds_the_write_lock(ledger, capsys):
+    """`obligations list|show`, `cases list` and `outbox list` only read: a long ingest in another
+    process (holding SQLite's write lock) does not hold them up."""
+    cfg = str(ledger.config)
+    with write_lock_held(ledger.app(at("2024-10-16T09:00")).settings.database.url):
+        for argv in (("obligations", "list"), ("obligations", "show", "SW-O-000001"), ("cases", "list"), ("outbox", "list")):
+            code, out, _ = finishes_within(10, lambda: run(capsys, "--config", cfg, *argv))
+            assert code == 0 and out, argv

@@ -224,7 +224,7 @@ def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
     now = app.clock.now()
     directory = directory_of(app)
     check_region(directory, args.region)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         views = oq.list_obligations(
             session, states=STATE_FILTERS[args.state] if args.state else None, distributor=args.distributor,
             regions=directory.region_and_below(args.region) if args.region else None, limit=args.limit)
@@ -265,7 +265,7 @@ def obligations_show(args: argparse.Namespace, ctx: Context) -> int:
     """One obligation: its record, deadline, each alert (recipient, sent time) and every audit event."""
     app = _ready(ctx)
     now, tz, directory = app.clock.now(), app.calendar.tz, directory_of(app)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         detail = oq.read_obligation(session, args.id)
     if detail is None:
         raise not_found("O", args.id)
@@ -347,7 +347,7 @@ def _region_name(directory: Any, code: str | None) -> str:
 
 
 def _undeliverable(app: Any, args: argparse.Namespace) -> int:
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         found = oq.undeliverable_alerts(session, limit=args.limit)
     items = [
         {
@@ -401,7 +401,7 @@ def cases_list(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     directory = directory_of(app)
     check_region(directory, args.region)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         cases = oq.list_cases(session, states=None if args.state == "active" else (args.state,),
                               regions=directory.region_and_below(args.region) if args.region else None)
         items = [_case_json(app, session, c) for c in cases]
@@ -432,7 +432,7 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
     app = _ready(ctx)
     directory = directory_of(app)
     tz = app.calendar.tz
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         detail = oq.read_case(session, args.id)
         if detail is None:
             raise not_found("C", args.id)
@@ -533,7 +533,7 @@ def compliance_rows(app: Any, since: date | None, now: datetime, region: str | N
     calendar = app.calendar
     directory = directory_of(app)
     regions = directory.region_and_below(region) if region else None
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         counts = compliance_by_distributor(session, regions, due_from=since, due_to=until, now=now)
         turnarounds = report_turnarounds(session, regions, due_from=since, due_to=until)
     days: dict[str, list[int]] = defaultdict(list)

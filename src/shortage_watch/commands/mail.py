@@ -154,7 +154,7 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     """Rows in one state (default pending and dead), oldest due first, and the count per state."""
     statuses = [args.status] if args.status else ["pending", "dead"]
     app = ctx.ready_app()
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         listing = list_outbox(session, statuses, limit=args.limit)
     rows, counts = listing.alerts, listing.counts
     if args.json:

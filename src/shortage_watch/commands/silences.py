@@ -112,7 +112,7 @@ def silences_list(args: argparse.Namespace, ctx: Context) -> int:
     now = _ledger_now(args, ctx)
     app = ctx.app
     tz = ZoneInfo(app.settings.timezone)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         rows = list_silences(session, include_ended=args.all)
         held = held_counts(session)
         items = [

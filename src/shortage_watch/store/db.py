@@ -77,14 +77,18 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for readers (listings, metrics, health, web pages that only show): they never
-    take or wait for the write lock, and a write in them fails. SQLite: a deferred BEGIN;
-    PostgreSQL: a READ ONLY transaction. Same pool as `make_sessionmaker(engine)`."""
+def reading(engine: Engine) -> Engine:
+    """`engine` for transactions that only read: they never take or wait for the write lock, and a
+    write in them fails. SQLite: a deferred BEGIN; PostgreSQL: a READ ONLY transaction. Same pool."""
     options: dict[str, object] = {READS_ONLY: True}
     if engine.dialect.name == "postgresql":
         options["postgresql_readonly"] = True
-    return sessionmaker(engine.execution_options(**options), expire_on_commit=False)
+    return engine.execution_options(**options)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for readers (listings, metrics, health, web pages that only show), on `reading(engine)`."""
+    return sessionmaker(reading(engine), expire_on_commit=False)
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -107,7 +111,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:  # asked by `health` too: never waits for a writer
         return MigrationContext.configure(conn).get_current_revision()
 
 

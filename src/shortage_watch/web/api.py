@@ -167,7 +167,7 @@ def list_obligations(request: Request, state: str | None = None, since: str | No
         unknown = [s for s in states if s not in STATES]
         if unknown:
             raise ApiError(422, f"未知的状态 {unknown[0]!r} / unknown state {unknown[0]!r} (one of {', '.join(STATES)})")
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         page = obligations_page(session, user.party_code, states=states, since=_since(since, tz), limit=limit,
                                 offset=offset)
     return {"total": page.total, "limit": limit, "offset": offset, "data": [obligation_json(o, tz) for o in page.rows]}
@@ -187,7 +187,7 @@ def get_obligation(request: Request, obligation_id: str, user: WebUser = Depends
     app = request.app.state.app
     tz = ZoneInfo(app.settings.timezone)
     number = parse_obligation_id(obligation_id)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         ob = obligation_of(session, user.party_code, number) if number is not None else None
         if ob is None:
             raise ApiError(404, f"没有编号为 {obligation_id} 的义务 / no obligation {obligation_id}")

@@ -29,7 +29,8 @@ from shortage_watch.services.alerts import audit
 from shortage_watch.services.bureau_actions import OFFLINE_KINDS, ActionError, close_case_parts, record_offline_action
 from shortage_watch.store.compliance import compliance_by_distributor
 from shortage_watch.store import dashboard_queries as q
-from shortage_watch.store.tables import AuditEvent, OfficerAction, ShortageCase
+from shortage_watch.store import officer_actions
+from shortage_watch.store.tables import OfficerAction, ShortageCase
 from shortage_watch.web import charts
 from shortage_watch.web.portal import _form, _text, render
 from shortage_watch.web.security import require_role
@@ -124,7 +125,7 @@ def overview(request: Request, user: WebUser = Depends(officer)) -> HTMLResponse
     app = _app(request)
     now = app.clock.now()
     regions = _regions(request, user)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         page = views.read_overview_page(session, app.calendar, regions, now)
     first, last = page.month
     cards = [
@@ -215,12 +216,12 @@ def _read_rows(app: Any, request: Request, fmt: str | None, table: Callable[[Ses
     """The export's rows (read while the file is written) and, for the page view, one page of rows."""
 
     def export_rows() -> Iterable[list[Any]]:
-        with app.sessions() as session:
+        with app.read_sessions() as session:
             yield from table(session)
 
     if fmt is not None:
         return export_rows, q.Page([], 0, 1, PAGE_SIZE)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         return export_rows, page(session, _page(request))
 
 
@@ -350,7 +351,7 @@ def compliance(request: Request, user: WebUser = Depends(officer)) -> Response:
     first, last = views.month_bounds(app.calendar.local_date(now))
     due_from = _date(p.get("due_from"), "截止日期起") if "due_from" in p else first
     due_to = _date(p.get("due_to"), "截止日期止") if "due_to" in p else last
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         rows = compliance_by_distributor(session, regions, due_from=due_from, due_to=due_to, now=now)
     if p.get("late_only") == "1":
         rows = [r for r in rows if r.late or r.overdue]
@@ -447,11 +448,11 @@ def obligation_detail(request: Request, obligation_id: str, user: WebUser = Depe
     app = _app(request)
     now = app.clock.now()
     number = _row_id(obligation_id, NO_OBLIGATION)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         detail = q.read_obligation(session, _regions(request, user), number, now=now)
         if detail is None:
             raise HTTPException(404, NO_OBLIGATION)
-        actions = list(session.query(OfficerAction).filter(OfficerAction.obligation_id == number).order_by(OfficerAction.recorded_at))
+        actions = officer_actions.actions_on_obligation(session, number)
     ob = detail.obligation
     timeline = [TimelineEntry(detail.opened_at, f"收到停产断供通知，生成报告义务，截止 {_local_text(app, ob.due_at)}", "系统")]
     timeline += [_alert_entry(a) for a in detail.alerts] + [_event_entry(e) for e in detail.events if e.action != "opened"] + [_action_entry(a) for a in actions]
@@ -469,7 +470,7 @@ def _case_page(request: Request, user: WebUser, case_id: int, error: str | None 
     """The case's page as the officer's regions see it (404 outside them)."""
     app = _app(request)
     now = app.clock.now()
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         detail = q.read_case(session, _regions(request, user), case_id, now=now)
     if detail is None:
         raise HTTPException(404, NO_CASE)
@@ -527,7 +528,7 @@ async def resolve(request: Request, case_id: str, user: WebUser = Depends(office
 
 def _distributor_summary(request: Request, user: WebUser, code: str) -> views.DistributorSummary:
     app = _app(request)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         summary = views.read_distributor_summary(session, app.calendar, _regions(request, user), code, app.clock.now())
     if summary is None:
         raise HTTPException(404, "该配送企业在您的辖区没有报告义务 / this distributor owes nothing in your regions")
@@ -535,9 +536,8 @@ def _distributor_summary(request: Request, user: WebUser, code: str) -> views.Di
 
 
 def _offline_actions(request: Request, user: WebUser, code: str) -> list[OfficerAction]:
-    with _app(request).sessions() as session:
-        return list(session.query(OfficerAction).filter(
-            OfficerAction.distributor_code == code, OfficerAction.region_code.in_(list(_regions(request, user)))).order_by(OfficerAction.done_on, OfficerAction.id))
+    with _app(request).read_sessions() as session:
+        return officer_actions.actions_on_distributor(session, code, _regions(request, user))
 
 
 @router.get("/distributors/{code}")
@@ -635,13 +635,8 @@ def verify_material(request: Request, checksum: str = "", user: WebUser = Depend
     wanted = checksum.strip().lower()
     found = None
     if wanted:
-        with app.sessions() as session:
-            printed = session.query(AuditEvent).filter(AuditEvent.entity == "web_account", AuditEvent.action == "interview_material").order_by(AuditEvent.id)
-            for event in printed:
-                detail = event.detail or {}
-                if detail.get("checksum") == wanted and "content" in detail:
-                    found = event
-                    break
+        with app.read_sessions() as session:
+            found = officer_actions.printed_material(session, wanted)
     visible = found is not None and _distributor_visible(request, user, found.detail["distributor_code"])
     return render(request, "bureau/verify.html", checksum=wanted, event=found if visible else None,
                   intact=visible and material_checksum(found.detail["content"]) == wanted)

@@ -236,7 +236,7 @@ def _home_user(request: Request) -> WebUser:
 def home(request: Request, user: WebUser = Depends(_home_user)) -> HTMLResponse:
     app = _app(request)
     now = app.clock.now()
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         rows = open_obligations(session, user.party_code)
     items = [_deadline_view(app, ob, now) for ob in rows]
     return render(request, "home.html", items=items, changed=request.query_params.get("password") == "changed")
@@ -244,7 +244,7 @@ def home(request: Request, user: WebUser = Depends(_home_user)) -> HTMLResponse:
 
 def _own_obligation(request: Request, user: WebUser, obligation_id: str) -> ObligationRow:
     number = parse_obligation_id(obligation_id)
-    with _app(request).sessions() as session:
+    with _app(request).read_sessions() as session:
         ob = obligation_of(session, user.party_code, number) if number is not None else None
     if ob is None:
         raise HTTPException(404, "没有这项义务 / no such obligation")
@@ -263,7 +263,7 @@ def _reportable(ob: ObligationRow) -> ObligationRow:
 def obligation_page(request: Request, obligation_id: str, user: WebUser = Depends(distributor)) -> HTMLResponse:
     app = _app(request)
     ob = _own_obligation(request, user, obligation_id)
-    with app.sessions() as session:
+    with app.read_sessions() as session:
         timeline = obligation_timeline(session, ob.id)
     return render(request, "obligation.html", item=_deadline_view(app, ob, app.clock.now()), timeline=timeline)
 
@@ -411,7 +411,7 @@ def blank_template(request: Request, filename: str, user: WebUser = Depends(dist
 @router.get("/history")
 def history_page(request: Request, page: int = 1, user: WebUser = Depends(distributor)) -> HTMLResponse:
     page = max(1, page)
-    with _app(request).sessions() as session:
+    with _app(request).read_sessions() as session:
         total, rows = history(session, user.party_code, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return render(request, "history.html", rows=rows, page=page, pages=max(1, -(-total // PAGE_SIZE)), total=total)
 
@@ -419,7 +419,7 @@ def history_page(request: Request, page: int = 1, user: WebUser = Depends(distri
 def _own_record(request: Request, user: WebUser, kind: str, pk: int) -> tuple[Any, dict[str, Any]]:
     if kind not in EDITABLE_KINDS:
         raise HTTPException(404, "没有这条记录 / no such record")
-    with _app(request).sessions() as session:
+    with _app(request).read_sessions() as session:
         receipt = record_receipt(session, user.party_code, kind, pk)
         data = current_record(session, user.party_code, kind, pk)
         versions = record_versions(session, kind, *data["_key"]) if data else []
