@@ -8,7 +8,7 @@ when written), so they hold only JSON values: dates and instants as ISO text.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.directory import Contact, Directory
@@ -16,7 +16,7 @@ from shortage_watch.domain.labels import named
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.store.compliance import ComplianceRow
 from shortage_watch.store.digest_queries import DigestSnapshot, HeldAlert, MonthSnapshot
-from shortage_watch.store.tables import ShortageReport, StoppageNotice
+from shortage_watch.store.tables import Obligation, ShortageReport, StoppageNotice
 
 
 class Recipient(TypedDict):
@@ -221,32 +221,19 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
             "region_name": region_name(directory, code),
         })
 
-    products = snapshot.products
-    overdue: list[OverdueItem] = []
-    for ob in snapshot.overdue:
-        if not within(ob.region_code):
-            continue
-        overdue.append({
-            "case_number": case_number("O", ob.id),
-            "product": products.get(ob.product_code or "", ob.product_code or "—"),
-            "distributor": party_name(directory, ob.party_code),
-            "due_at": ob.due_at.isoformat(),
-            "overdue_working_days": overdue_working_days(calendar, ob.due_on, ob.due_at, now) or 0,
-            "region_name": region_name(directory, ob.region_code),
-        })
+    def obligation_item(ob: Obligation, **facts: str | int) -> dict[str, str | int]:
+        """An overdue or late obligation's row: the same columns around the `facts` each table adds."""
+        return {"case_number": case_number("O", ob.id),
+                "product": snapshot.products.get(ob.product_code or "", ob.product_code or "—"),
+                "distributor": party_name(directory, ob.party_code), **facts,
+                "region_name": region_name(directory, ob.region_code)}
 
-    late: list[LateReport] = []
-    for ob in snapshot.late:
-        if not within(ob.region_code):
-            continue
-        late.append({
-            "case_number": case_number("O", ob.id),
-            "product": products.get(ob.product_code or "", ob.product_code or "—"),
-            "distributor": party_name(directory, ob.party_code),
-            "submitted_at": (ob.fulfilled_at or now).isoformat(),
-            "late_working_days": ob.late_working_days or 0,
-            "region_name": region_name(directory, ob.region_code),
-        })
+    overdue = [cast(OverdueItem, obligation_item(
+        ob, due_at=ob.due_at.isoformat(), overdue_working_days=overdue_working_days(calendar, ob.due_on, ob.due_at, now) or 0))
+        for ob in snapshot.overdue if within(ob.region_code)]
+    late = [cast(LateReport, obligation_item(
+        ob, submitted_at=(ob.fulfilled_at or now).isoformat(), late_working_days=ob.late_working_days or 0))
+        for ob in snapshot.late if within(ob.region_code)]
 
     open_shortages: list[OpenShortage] = []
     for case in snapshot.cases:

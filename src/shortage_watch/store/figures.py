@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Sequence, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.store.tables import Alert, Heartbeat, Obligation, RawReceipt, RecordVersion, SourceState
+
+Row = TypeVar("Row")
+
+
+def _per_group(session: Session, row: type[Row], by: Sequence[Any], figures: Sequence[ColumnElement[Any]],
+               where: Sequence[ColumnElement[bool]] = ()) -> list[Row]:
+    """One `row` per group of the `by` columns: its fields are the group's values, then the `figures`."""
+    query = select(*by, *figures).where(*where).group_by(*by)
+    return [row(*values) for values in session.execute(query)]
+
+
+def _total(column: Any) -> ColumnElement[int]:
+    return cast(func.coalesce(func.sum(column), 0), Integer)
 
 
 @dataclass(frozen=True)
@@ -20,9 +33,7 @@ class IngestedCount:
 
 
 def ingested_counts(session: Session) -> list[IngestedCount]:
-    rows = session.execute(select(RecordVersion.source, RecordVersion.kind, func.count())
-                           .group_by(RecordVersion.source, RecordVersion.kind))
-    return [IngestedCount(source, kind, n) for source, kind, n in rows]
+    return _per_group(session, IngestedCount, (RecordVersion.source, RecordVersion.kind), (func.count(),))
 
 
 @dataclass(frozen=True)
@@ -37,18 +48,8 @@ class ReceiptCount:
 
 def receipt_counts(session: Session) -> list[ReceiptCount]:
     """Files and pages received per source and outcome, with the rows they held."""
-    rows = session.execute(
-        select(
-            RawReceipt.source,
-            RawReceipt.status,
-            func.count(),
-            func.coalesce(func.sum(RawReceipt.accepted), 0),
-            func.coalesce(func.sum(RawReceipt.duplicates), 0),
-            func.coalesce(func.sum(RawReceipt.rejected), 0),
-        ).group_by(RawReceipt.source, RawReceipt.status)
-    )
-    return [ReceiptCount(source, status, n, int(accepted), int(duplicates), int(rejected))
-            for source, status, n, accepted, duplicates, rejected in rows]
+    return _per_group(session, ReceiptCount, (RawReceipt.source, RawReceipt.status), (
+        func.count(), _total(RawReceipt.accepted), _total(RawReceipt.duplicates), _total(RawReceipt.rejected)))
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,8 @@ class ObligationCount:
 
 def obligation_counts(session: Session, *, excluding_states: Sequence[str]) -> list[ObligationCount]:
     """Obligations per state and ladder level, leaving out `excluding_states`."""
-    rows = session.execute(select(Obligation.state, Obligation.level, func.count())
-                           .where(Obligation.state.not_in(list(excluding_states)))
-                           .group_by(Obligation.state, Obligation.level))
-    return [ObligationCount(state, level, n) for state, level, n in rows]
+    return _per_group(session, ObligationCount, (Obligation.state, Obligation.level), (func.count(),),
+                      where=(Obligation.state.not_in(list(excluding_states)),))
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,7 @@ class OutboxCount:
 
 
 def outbox_counts(session: Session) -> list[OutboxCount]:
-    rows = session.execute(select(Alert.status, func.count(), func.count(Alert.last_error)).group_by(Alert.status))
-    return [OutboxCount(status, n, with_error) for status, n, with_error in rows]
+    return _per_group(session, OutboxCount, (Alert.status,), (func.count(), func.count(Alert.last_error)))
 
 
 def dead_alert_count(session: Session) -> int:
