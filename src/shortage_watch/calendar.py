@@ -12,11 +12,13 @@ a reminder until the notice is known and the deadline is re-dated.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -62,11 +64,28 @@ class YearArrangement:
     source: str
 
 
+@cache
+def _china() -> type[holidays.HolidayBase]:
+    """The holidays library's calendar of China, read from its own module.
+
+    `holidays.China` imports `holidays.countries` first, and with it every country of the world: 80 ms
+    of the 0.3 s a `deadline` may take to answer. china.py needs only the library's core, so it is
+    loaded alone; should a release move it, `holidays.China` (the same class) is the way in.
+    """
+    path = Path(holidays.__file__).parent / "countries" / "china.py"
+    spec = importlib.util.spec_from_file_location("holidays.countries.china", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        return holidays.China
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.China
+
+
 def official_arrangement(year: int) -> YearArrangement | None:
     """The State Council arrangement for `year` as the holidays library carries it, if known."""
     if year < FIRST_OFFICIAL_YEAR:
         return None
-    cn = holidays.China(years=year)
+    cn = _china()(years=year)
     makeup = frozenset(d for d in cn.weekend_workdays if d.year == year)
     # The library computes statutory holidays for any year, but only a published
     # notice brings make-up days; no make-up day means no notice is known yet.
@@ -88,7 +107,7 @@ def estimated_arrangement(year: int) -> YearArrangement:
     holiday and the weekend. Make-up weekend days are never assumed. A bridging day
     before New Year's Day may lie on 31 December of the year before.
     """
-    official = holidays.China(years=year, observed=False)
+    official = _china()(years=year, observed=False)
     statutory = {day: name for day, name in official.items() if day.year == year}
     rest: set[date] = set()
 

@@ -12,16 +12,21 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
-
-from sqlalchemy.exc import OperationalError
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from shortage_watch import __version__
-from shortage_watch.app import App
-from shortage_watch.calendar import CalendarError
 from shortage_watch.commands import COMMAND_MODULES, CommandError, Context, database_unreachable
 from shortage_watch.logs import configure_logging
-from shortage_watch.settings import DEFAULT_CONFIG, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
+    from shortage_watch.settings import Settings
+
+# Start-up time is part of the interface: `--help` and `deadline` answer in well under 0.3 s, so this
+# module and commands/ import settings, the App (sqlalchemy) and services only when a command runs
+# (tests/foundation/test_cli_startup.py fails on a top-level import that brings sqlalchemy back).
+
+DEFAULT_CONFIG = Path("config/shortage_watch.toml")  # when neither --config nor SHORTAGE_WATCH_CONFIG names one
 
 log = logging.getLogger("shortage_watch")
 
@@ -67,9 +72,18 @@ def _configure_logging(level: str, fmt: str = "text") -> None:
     configure_logging(level, fmt)
 
 
+def _make_app(settings: Settings) -> App:
+    """The App, imported when a command first asks for it: it brings sqlalchemy."""
+    from shortage_watch.app import App
+
+    return App(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from shortage_watch.settings import SettingsError, load_settings
+
     path, explicit = _settings_path(args)
     try:
         settings = load_settings(path, explicit=explicit)
@@ -79,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not logging.getLogger().handlers:
         _configure_logging(settings.logging.level, settings.logging.format)
-    context = Context(settings=settings, config_path=path, make_app=lambda: App(settings),
+    context = Context(settings=settings, config_path=path, make_app=lambda: _make_app(settings),
                       settings_note=_settings_note(path, explicit),
                       environment_keys=frozenset(k for k in os.environ if k.upper().startswith("SHORTAGE_WATCH_")))
     try:
@@ -90,26 +104,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `... | head`: the reader left. Point stdout at devnull so the exit flush is quiet too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (CommandError, CalendarError) as exc:
+    except CommandError as exc:
         print(f"shortage-watch: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except OperationalError as exc:
+    except Exception as exc:
+        return _report_error(exc)
+    finally:
+        context.close()
+
+
+def _report_error(exc: Exception) -> int:
+    """One line on stderr for an error no command turned into a CommandError; the exit code."""
+    # Imported here, not at the top: each brings in a library a command may never need.
+    from shortage_watch.calendar import CalendarError
+
+    if isinstance(exc, CalendarError):
+        print(f"shortage-watch: error: {exc}", file=sys.stderr)
+        return 2
+    from shortage_watch.store.errors import OperationalError
+
+    if isinstance(exc, OperationalError):
         # The database went away mid-command (down, restarted, network): worth retrying, so exit 1.
         log.debug("database error", exc_info=True)
         print(f"shortage-watch: error: {database_unreachable(exc)}", file=sys.stderr)
         return 1
-    except Exception as exc:  # the last net: a user sees one line, a developer the traceback at DEBUG
-        log.debug("unexpected error", exc_info=True)
-        print(
-            f"shortage-watch: error: unexpected {type(exc).__name__}: {exc} "
-            "(SHORTAGE_WATCH_LOGGING__LEVEL=DEBUG shows the details)",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        context.close()
+    # The last net: a user sees one line, a developer the traceback at DEBUG.
+    log.debug("unexpected error", exc_info=True)
+    print(
+        f"shortage-watch: error: unexpected {type(exc).__name__}: {exc} "
+        "(SHORTAGE_WATCH_LOGGING__LEVEL=DEBUG shows the details)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

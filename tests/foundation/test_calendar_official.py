@@ -156,3 +156,15 @@ def test_working_day_on_notable_dates(calendar: WorkingCalendar, day: str, worki
 def test_every_year_the_library_carries_2001_to_2026_is_official_and_no_other(calendar: WorkingCalendar) -> None:
     assert {y: calendar.status(y) for y in range(2001, 2027)} == {y: CalendarStatus.OFFICIAL for y in range(2001, 2027)}
     assert calendar.status(2000) == calendar.status(2027) == CalendarStatus.ESTIMATED
+
+
+def test_china_loaded_without_every_country_is_the_librarys_own_calendar() -> None:
+    # calendar.py reads holidays' China module alone (start-up time); it must be the same calendar.
+    import holidays
+
+    from shortage_watch.calendar import _china
+
+    for year in range(2001, 2028):
+        for observed in (True, False):
+            alone, library = _china()(years=year, observed=observed), holidays.China(years=year, observed=observed)
+            assert dict(alone) == dict(library) and alone.weekend_workdays == library.weekend_workdays, year

@@ -18,7 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shortage_watch.cli import main
-from shortage_watch.mail.render import ALERT_TEMPLATES, LANGUAGES, Renderer
+from shortage_watch.mail.names import ALERT_TEMPLATES, LANGUAGES
+from shortage_watch.mail.render import Renderer
 from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests, send_monthly_summaries
 from shortage_watch.services.escalate import sweep

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shortage_watch.mail.render import ALERT_TEMPLATES, LANGUAGES, MAIL_TEMPLATES, RenderError, Renderer
+from shortage_watch.mail.names import ALERT_TEMPLATES, LANGUAGES, MAIL_TEMPLATES
+from shortage_watch.mail.render import RenderError, Renderer
 from shortage_watch.mail.samples import EXPLANATION_LADDER, sample_context, sample_explanation_context
 
 

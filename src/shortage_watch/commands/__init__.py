@@ -1,6 +1,9 @@
 """Sub-commands of `shortage-watch`, one module per area; each exposes `register(subparsers)`.
 
 A handler is `handler(args, ctx) -> int` and sets itself with `parser.set_defaults(handler=...)`.
+Every area module is imported to build the parser (`--help` too), so it imports at its top only
+what declaring its arguments needs; a handler imports the services, store and App it uses when it
+runs (tests/foundation/test_cli_startup.py holds the line: no sqlalchemy before a command runs).
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ import argparse
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
-from shortage_watch.app import App
-from shortage_watch.settings import Settings
+if TYPE_CHECKING:
+    from shortage_watch.app import App
+    from shortage_watch.calendar import WorkingCalendar
+    from shortage_watch.settings import Settings
 
 
 class CommandError(Exception):
@@ -56,6 +61,12 @@ class Context:
         if self._app is None:
             self._app = self.make_app()
         return self._app
+
+    def calendar(self) -> WorkingCalendar:
+        """The working calendar the settings name, built without the App (so without the database)."""
+        from shortage_watch.calendar import WorkingCalendar
+
+        return WorkingCalendar.from_overrides_dir(self.settings.calendar.overrides_dir, self.settings.timezone)
 
     def ready_app(self) -> App:
         """The App on a reachable database whose schema is current; a one-line CommandError otherwise."""

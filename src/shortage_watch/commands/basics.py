@@ -10,12 +10,8 @@ from pathlib import Path
 from typing import Any
 from datetime import date
 
-from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.commands import CommandError, Context, database_unreachable, iso_date, positive_int
 from shortage_watch.domain.deadline import report_deadline
-from shortage_watch.domain.policy import PolicyError, load_policy
-from shortage_watch.store.db import current_revision, head_revision, upgrade_schema
-from shortage_watch.store.errors import OperationalError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_check(args: argparse.Namespace, ctx: Context) -> int:
     """Print where each setting comes from, then the effective settings; 2 when the calendar
     overrides or the policy cannot be read."""
+    from shortage_watch.calendar import CalendarError
+    from shortage_watch.domain.policy import PolicyError, load_policy
+
     masked = ctx.settings.masked()
     if ctx.settings_note:
         print(f"# {ctx.settings_note}")
@@ -58,7 +57,7 @@ def config_check(args: argparse.Namespace, ctx: Context) -> int:
         print(f"#   {key}: {source}")
     print(json.dumps(masked, ensure_ascii=False, indent=2))
     try:
-        WorkingCalendar.from_overrides_dir(ctx.settings.calendar.overrides_dir, ctx.settings.timezone)
+        ctx.calendar()
     except CalendarError as exc:
         raise CommandError(f"setting calendar.overrides_dir: {exc}") from None
     try:
@@ -101,7 +100,9 @@ def setting_sources(masked: dict[str, Any], file_data: dict[str, Any], environme
 
 
 def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
-    calendar = ctx.app.calendar
+    from shortage_watch.clock import SystemClock
+
+    calendar = ctx.calendar()
     if args.year is not None:
         if not 1950 <= args.year <= 2199:
             raise CommandError(f"--year {args.year} is out of range")
@@ -113,7 +114,7 @@ def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
             print("  rest weekdays:   " + (", ".join(summary["weekday_rest_days"]) or "none"))
             print("  make-up workdays: " + (", ".join(summary["makeup_workdays"]) or "none"))
         return 0
-    this_year = ctx.app.calendar.local_date(ctx.app.clock.now()).year
+    this_year = calendar.local_date(SystemClock().now()).year
     years = calendar.known_years(around=this_year)
     if args.json:
         print(json.dumps({str(y): s.value for y, s in years.items()}))
@@ -126,7 +127,7 @@ def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
 def deadline_command(args: argparse.Namespace, ctx: Context) -> int:
     n = args.working_days or ctx.settings.calendar.working_days
     try:
-        deadline = report_deadline(ctx.app.calendar, args.received, n, ctx.settings.calendar.cutoff)
+        deadline = report_deadline(ctx.calendar(), args.received, n, ctx.settings.calendar.cutoff)
     except OverflowError:  # counting working days ran past 9999-12-31
         raise CommandError(f"no deadline within the calendar's range for a receipt on {args.received}") from None
     if args.json:
@@ -145,6 +146,9 @@ def _weekday(day: date) -> str:
 
 
 def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.store.db import current_revision, upgrade_schema
+    from shortage_watch.store.errors import OperationalError
+
     if ctx.settings_note:
         # Creating a ledger is what this command is for; say where, when it is the default one.
         print(f"shortage-watch: {ctx.settings_note}; database.url = {ctx.settings.database.url}", file=sys.stderr)
@@ -160,6 +164,9 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def db_current(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.store.db import current_revision, head_revision
+    from shortage_watch.store.errors import OperationalError
+
     ctx.refuse_missing_ledger(exit_code=1)
     try:
         current = current_revision(ctx.app.engine)

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 from shortage_watch.commands import CommandError, Context
-from shortage_watch.health import check_health, this_host
-from shortage_watch.store.errors import SQLAlchemyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.daemon import Daemon, DaemonStartError
+    from shortage_watch.store.errors import SQLAlchemyError
 
     ctx.refuse_missing_ledger()
     try:
@@ -45,6 +44,8 @@ def run_command(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def health_command(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.health import check_health, this_host
+
     report = check_health(ctx.settings, replica=args.replica, host=this_host() if args.local else None)
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))

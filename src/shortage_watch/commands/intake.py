@@ -8,7 +8,7 @@ from pathlib import Path
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant
-from shortage_watch.domain.records import RECORD_KINDS
+from shortage_watch.domain.kinds import RECORD_KINDS
 
 KIND_CHOICES = (*RECORD_KINDS, "auto")
 

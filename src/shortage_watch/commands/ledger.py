@@ -8,7 +8,7 @@ import json
 import statistics
 from collections import defaultdict
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
@@ -17,12 +17,10 @@ from shortage_watch.commands.officer import (
 )
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.policy import PolicyError
-from shortage_watch.services.alerts import audit
-from shortage_watch.services.cycle import run_cycle
-from shortage_watch.services.ledger import case_parts, directory_of, resolve_case
-from shortage_watch.store import officer_queries as oq
-from shortage_watch.store.compliance import compliance_by_distributor, report_turnarounds
-from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
+
+if TYPE_CHECKING:
+    from shortage_watch.store import officer_queries as oq
+    from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
 
 STATE_FILTERS = {
     "open": ("open",),
@@ -103,6 +101,8 @@ def _local(app: Any, instant: datetime | None) -> str:
 
 def once_command(args: argparse.Namespace, ctx: Context) -> int:
     """One full cycle as of --now (the ledger's clock only); exit 1 when a step failed."""
+    from shortage_watch.services.cycle import run_cycle
+
     app = _ready(ctx)
     if args.now:
         try:
@@ -218,6 +218,9 @@ def _party(name: str | None, code: str | None) -> str:
 
 
 def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.ledger import directory_of
+    from shortage_watch.store import officer_queries as oq
+
     app = _ready(ctx)
     if args.undeliverable:
         return _undeliverable(app, args)
@@ -263,6 +266,9 @@ def _alert_json(alert: Alert, tz: Any) -> dict[str, Any]:
 
 def obligations_show(args: argparse.Namespace, ctx: Context) -> int:
     """One obligation: its record, deadline, each alert (recipient, sent time) and every audit event."""
+    from shortage_watch.services.ledger import directory_of
+    from shortage_watch.store import officer_queries as oq
+
     app = _ready(ctx)
     now, tz, directory = app.clock.now(), app.calendar.tz, directory_of(app)
     with app.read_sessions() as session:
@@ -347,6 +353,8 @@ def _region_name(directory: Any, code: str | None) -> str:
 
 
 def _undeliverable(app: Any, args: argparse.Namespace) -> int:
+    from shortage_watch.store import officer_queries as oq
+
     with app.read_sessions() as session:
         found = oq.undeliverable_alerts(session, limit=args.limit)
     items = [
@@ -376,6 +384,8 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
 
 
 def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
+    from shortage_watch.services.ledger import case_parts, directory_of
+
     parts = case_parts(session, case)
     tz = app.calendar.tz
     return {
@@ -398,6 +408,9 @@ def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
 
 
 def cases_list(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.ledger import directory_of
+    from shortage_watch.store import officer_queries as oq
+
     app = _ready(ctx)
     directory = directory_of(app)
     check_region(directory, args.region)
@@ -422,6 +435,8 @@ def cases_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _load_case(session: Any, case_id: int) -> ShortageCase:
+    from shortage_watch.store.tables import ShortageCase
+
     case = session.get(ShortageCase, case_id)
     if case is None:
         raise not_found("C", case_id)
@@ -429,6 +444,9 @@ def _load_case(session: Any, case_id: int) -> ShortageCase:
 
 
 def cases_show(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.ledger import case_parts, directory_of
+    from shortage_watch.store import officer_queries as oq
+
     app = _ready(ctx)
     directory = directory_of(app)
     tz = app.calendar.tz
@@ -496,6 +514,9 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cases_resolve(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.alerts import audit
+    from shortage_watch.services.ledger import case_parts, resolve_case
+
     app = _ready(ctx)
     now = app.clock.now()
     note = args.note.strip()
@@ -530,6 +551,9 @@ def compliance_rows(app: Any, since: date | None, now: datetime, region: str | N
     """Per distributor: report obligations due in [since, until], on time, late, overdue now, not yet due
     (store/compliance.py: the monthly summary's and the dashboard's definition), and the median
     working days from receipt to report."""
+    from shortage_watch.services.ledger import directory_of
+    from shortage_watch.store.compliance import compliance_by_distributor, report_turnarounds
+
     calendar = app.calendar
     directory = directory_of(app)
     regions = directory.region_and_below(region) if region else None
@@ -555,6 +579,8 @@ def compliance_rows(app: Any, since: date | None, now: datetime, region: str | N
 
 
 def compliance_command(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.ledger import directory_of
+
     app = _ready(ctx)
     check_region(directory_of(app), args.region)
     if args.since and args.until and args.until < args.since:

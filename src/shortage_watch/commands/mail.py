@@ -6,15 +6,14 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shortage_watch.clock import utc_now
 from shortage_watch.commands import CommandError, Context, positive_int
-from shortage_watch.mail.message import AddressError, build_message
-from shortage_watch.mail.render import LANGUAGES, RenderError
-from shortage_watch.mail.samples import sample_context, sample_test_context
-from shortage_watch.store.outbox import dead_alert_ids, list_outbox, requeue_alerts
-from shortage_watch.store.tables import Alert
+from shortage_watch.mail.names import LANGUAGES
+
+if TYPE_CHECKING:
+    from shortage_watch.store.tables import Alert
 
 STATUSES = ("pending", "sending", "sent", "dead", "digest", "digested", "undeliverable", "held", "inhibited", "stale", "superseded")
 
@@ -51,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def mail_preview(args: argparse.Namespace, ctx: Context) -> int:
     """Render TEMPLATE with sample data; 2 when it does not exist or fails to render."""
+    from shortage_watch.mail.message import build_message
+    from shortage_watch.mail.render import RenderError
+    from shortage_watch.mail.samples import sample_context
+
     renderer = ctx.app.renderer
     if args.template not in renderer.available():
         raise CommandError(f"unknown template {args.template!r}; known: {', '.join(renderer.available())}")
@@ -102,6 +105,10 @@ def _preview_attachments(template: str, context: dict[str, Any]) -> tuple:
 
 def mail_test(args: argparse.Namespace, ctx: Context) -> int:
     """Send the `test` template to --to now (not through the outbox); 1 when it was not accepted."""
+    from shortage_watch.mail.message import AddressError, build_message
+    from shortage_watch.mail.render import RenderError
+    from shortage_watch.mail.samples import sample_test_context
+
     app = ctx.app
     lang = args.lang or ctx.settings.mail.language
     context = sample_test_context(args.to)
@@ -152,6 +159,8 @@ def _row_json(row: Alert, tz: Any) -> dict[str, Any]:
 
 def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     """Rows in one state (default pending and dead), oldest due first, and the count per state."""
+    from shortage_watch.store.outbox import list_outbox
+
     statuses = [args.status] if args.status else ["pending", "dead"]
     app = ctx.ready_app()
     with app.read_sessions() as session:
@@ -175,6 +184,9 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
     """Requeue ID (dead or pending) or every dead alert, due at once with fresh attempts."""
+    from shortage_watch.store.outbox import dead_alert_ids, requeue_alerts
+    from shortage_watch.store.tables import Alert
+
     app = ctx.ready_app()
     now = app.clock.now()
     with app.sessions.begin() as session:

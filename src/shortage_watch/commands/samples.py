@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.clock import FixedClock, SystemClock
 from shortage_watch.commands import CommandError, Context, aware_instant
-from shortage_watch.intake.sample_inbox import write_sample_inbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def sample_inbox_command(args: argparse.Namespace, ctx: Context) -> int:
     """Write the files and list them; 2 when the folder cannot be written or the calendar read."""
+    from shortage_watch.calendar import CalendarError
+    from shortage_watch.intake.sample_inbox import write_sample_inbox
+
     try:
-        calendar = WorkingCalendar.from_overrides_dir(ctx.settings.calendar.overrides_dir, ctx.settings.timezone)
+        calendar = ctx.calendar()
     except CalendarError as exc:
         raise CommandError(f"setting calendar.overrides_dir: {exc}") from None
     clock = FixedClock(args.now) if args.now else SystemClock()

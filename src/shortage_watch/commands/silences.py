@@ -6,16 +6,16 @@ import argparse
 import getpass
 import json
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, positive_int
 from shortage_watch.domain.silences import refusal
-from shortage_watch.mail.render import ALERT_TEMPLATES
-from shortage_watch.services.ledger import directory_of
-from shortage_watch.services.silences import add_silence, end_silence, release_ended_silences, rule_of
-from shortage_watch.store.silences import held_counts, list_silences
-from shortage_watch.store.tables import Silence
+from shortage_watch.mail.names import ALERT_TEMPLATES
+
+if TYPE_CHECKING:
+    from shortage_watch.store.tables import Silence
 
 
 def _default_actor() -> str:
@@ -81,6 +81,9 @@ def _until(text: str | None, tz: str) -> datetime | None:
 
 
 def silences_add(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.ledger import directory_of
+    from shortage_watch.services.silences import add_silence
+
     now = _ledger_now(args, ctx)
     app = ctx.app
     until = _until(args.until, app.settings.timezone)
@@ -109,6 +112,9 @@ def silences_add(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def silences_list(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.silences import rule_of
+    from shortage_watch.store.silences import held_counts, list_silences
+
     now = _ledger_now(args, ctx)
     app = ctx.app
     tz = ZoneInfo(app.settings.timezone)
@@ -140,6 +146,9 @@ def _state(row: Silence, now: datetime) -> str:
 
 
 def silences_expire(args: argparse.Namespace, ctx: Context) -> int:
+    from shortage_watch.services.ledger import directory_of
+    from shortage_watch.services.silences import end_silence, release_ended_silences
+
     now = _ledger_now(args, ctx)
     app = ctx.app
     problem = end_silence(app.sessions, args.id, by=args.by or _default_actor(), now=now)

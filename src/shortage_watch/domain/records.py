@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, model_validator
 
+from shortage_watch.domain.kinds import RECORD_KINDS
 from shortage_watch.domain.labels import CHOICE_FIELDS, accepted_words, choice_values, label as label_of
 
 RecordKind = Literal["stoppage_notice", "distributor_report", "shortage_report"]
-RECORD_KINDS: tuple[str, ...] = ("stoppage_notice", "distributor_report", "shortage_report")
 KIND_LABELS = {
     "stoppage_notice": "停产断供通知",
     "distributor_report": "配送企业书面反馈",

@@ -23,25 +23,8 @@ from jinja2.runtime import Context
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.labels import LABELS
+from shortage_watch.mail.names import LANGUAGES
 
-LANGUAGES = ("zh-CN", "en")
-
-# Template names the escalation ladder writes (contract 3) plus the ones MAIL owns.
-ALERT_TEMPLATES = (
-    "receipt",
-    "notice_opened",
-    "reminder",
-    "written_reminder",
-    "overdue_alert",
-    "interview_recommendation",
-    "province_escalation",
-    "late_report",
-    "explanation_request",
-    "regional_shortage",
-    "regional_escalation",
-    "false_shortage",
-)
-MAIL_TEMPLATES = ("digest", "monthly_summary", "operations_digest", "grouped", "test")
 
 _WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
