@@ -8,6 +8,7 @@ import threading
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
+from freezegun import freeze_time
 from sqlalchemy import select
 
 from shortage_watch.app import App
@@ -179,6 +180,44 @@ def test_schedule_has_one_timer_per_source_and_job(tmp_path: Path) -> None:
     assert str(jobs["housekeeping"].trigger) == "cron[hour='3', minute='30', second='0']"
     for job in jobs.values():
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 3600)
+
+
+def test_timers_without_a_start_count_from_the_wall_clock_not_the_ledger_clock(tmp_path: Path) -> None:
+    # `run` schedules from the real instant it starts; a replayed ledger clock (--now) must not move the timers.
+    settings = make_settings("sqlite://", tmp_path, daemon={"sweep_interval": 7, "deliver_interval": 3})
+    wall = datetime(2024, 10, 8, 1, 30, tzinfo=timezone.utc)
+    with freeze_time(wall):
+        daemon = Daemon(App(settings, clock=FixedClock(T0)))
+        daemon.schedule()
+    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
+    assert daemon.started_at == wall
+    assert jobs["sweep"].trigger.start_date == wall + timedelta(seconds=7)
+    assert jobs["deliver"].trigger.start_date == wall + timedelta(seconds=3)
+    heartbeat = jobs["heartbeat"].trigger
+    assert heartbeat.start_date == wall + timedelta(seconds=settings.daemon.heartbeat_interval)
+
+
+def test_stop_leaves_a_job_still_running_once_the_shutdown_budget_is_spent(tmp_path: Path, caplog) -> None:
+    settings = make_settings("sqlite://", tmp_path, daemon={"shutdown_seconds": 8})
+    daemon = Daemon(App(settings, clock=FixedClock(T0)))
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_send() -> None:  # an SMTP server that stopped answering
+        entered.set()
+        release.wait(30)
+
+    worker = threading.Thread(target=daemon._step, args=("deliver", slow_send))
+    with freeze_time(T0) as wall:
+        worker.start()
+        try:
+            assert entered.wait(10)
+            daemon.request_stop()
+            wall.tick(timedelta(seconds=9))  # past the 8 s budget: no real waiting for it
+            assert daemon._wait_for_jobs() == 1
+        finally:
+            release.set()
+            worker.join(10)
+    assert "1 job(s) still running after 8s; leaving them" in caplog.text
 
 
 def test_a_failing_step_is_logged_and_the_next_step_still_runs(app: App, caplog) -> None:
