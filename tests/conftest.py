@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from shortage_watch.cli import main
 from shortage_watch.store.db import make_engine, make_sessionmaker, upgrade_schema
 from shortage_watch.store.tables import Base
 
@@ -136,3 +138,30 @@ def write_config(tmp_path: Path, settings_data: dict[str, Any]) -> Callable[...,
         return path
 
     return write
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a run of the CLI left: named as subprocess.run names them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_main(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """`shortage-watch ARGS` called in this process: main()'s exit code, argparse's usage errors
+    (SystemExit) included, and what it printed. A process of its own costs a second a call; the
+    few tests of the real entry point (tests/foundation/test_cli_contracts.py) still start one."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -71,13 +71,19 @@ def test_deadline_estimated_year(config: Path, capsys: pytest.CaptureFixture[str
         (["calendar", "--year", "abc"], "invalid int value"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(config: Path, args: list[str], fragment: str) -> None:
-    result = run_cli(config, *args)
+def test_bad_input_is_one_line_exit_2(config: Path, args: list[str], fragment: str, run_main: Callable[..., Any]) -> None:
+    result = run_main("--config", str(config), *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert fragment in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_usage_error_from_the_real_entry_point_is_one_line_exit_2(config: Path) -> None:
+    result = run_cli(config, "deadline", "--received", "2024-13-01")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "is not a date" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_calendar_year_json_contract(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
