@@ -1,4 +1,4 @@
-"""Commands under a busy database and odd arguments: a database busy or locked while `submit` stores a file; hostile
+"""Commands under a busy database and odd arguments: a database busy or locked while `submit` stores a file; malformed
 arguments to the officer and distributor commands (every refusal one line and exit 2, never a traceback)."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def test_submit_while_sqlite_is_locked_exits_1_retryable_with_one_line(
     assert "locked" in err
 
 
-HOSTILE = [
+MALFORMED_ARGUMENTS = [
     ["obligations", "show", "99999999999999999999"],  # beyond any database integer
     ["obligations", "show", "٣"],  # an Arabic-Indic digit: str.isdigit() says yes, int() of it is not ours
     ["obligations", "show", "SW-O-"],
@@ -86,8 +86,8 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("argv", HOSTILE, ids=[" ".join(a)[:40] for a in HOSTILE])
-def test_hostile_command_input_is_one_line_and_exit_2(tmp_path: Path, write_config, capsys, argv: list[str]) -> None:
+@pytest.mark.parametrize("argv", MALFORMED_ARGUMENTS, ids=[" ".join(a)[:40] for a in MALFORMED_ARGUMENTS])
+def test_malformed_arguments_are_one_line_and_exit_2(tmp_path: Path, write_config, capsys, argv: list[str]) -> None:
     scenario = make_scenario(tmp_path, write_config, capsys)
     capsys.readouterr()
     try:
