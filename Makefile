@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench demo setup clean
+.PHONY: run test test-fast bench demo setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,13 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/shortage-watch demo
 
-## test: set up and pass the tests (SQLite and PostgreSQL)
+## test: set up and pass the tests (SQLite and PostgreSQL); what CI runs
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## test-fast: the edit-test loop (under a minute): every test not marked slow, on SQLite only
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## bench: every benchmark in bench/, each printing its figure and ratio
 bench: $(STAMP)

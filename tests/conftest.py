@@ -90,6 +90,15 @@ def pg_url(pg_database_url: str) -> str:
     return pg_database_url
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The PostgreSQL half is in the slow tier: `-m "not slow"` runs every ledger rule once, on
+    SQLite, for the edit-test loop; `make test` (CI) runs both databases."""
+    for item in items:
+        if item.get_closest_marker("postgres") or "pg_database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> str:
     """An empty, migrated database: each test using it runs on SQLite and on PostgreSQL."""
