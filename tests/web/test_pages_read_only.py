@@ -3,35 +3,35 @@ lock (a long ingest), the dashboard and the portal still answer at once."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import pytest
 
 from shortage_watch.app import App
-from shortage_watch.clock import FixedClock
 from shortage_watch.services.accounts import add_account, change_password
 from shortage_watch.web.server import WebServer
 from tests.dashboard.conftest import NOW, Seeded, seed_ledger
 from tests.store.write_lock import write_lock_held
-from tests.web.conftest import PASSWORD, web_settings
+from tests.web.conftest import PASSWORD, add_distributor
 from tests.web.test_bureau_pages import login
 from tests.web.test_portal_security import login as portal_login
 
 
 @pytest.fixture
-def bureau_on_sqlite(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[App, WebServer, Seeded]]:
-    app = App(web_settings(sqlite_url, tmp_path), clock=FixedClock(NOW))
+def db_url(sqlite_url: str) -> str:
+    """SQLite only: the write lock these tests hold is SQLite's (PostgreSQL readers never wait for writers)."""
+    return sqlite_url
+
+
+@pytest.fixture
+def bureau_on_sqlite(make_web: Callable[..., tuple[App, WebServer]]) -> tuple[App, WebServer, Seeded]:
+    app, server = make_web()
     seeded = seed_ledger(app.sessions)
-    for name, role, party, region in (("ningde", "officer", None, "350900"), ("D350901", "distributor", "D350901", None)):
-        user, initial = add_account(app.sessions, name=name, role=role, party_code=party, region_code=region,
-                                    bureau="insurance" if role == "officer" else None, now=NOW)
-        change_password(app.sessions, user, current=initial, new=PASSWORD, now=NOW)
-    server = WebServer(app, "127.0.0.1", 0)
-    server.start()
-    yield app, server, seeded
-    server.stop()
-    app.close()
+    officer, initial = add_account(app.sessions, name="ningde", role="officer", party_code=None, region_code="350900",
+                                   bureau="insurance", now=NOW)
+    change_password(app.sessions, officer, current=initial, new=PASSWORD, now=NOW)
+    add_distributor(app, "D350901")
+    return app, server, seeded
 
 
 def test_dashboard_pages_answer_while_a_writer_holds_the_lock(bureau_on_sqlite, sqlite_url: str) -> None:

@@ -155,13 +155,18 @@ def build_envelope(deps: "DeliverDeps", alert: ClaimedAlert) -> Envelope:
     )
 
 
+def working_hours_wait(deps: "DeliverDeps", alert: ClaimedAlert, now: datetime) -> datetime | None:
+    """When the alert's mail may go out, if it must wait for a bureau's working hours; None: now."""
+    if not bureau_mail_waits(alert.recipient_role, alert.urgent):
+        return None
+    return next_working_hours_start(deps.calendar, now, deps.mail.working_hours_start, deps.mail.working_hours_end)
+
+
 def prepare(deps: "DeliverDeps", alert: ClaimedAlert, now: datetime) -> Envelope | AlertOutcome:
     """The alert's message, or its outcome when it must not be sent now (deferred, permanent)."""
-    mail = deps.mail
-    if bureau_mail_waits(alert.recipient_role, alert.urgent):
-        start = next_working_hours_start(deps.calendar, now, mail.working_hours_start, mail.working_hours_end)
-        if start is not None:
-            return AlertOutcome(alert.id, "deferred", defer_until=start)
+    start = working_hours_wait(deps, alert, now)
+    if start is not None:
+        return AlertOutcome(alert.id, "deferred", defer_until=start)
     try:
         return build_envelope(deps, alert)
     except (RenderError, AddressError) as exc:

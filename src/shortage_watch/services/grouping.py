@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.grouping import GroupKey, daily_thread_key, group_key, group_message_key, group_wait_until, plan_messages
-from shortage_watch.domain.working_hours import bureau_mail_waits, next_working_hours_start
 from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
 from shortage_watch.mail.render import RenderError
 from shortage_watch.store import claims
@@ -101,6 +100,8 @@ def complete_groups(
 
 
 def _give_back_young_groups(session: Session, deps: "DeliverDeps", claimed: list["ClaimedAlert"], now: datetime, owner: str) -> list["ClaimedAlert"]:
+    from shortage_watch.services.deliver import working_hours_wait
+
     mail = deps.mail
     created = dict(session.execute(select(Alert.id, Alert.created_at).where(Alert.id.in_([a.id for a in claimed]))).all())
     groups: dict[GroupKey, list[ClaimedAlert]] = defaultdict(list)
@@ -112,7 +113,7 @@ def _give_back_young_groups(session: Session, deps: "DeliverDeps", claimed: list
     for members in groups.values():
         first = members[0]
         wait = mail.distributor_group_wait if first.recipient_role == "distributor" else mail.group_wait
-        if wait <= 0 or _waits_for_working_hours(deps, first, now):
+        if wait <= 0 or working_hours_wait(deps, first, now) is not None:
             continue  # no wait, or a longer one: the whole group is deferred to working hours as one
         due = group_wait_until(min(created[a.id] for a in members), wait)
         if due <= now:
@@ -123,25 +124,16 @@ def _give_back_young_groups(session: Session, deps: "DeliverDeps", claimed: list
     return [a for a in claimed if a.id not in young]
 
 
-def _waits_for_working_hours(deps: "DeliverDeps", alert: "ClaimedAlert", now: datetime) -> bool:
-    mail = deps.mail
-    return bureau_mail_waits(alert.recipient_role, alert.urgent) and (
-        next_working_hours_start(deps.calendar, now, mail.working_hours_start, mail.working_hours_end) is not None
-    )
-
-
 def prepare_message(deps: "DeliverDeps", alerts: list["ClaimedAlert"], now: datetime) -> "Envelope | AlertOutcome":
     """The message for `alerts` (one, or a group), or the outcome every one of them gets instead."""
-    from shortage_watch.services.deliver import AlertOutcome, prepare
+    from shortage_watch.services.deliver import AlertOutcome, prepare, working_hours_wait
 
     first = alerts[0]
     if len(alerts) == 1:
         return prepare(deps, first, now)
-    mail = deps.mail
-    if bureau_mail_waits(first.recipient_role, first.urgent):
-        start = next_working_hours_start(deps.calendar, now, mail.working_hours_start, mail.working_hours_end)
-        if start is not None:
-            return AlertOutcome(first.id, "deferred", defer_until=start)
+    start = working_hours_wait(deps, first, now)
+    if start is not None:
+        return AlertOutcome(first.id, "deferred", defer_until=start)
     try:
         return build_group_envelope(deps, alerts, now)
     except (RenderError, AddressError) as exc:
