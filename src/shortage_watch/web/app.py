@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shortage_watch import __version__
 from shortage_watch.web.security import (
@@ -24,6 +25,9 @@ from shortage_watch.web.security import (
     load_session_secret,
     set_session_cookie,
 )
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,11 @@ def _is_api(request: Request) -> bool:
 class BodyLimit:
     """ASGI middleware: a request body over the limit is answered 413 before any handler sees it."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -96,7 +100,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(app: Any) -> FastAPI:
+def create_app(app: "App") -> FastAPI:
     """The web application for `app` (an App: settings, sessions, clock, calendar)."""
     web = FastAPI(title="shortage_watch", version=__version__,
                   description="配送企业门户与接口 / distributor portal and API")

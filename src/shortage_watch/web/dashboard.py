@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -30,10 +30,13 @@ from shortage_watch.services.bureau_actions import OFFLINE_KINDS, ActionError, c
 from shortage_watch.store.compliance import compliance_by_distributor
 from shortage_watch.store import dashboard_queries as q
 from shortage_watch.store import officer_actions
-from shortage_watch.store.tables import OfficerAction, ShortageCase
+from shortage_watch.store.tables import Alert, AuditEvent, OfficerAction, ShortageCase
 from shortage_watch.web import charts
 from shortage_watch.web.portal import _form, _text, render
 from shortage_watch.web.security import require_role
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
 
 router = APIRouter(prefix="/bureau", include_in_schema=False)
 officer = require_role("officer")
@@ -42,7 +45,7 @@ EXPORT_FORMATS = ("csv", "xlsx")
 BUREAU_LABELS = {"insurance": "医疗保障局", "health": "卫生健康委员会"}
 
 
-def _app(request: Request) -> Any:
+def _app(request: Request) -> "App":
     return request.app.state.app
 
 
@@ -113,7 +116,7 @@ def _query(request: Request, **changes: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v != ""})
 
 
-def _local_text(app: Any, instant: datetime | None) -> str:
+def _local_text(app: "App", instant: datetime | None) -> str:
     return instant.astimezone(app.calendar.tz).strftime("%Y-%m-%d %H:%M") if instant else ""
 
 
@@ -211,7 +214,7 @@ def _format(request: Request) -> str | None:
     return _choice(request.query_params.get("format"), EXPORT_FORMATS, "导出格式")
 
 
-def _read_rows(app: Any, request: Request, fmt: str | None, table: Callable[[Session], Iterable[list[Any]]],
+def _read_rows(app: "App", request: Request, fmt: str | None, table: Callable[[Session], Iterable[list[Any]]],
                page: Callable[[Session, int], q.Page]) -> tuple[Callable[[], Iterable[list[Any]]], q.Page]:
     """The export's rows (read while the file is written) and, for the page view, one page of rows."""
 
@@ -379,7 +382,7 @@ class TimelineEntry:
     css: str = ""
 
 
-def _alert_entry(alert: Any) -> TimelineEntry:
+def _alert_entry(alert: Alert) -> TimelineEntry:
     to = alert.recipient_email or f"{alert.recipient_role}@{alert.recipient_region or '-'}（无地址 / undeliverable）"
     status = {"sent": "已发送", "pending": "待发送", "sending": "发送中", "dead": "发送失败", "undeliverable": "无法投递"}.get(alert.status, alert.status)
     return TimelineEntry(alert.sent_at or alert.created_at, f"邮件 {alert.template}（{alert.level}）→ {to}：{status}", "系统", "mail")
@@ -397,7 +400,7 @@ SUPPLY_LABELS = {"short": "短缺", "severe": "严重短缺", "resolved": "已�
 CAUSE_LABELS = {"supply": "供应短缺", "procurement": "采购原因（疑似假短缺）", "other": "其他"}
 
 
-def _event_entry(event: Any, hospital_name: Callable[[str], str] = str) -> TimelineEntry:
+def _event_entry(event: AuditEvent, hospital_name: Callable[[str], str] = str) -> TimelineEntry:
     detail = event.detail or {}
     if event.action in ("part_closed", "resolved"):
         who = f"{hospital_name(detail['hospital_code'])} 部分已关闭" if event.action == "part_closed" else "案件已解决"
@@ -577,7 +580,7 @@ async def record_action(request: Request, code: str, user: WebUser = Depends(off
     return RedirectResponse(target, status_code=303)
 
 
-def interview_material(app: Any, user: WebUser, summary: views.DistributorSummary, actions: list[OfficerAction], now: datetime) -> dict[str, Any]:
+def interview_material(app: "App", user: WebUser, summary: views.DistributorSummary, actions: list[OfficerAction], now: datetime) -> dict[str, Any]:
     """The 约谈材料's content: plain data, from which the page is drawn and the checksum computed."""
     directory = app.directory
     party = directory.distributor(summary.history.distributor_code)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -49,6 +49,9 @@ from shortage_watch.web.security import (
     safe_next,
     set_session_cookie,
 )
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
 
 router = APIRouter(include_in_schema=False)
 distributor = require_role("distributor")
@@ -127,7 +130,7 @@ def _text(form: dict[str, Any], key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _app(request: Request) -> Any:
+def _app(request: Request) -> "App":
     return request.app.state.app
 
 

@@ -6,11 +6,14 @@ import logging
 import signal
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from shortage_watch.web.app import create_app
+
+if TYPE_CHECKING:
+    from shortage_watch.app import App
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ def bind(host: str, port: int) -> socket.socket:
 class WebServer:
     """uvicorn on a socket bound up front, so a port in use is an OSError here and not an exit inside uvicorn."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: "App", host: str, port: int) -> None:
         self.socket = bind(host, port)
         self.host = host
         self.port = self.socket.getsockname()[1]
