@@ -90,12 +90,18 @@ def pg_url(pg_database_url: str) -> str:
     return pg_database_url
 
 
+# Fixtures that start a real web server (uvicorn on a loopback port): a test using one is slow.
+WEB_SERVER_FIXTURES = {"make_web", "bureau", "bureau_on_sqlite"}
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The PostgreSQL half is in the slow tier: `-m "not slow"` runs every ledger rule once, on
-    SQLite, for the edit-test loop; `make test` (CI) runs both databases."""
+    """The slow tier, besides what is marked `slow` by hand: the PostgreSQL half of every database
+    test (`-m "not slow"` runs every ledger rule once, on SQLite, for the edit-test loop) and every
+    test served by a real web server. `make test` (CI) runs them all."""
     for item in items:
-        if item.get_closest_marker("postgres") or "pg_database_url" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("postgres") or "pg_database_url" in fixtures or fixtures & WEB_SERVER_FIXTURES:
             item.add_marker(pytest.mark.slow)
 
 

@@ -44,6 +44,7 @@ def _wait_until(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-un
     return condition()
 
 
+@pytest.mark.slow  # a real listener and a hundred connections
 def test_a_hundred_idle_connections_hold_a_bounded_number_of_threads(listener: OperatorServer) -> None:
     before = threading.active_count()
     sockets = _idle_connections(listener.port, 100)

@@ -27,6 +27,7 @@ def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a process of its own: the real entry point
 def test_deadline_json_contract(config: Path) -> None:
     result = run_cli(config, "deadline", "--received", "2024-09-27", "--json")
     assert result.returncode == 0, result.stderr
@@ -80,6 +81,7 @@ def test_bad_input_is_one_line_exit_2(config: Path, args: list[str], fragment: s
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a process of its own: the real entry point
 def test_a_usage_error_from_the_real_entry_point_is_one_line_exit_2(config: Path) -> None:
     result = run_cli(config, "deadline", "--received", "2024-13-01")
     assert result.returncode == 2
@@ -111,6 +113,7 @@ def test_calendar_lists_status_of_each_year(
     assert years["2028"] == "override"
 
 
+@pytest.mark.slow  # a process of its own: the real entry point
 def test_console_script_is_installed(config: Path) -> None:
     script = Path(sys.executable).with_name("shortage-watch")
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
@@ -156,6 +159,7 @@ def test_db_with_the_database_unreachable_is_one_line_exit_1(
     assert err.startswith("shortage-watch: error: database unreachable:") and err.count("\n") == 1
 
 
+@pytest.mark.slow  # a process of its own: the real entry point
 def test_output_into_a_closed_pipe_is_no_traceback(config: Path) -> None:
     # `shortage-watch obligations list | head -3`: the reader goes away before the output is written.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHORTAGE_WATCH_")}

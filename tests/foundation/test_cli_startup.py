@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each check starts an interpreter of its own
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Libraries that only a command touching the database, mail, the web or the daemon needs.

@@ -135,6 +135,7 @@ def test_poll_prints_one_line_per_source(config: Path, tmp_path: Path, capsys: A
     assert run(config, "poll", "--source", "nope") == 2
 
 
+@pytest.mark.slow  # a process of its own: the real entry point
 def test_submit_as_a_real_process_exit_code(config: Path, tmp_path: Path) -> None:
     path = csv_file(tmp_path, notice_row(1, notified_on="2099-01-01"))
     done = subprocess.run([sys.executable, "-m", "shortage_watch", "--config", str(config), "submit", str(path),
