@@ -72,7 +72,7 @@ def test_two_workers_sweeping_at_once_write_every_alert_exactly_once(db_url, mak
 
 
 def test_due_rows_are_read_through_the_next_action_at_index(sqlite_url, make_app):
-    from shortage_watch.services.escalate import due_query
+    from shortage_watch.store.sweep import due_query
     from shortage_watch.store.tables import ShortageCase
 
     app = make_app(sqlite_url)

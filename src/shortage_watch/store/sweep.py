@@ -1,0 +1,140 @@
+"""The sweep's statements: due rows picked and locked, what a batch's steps read, and their writes.
+
+Every function runs in the caller's transaction (commit is the caller's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Text, bindparam, cast, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from shortage_watch.store import claims
+from shortage_watch.store.bulk import updater
+from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, StoppageNotice
+
+_OBLIGATIONS = Obligation.__table__
+# What stepping an obligation reads of it; the ladder snapshot as stored (text), so a batch's few
+# distinct snapshots are each parsed once.
+_STEP_COLUMNS = (
+    *(_OBLIGATIONS.c[name] for name in (
+        "id", "kind", "subject_key", "party_code", "region_code", "product_code", "notice_pk", "report_pk", "case_id",
+        "received_on", "due_on", "due_at", "calendar_status", "state", "level", "opened_at", "late_working_days")),
+    cast(_OBLIGATIONS.c.policy, Text).label("policy"),
+)
+# The columns a step writes back, each row by its id.
+STEP_WRITES = ("state", "level", "next_action_at", "claimed_by", "claimed_until", "updated_at")
+
+
+def due_query(table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None = None) -> Any:
+    """The next `batch` due, unclaimed rows after `after` (keyset), read through the next_action_at index."""
+    query = (
+        select(table.id, table.next_action_at)
+        .where(table.next_action_at <= now, or_(table.claimed_until.is_(None), table.claimed_until < real_now))
+        .order_by(table.next_action_at, table.id)
+        .limit(batch)
+    )
+    if after is not None:
+        at, last_id = after
+        # Typed binds: on SQLite the instant must be stored-format text to compare correctly.
+        after_at = bindparam("after_at", at, type_=table.next_action_at.type)
+        after_id = bindparam("after_id", last_id, type_=table.id.type)
+        query = query.where(tuple_(table.next_action_at, table.id) > tuple_(after_at, after_id))
+    return query
+
+
+def due_ids(session: Session, table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None) -> list[tuple[int, datetime]]:
+    """(id, next_action_at) of the next `batch` due rows of `table` after `after` (see `due_query`)."""
+    return [(row_id, at) for row_id, at in session.execute(due_query(table, now, real_now, batch, after)).all()]
+
+
+def lock_due_obligations(session: Session, now: datetime, real_now: datetime, batch: int) -> list[Any]:
+    """Up to `batch` due, unclaimed obligations, locked until commit and read for stepping (one statement)."""
+    return claims.lock_batch(session, claims.OBLIGATIONS, real_now, columns=_STEP_COLUMNS, where=[Obligation.next_action_at <= now],
+                             order_by=[Obligation.next_action_at, Obligation.id], limit=batch)
+
+
+def obligations_to_step(session: Session, row_ids: list[int]) -> list[Any]:
+    """The obligations `row_ids` (already claimed), read for stepping, by id."""
+    return list(session.execute(select(*_STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id)))
+
+
+def claim_due(session: Session, table: Any, row_id: int, now: datetime, real_now: datetime, owner: str, until: datetime) -> bool:
+    """Claim the due row `row_id` of `table` for this transaction; False when another worker has it or handled it.
+
+    Another replica may have read the same due id. The UPDATE re-checks, under the row's
+    write lock, that the row is still due and unclaimed: exactly one row changed means
+    this worker owns it until commit; zero means another worker handled it (its commit
+    moved next_action_at on) or holds it now, and we move on. Leases use the real clock.
+    """
+    return claims.take(session, claims.kind_of(table), row_id, owner, until, real_now, where=[table.next_action_at <= now])
+
+
+def notices_by_id(session: Session, ids: Iterable[int]) -> dict[int, StoppageNotice]:
+    return _by_id(session, StoppageNotice, set(ids))
+
+
+def reports_by_id(session: Session, ids: Iterable[int]) -> dict[int, DistributorReport]:
+    return _by_id(session, DistributorReport, set(ids))
+
+
+def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))}
+
+
+def write_steps(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write each stepped obligation's `STEP_WRITES` (and its id) in one executemany."""
+    updater(session.connection(), _OBLIGATIONS, "id", STEP_WRITES).update(rows)
+
+
+def push_back(session: Session, table: Any, row_id: int, retry_at: datetime) -> None:
+    """Release the row's claim and make it due again at `retry_at`."""
+    session.execute(
+        update(table)
+        .where(table.id == row_id)
+        .values(claimed_by=None, claimed_until=None, next_action_at=retry_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def estimated_rows(session: Session, table: Any, estimated: str, in_flight: tuple[str, ...], after_id: int, batch: int) -> list[Any]:
+    """The next `batch` in-flight rows whose deadline's calendar status is `estimated`, by id (the
+    calendar_status index): only the columns that date them."""
+    dating = (table.received_on,) if table is Obligation else (table.regional_at, table.policy)
+    return list(
+        session.execute(
+            select(table.id, table.due_at, *dating)
+            .where(table.calendar_status == estimated, table.state.in_(in_flight), table.id > after_id)
+            .order_by(table.id)
+            .limit(batch)
+        ).all()
+    )
+
+
+def claim_estimated(session: Session, table: Any, row: Any, estimated: str, in_flight: tuple[str, ...], real_now: datetime, owner: str,
+                    until: datetime) -> bool:
+    """Claim one row for re-dating if it still carries the estimate we read (calendar status `estimated`).
+
+    Another sweeper may be re-dating (or stepping) the same row. The UPDATE re-checks, under
+    the row's write lock, that it is still estimated with the due instant we read, in flight and
+    unclaimed: exactly one row changed means we own it until commit; zero means another worker
+    re-dated, stepped or closed it first, and we leave it (the next sweep looks again).
+    """
+    return claims.take(session, claims.kind_of(table), row.id, owner, until, real_now,
+                       where=[table.calendar_status == estimated, table.due_at == row.due_at, table.state.in_(in_flight)])
+
+
+def fresh_row(session: Session, table: Any, row_id: int) -> Any:
+    """The ORM row `row_id` of `table`, read again from the database."""
+    return session.get(table, row_id, populate_existing=True)
+
+
+def fresh_case(session: Session, case_id: int) -> ShortageCase:
+    case = session.get(ShortageCase, case_id, populate_existing=True)
+    assert case is not None
+    return case
