@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from shortage_watch.daemon import Daemon
-from shortage_watch.services.escalate import _claim_estimated, _estimated_rows, sweep
+from shortage_watch.services.escalate import sweep
+from shortage_watch.store.sweep import claim_estimated, estimated_rows
 from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
 from tests.ledger.conftest import LedgerApp, at, store_notice, store_shortage
 
@@ -146,12 +147,14 @@ def test_redating_claim_loses_to_a_sweeper_that_redated_first(db_url, make_app):
     app = make_app(db_url, now="2026-12-28T10:00")
     other = make_app(db_url, now="2026-12-28T10:00")
     store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
-    (stale,) = _estimated_rows(app, Obligation, ("open", "overdue"), 0, 10)
+    with app.sessions() as session:
+        (stale,) = estimated_rows(session, Obligation, "estimated", ("open", "overdue"), 0, 10)
 
     publish_2027(other, Daemon(other))
     assert sweep(other, at("2026-12-29T09:00")).redated == 1
     with app.sessions.begin() as session:
-        won = _claim_estimated(session, Obligation, stale, ("open", "overdue"), at("2026-12-29T09:00"), "late", timedelta(seconds=60))
+        won = claim_estimated(session, Obligation, stale, "estimated", ("open", "overdue"), at("2026-12-29T09:00"), "late",
+                              at("2026-12-29T09:00") + timedelta(seconds=60))
     assert not won
     assert len(events(app, "deadline_recomputed")) == 1
 

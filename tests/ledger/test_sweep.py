@@ -72,17 +72,18 @@ def test_two_workers_sweeping_at_once_write_every_alert_exactly_once(db_url, mak
 
 
 def test_due_rows_are_read_through_the_next_action_at_index(sqlite_url, make_app):
-    from shortage_watch.store.sweep import due_query
+    from shortage_watch.store.sweep import STEP_COLUMNS, due_query
     from shortage_watch.store.tables import ShortageCase
 
     app = make_app(sqlite_url)
     now = at("2024-10-09T09:00")
     with app.engine.connect() as conn:
-        for table, index in ((Obligation, "ix_obligations_next_action_at"), (ShortageCase, "ix_shortage_cases_next_action_at")):
-            for after in (None, (now, 7)):
-                compiled = due_query(table, now, now, 500, after).compile(app.engine)
-                plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params[k] for k in compiled.positiontup)))
-                assert index in plan and "TEMP B-TREE" not in plan, plan
+        # What the sweep locks: obligations with what stepping them reads, case ids.
+        for table, index, columns in ((Obligation, "ix_obligations_next_action_at", STEP_COLUMNS),
+                                      (ShortageCase, "ix_shortage_cases_next_action_at", None)):
+            compiled = due_query(table, now, now, 500, columns).compile(app.engine)
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params[k] for k in compiled.positiontup)))
+            assert index in plan and "TEMP B-TREE" not in plan, plan
 
 
 def test_sweep_pages_through_more_due_rows_than_one_batch(db_url, make_app):
@@ -176,3 +177,28 @@ def test_two_postgresql_sweepers_on_20000_due_rows_write_every_alert_exactly_onc
         )
     assert total == 20_000 == sum(r.alerts for r in results)
     assert stepped_twice == 0
+
+
+def test_a_case_that_raises_in_a_batch_is_pushed_back_and_the_rest_of_its_batch_swept(db_url, make_app, caplog):
+    from datetime import date
+
+    from shortage_watch.store.tables import ShortageCase
+    from tests.ledger.conftest import store_shortage
+
+    app = make_app(db_url)
+    for product in ("XB02", "XB03"):  # two regional cases, due together
+        for n, day in ((1, 8), (2, 9), (3, 10)):
+            store_shortage(app, at(f"2024-10-{day:02d}T10:00"), report_id=f"S{product}{n}", hospital_code=f"H{n}", product_code=product,
+                           region_code="350902" if n % 2 else "350981", reported_on=date(2024, 10, day))
+    with app.sessions.begin() as session:
+        cases = {c.product_code: c.id for c in session.scalars(select(ShortageCase))}
+        session.execute(update(ShortageCase).where(ShortageCase.id == cases["XB03"]).values(policy={"kind": "case"}))
+    now = at("2024-10-24T08:00")
+    result = sweep(app, now)
+    assert (result.cases, result.alerts) == (1, 2)
+    assert result.failed == [f"C{cases['XB03']}: KeyError: 'ladder'"]
+    assert f"C{cases['XB03']} failed" in caplog.text
+    with app.sessions() as session:
+        good, bad = session.get(ShortageCase, cases["XB02"]), session.get(ShortageCase, cases["XB03"])
+    assert good.state == "escalated" and good.claimed_by is None
+    assert bad.state == "regional" and bad.next_action_at == now + timedelta(minutes=15) and bad.claimed_by is None

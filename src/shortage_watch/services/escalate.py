@@ -133,6 +133,11 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     return len(written)
 
 
+def _case_steps(session: Session, app: Any, case_ids: list[int], now: datetime, owner: str) -> int:
+    """Apply the levels due at `now` to the locked regional cases `case_ids`; how many alerts were new."""
+    return sum(_case_step(session, app, case_id, now, owner) for case_id in case_ids)
+
+
 def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
     case = store.fresh_case(session, row_id)
     written = 0
@@ -161,12 +166,12 @@ def _push_back(app: Any, table: Any, row_id: int, now: datetime) -> None:
         store.push_back(session, table, row_id, now + timedelta(minutes=app.settings.escalation.retry_minutes))
 
 
-def _sweep_obligations(app: Any, now: datetime, result: SweepResult) -> int:
-    """Take due obligations a batch at a time and step each batch in one transaction.
+def _sweep_in_batches(app: Any, table: Any, prefix: str, lock: Any, step_batch: Any, step_one: Any, now: datetime, result: SweepResult) -> int:
+    """Take due rows of `table` a batch at a time (`lock`) and step each batch (`step_batch`) in one transaction.
 
     A batch is picked, locked and read in one statement and written back before its commit, so
-    it needs no lease of its own. A batch that raises is rolled back and retried row by row, so
-    one bad row is pushed back (and logged) while the rest of its batch is swept.
+    it needs no lease of its own. A batch that raises is rolled back and retried row by row
+    (`step_one`), so one bad row is pushed back (and logged) while the rest of its batch is swept.
     """
     owner = app.replica_id
     batch = app.settings.escalation.sweep_batch
@@ -176,13 +181,13 @@ def _sweep_obligations(app: Any, now: datetime, result: SweepResult) -> int:
         taken: list[int] = []
         try:
             with app.sessions.begin() as session:
-                rows = store.lock_due_obligations(session, now, utc_now(), batch)
-                taken = [row.id for row in rows]
+                rows = lock(session, now, utc_now(), batch)
+                taken = [row if isinstance(row, int) else row.id for row in rows]
                 if seen.intersection(taken):
                     # A row this sweep already tried is due again: its push-back failed (the database went away
                     # mid-sweep). Stop here rather than take it forever; the next sweep tries again.
                     raise _AlreadySwept
-                written = _obligation_steps(session, app, rows, now, owner)
+                written = step_batch(session, app, rows, now, owner)
             result.alerts += written
             handled += len(taken)
         except _AlreadySwept:
@@ -190,8 +195,8 @@ def _sweep_obligations(app: Any, now: datetime, result: SweepResult) -> int:
         except Exception:
             if not taken:
                 raise
-            log.warning("sweep: a batch of %d obligation(s) failed; retrying them one by one", len(taken), exc_info=True)
-            handled += _sweep_rows(app, Obligation, _obligation_step, "O", sorted(taken), now, result)
+            log.warning("sweep: a batch of %d %s row(s) failed; retrying them one by one", len(taken), prefix, exc_info=True)
+            handled += _sweep_rows(app, table, step_one, prefix, sorted(taken), now, result)
         seen.update(taken)
         # On PostgreSQL a batch may come back short while due rows remain (a row another sweeper
         # committed since our snapshot fails the re-check under its lock): only an empty one ends.
@@ -229,21 +234,6 @@ def _sweep_rows(app: Any, table: Any, handle: Any, prefix: str, row_ids: list[in
             except Exception:
                 log.exception("sweep: could not push back %s%s", prefix, row_id)
     return handled
-
-
-def _sweep_table(app: Any, table: Any, handle: Any, prefix: str, now: datetime, result: SweepResult) -> int:
-    batch = app.settings.escalation.sweep_batch
-    handled = 0
-    after: tuple[datetime, int] | None = None
-    while True:
-        with app.sessions() as session:
-            due = store.due_ids(session, table, now, utc_now(), batch, after)
-        if not due:
-            return handled
-        after = (due[-1][1], due[-1][0])
-        handled += _sweep_rows(app, table, handle, prefix, [row_id for row_id, _ in due], now, result)
-        if len(due) < batch:
-            return handled
 
 
 CASE_IN_FLIGHT = ("regional", "escalated")
@@ -305,8 +295,8 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     result = SweepResult()
     # First: deadlines estimated under a calendar that has since learnt the year, so the levels below fire on the real dates.
     redate_estimated(app, now, result)
-    result.obligations = _sweep_obligations(app, now, result)
-    result.cases = _sweep_table(app, ShortageCase, _case_step, "C", now, result)
+    result.obligations = _sweep_in_batches(app, Obligation, "O", store.lock_due_obligations, _obligation_steps, _obligation_step, now, result)
+    result.cases = _sweep_in_batches(app, ShortageCase, "C", store.lock_due_cases, _case_steps, _case_step, now, result)
     # Last: silences that ended release their held mail at the level the matters reached just now.
     release_ended_silences(app.sessions, directory_of(app), app.calendar, now)
     if result.obligations or result.cases or result.failed or result.redated:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shortage_watch.store.tables import Alert, Heartbeat, Lease, Obligation, ShortageCase, SourceState
@@ -176,22 +176,25 @@ def take_batch(
     return list(session.scalars(select(kind.key).where(kind.key.in_(taken)).order_by(*order_by)))
 
 
-def lock_batch(
-    session: Session, kind: Claimable, real_now: datetime, *, columns: Sequence[Any], where: Sequence[ColumnElement[bool]],
-    order_by: Sequence[Any], limit: int,
-) -> list[Any]:
-    """Up to `limit` free rows satisfying `where` (first by `order_by`), held until this transaction
-    ends, in one statement that also reads their `columns`: for work done and committed in the same
-    transaction, which then needs no lease written and cleared (one write of each row, not three)."""
-    picked = select(*columns).where(kind.free(real_now), *where).order_by(*order_by).limit(limit)
+def free_rows(
+    kind: Claimable, real_now: datetime, *, columns: Sequence[Any], where: Sequence[ColumnElement[bool]], order_by: Sequence[Any], limit: int,
+) -> Select[Any]:
+    """The query of up to `limit` free rows satisfying `where`, first by `order_by`: their `columns`."""
+    return select(*columns).where(kind.free(real_now), *where).order_by(*order_by).limit(limit)
+
+
+def lock_batch(session: Session, rows: Select[Any]) -> list[Any]:
+    """The `rows` (a `free_rows` query) held until this transaction ends, read in one statement: for
+    work done and committed in the same transaction, which then needs no lease written and cleared
+    (one write of each row, not three)."""
     if session.get_bind().dialect.name == "postgresql":
         # Race: replicas pick at the same moment. SKIP LOCKED makes each take rows no other
         # transaction has locked, so they get disjoint batches without waiting; a row another
-        # worker committed since our snapshot is re-checked against `where` under its lock
+        # worker committed since our snapshot is re-checked against the WHERE under its lock
         # (READ COMMITTED re-evaluates it), so a row already handled is not picked again.
-        picked = picked.with_for_update(skip_locked=True)
+        rows = rows.with_for_update(skip_locked=True)
     # SQLite runs one writer at a time (BEGIN IMMEDIATE): the rows read are ours until commit.
-    return list(session.execute(picked))
+    return list(session.execute(rows))
 
 
 def renew(session: Session, kind: Claimable, keys: Iterable[Any], owner: str, until: datetime) -> set[Any]:

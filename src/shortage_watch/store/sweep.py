@@ -5,11 +5,11 @@ Every function runs in the caller's transaction (commit is the caller's).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, or_, select, tuple_, update
+from sqlalchemy import Select, Text, cast, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.store import claims
@@ -19,7 +19,7 @@ from shortage_watch.store.tables import DistributorReport, Obligation, ShortageC
 _OBLIGATIONS = Obligation.__table__
 # What stepping an obligation reads of it; the ladder snapshot as stored (text), so a batch's few
 # distinct snapshots are each parsed once.
-_STEP_COLUMNS = (
+STEP_COLUMNS = (
     *(_OBLIGATIONS.c[name] for name in (
         "id", "kind", "subject_key", "party_code", "region_code", "product_code", "notice_pk", "report_pk", "case_id",
         "received_on", "due_on", "due_at", "calendar_status", "state", "level", "opened_at", "late_working_days")),
@@ -29,37 +29,26 @@ _STEP_COLUMNS = (
 STEP_WRITES = ("state", "level", "next_action_at", "claimed_by", "claimed_until", "updated_at")
 
 
-def due_query(table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None = None) -> Any:
-    """The next `batch` due, unclaimed rows after `after` (keyset), read through the next_action_at index."""
-    query = (
-        select(table.id, table.next_action_at)
-        .where(table.next_action_at <= now, or_(table.claimed_until.is_(None), table.claimed_until < real_now))
-        .order_by(table.next_action_at, table.id)
-        .limit(batch)
-    )
-    if after is not None:
-        at, last_id = after
-        # Typed binds: on SQLite the instant must be stored-format text to compare correctly.
-        after_at = bindparam("after_at", at, type_=table.next_action_at.type)
-        after_id = bindparam("after_id", last_id, type_=table.id.type)
-        query = query.where(tuple_(table.next_action_at, table.id) > tuple_(after_at, after_id))
-    return query
-
-
-def due_ids(session: Session, table: Any, now: datetime, real_now: datetime, batch: int, after: tuple[datetime, int] | None) -> list[tuple[int, datetime]]:
-    """(id, next_action_at) of the next `batch` due rows of `table` after `after` (see `due_query`)."""
-    return [(row_id, at) for row_id, at in session.execute(due_query(table, now, real_now, batch, after)).all()]
+def due_query(table: Any, now: datetime, real_now: datetime, batch: int, columns: Sequence[Any] | None = None) -> Select[Any]:
+    """The first `batch` due, unclaimed rows of `table` (by next_action_at, through its index): their
+    `columns` (id and next_action_at by default)."""
+    return claims.free_rows(claims.kind_of(table), real_now, columns=columns or (table.id, table.next_action_at),
+                            where=[table.next_action_at <= now], order_by=[table.next_action_at, table.id], limit=batch)
 
 
 def lock_due_obligations(session: Session, now: datetime, real_now: datetime, batch: int) -> list[Any]:
     """Up to `batch` due, unclaimed obligations, locked until commit and read for stepping (one statement)."""
-    return claims.lock_batch(session, claims.OBLIGATIONS, real_now, columns=_STEP_COLUMNS, where=[Obligation.next_action_at <= now],
-                             order_by=[Obligation.next_action_at, Obligation.id], limit=batch)
+    return claims.lock_batch(session, due_query(Obligation, now, real_now, batch, STEP_COLUMNS))
+
+
+def lock_due_cases(session: Session, now: datetime, real_now: datetime, batch: int) -> list[int]:
+    """The ids of up to `batch` due, unclaimed regional cases, locked until commit (one statement)."""
+    return [row.id for row in claims.lock_batch(session, due_query(ShortageCase, now, real_now, batch))]
 
 
 def obligations_to_step(session: Session, row_ids: list[int]) -> list[Any]:
     """The obligations `row_ids` (already claimed), read for stepping, by id."""
-    return list(session.execute(select(*_STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id)))
+    return list(session.execute(select(*STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id)))
 
 
 def claim_due(session: Session, table: Any, row_id: int, now: datetime, real_now: datetime, owner: str, until: datetime) -> bool:
