@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
@@ -20,7 +19,7 @@ from shortage_watch.domain.grouping import GroupKey, daily_thread_key, group_key
 from shortage_watch.mail.message import AddressError, Attachment, Envelope, build_message
 from shortage_watch.mail.render import RenderError
 from shortage_watch.store import claims
-from shortage_watch.store.tables import Alert
+from shortage_watch.store import group_mates as store
 
 if TYPE_CHECKING:
     from shortage_watch.services.deliver import AlertOutcome, ClaimedAlert, DeliverDeps
@@ -36,15 +35,6 @@ def key_of(alert: "ClaimedAlert") -> GroupKey | None:
 def messages_of(deps: "DeliverDeps", claimed: list["ClaimedAlert"]) -> list[list["ClaimedAlert"]]:
     """The claimed alerts as messages: one list per message, groups in claim order."""
     return plan_messages(claimed, key_of, deps.mail.group_max_items)
-
-
-def _claimable(now: datetime, real_now: datetime) -> Any:
-    """A mate may join the claim: due, waiting for this very group (so a group that fills up over its
-    wait leaves as one), or left 'sending' by a sender that died (its lease ran out)."""
-    return or_(
-        and_(Alert.status == "pending", or_(Alert.next_attempt_at <= now, Alert.last_error == GROUP_WAIT)),
-        and_(Alert.status == "sending", Alert.lease_until < real_now),
-    )
 
 
 def complete_groups(
@@ -67,16 +57,10 @@ def complete_groups(
         return claimed
     real_now = utc_now()
     # The mates share the claim's lease: the whole group expires, and is re-claimed, together.
-    until = session.scalar(select(Alert.lease_until).where(Alert.id == claimed[0].id)) or real_now + lease
+    until = store.lease_until(session, claimed[0].id) or real_now + lease
     # One read for every group the claim touched: rows of the same recipients, then keep those
-    # of the same groups (at most mail.group_max_items each). PostgreSQL: SKIP LOCKED leaves
-    # rows another sender is claiming right now to it.
-    candidates = session.execute(
-        select(Alert.id, Alert.recipient_email, Alert.template, Alert.urgent, Alert.language)
-        .where(_claimable(now, real_now), Alert.recipient_email.in_({s.recipient_email for s in samples.values()}), Alert.id.not_in(taken))
-        .order_by(Alert.id)
-        .with_for_update(skip_locked=True)
-    ).all()
+    # of the same groups (at most mail.group_max_items each).
+    candidates = store.claimable_of(session, {s.recipient_email for s in samples.values()}, taken, now, real_now, GROUP_WAIT)
     room = {key: mail.group_max_items for key in samples}
     ids = []
     for row_id, email, template, urgent, language in candidates:
@@ -86,8 +70,7 @@ def complete_groups(
             ids.append(row_id)
     if not ids:
         return _give_back_young_groups(session, deps, claimed, now, owner) if wait else claimed
-    taken = claims.take_listed(session, claims.ALERTS, ids, owner, until, real_now, where=[_claimable(now, real_now)])
-    rows = session.scalars(select(Alert).where(Alert.id.in_(taken)).order_by(Alert.id)).all() if taken else []
+    rows = store.take_mates(session, ids, owner, until, now, real_now, GROUP_WAIT)
     mates = [
         ClaimedAlert(
             id=r.id, dedup_key=r.dedup_key, thread_key=r.thread_key, template=r.template, recipient_role=r.recipient_role,
@@ -103,7 +86,7 @@ def _give_back_young_groups(session: Session, deps: "DeliverDeps", claimed: list
     from shortage_watch.services.deliver import working_hours_wait
 
     mail = deps.mail
-    created = dict(session.execute(select(Alert.id, Alert.created_at).where(Alert.id.in_([a.id for a in claimed]))).all())
+    created = store.created_at_of(session, [a.id for a in claimed])
     groups: dict[GroupKey, list[ClaimedAlert]] = defaultdict(list)
     for alert in claimed:
         key = key_of(alert)
