@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any, Iterable
 
-from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
+from sqlalchemy import Connection, Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -70,15 +70,10 @@ class DriverInsert:
         return converted
 
     def _converters(self) -> dict[str, Any]:
-        """Each column's bind processor; a JSON column's remembers, for one call, what each value
-        object became, so a document many rows share (a ladder snapshot) is serialised once."""
-        converters = {}
-        for key, convert in self.processors.items():
-            if convert is not None and isinstance(self.table.c[key].type, JSON):
-                converters[key] = _once_per_object(convert)
-            else:
-                converters[key] = convert
-        return converters
+        """Each column's bind processor, remembering for one call what each value object became: a
+        document many rows share (a ladder snapshot) is serialised once, an instant they share (the
+        sweep's `now`, a batch's next step) formatted once."""
+        return {key: None if convert is None else _once_per_object(convert) for key, convert in self.processors.items()}
 
     def insert(self, rows: list[dict[str, Any]], **same: Any) -> None:
         """Insert `rows` (column key -> Python value) in one executemany; `same`: values shared by every row."""
@@ -210,7 +205,9 @@ class DriverUpdate:
         """`rows`: the key column and each set column -> Python value."""
         if not rows:
             return
-        converted = [{name: value if (convert := self.processors[name]) is None else convert(value)
+        # Rows share most instants (the sweep's `now`, a batch's next steps): each is converted once.
+        processors = {name: None if convert is None else _once_per_object(convert) for name, convert in self.processors.items()}
+        converted = [{name: value if (convert := processors[name]) is None else convert(value)
                       for name, value in ((name, row[name]) for name in self.order)} for row in rows]
         if self.binds is not None:
             params: list[Any] = [tuple(row[bind[1:]] for bind in self.binds) for row in converted]

@@ -5,6 +5,7 @@ Every function runs in the caller's transaction (commit is the caller's).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,14 +18,13 @@ from shortage_watch.store.bulk import updater
 from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, StoppageNotice
 
 _OBLIGATIONS = Obligation.__table__
+_STEP_NAMES = ("id", "kind", "subject_key", "party_code", "region_code", "product_code", "notice_pk", "report_pk", "case_id",
+               "received_on", "due_on", "due_at", "calendar_status", "state", "level", "opened_at", "late_working_days", "policy")
 # What stepping an obligation reads of it; the ladder snapshot as stored (text), so a batch's few
 # distinct snapshots are each parsed once.
-STEP_COLUMNS = (
-    *(_OBLIGATIONS.c[name] for name in (
-        "id", "kind", "subject_key", "party_code", "region_code", "product_code", "notice_pk", "report_pk", "case_id",
-        "received_on", "due_on", "due_at", "calendar_status", "state", "level", "opened_at", "late_working_days")),
-    cast(_OBLIGATIONS.c.policy, Text).label("policy"),
-)
+STEP_COLUMNS = (*(_OBLIGATIONS.c[name] for name in _STEP_NAMES[:-1]), cast(_OBLIGATIONS.c.policy, Text).label("policy"))
+# An obligation as stepping reads it: a plain named tuple, whose fields cost a tenth of a Row's to read.
+StepRow = namedtuple("StepRow", _STEP_NAMES)  # type: ignore[misc]
 # The columns a step writes back, each row by its id.
 STEP_WRITES = ("state", "level", "next_action_at", "claimed_by", "claimed_until", "updated_at")
 
@@ -36,9 +36,9 @@ def due_query(table: Any, now: datetime, real_now: datetime, batch: int, columns
                             where=[table.next_action_at <= now], order_by=[table.next_action_at, table.id], limit=batch)
 
 
-def lock_due_obligations(session: Session, now: datetime, real_now: datetime, batch: int) -> list[Any]:
+def lock_due_obligations(session: Session, now: datetime, real_now: datetime, batch: int) -> list[StepRow]:
     """Up to `batch` due, unclaimed obligations, locked until commit and read for stepping (one statement)."""
-    return claims.lock_batch(session, due_query(Obligation, now, real_now, batch, STEP_COLUMNS))
+    return [StepRow(*row) for row in claims.lock_batch(session, due_query(Obligation, now, real_now, batch, STEP_COLUMNS))]
 
 
 def lock_due_cases(session: Session, now: datetime, real_now: datetime, batch: int) -> list[int]:
@@ -46,9 +46,9 @@ def lock_due_cases(session: Session, now: datetime, real_now: datetime, batch: i
     return [row.id for row in claims.lock_batch(session, due_query(ShortageCase, now, real_now, batch))]
 
 
-def obligations_to_step(session: Session, row_ids: list[int]) -> list[Any]:
+def obligations_to_step(session: Session, row_ids: list[int]) -> list[StepRow]:
     """The obligations `row_ids` (already claimed), read for stepping, by id."""
-    return list(session.execute(select(*STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id)))
+    return [StepRow(*row) for row in session.execute(select(*STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id))]
 
 
 def claim_due(session: Session, table: Any, row_id: int, now: datetime, real_now: datetime, owner: str, until: datetime) -> bool:
