@@ -87,6 +87,15 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     planned: list[tuple[int, LadderAlerts]] = []
     events: list[dict[str, Any]] = []
     writes: list[dict[str, Any]] = []
+    # Rows of one shape get equal audit details: one object each, so the bulk insert serialises it once.
+    details: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def shared(key: tuple[Any, ...], make: Any) -> dict[str, Any]:
+        detail = details.get(key)
+        if detail is None:
+            detail = details[key] = make()
+        return detail
+
     for obligation in rows:
         if obligation.state not in OPEN_STATES:  # closed: nothing left to do
             writes.append({"id": obligation.id, "state": obligation.state, "level": obligation.level, "next_action_at": None,
@@ -103,8 +112,8 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
                                          opened_at=obligation.opened_at, step=obligation.level, now=now)
         state = state_at(obligation.state, obligation.due_at, now)
         if state != obligation.state:
-            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=state,
-                                       detail={"due_at": obligation.due_at.isoformat()}))
+            detail = shared(("due_at", obligation.due_at), lambda: {"due_at": obligation.due_at.isoformat()})
+            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=state, detail=detail))
         if step.firings or step.skipped:
             if obligation.case_id is None:
                 context = obligation_context_of(obligation, notice=notices.get(obligation.notice_pk), report=reports.get(obligation.report_pk),
@@ -126,8 +135,9 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     for obligation_id, alerts in planned:
         events.extend(alerts.skips)
         new = sum(1 for alert in alerts.alerts if alert["dedup_key"] in written)
-        events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation_id, action="levels",
-                                   detail={"fired": alerts.plan.mailed_names(), "skipped": alerts.plan.skipped_names(), "alerts": new}))
+        fired, skipped = alerts.plan.mailed_names(), alerts.plan.skipped_names()
+        detail = shared(("levels", tuple(fired), tuple(skipped), new), lambda: {"fired": fired, "skipped": skipped, "alerts": new})
+        events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation_id, action="levels", detail=detail))
     insert_audits(session, events)
     store.write_steps(session, writes)
     return len(written)
