@@ -13,7 +13,6 @@ NOT_YET_CONVERTED = {
     "alert_routing.py",
     "cases.py",
     "escalate.py",
-    "grouping.py",
     "ingest.py",
     "ledger.py",
     "obligations.py",

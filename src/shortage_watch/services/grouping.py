@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -161,7 +161,7 @@ _XLSX_HEADERS = {
 }
 
 
-def group_workbook(items: list[dict[str, Any]], language: str, tz: Any) -> bytes:
+def group_workbook(items: list[dict[str, Any]], language: str, tz: tzinfo) -> bytes:
     """Every item of a grouped message as one XLSX sheet (for the officer's spreadsheet)."""
     from shortage_watch.mail.workbook import table_workbook
 
