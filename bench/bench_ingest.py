@@ -23,7 +23,8 @@ from typing import Any
 
 from shortage_watch.app import App
 from shortage_watch.clock import FixedClock
-from shortage_watch.services.ingest import NoopRecordListener, ingest_payload
+from shortage_watch.services.ingest import ingest_payload
+from shortage_watch.services.record_writer import NoopRecordListener
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import make_engine, upgrade_schema
 
@@ -67,7 +68,7 @@ def bench_ingest(folder: Path, content: bytes) -> tuple[float, Any]:
     app = BenchApp(Settings(database={"url": url}, calendar={"overrides_dir": str(folder / "cal")}),
                    clock=FixedClock(NOW))
     started = time.perf_counter()
-    result = ingest_payload(app, source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
     elapsed = time.perf_counter() - started
     app.close()
     return elapsed, result

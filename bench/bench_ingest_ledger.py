@@ -167,7 +167,7 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
             app = BenchApp(settings, FixedClock(NOW), directory=directory())
             content = csv_path.read_bytes()
             started = time.perf_counter()
-            result = ingest_payload(app, source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
+            result = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
             elapsed = time.perf_counter() - started
             app.close()
             del content

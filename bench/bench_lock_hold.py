@@ -77,7 +77,7 @@ def main() -> int:
         beating = threading.Thread(target=heartbeat)
         beating.start()
         t0 = time.perf_counter()
-        result = ingest_payload(app, source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
+        result = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
         elapsed = time.perf_counter() - t0
         done.set()
         beating.join()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -21,13 +22,18 @@ from shortage_watch.store.db import make_engine, make_read_sessionmaker, make_se
 
 if TYPE_CHECKING:
     from shortage_watch.domain.directory import Directory
+    from shortage_watch.domain.routing import NoDirectory
     from shortage_watch.intake.directory_files import DirectoryFiles
     from shortage_watch.mail.render import Renderer
     from shortage_watch.mail.transports import Transport
     from shortage_watch.services.deliver import DeliverDeps, SendPace
     from shortage_watch.services.digests import DigestDeps
-    from shortage_watch.services.ingest import RecordListener
+    from shortage_watch.services.ingest import IngestDeps
+    from shortage_watch.services.ledger_deps import LedgerDeps
+    from shortage_watch.services.record_writer import RecordListener
     from shortage_watch.services.replica import Replica
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,12 +94,50 @@ class App:
         """The current directory, reloaded when a file's mtime changes; empty when none is configured."""
         return self.directory_files.current()
 
+    def usable_directory(self) -> "Directory | NoDirectory":
+        """The current directory; an empty one (everything routes to operations) when none is usable."""
+        from shortage_watch.domain.routing import NoDirectory
+
+        try:
+            directory = self.directory
+        except Exception:  # a broken directory file must not stop the ledger; alerts fall back to operations
+            log.exception("ledger: directory unavailable; routing to the operations address")
+            return NoDirectory()
+        return directory if directory is not None else NoDirectory()
+
+    def ledger_deps(self) -> "LedgerDeps":
+        """What the ledger's services use, with the directory as it is now (it reloads when its files change)."""
+        from shortage_watch.services.ledger_deps import LedgerDeps
+
+        settings = self.settings
+        return LedgerDeps(calendar=self.calendar, deadlines=settings.calendar, policy=self.policy, escalation=settings.escalation,
+                          directory=self.usable_directory(), operations_email=settings.directory.operations_email,
+                          mail_language=settings.mail.language)
+
+    def ingest_deps(self) -> "IngestDeps":
+        """What storing files and pages uses, with the directory and the ledger as they are now."""
+        from zoneinfo import ZoneInfo
+
+        from shortage_watch.domain.directory import Directory
+        from shortage_watch.intake.parsers import ParseLimits
+        from shortage_watch.services.ingest import IngestDeps
+
+        try:
+            directory = self.directory
+        except Exception:  # a broken directory must not stop intake; regions then stay as received
+            log.exception("directory unavailable during ingest; region defaults skipped")
+            directory = Directory()
+        intake = self.settings.intake
+        return IngestDeps(sessions=self.sessions, listener=self.record_listener, directory=directory,
+                          limits=ParseLimits(max_unpacked_bytes=intake.max_unpacked_bytes, max_cell_chars=intake.max_cell_chars),
+                          timezone=ZoneInfo(self.settings.timezone))
+
     @property
     def record_listener(self) -> "RecordListener":
         """Told of each new or revised record inside the storing transaction: the ledger."""
         from shortage_watch.services.ledger import LedgerListener
 
-        return LedgerListener(self)
+        return LedgerListener(self.ledger_deps())
 
     @cached_property
     def renderer(self) -> "Renderer":

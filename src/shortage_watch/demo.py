@@ -195,7 +195,7 @@ def run_demo(mail_dir: Path, base: Settings | None = None, out: IO[str] | None =
                 bar.show(index, step.at.replace("T", " "))
                 if step.records:
                     result = ingest_payload(
-                        app, source="demo", name=f"demo-{index}.json", kind="auto", now=now,
+                        app.ingest_deps(), source="demo", name=f"demo-{index}.json", kind="auto", now=now,
                         content=json.dumps({"records": step.records}, ensure_ascii=False).encode(),
                     )
                     if result.status != "accepted":

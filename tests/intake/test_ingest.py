@@ -50,7 +50,7 @@ def count(session, table) -> int:  # type: ignore[no-untyped-def]
 
 def test_1000_rows_with_37_bad_accepts_963_and_reports_each_precisely(app) -> None:  # type: ignore[no-untyped-def]
     content, expected = thousand_rows_with_37_bad()
-    result = ingest_payload(app, source="inbox", name="big.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="big.csv", content=content, kind="auto", now=NOW)
     assert (result.accepted, result.duplicates, result.rejected, result.status) == (963, 0, 37, "partial")
     assert {(e["row"], e["field"]) for e in result.errors} == set(expected.items())
     assert len(result.errors) == 37
@@ -65,9 +65,9 @@ def test_1000_rows_with_37_bad_accepts_963_and_reports_each_precisely(app) -> No
 
 def test_the_same_file_twice_adds_nothing_but_a_receipt(app) -> None:  # type: ignore[no-untyped-def]
     content, _ = thousand_rows_with_37_bad()
-    ingest_payload(app, source="inbox", name="big.csv", content=content, kind="auto", now=NOW)
+    ingest_payload(app.ingest_deps(), source="inbox", name="big.csv", content=content, kind="auto", now=NOW)
     calls = len(app.listener.calls)
-    again = ingest_payload(app, source="inbox", name="big.csv", content=content, kind="auto", now=NOW)
+    again = ingest_payload(app.ingest_deps(), source="inbox", name="big.csv", content=content, kind="auto", now=NOW)
     assert (again.accepted, again.duplicates, again.rejected) == (0, 963, 37)
     assert len(app.listener.calls) == calls  # duplicates are not news
     with app.sessions() as session:
@@ -80,8 +80,8 @@ def test_the_same_file_twice_adds_nothing_but_a_receipt(app) -> None:  # type: i
 def test_new_content_under_the_same_id_is_a_revision_keeping_the_old_version(app) -> None:  # type: ignore[no-untyped-def]
     first = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1))}\n".encode()
     second = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1, kind='断供'))}\n".encode("gbk")
-    ingest_payload(app, source="a", name="1.csv", content=first, kind="auto", now=NOW)
-    result = ingest_payload(app, source="b", name="2.csv", content=second, kind="auto", now=NOW)
+    ingest_payload(app.ingest_deps(), source="a", name="1.csv", content=first, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="b", name="2.csv", content=second, kind="auto", now=NOW)
     assert (result.accepted, result.revisions, result.duplicates) == (1, 1, 0)
     with app.sessions() as session:
         notice = session.scalars(select(StoppageNotice)).one()
@@ -95,15 +95,15 @@ def test_new_content_under_the_same_id_is_a_revision_keeping_the_old_version(app
 def test_the_same_id_twice_in_one_file_is_stored_then_revised(app) -> None:  # type: ignore[no-untyped-def]
     rows = [notice_row(1), notice_row(1), notice_row(1, kind="减产")]
     content = (STOPPAGE_HEADER_ZH + "\n" + "\n".join(",".join(r) for r in rows) + "\n").encode()
-    result = ingest_payload(app, source="a", name="1.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="a", name="1.csv", content=content, kind="auto", now=NOW)
     assert (result.accepted, result.duplicates, result.revisions) == (2, 1, 1)
     assert [c[2] for c in app.listener.calls] == [1, 2]
 
 
 def test_identity_is_global_across_sources(app) -> None:  # type: ignore[no-untyped-def]
     content = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1))}\n".encode()
-    ingest_payload(app, source="inbox", name="1.csv", content=content, kind="auto", now=NOW)
-    other = ingest_payload(app, source="feed", name="other.csv", content=content.replace(b"\n", b"\r\n"),
+    ingest_payload(app.ingest_deps(), source="inbox", name="1.csv", content=content, kind="auto", now=NOW)
+    other = ingest_payload(app.ingest_deps(), source="feed", name="other.csv", content=content.replace(b"\n", b"\r\n"),
                            kind="auto", now=NOW)
     assert (other.accepted, other.duplicates) == (0, 1)
 
@@ -113,7 +113,7 @@ def test_a_parser_explosion_still_leaves_the_payload_and_a_rejected_receipt(app,
         raise RuntimeError("parser bug")
 
     monkeypatch.setattr(ingest_module, "parse_payload", explode)
-    result = ingest_payload(app, source="inbox", name="x.csv", content=b"anything", kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="x.csv", content=b"anything", kind="auto", now=NOW)
     assert result.status == "unusable" and "internal error" in result.errors[0]["reason"]
     with app.sessions() as session:
         receipt = session.scalars(select(RawReceipt)).one()
@@ -128,7 +128,7 @@ def test_a_listener_failure_rolls_back_the_records_but_keeps_the_receipt(app) ->
 
     app.listener = Failing()
     content = f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1))}\n".encode()
-    result = ingest_payload(app, source="inbox", name="1.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="1.csv", content=content, kind="auto", now=NOW)
     assert result.status == "unusable"
     with app.sessions() as session:
         assert count(session, StoppageNotice) == 0 and count(session, RecordVersion) == 0
@@ -136,7 +136,7 @@ def test_a_listener_failure_rolls_back_the_records_but_keeps_the_receipt(app) ->
 
 
 def test_unusable_file_gets_a_rejected_receipt_with_the_reason(app) -> None:  # type: ignore[no-untyped-def]
-    result = ingest_payload(app, source="inbox", name="x.csv", content=b"\x81\xff\xfe\x00garbage", kind="auto",
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="x.csv", content=b"\x81\xff\xfe\x00garbage", kind="auto",
                             now=NOW)
     assert result.unusable and result.errors[0]["row"] is None
     with app.sessions() as session:
@@ -149,19 +149,19 @@ def test_missing_region_defaults_to_the_partys_region_in_the_directory(make_app)
     content = (f"{STOPPAGE_HEADER_ZH},行政区划代码\n{','.join(notice_row(1))},\n"
                f"{','.join(notice_row(2, distributor_code='D500002'))},\n"
                f"{','.join(notice_row(3, distributor_code='D500001'))},500103\n").encode()
-    ingest_payload(app, source="inbox", name="1.csv", content=content, kind="auto", now=NOW)
+    ingest_payload(app.ingest_deps(), source="inbox", name="1.csv", content=content, kind="auto", now=NOW)
     with app.sessions() as session:
         regions = dict(session.execute(select(StoppageNotice.distributor_code, StoppageNotice.region_code)).all())
     assert regions == {"D350901": "350902", "D500002": "5001LJ", "D500001": "500103"}
 
 
 def test_distributor_report_for_an_unknown_notice_must_describe_it(app) -> None:  # type: ignore[no-untyped-def]
-    ingest_payload(app, source="a", name="n.csv", content=f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1))}\n".encode(),
+    ingest_payload(app.ingest_deps(), source="a", name="n.csv", content=f"{STOPPAGE_HEADER_ZH}\n{','.join(notice_row(1))}\n".encode(),
                    kind="auto", now=NOW)
     content = ("反馈编号,配送企业编码,通知编号,提交时间,已通知医疗机构数\n"
                "R1,D350901,TZ-00001,2024-10-07 16:30,3\n"
                "R2,D350901,TZ-99999,2024-10-07 16:30,3\n").encode()
-    result = ingest_payload(app, source="a", name="r.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="a", name="r.csv", content=content, kind="auto", now=NOW)
     assert result.accepted == 1
     assert [(e["row"], e["field"]) for e in result.errors] == [(3, "notice_id")]
     with app.sessions() as session:
@@ -180,7 +180,7 @@ def test_json_of_all_three_kinds_lands_in_its_tables(app) -> None:  # type: igno
         {"record_kind": "shortage_report", "report_id": "S1", "hospital_code": "H1", "product_code": "P",
          "product_name": "药", "reported_on": "2024-10-08", "supply_status": "short", "cause": "采购原因"},
     ]
-    result = ingest_payload(app, source="api", name="all.json", content=json.dumps({"records": records}).encode(),
+    result = ingest_payload(app.ingest_deps(), source="api", name="all.json", content=json.dumps({"records": records}).encode(),
                             kind="auto", now=NOW)
     assert (result.accepted, result.rejected) == (3, 0)
     assert [c[0] for c in app.listener.calls] == ["stoppage_notice", "distributor_report", "shortage_report"]

@@ -33,7 +33,7 @@ def test_each_new_row_reaches_the_listener_persistent_and_as_stored_across_state
     app.listener = SnapshotListener()
     rows = [notice_row(i, distributor_code=f"D{i % 7:06d}") for i in range(250)]  # spans several INSERTs
     content = (STOPPAGE_HEADER_ZH + "\n" + "\n".join(",".join(r) for r in rows) + "\n").encode()
-    result = ingest_payload(app, source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
     assert (result.accepted, result.rejected) == (250, 0)
     with app.sessions() as session:
         stored = {row.id: {key: getattr(row, key) for key in COLUMNS} for row in session.scalars(select(StoppageNotice))}
@@ -45,7 +45,7 @@ def test_each_new_row_reaches_the_listener_persistent_and_as_stored_across_state
 def test_version_history_holds_the_validated_record_and_its_hash(app) -> None:  # type: ignore[no-untyped-def]
     cells = notice_row(5, reason="原料药供应不足，预计\u201c三月\u201d恢复")
     content = f"{STOPPAGE_HEADER_ZH}\n{','.join(cells)}\n".encode()
-    ingest_payload(app, source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
+    ingest_payload(app.ingest_deps(), source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
     headers = STOPPAGE_HEADER_ZH.split(",")
     keys = ["notice_id", "manufacturer", "product_code", "product_name", "specification", "kind",
             "distributor_code", "distributor_name", "notified_on", "expected_resume_on", "reason", "priority_class"]
@@ -69,8 +69,8 @@ def test_a_resent_file_finds_exactly_its_own_identities_among_crossed_ids_and_pa
     def csv(rows: list[list[str]]) -> bytes:
         return (STOPPAGE_HEADER_ZH + "\n" + "\n".join(",".join(r) for r in rows) + "\n").encode()
 
-    ingest_payload(app, source="inbox", name="1.csv", content=csv(first), kind="auto", now=NOW)
-    result = ingest_payload(app, source="inbox", name="2.csv", content=csv(crossed + changed + unchanged), kind="auto",
+    ingest_payload(app.ingest_deps(), source="inbox", name="1.csv", content=csv(first), kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="2.csv", content=csv(crossed + changed + unchanged), kind="auto",
                             now=NOW)
     assert (result.accepted, result.revisions, result.duplicates) == (100 + 150, 150, 150)
     with app.sessions() as session:

@@ -48,7 +48,7 @@ def test_an_unbalanced_quote_in_row_3_loses_none_of_rows_4_to_6(app) -> None:  #
     bad = notice_row(3)
     bad[1] = '"某某制药 (the quote never closes'
     content = "\r\n".join([STOPPAGE_HEADER_ZH, *rows(2), ",".join(bad), *rows(4, 5, 6)]).encode() + b"\r\n"
-    result = ingest_payload(app, source="inbox", name="q.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="q.csv", content=content, kind="auto", now=NOW)
     assert (result.accepted, result.rejected, result.status) == (4, 1, "partial")
     [error] = result.errors
     assert error["row"] == 3 and "unbalanced quote" in error["reason"] and "引号不配对" in error["reason"]
@@ -78,7 +78,7 @@ def test_a_quoted_cell_over_several_lines_is_still_one_cell() -> None:
 def test_duplicate_json_keys_are_rejected_as_ambiguous(app) -> None:  # type: ignore[no-untyped-def]
     text = json.dumps([NOTICE, {**NOTICE, "notice_id": "N2"}], ensure_ascii=False)
     text = text.replace('"notice_id": "N2"', '"notice_id": "N2", "notice_id": "N3"')
-    result = ingest_payload(app, source="api", name="d.json", content=text.encode(), kind="stoppage_notice", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="api", name="d.json", content=text.encode(), kind="stoppage_notice", now=NOW)
     assert (result.accepted, result.rejected) == (1, 1)
     [error] = result.errors
     assert error["row"] == 1 and error["field"] == "notice_id" and "duplicate key" in error["reason"]
@@ -108,8 +108,8 @@ def test_the_same_column_twice_is_ambiguous_too() -> None:
 
 @pytest.mark.parametrize("content", [b"[]", b' {"records": []} ', b"\xef\xbb\xbf[\r\n]"])
 def test_an_empty_json_file_is_unusable_like_a_header_only_csv(app, content) -> None:  # type: ignore[no-untyped-def]
-    result = ingest_payload(app, source="inbox", name="e.json", content=content, kind="auto", now=NOW)
-    header_only = ingest_payload(app, source="inbox", name="h.csv", content=STOPPAGE_HEADER_ZH.encode(), kind="auto",
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="e.json", content=content, kind="auto", now=NOW)
+    header_only = ingest_payload(app.ingest_deps(), source="inbox", name="h.csv", content=STOPPAGE_HEADER_ZH.encode(), kind="auto",
                                  now=NOW)
     assert result.status == header_only.status == "unusable"
     assert result.errors == header_only.errors and "no data rows" in result.errors[0]["reason"]

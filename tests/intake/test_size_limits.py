@@ -157,7 +157,7 @@ def test_a_long_file_commits_chunk_by_chunk(app, db_url, monkeypatch) -> None:  
                 seen_outside.append(outside_count(db_url))
 
     app.listener = LooksOutside()
-    result = ingest_payload(app, source="inbox", name="long.csv", content=notices_csv(450), kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="long.csv", content=notices_csv(450), kind="auto", now=NOW)
     assert (result.accepted, result.status) == (450, "accepted")
     assert seen_outside == [200]  # the first two chunks were committed while the third was written
     with app.sessions() as session:
@@ -183,13 +183,13 @@ def test_a_crash_mid_file_resumes_without_losing_or_doubling_a_row(app, monkeypa
 
     app.listener = PowerCut()
     with pytest.raises(OperationalError):
-        ingest_payload(app, source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
+        ingest_payload(app.ingest_deps(), source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
     assert count(app, StoppageNotice) == 200  # rows 2-201: two chunks committed, the third rolled back
     del stored[200:]  # what the listener did in the third chunk was rolled back with it
     with app.sessions() as session:
         receipt = session.scalars(select(RawReceipt)).one()
         assert (receipt.status, receipt.rows_done, receipt.accepted) == ("received", 201, 200)
-    result = ingest_payload(app, source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="n.csv", content=content, kind="auto", now=NOW)
     assert (result.accepted, result.duplicates, result.rejected, result.revisions) == (350, 0, 0, 1)
     assert count(app, StoppageNotice) == 349 and count(app, RecordVersion) == 350
     assert len(stored) == len(set(stored)) == 350  # the listener heard of each version once
@@ -251,7 +251,7 @@ def test_chunks_shrink_to_hold_the_lock_about_half_a_second(app, monkeypatch) ->
     listener = Costly()
     app.listener = listener
     event.listen(app.engine, "commit", lambda conn: rows_at_commit.append(listener.calls))
-    result = ingest_payload(app, source="inbox", name="n.csv", content=notices_csv(100), kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="n.csv", content=notices_csv(100), kind="auto", now=NOW)
     assert result.accepted == 100
     chunks = [b - a for a, b in zip(rows_at_commit, rows_at_commit[1:]) if b > a]
     assert chunks[0] == ingest_module.FIRST_CHUNK == 20  # 1 s: too long

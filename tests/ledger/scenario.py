@@ -86,7 +86,7 @@ class Scenario:
     def ingest(self, now: datetime, *records: dict[str, Any]) -> None:
         app = self.app(now)
         try:
-            result = ingest_payload(app, source="test", name=f"{now:%Y%m%d%H%M}.json",
+            result = ingest_payload(app.ingest_deps(), source="test", name=f"{now:%Y%m%d%H%M}.json",
                                     content=json.dumps({"records": list(records)}).encode(), kind="auto", now=now)
         finally:
             app.close()

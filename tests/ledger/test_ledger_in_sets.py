@@ -79,7 +79,7 @@ def the_file(rows: int) -> list[dict[str, Any]]:
 
 
 def ingest(app: Any, name: str, records: list[dict[str, Any]]) -> None:
-    result = ingest_payload(app, source="test", name=name, content=json.dumps({"records": records}).encode(), kind="auto", now=NOW)
+    result = ingest_payload(app.ingest_deps(), source="test", name=name, content=json.dumps({"records": records}).encode(), kind="auto", now=NOW)
     assert result.status == "accepted", result.errors[:3]
 
 
@@ -87,7 +87,7 @@ def ingest_one_file_per_row(app: Any, records: list[dict[str, Any]]) -> None:
     """Each record as a file of its own, in one transaction (committing each is only slower)."""
     with app.sessions.begin() as session:
         for n, record in enumerate(records):
-            result = store_payload(session, app, source="test", name=f"row-{n}.json", now=NOW, kind="auto",
+            result = store_payload(session, app.ingest_deps(), source="test", name=f"row-{n}.json", now=NOW, kind="auto",
                                    content=json.dumps({"records": [record]}).encode())
             assert result.status == "accepted", result.errors
 

@@ -15,7 +15,6 @@ from shortage_watch.domain.obligations import overdue_working_days
 from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests
 from shortage_watch.services.escalate import sweep
-from shortage_watch.services.ledger import directory_of
 from shortage_watch.services.silences import add_silence, end_silence
 from shortage_watch.store.tables import Alert, AuditEvent, Obligation
 from tests.ledger.conftest import alerts, at, sample_directory, store_notice, store_report
@@ -33,7 +32,7 @@ def county_insurance_takes_digest() -> Directory:
 
 def silence(app, now, until="2024-10-20T00:00", by="officer-wang", reason="国庆期间集中处理", **matchers):
     fields = {"region": None, "distributor": None, "product": None, "template": None, **matchers}
-    silence_id, _, _ = add_silence(app.sessions, directory_of(app), **fields, until=at(until), reason=reason, by=by, now=now)
+    silence_id, _, _ = add_silence(app.sessions, app.usable_directory(), **fields, until=at(until), reason=reason, by=by, now=now)
     return silence_id
 
 

@@ -30,7 +30,7 @@ def at(text: str) -> dt.datetime:
 
 
 def ingest(app, now: dt.datetime, *records: dict) -> None:
-    result = ingest_payload(app, source="test", name=f"batch-{now:%m%d%H%M}.json", content=json.dumps(list(records)).encode(),
+    result = ingest_payload(app.ingest_deps(), source="test", name=f"batch-{now:%m%d%H%M}.json", content=json.dumps(list(records)).encode(),
                             kind="auto", now=now)
     assert not result.errors, result.errors
 

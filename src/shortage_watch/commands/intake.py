@@ -76,7 +76,7 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
     else:
         app = _ready_app(ctx, args.now)
         try:
-            result = ingest_payload(app, source=args.source, name=args.file.name, content=content, kind=args.kind,
+            result = ingest_payload(app.ingest_deps(), source=args.source, name=args.file.name, content=content, kind=args.kind,
                                     now=app.clock.now())  # type: ignore[attr-defined]
         except (OperationalError, InterfaceError) as exc:
             # Locked, busy, restarted, unreachable: the same command may well succeed later.

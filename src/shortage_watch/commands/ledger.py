@@ -218,14 +218,13 @@ def _party(name: str | None, code: str | None) -> str:
 
 
 def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
-    from shortage_watch.services.ledger import directory_of
     from shortage_watch.store import officer_queries as oq
 
     app = _ready(ctx)
     if args.undeliverable:
         return _undeliverable(app, args)
     now = app.clock.now()
-    directory = directory_of(app)
+    directory = app.usable_directory()
     check_region(directory, args.region)
     with app.read_sessions() as session:
         views = oq.list_obligations(
@@ -266,11 +265,10 @@ def _alert_json(alert: Alert, tz: Any) -> dict[str, Any]:
 
 def obligations_show(args: argparse.Namespace, ctx: Context) -> int:
     """One obligation: its record, deadline, each alert (recipient, sent time) and every audit event."""
-    from shortage_watch.services.ledger import directory_of
     from shortage_watch.store import officer_queries as oq
 
     app = _ready(ctx)
-    now, tz, directory = app.clock.now(), app.calendar.tz, directory_of(app)
+    now, tz, directory = app.clock.now(), app.calendar.tz, app.usable_directory()
     with app.read_sessions() as session:
         detail = oq.read_obligation(session, args.id)
     if detail is None:
@@ -384,7 +382,7 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
 
 
 def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
-    from shortage_watch.services.ledger import case_parts, directory_of
+    from shortage_watch.services.cases import case_parts
 
     parts = case_parts(session, case)
     tz = app.calendar.tz
@@ -394,7 +392,7 @@ def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
         "product_code": case.product_code,
         "product_name": case.product_name,
         "city_code": case.city_code,
-        "city_name": getattr(directory_of(app).region(case.city_code), "name", None),
+        "city_name": getattr(app.usable_directory().region(case.city_code), "name", None),
         "state": case.state,
         "opened_at": local_iso(case.opened_at, tz),
         "regional_at": local_iso(case.regional_at, tz),
@@ -408,11 +406,10 @@ def _case_json(app: Any, session: Any, case: ShortageCase) -> dict[str, Any]:
 
 
 def cases_list(args: argparse.Namespace, ctx: Context) -> int:
-    from shortage_watch.services.ledger import directory_of
     from shortage_watch.store import officer_queries as oq
 
     app = _ready(ctx)
-    directory = directory_of(app)
+    directory = app.usable_directory()
     check_region(directory, args.region)
     with app.read_sessions() as session:
         cases = oq.list_cases(session, states=None if args.state == "active" else (args.state,),
@@ -444,11 +441,11 @@ def _load_case(session: Any, case_id: int) -> ShortageCase:
 
 
 def cases_show(args: argparse.Namespace, ctx: Context) -> int:
-    from shortage_watch.services.ledger import case_parts, directory_of
+    from shortage_watch.services.cases import case_parts
     from shortage_watch.store import officer_queries as oq
 
     app = _ready(ctx)
-    directory = directory_of(app)
+    directory = app.usable_directory()
     tz = app.calendar.tz
     with app.read_sessions() as session:
         detail = oq.read_case(session, args.id)
@@ -515,7 +512,7 @@ def cases_show(args: argparse.Namespace, ctx: Context) -> int:
 
 def cases_resolve(args: argparse.Namespace, ctx: Context) -> int:
     from shortage_watch.services.alerts import audit
-    from shortage_watch.services.ledger import case_parts, resolve_case
+    from shortage_watch.services.cases import case_parts, resolve_case
 
     app = _ready(ctx)
     now = app.clock.now()
@@ -551,11 +548,10 @@ def compliance_rows(app: Any, since: date | None, now: datetime, region: str | N
     """Per distributor: report obligations due in [since, until], on time, late, overdue now, not yet due
     (store/compliance.py: the monthly summary's and the dashboard's definition), and the median
     working days from receipt to report."""
-    from shortage_watch.services.ledger import directory_of
     from shortage_watch.store.compliance import compliance_by_distributor, report_turnarounds
 
     calendar = app.calendar
-    directory = directory_of(app)
+    directory = app.usable_directory()
     regions = directory.region_and_below(region) if region else None
     with app.read_sessions() as session:
         counts = compliance_by_distributor(session, regions, due_from=since, due_to=until, now=now)
@@ -579,10 +575,9 @@ def compliance_rows(app: Any, since: date | None, now: datetime, region: str | N
 
 
 def compliance_command(args: argparse.Namespace, ctx: Context) -> int:
-    from shortage_watch.services.ledger import directory_of
 
     app = _ready(ctx)
-    check_region(directory_of(app), args.region)
+    check_region(app.usable_directory(), args.region)
     if args.since and args.until and args.until < args.since:
         raise CommandError(f"--until {args.until} 早于 --since {args.since} / --until is before --since")
     rows = compliance_rows(app, args.since, app.clock.now(), args.region, args.until)

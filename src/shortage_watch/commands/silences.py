@@ -81,7 +81,6 @@ def _until(text: str | None, tz: str) -> datetime | None:
 
 
 def silences_add(args: argparse.Namespace, ctx: Context) -> int:
-    from shortage_watch.services.ledger import directory_of
     from shortage_watch.services.silences import add_silence
 
     now = _ledger_now(args, ctx)
@@ -94,7 +93,7 @@ def silences_add(args: argparse.Namespace, ctx: Context) -> int:
     assert until is not None
     if args.template and args.template not in ALERT_TEMPLATES:
         raise CommandError(f"--template {args.template!r} is not an alert template ({', '.join(ALERT_TEMPLATES)})")
-    directory = directory_of(app)
+    directory = app.usable_directory()
     if args.region and not directory.is_empty() and directory.region(args.region) is None:
         raise CommandError(f"--region {args.region}: not in the directory's regions")
     if args.distributor and not directory.is_empty() and directory.distributor(args.distributor) is None:
@@ -146,7 +145,6 @@ def _state(row: Silence, now: datetime) -> str:
 
 
 def silences_expire(args: argparse.Namespace, ctx: Context) -> int:
-    from shortage_watch.services.ledger import directory_of
     from shortage_watch.services.silences import end_silence, release_ended_silences
 
     now = _ledger_now(args, ctx)
@@ -154,7 +152,7 @@ def silences_expire(args: argparse.Namespace, ctx: Context) -> int:
     problem = end_silence(app.sessions, args.id, by=args.by or _default_actor(), now=now)
     if problem is not None:
         raise CommandError(problem, exit_code=1 if "already" in problem else 2)
-    released = release_ended_silences(app.sessions, directory_of(app), app.calendar, now)
+    released = release_ended_silences(app.sessions, app.usable_directory(), app.calendar, now)
     print(f"静默 #{args.id} 已结束 / silence #{args.id} ended: {released.sent} held alert(s) released, "
           f"{released.superseded} superseded by a later level, {released.stale} no longer relevant")
     return 0

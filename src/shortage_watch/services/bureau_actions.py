@@ -10,7 +10,7 @@ from typing import Collection
 from sqlalchemy.orm import Session
 
 from shortage_watch.services.alerts import audit
-from shortage_watch.services.ledger import case_parts, resolve_case
+from shortage_watch.services.cases import case_parts, resolve_case
 from shortage_watch.store.tables import OfficerAction, ShortageCase
 
 OFFLINE_KINDS = {"interview": "约谈", "written_reminder": "书面提醒"}

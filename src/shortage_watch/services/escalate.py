@@ -23,22 +23,9 @@ from shortage_watch.domain.catch_up import steps_sent_before
 from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
-from shortage_watch.services.ledger import (
-    ESTIMATED,
-    AlertHolds,
-    LadderAlerts,
-    case_deadline,
-    case_due,
-    directory_of,
-    ladder_alerts,
-    mailed_steps_of,
-    remembered_routes,
-    write_planned_alerts,
-    recomputed_deadline,
-    redate_case,
-    redate_obligation,
-    write_case_alerts,
-)
+from shortage_watch.services.alert_routing import AlertHolds, LadderAlerts, ladder_alerts, mailed_steps_of, remembered_routes, write_planned_alerts
+from shortage_watch.services.cases import case_deadline, case_due, redate_case, write_case_alerts
+from shortage_watch.services.obligations import ESTIMATED, recomputed_deadline, redate_obligation
 from shortage_watch.store import sweep as store
 from shortage_watch.store.tables import Obligation, ShortageCase
 
@@ -79,8 +66,9 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     notices = store.notices_by_id(session, (row.notice_pk for row in open_rows if row.notice_pk))
     reports = store.reports_by_id(session, (row.report_pk for row in open_rows if row.report_pk))
     mailed = mailed_steps_of(session, [row.id for row in open_rows], now)
-    calendar, directory = app.calendar, directory_of(app)
-    routes = remembered_routes(app, directory)
+    deps = app.ledger_deps()
+    calendar, directory = deps.calendar, deps.directory
+    routes = remembered_routes(deps)
     today = calendar.local_date(now)
     ladders: dict[str, Ladder] = {}
     steps: dict[tuple[Any, ...], Any] = {}
@@ -122,7 +110,7 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
                 context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
             prior = steps_sent_before(mailed.get(obligation.id, ()), today, calendar.local_date, calendar.working_days_between)
             planned.append((obligation.id, ladder_alerts(
-                app, directory, subject="O", subject_id=obligation.id, firings=step.firings, stale=step.skipped,
+                deps, subject="O", subject_id=obligation.id, firings=step.firings, stale=step.skipped,
                 region_code=obligation.region_code, distributor_code=obligation.party_code, context=context, prior=prior, now=now, ladder=ladder, routes=routes,
                 entered_after_due=obligation.opened_at > obligation.due_at,
             )))
@@ -153,13 +141,14 @@ def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: st
     written = 0
     if case.state in ("regional", "escalated") and case.policy is not None and case.regional_at is not None:
         ladder = Ladder.from_json(case.policy["ladder"])
-        due_on, due_at = case_due(app, case)
-        step = advance(app.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
-        written, _ = write_case_alerts(session, app, case, step.firings, now, stale=step.skipped)
+        deps = app.ledger_deps()
+        due_on, due_at = case_due(deps, case)
+        step = advance(deps.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
+        written, _ = write_case_alerts(session, deps, case, step.firings, now, stale=step.skipped)
         if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and case.state != "escalated":
             case.state = "escalated"
             audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action="escalated", detail={"fired": [f.name for f in step.firings]})
-            inhibit_after_escalation(session, directory_of(app), case, now)
+            inhibit_after_escalation(session, deps.directory, case, now)
         case.level = step.next_step
         case.next_action_at = step.next_action_at
     else:
@@ -258,6 +247,7 @@ def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
     lease = timedelta(seconds=app.settings.daemon.lease_seconds)
     batch = app.settings.escalation.sweep_batch
     redated = 0
+    deps = app.ledger_deps()
     for table, in_flight, prefix in ((Obligation, OPEN_STATES, "O"), (ShortageCase, CASE_IN_FLIGHT, "C")):
         after_id = 0
         while True:
@@ -266,9 +256,9 @@ def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
             for row in rows:
                 try:
                     if table is Obligation:
-                        due_at, status = recomputed_deadline(app, row)
+                        due_at, status = recomputed_deadline(deps, row)
                     else:
-                        _, due_at, status = case_deadline(app, row)
+                        _, due_at, status = case_deadline(deps, row)
                     if status == ESTIMATED and due_at == row.due_at:
                         continue  # the calendar knows nothing new about this year: nothing to write
                     with app.sessions.begin() as session:
@@ -278,9 +268,9 @@ def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
                             continue
                         fresh = store.fresh_row(session, table, row.id)
                         if table is Obligation:
-                            redate_obligation(session, app, fresh, now)
+                            redate_obligation(session, deps, fresh, now)
                         else:
-                            redate_case(session, app, fresh, now)
+                            redate_case(session, deps, fresh, now)
                         fresh.claimed_by = None
                         fresh.claimed_until = None
                     redated += 1
@@ -308,7 +298,7 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     result.obligations = _sweep_in_batches(app, Obligation, "O", store.lock_due_obligations, _obligation_steps, _obligation_step, now, result)
     result.cases = _sweep_in_batches(app, ShortageCase, "C", store.lock_due_cases, _case_steps, _case_step, now, result)
     # Last: silences that ended release their held mail at the level the matters reached just now.
-    release_ended_silences(app.sessions, directory_of(app), app.calendar, now)
+    release_ended_silences(app.sessions, app.usable_directory(), app.calendar, now)
     if result.obligations or result.cases or result.failed or result.redated:
         log.info("sweep at %s: %s", now.isoformat(), result.as_json())
     return result

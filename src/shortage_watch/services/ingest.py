@@ -18,35 +18,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from shortage_watch.domain.directory import Directory, unknown_party_warnings
-from shortage_watch.domain.records import (
-    MODELS,
-    DistributorReportRecord,
-    Record,
-    RowError,
-    hash_canonical_json,
-    record_key,
-    validate_record,
-)
+from shortage_watch.domain.directory import Directory
+from shortage_watch.domain.records import Record, RowError, validate_record
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import ParseLimits, ParsedFile, parse_payload
-from shortage_watch.store.bulk import DriverInsert
+from shortage_watch.services.record_writer import RecordListener, RecordWriter
 from shortage_watch.store.claims import LeaseLost
-from shortage_watch.store.tables import (
-    DistributorReport,
-    RawPayload,
-    RawReceipt,
-    RecordVersion,
-    ShortageReport,
-    StoppageNotice,
-)
+from shortage_watch.store.payloads import archive_payload, new_receipt, record_progress, resumable_receipt
+from shortage_watch.store.tables import RawReceipt
 
 log = logging.getLogger(__name__)
 
@@ -59,28 +44,21 @@ INTERNAL_ERROR = "处理文件时发生内部错误，原件已保存 / internal
 NO_ROWS = "文件没有数据行 / the file has no data rows"
 
 
-class RecordListener(Protocol):
-    """Told of each new or revised current row, inside the transaction that stored it.
-
-    A listener may also take the new rows of a chunk at once: `records_stored(session, kind,
-    rows, now)` (rows in file order); without it, each is told to `record_stored`.
-    """
-
-    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None: ...
-
-
 # Given a valid record and its row: a RowError refusing it, or None to store it.
 Admission = Callable[[Record, int | None], RowError | None]
 
 
-class NoopRecordListener:
-    """A listener that does nothing (until the ledger is wired in, and for the benchmark)."""
+@dataclass(frozen=True)
+class IngestDeps:
+    """What storing a file or page uses: the write sessions, the record listener (the ledger), the
+    directory (an empty one when none is usable: regions then stay as received), the parser's
+    limits and the local time zone. Built by `App.ingest_deps()`."""
 
-    def records_stored(self, session: Session, kind: str, rows: list[Any], now: datetime) -> None:
-        return None
-
-    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
-        return None
+    sessions: sessionmaker[Session]
+    listener: RecordListener
+    directory: Directory
+    limits: ParseLimits
+    timezone: ZoneInfo
 
 
 @dataclass
@@ -110,71 +88,15 @@ class IngestResult:
         return self.status == "unusable"
 
 
-@dataclass(frozen=True)
-class _KindSpec:
-    table: Any
-    key_columns: tuple[str, str]
-    region_from: str | None  # "distributor" | "hospital": where a missing region_code comes from
-
-
-SPECS: dict[str, _KindSpec] = {
-    "stoppage_notice": _KindSpec(StoppageNotice, ("notice_id", "distributor_code"), "distributor"),
-    "distributor_report": _KindSpec(DistributorReport, ("distributor_code", "report_id"), None),
-    "shortage_report": _KindSpec(ShortageReport, ("hospital_code", "report_id"), "hospital"),
-}
-
-
-def _insert_ignoring_conflict(session: Session, table: Any, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    session.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
-
-
-def payload_digest(content: bytes) -> str:
-    """The sha256 a payload is stored (and recognised) by."""
-    import hashlib
-
-    return hashlib.sha256(content).hexdigest()
-
-
-def archive_payload(session: Session, content: bytes, now: datetime) -> int:
-    """The id of the stored payload with these bytes; stores them once per sha256."""
-    digest = payload_digest(content)
-    # Two arrivals of the same bytes at once: the unique sha256 lets one insert win and
-    # the other do nothing; both then read the same row.
-    _insert_ignoring_conflict(
-        session, RawPayload, {"sha256": digest, "size": len(content), "content": content, "first_seen_at": now}
-    )
-    payload_id = session.scalar(select(RawPayload.id).where(RawPayload.sha256 == digest))
-    assert payload_id is not None
-    return payload_id
-
-
 def _storable_name(name: str) -> str:
     """A file name or URL as any database stores it: valid UTF-8, no control characters, bounded."""
     text = name.encode("utf-8", "backslashreplace").decode("utf-8")
     return "".join(ch if ch.isprintable() else "?" for ch in text)[:1000]
 
 
-def _directory(app: Any) -> Directory:
-    try:
-        return app.directory
-    except Exception:  # a broken directory must not stop intake; regions then stay as received
-        log.exception("directory unavailable during ingest; region defaults skipped")
-        return Directory()
-
-
-def parse_limits(app: Any) -> ParseLimits:
-    intake = app.settings.intake
-    return ParseLimits(max_unpacked_bytes=intake.max_unpacked_bytes, max_cell_chars=intake.max_cell_chars)
-
-
 def store_payload(
     session: Session,
-    app: Any,
+    deps: IngestDeps,
     *,
     source: str,
     name: str,
@@ -193,15 +115,15 @@ def store_payload(
     An empty JSON page is normal (nothing new since the cursor).
     """
     name = _storable_name(name)
-    receipt = _new_receipt(session, source, name, archive_payload(session, content, now), now)
+    receipt = new_receipt(session, source, name, archive_payload(session, content, now), now)
     tally = _Tally()
     empty_is_normal = False
     try:
         with session.begin_nested(), _cyclic_gc_paused():
             parsed = parse_payload(content, name=name, kind=kind, field_map=field_map, format=format, lazy=True,
-                                   limits=parse_limits(app))
-            writer = _RecordWriter(session, app, source=source, receipt_id=receipt.id, now=now)
-            for chunk in _validated_chunks(parsed, now=now, tz=ZoneInfo(app.settings.timezone), after_row=None,
+                                   limits=deps.limits)
+            writer = RecordWriter(session, deps.listener, deps.directory, source=source, receipt_id=receipt.id, now=now)
+            for chunk in _validated_chunks(parsed, now=now, tz=deps.timezone, after_row=None,
                                            admit=admit):
                 tally.add(chunk, writer)
             tally.cursor = (parsed.next_cursor, parsed.has_more)
@@ -223,19 +145,11 @@ def refuse_payload(session: Session, *, source: str, name: str, content: bytes, 
                    now: datetime) -> IngestResult:
     """A file that is not read as data (an `.xls`, say): archived, with a rejected receipt saying why."""
     name = _storable_name(name)
-    receipt = _new_receipt(session, source, name, archive_payload(session, content, now), now)
+    receipt = new_receipt(session, source, name, archive_payload(session, content, now), now)
     result = IngestResult(name=name, receipt_id=receipt.id, status="unusable",
                           errors=[RowError(None, None, reason).as_json()])
     _record_outcome(receipt, result)
     return result
-
-
-def _new_receipt(session: Session, source: str, name: str, payload_id: int, now: datetime) -> RawReceipt:
-    receipt = RawReceipt(source=source, name=name, payload_id=payload_id, received_at=now, status="received",
-                         accepted=0, duplicates=0, rejected=0)
-    session.add(receipt)
-    session.flush()
-    return receipt
 
 
 def _record_outcome(receipt: RawReceipt, result: IngestResult) -> None:
@@ -330,7 +244,7 @@ class _Tally:
     failure: str | None = None  # why the file (or the rest of it) could not be read
     cursor: tuple[str | None, bool] = (None, False)
 
-    def add(self, chunk: _Chunk, writer: "_RecordWriter") -> None:
+    def add(self, chunk: _Chunk, writer: RecordWriter) -> None:
         """Write the chunk's records and count them with its errors."""
         errors = list(chunk.errors)
         writer.errors = errors
@@ -392,213 +306,10 @@ def _chunks_by_kind(items: list[tuple[int, Record]]) -> Iterable[list[tuple[int,
         yield chunk
 
 
-@dataclass
-class _Current:
-    row_id: int | None  # None while the insert is pending
-    row: Any  # the ORM row, loaded only when a listener or a revision needs it
-    version: int
-    content_hash: str | None
-    data: dict[str, Any] | None
-
-
-class _RecordWriter:
-    """Writes validated records: new ones in bulk, revisions one by one, duplicates not at all."""
-
-    def __init__(self, session: Session, app: Any, *, source: str, receipt_id: int, now: datetime) -> None:
-        self.session = session
-        self.source = source
-        self.receipt_id = receipt_id
-        self.now = now
-        self.errors: list[RowError] = []  # where rows it refuses are reported (set per chunk)
-        self.warnings: list[RowError] = []  # accepted rows worth a look, collected by the tally per chunk
-        self.listener: RecordListener = app.record_listener
-        self.directory = _directory(app)
-        version_columns = [c.key for c in RecordVersion.__table__.c if not c.primary_key]
-        self.versions = DriverInsert(session.connection(), RecordVersion.__table__, version_columns,
-                                      as_stored=("data",))
-        self.inserters: dict[str, DriverInsert] = {}
-        self.lookups: dict[tuple[str, int], Any] = {}
-        self.accepted = self.duplicates = self.revisions = 0
-
-    def use(self, session: Session) -> None:
-        """Write in `session` (the next chunk's transaction) from now on; compiled statements are kept."""
-        self.session = session
-        connection = session.connection()
-        for inserter in (self.versions, *self.inserters.values()):
-            inserter.connection = connection
-
-    def write(self, chunk: list[tuple[int, Record]]) -> None:
-        kind = chunk[0][1].record_kind
-        spec = SPECS[kind]
-        state = self._load_current(kind, spec, [record for _, record in chunk])
-        pending: list[tuple[str, Record, str, str]] = []
-        pending_keys: set[str] = set()
-        for row_number, record in chunk:
-            key = record.identity()
-            text = record.canonical_json()
-            digest = hash_canonical_json(text)
-            if key in pending_keys:
-                # The same identity twice in one run: store the first before judging the second.
-                self._insert_new(kind, spec, pending, state)
-                pending, pending_keys = [], set()
-            current = state.get(key)
-            if current is not None and current.content_hash == digest:
-                self.duplicates += 1
-                continue
-            if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number):
-                continue
-            self.warnings.extend(unknown_party_warnings(record, row_number, self.directory))
-            if current is None:
-                pending.append((key, record, digest, text))
-                pending_keys.add(key)
-                state[key] = _Current(None, None, 1, digest, None)
-            else:
-                self._revise(kind, spec, key, record, digest, current)
-        self._insert_new(kind, spec, pending, state)
-
-    def _load_current(self, kind: str, spec: _KindSpec, records: list[Record]) -> dict[str, _Current]:
-        """The current row, version and content hash of each identity in `records` that exists."""
-        first, second = spec.key_columns
-        pairs = sorted({(getattr(r, first), getattr(r, second)) for r in records})
-        params = {}
-        for i, (a, b) in enumerate(pairs):
-            params[f"a{i}"], params[f"b{i}"] = a, b
-        state: dict[str, _Current] = {}
-        # Inserts run immediately and revisions flush themselves, so nothing needs an autoflush
-        # here; skipping it keeps each lookup from scanning every row loaded so far.
-        with self.session.no_autoflush:
-            for row_id, a, b, version in self.session.execute(self._current_query(kind, spec, len(pairs)), params):
-                state[record_key(a, b)] = _Current(row_id, None, version, None, None)
-            if state:
-                versions = self.session.execute(
-                    select(RecordVersion.record_key, RecordVersion.version, RecordVersion.content_hash)
-                    .where(RecordVersion.kind == kind, RecordVersion.record_key.in_(list(state)))
-                )
-                for key, version, content_hash in versions:
-                    if version == state[key].version:
-                        state[key].content_hash = content_hash
-        return state
-
-    def _current_query(self, kind: str, spec: _KindSpec, pairs: int) -> Any:
-        """id, keys and version of the rows whose (first, second) key is one of :a<i>, :b<i>."""
-        if (kind, pairs) not in self.lookups:
-            table = spec.table
-            first, second = (getattr(table, column) for column in spec.key_columns)
-            # One equality pair per identity, ORed: each is a lookup on the unique index, so
-            # only the wanted rows are read. Two IN lists would probe every combination
-            # (500 ids x 400 parties per chunk: 50x slower on a re-sent file), an IN on one
-            # column would read a party's whole history, and SQLite does not drive a row-value
-            # IN by the index.
-            self.lookups[(kind, pairs)] = select(table.id, first, second, table.version).where(
-                or_(*(and_(first == bindparam(f"a{i}"), second == bindparam(f"b{i}")) for i in range(pairs))))
-        return self.lookups[(kind, pairs)]
-
-    def _row_values(self, spec: _KindSpec, record: Record) -> dict[str, Any]:
-        # A record's fields are plain values (no nested models), so its __dict__ is the
-        # same mapping model_dump() builds, without the serializer's cost.
-        values = dict(record.__dict__)
-        values.pop("record_kind", None)
-        if spec.region_from and values.get("region_code") is None:
-            # records.md: a missing region_code defaults to the party's region in the directory.
-            code = values.get("distributor_code" if spec.region_from == "distributor" else "hospital_code")
-            party = (self.directory.distributor(code) if spec.region_from == "distributor"
-                     else self.directory.hospital(code))
-            if party is not None:
-                values["region_code"] = party.region_code
-        return values
-
-    def _insert_new(self, kind: str, spec: _KindSpec, pending: list[tuple[str, Record, str, str]],
-                    state: dict[str, _Current]) -> None:
-        """Store new records (key, record, content hash, canonical JSON) and tell the listener."""
-        if not pending:
-            return
-        rows_values = [self._row_values(spec, record) for _key, record, _digest, _text in pending]
-        table = spec.table
-        first, second = spec.key_columns
-        # A concurrent writer inserting the same identity makes this fail on the unique key;
-        # the DB error rolls the whole file back and it is simply processed again later.
-        # Multi-row INSERT … RETURNING gives the new ids (in any order: matched by identity);
-        # the flushed ORM rows the listener gets are then loaded in one SELECT … IN.
-        returned = self._inserter(kind, spec).insert_returning(
-            rows_values, ("id", first, second),
-            version=1, source=self.source, received_at=self.now, updated_at=self.now,
-        )
-        id_by_key = {record_key(a, b): row_id for row_id, a, b in returned}
-        with self.session.no_autoflush:
-            loaded = {row.id: row for row in self.session.scalars(select(table).where(table.id.in_(id_by_key.values())))}
-        # The canonical JSON that was hashed is stored as the version's data, as it is.
-        self.versions.insert(
-            [{"record_key": key, "content_hash": digest, "data": text} for key, _record, digest, text in pending],
-            kind=kind, version=1, source=self.source, receipt_id=self.receipt_id, received_at=self.now,
-        )
-        rows = []
-        for key, _record, digest, _text in pending:
-            row = loaded[id_by_key[key]]
-            # data None: a revision later in this file reads it back from its version row.
-            state[key] = _Current(row.id, row, 1, digest, None)
-            self.accepted += 1
-            rows.append(row)
-        stored_many = getattr(self.listener, "records_stored", None)
-        if stored_many is not None:
-            stored_many(self.session, kind, rows, self.now)
-        else:
-            for row in rows:
-                self.listener.record_stored(self.session, kind, row, None, self.now)
-
-    def _inserter(self, kind: str, spec: _KindSpec) -> DriverInsert:
-        if kind not in self.inserters:
-            fields = [name for name in MODELS[kind].model_fields if name != "record_kind"]
-            self.inserters[kind] = DriverInsert(self.session.connection(), spec.table.__table__,
-                                                 [*fields, "version", "source", "received_at", "updated_at"])
-        return self.inserters[kind]
-
-    def _revise(self, kind: str, spec: _KindSpec, key: str, record: Record, digest: str, current: _Current) -> None:
-        previous = current.data
-        if previous is None:
-            previous = self.session.scalar(
-                select(RecordVersion.data).where(RecordVersion.kind == kind, RecordVersion.record_key == key,
-                                                 RecordVersion.version == current.version)
-            )
-        row = current.row if current.row is not None else self.session.get(spec.table, current.row_id)
-        values = self._row_values(spec, record)
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.version = current.version + 1
-        row.source = self.source
-        row.updated_at = self.now
-        self.session.add(RecordVersion(kind=kind, record_key=key, version=row.version, content_hash=digest,
-                                       data=record.data(), source=self.source, receipt_id=self.receipt_id,
-                                       received_at=self.now))
-        self.session.flush()
-        current.row, current.version, current.content_hash, current.data = row, row.version, digest, record.data()
-        self.accepted += 1
-        self.revisions += 1
-        self.listener.record_stored(self.session, kind, row, previous, self.now)
-
-    def _notice_known_or_described(self, record: DistributorReportRecord, row_number: int) -> bool:
-        """records.md: a report naming an unknown notice must describe it."""
-        if record.notice_id is None or not record.missing_description():
-            return True
-        self.session.flush()
-        known = self.session.scalar(
-            select(StoppageNotice.id).where(StoppageNotice.notice_id == record.notice_id,
-                                            StoppageNotice.distributor_code == record.distributor_code)
-        )
-        if known is not None:
-            return True
-        self.errors.append(RowError(
-            row_number, "notice_id",
-            "通知编号未登记，且未描述通知（生产企业、药品编码、药品名称、类型、通知日期） / "
-            "notice_id is unknown and the notice is not described "
-            "(manufacturer, product_code, product_name, kind, notified_on)",
-        ))
-        return False
-
-
 # ---- entry points -------------------------------------------------------------------------------
 
 
-def ingest_payload(app: Any, *, source: str, name: str, content: bytes, kind: str, now: datetime,
+def ingest_payload(deps: IngestDeps, *, source: str, name: str, content: bytes, kind: str, now: datetime,
                    field_map: dict[str, str] | None = None, format: str | None = None,
                    in_each_transaction: Callable[[Session], None] | None = None) -> IngestResult:
     """Archive, parse, validate and store one file, one transaction per chunk of rows.
@@ -613,34 +324,34 @@ def ingest_payload(app: Any, *, source: str, name: str, content: bytes, kind: st
     `in_each_transaction` runs first in every transaction (the inbox renews its lease).
     """
     name = _storable_name(name)
-    with app.sessions.begin() as session:
+    with deps.sessions.begin() as session:
         if in_each_transaction is not None:
             in_each_transaction(session)
-        receipt = _resumable_receipt(session, source, name, content, now)
+        receipt = resumable_receipt(session, source, name, content, now)
         receipt_id, after_row = receipt.id, receipt.rows_done
         tally = _Tally(accepted=receipt.accepted, duplicates=receipt.duplicates, rejected=receipt.rejected,
                        errors=list(receipt.errors or []))
     try:
         with _cyclic_gc_paused():
             parsed = parse_payload(content, name=name, kind=kind, field_map=field_map, format=format, lazy=True,
-                                   limits=parse_limits(app))
+                                   limits=deps.limits)
             # Rows are read and validated outside any transaction: between two chunks the
             # write lock is free for the heartbeat, `health` and the other jobs.
             sizer = _ChunkSizer()
-            writer: _RecordWriter | None = None
-            for chunk in _validated_chunks(parsed, now=now, tz=ZoneInfo(app.settings.timezone), after_row=after_row,
+            writer: RecordWriter | None = None
+            for chunk in _validated_chunks(parsed, now=now, tz=deps.timezone, after_row=after_row,
                                            size=sizer.size):
-                with sizer.timing(), app.sessions.begin() as session:
+                with sizer.timing(), deps.sessions.begin() as session:
                     if in_each_transaction is not None:
                         in_each_transaction(session)
                     if writer is None:
-                        writer = _RecordWriter(session, app, source=source, receipt_id=receipt_id, now=now)
+                        writer = RecordWriter(session, deps.listener, deps.directory, source=source, receipt_id=receipt_id,
+                                              now=now)
                     else:
                         writer.use(session)
                     tally.add(chunk, writer)
-                    session.execute(update(RawReceipt).where(RawReceipt.id == receipt_id).values(
-                        rows_done=chunk.last_row, accepted=tally.accepted, duplicates=tally.duplicates,
-                        rejected=tally.rejected, errors=tally.errors[:MAX_STORED_ERRORS]))
+                    record_progress(session, receipt_id, rows_done=chunk.last_row, accepted=tally.accepted,
+                                    duplicates=tally.duplicates, rejected=tally.rejected, errors=tally.errors[:MAX_STORED_ERRORS])
                 # With the collector paused, each chunk's reference cycles (ORM rows and sessions)
                 # would pile up for the whole file; the young generations hold just the last
                 # chunks' objects, so collecting them is cheap and memory stays flat.
@@ -653,7 +364,7 @@ def ingest_payload(app: Any, *, source: str, name: str, content: bytes, kind: st
         log.exception("ingest of %s from %s failed; payload kept (receipt %s)", name, source, receipt_id)
         tally.failure = INTERNAL_ERROR
     result = tally.result(name, receipt_id, empty_is_normal=False)
-    with app.sessions.begin() as session:
+    with deps.sessions.begin() as session:
         _record_outcome(session.get_one(RawReceipt, receipt_id), result)
     return result
 
@@ -684,17 +395,6 @@ class _ChunkSizer:
             # (a slow listener leaves little to validate in between); a pause of a tenth of
             # the hold lets it in, so none waits past its busy timeout.
             time.sleep(min(0.05, held / 10))
-
-
-def _resumable_receipt(session: Session, source: str, name: str, content: bytes, now: datetime) -> RawReceipt:
-    """The unfinished receipt of these bytes from this source under this name, or a new one."""
-    payload_id = archive_payload(session, content, now)
-    unfinished = session.scalars(
-        select(RawReceipt).where(RawReceipt.source == source, RawReceipt.name == name,
-                                 RawReceipt.payload_id == payload_id, RawReceipt.status == "received")
-        .order_by(RawReceipt.id.desc()).limit(1)
-    ).first()
-    return unfinished or _new_receipt(session, source, name, payload_id, now)
 
 
 def read_input_file(path: Path, max_bytes: int | None = None) -> bytes:

@@ -26,7 +26,8 @@ from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.sources_http import FeedError, HttpFeed
 from shortage_watch.intake.sources_inbox import FileVersion, InboxFile, InboxFolder, list_ready_files, read_regular_file, refusal_reason
 from shortage_watch.redact import mask_url
-from shortage_watch.services.ingest import IngestResult, archive_payload, ingest_payload, payload_digest, refuse_payload, store_payload
+from shortage_watch.services.ingest import IngestResult, ingest_payload, refuse_payload, store_payload
+from shortage_watch.store.payloads import archive_payload, payload_digest
 from shortage_watch.settings import SourceSettings
 from shortage_watch.store import claims, inbox_receipts, source_state
 from shortage_watch.store.claims import LeaseLost
@@ -235,7 +236,7 @@ def poll_http_source(app: "App", source: SourceSettings, now: datetime,
                 archive_payload(session, page.content, now)
             with app.sessions.begin() as session:
                 renew_source_lease(session, app, source.name)
-                result = store_payload(session, app, source=source.name, name=mask_url(page.url), content=page.content,
+                result = store_payload(session, app.ingest_deps(), source=source.name, name=mask_url(page.url), content=page.content,
                                        kind=source.record_kind, now=now, field_map=source.field_map, format="json")
                 problem = None
                 if result.unusable:
@@ -373,7 +374,7 @@ def _take_file(app: "App", source: SourceSettings, inbox: InboxFolder, item: Inb
                                         now=now)
         else:
             result = ingest_payload(
-                app, source=source.name, name=name, content=content, kind=source.record_kind, now=now,
+                app.ingest_deps(), source=source.name, name=name, content=content, kind=source.record_kind, now=now,
                 field_map=source.field_map,
                 in_each_transaction=lambda session: renew_source_lease(session, app, source.name))
     except DBAPIError as exc:

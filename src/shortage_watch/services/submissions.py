@@ -62,7 +62,7 @@ def _store(session: Session, app: Any, user: WebUser, *, content: bytes, name: s
     if user.party_code is None:
         raise ValueError("only an account with a party code hands in records")
     party = user.party_code
-    result = store_payload(session, app, source=SOURCES[channel], name=name, content=content, kind=kind, now=now,
+    result = store_payload(session, app.ingest_deps(), source=SOURCES[channel], name=name, content=content, kind=kind, now=now,
                            format=format, admit=lambda record, row: record_outside_party(record, party, row))
     assert result.receipt_id is not None
     session.add(WebSubmission(account_id=user.id, receipt_id=result.receipt_id, channel=channel, reason=reason,

@@ -1,0 +1,280 @@
+"""Routing and writing the ledger's alerts: each recipient spec through the directory, one outbox
+row per address, held by a silence or inhibited by an escalated case when so; ladder firings
+mailed without replaying the ladder, the levels not mailed audited as skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_sent_before
+from shortage_watch.domain.inhibition import inhibited_by_province
+from shortage_watch.domain.policy import EventRule, Firing, Ladder
+from shortage_watch.domain.routing import DirectoryView, Route, route, same_bureau_as_city
+from shortage_watch.services.alerts import Hold, alert_values, audit, audit_values, write_alert, write_alerts
+from shortage_watch.services.inhibition import escalated_case, province_hold
+from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
+from shortage_watch.services.silences import active_rules, hold_for
+from shortage_watch.store.ledger_rows import sent_alerts_of_case, sent_alerts_of_obligations
+
+Routes = Callable[[str, str | None, str | None], list[Route]]
+
+
+class AlertHolds:
+    """Why new alerts are not to be sent (`hold_of`), for many alerts at once: the active silences are
+    read once, and each matter's escalated case once."""
+
+    def __init__(self, session: Session, directory: DirectoryView, now: datetime) -> None:
+        self.session, self.directory, self.now = session, directory, now
+        self.rules = active_rules(session, now)
+        self.escalated: dict[tuple[str, int], Any] = {}
+
+    def matter(self, obligation_id: int, case_id: int | None) -> None:
+        """Tell the case of an obligation read or written without the ORM (no query needed for it)."""
+        self.escalated[("O", obligation_id)] = None if case_id is None else escalated_case(self.session, "C", case_id)
+
+    def __call__(self, *, subject: str, subject_id: int, template: str, context: dict[str, Any], role: str, region_code: str | None) -> Hold | None:
+        """Inhibited (its case went to the province and this is a county or city bureau), or held by an
+        active silence; None when it goes."""
+        if (subject, subject_id) not in self.escalated:
+            self.escalated[(subject, subject_id)] = escalated_case(self.session, subject, subject_id)
+        escalated = self.escalated[(subject, subject_id)]
+        region = self.directory.region(region_code) if region_code else None
+        if escalated is not None and inhibited_by_province(role, getattr(region, "level", None)):
+            return province_hold(escalated)
+        return hold_for(self.session, self.directory, template, context, self.now, rules=self.rules)
+
+
+def hold_of(
+    session: Session, directory: DirectoryView, *, subject: str, subject_id: int, template: str, context: dict[str, Any], target: Route, now: datetime
+) -> Hold | None:
+    """Why one new alert is not to be sent (see `AlertHolds`); None when it goes."""
+    return AlertHolds(session, directory, now)(subject=subject, subject_id=subject_id, template=template, context=context,
+                                                role=target.role, region_code=target.region_code)
+
+
+def write_planned_alerts(session: Session, holds: AlertHolds, alerts: list[dict[str, Any]]) -> set[str]:
+    """Write outbox rows (`alert_values`), each held or inhibited when `holds` says so; the dedup keys written."""
+    return write_alerts(session, [
+        (values, holds(subject="O" if values["obligation_id"] is not None else "C",
+                       subject_id=values["obligation_id"] if values["obligation_id"] is not None else values["case_id"],
+                       template=values["template"], context=values["context"], role=values["recipient_role"],
+                       region_code=values["recipient_region"]))
+        for values in alerts
+    ])
+
+
+def remembered_routes(deps: LedgerDeps) -> Routes:
+    """`route` for (spec, region, distributor), each worked out once: for a caller planning many matters at once."""
+    routed: dict[tuple[str, str | None, str | None], list[Route]] = {}
+
+    def routes(spec: str, region: str | None, distributor: str | None) -> list[Route]:
+        # A distributor is routed by its code alone, a bureau by the region alone.
+        memo = (spec, None, distributor) if spec == "distributor" else (spec, region, None)
+        if memo not in routed:
+            routed[memo] = route(deps.directory, spec, region_code=region, distributor_code=distributor,
+                                 operations_email=deps.operations_email)
+        return routed[memo]
+
+    return routes
+
+
+@dataclass
+class LadderAlerts:
+    """What mailing one matter's due firings writes: outbox rows, `level_skipped` audit rows, and the plan."""
+
+    alerts: list[dict[str, Any]]
+    skips: list[dict[str, Any]]
+    plan: Plan
+
+
+def write_ladder_alerts(
+    session: Session,
+    deps: LedgerDeps,
+    *,
+    subject: str,
+    subject_id: int,
+    firings: list[Firing] | tuple[Firing, ...],
+    stale: tuple[Firing, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    context: dict[str, Any],
+    now: datetime,
+    ladder: Ladder,
+    skip_recipients: frozenset[str] = frozenset(),
+    entered_after_due: bool = False,
+) -> tuple[int, Plan]:
+    """Mail the ladder firings due now without replaying the ladder (see `ladder_alerts`).
+    Returns how many outbox rows were new, and the plan."""
+    calendar = deps.calendar
+    prior = steps_sent_before(_mailed_steps(session, subject, subject_id, now), calendar.local_date(now), calendar.local_date,
+                              calendar.working_days_between)
+    planned = ladder_alerts(
+        deps, subject=subject, subject_id=subject_id, firings=firings, stale=stale, region_code=region_code,
+        distributor_code=distributor_code, context=context, prior=prior, now=now, ladder=ladder, skip_recipients=skip_recipients,
+        entered_after_due=entered_after_due,
+    )
+    written = len(write_planned_alerts(session, AlertHolds(session, deps.directory, now), planned.alerts))
+    for values in planned.skips:
+        audit(session, **values)
+    return written, planned.plan
+
+
+def ladder_alerts(
+    deps: LedgerDeps,
+    *,
+    subject: str,
+    subject_id: int,
+    firings: list[Firing] | tuple[Firing, ...],
+    stale: tuple[Firing, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    context: dict[str, Any],
+    prior: dict[str, str],
+    now: datetime,
+    ladder: Ladder,
+    skip_recipients: frozenset[str] = frozenset(),
+    entered_after_due: bool = False,
+    routes: Routes | None = None,
+) -> LadderAlerts:
+    """The outbox rows and audit rows of the ladder firings due now, without replaying the ladder (no I/O).
+
+    Each recipient gets one message: the latest level of the batch addressed to them, written
+    for the present (what happened, since when, what was not mailed); the earlier levels and
+    the reminders too late to send are audited as skipped (`level_skipped`), never mailed, and
+    so is a province level to a municipality whose bureau the ladder already names as the city.
+    `prior`: the steps actually mailed before (`steps_sent_before`); `routes`: `remembered_routes`
+    shared by a caller planning many matters at once.
+    """
+    calendar, directory = deps.calendar, deps.directory
+    if routes is None:
+        routes = remembered_routes(deps)
+    routed: list[tuple[Firing, dict[str, Route]]] = []
+    told_already: list[Skip] = []
+    for firing in sorted((*firings, *stale), key=lambda f: f.step):
+        targets: dict[str, Route] = {}
+        earlier = [spec for level in ladder.levels[: ladder.levels.index(firing.level)] for spec in level.recipients]
+        for spec in firing.level.recipients:
+            if spec in skip_recipients:
+                continue
+            if same_bureau_as_city(directory, spec, region_code, earlier):
+                told_already.append(Skip(firing, (spec,), "same_bureau"))
+                continue
+            for target in routes(spec, region_code, distributor_code):
+                targets.setdefault(target.key, target)
+        routed.append((firing, targets))
+    today = calendar.local_date(now)
+    plan = plan_deliveries(
+        [(firing, tuple(targets)) for firing, targets in routed],
+        stale=[firing.step for firing in stale],
+        today_starts=calendar.start_of_day(today),
+    )
+    targets_of = {firing.step: targets for firing, targets in routed}
+    mailed = [(delivery, targets_of[delivery.firing.step][delivery.recipient]) for delivery in plan.deliveries]
+    reaching = list(dict.fromkeys(d.firing.level.template for d, target in mailed if target.email))
+    alerts = []
+    for delivery, target in mailed:
+        template = delivery.firing.level.template
+        catch_up = None
+        if delivery.late or delivery.skipped:
+            catch_up = {
+                "level_due_on": calendar.local_date(delivery.firing.at).isoformat(),
+                "skipped": list(dict.fromkeys(f.level.template for f in delivery.skipped)),
+                "entered_after_due": entered_after_due,
+            }
+        full = {**context, "prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
+        alerts.append(alert_values(
+            now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
+            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=deps.mail_language,
+        ))
+    plan = Plan(plan.deliveries, (*told_already, *plan.skips))
+    skips = [
+        audit_values(
+            at=now, actor=ACTOR, entity="obligation" if subject == "O" else "case", entity_id=subject_id, action="level_skipped",
+            detail={
+                "level": skip.firing.name,
+                "template": skip.firing.level.template,
+                "was_due_at": skip.firing.at.astimezone(calendar.tz).isoformat(),
+                "recipients": list(skip.recipients),
+                "reason": skip.reason,
+            },
+        )
+        for skip in plan.skips
+    ]
+    return LadderAlerts(alerts, skips, plan)
+
+
+def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime) -> list[tuple[str, datetime]]:
+    """(template, when mailed) of every alert about the matter that actually went out (see `mailed_steps_of`)."""
+    if subject == "O":
+        return list(mailed_steps_of(session, [subject_id], now).get(subject_id, ()))
+    return [(template, _mailed_at(sent_at, created_at, now)) for template, sent_at, created_at in sent_alerts_of_case(session, subject_id)]
+
+
+def mailed_steps_of(session: Session, obligation_ids: list[int], now: datetime) -> dict[int, list[tuple[str, datetime]]]:
+    """Per obligation: (template, when mailed) of every alert about it that actually went out; one query."""
+    mailed: dict[int, list[tuple[str, datetime]]] = {}
+    if not obligation_ids:
+        return mailed
+    for obligation_id, template, sent_at, created_at in sent_alerts_of_obligations(session, obligation_ids):
+        mailed.setdefault(obligation_id, []).append((template, _mailed_at(sent_at, created_at, now)))
+    return mailed
+
+
+def _mailed_at(sent_at: datetime, created_at: datetime, now: datetime) -> datetime:
+    """sent_at is read from the real clock; in a replay (`once --now` in the past) it lies after the
+    ledger's `now`, and the ledger instant the alert was written stands in for it."""
+    return sent_at if sent_at <= now else created_at
+
+
+def write_event_alerts(
+    session: Session, deps: LedgerDeps, *, subject: str, subject_id: int, rule: EventRule, level_name: str, region_code: str | None,
+    context: dict, distributor_code: str | None, now: datetime
+) -> int:
+    """The alerts of one event rule (late report, false shortage); returns how many were new."""
+    return route_and_write_alerts(
+        session, deps, subject=subject, subject_id=subject_id, level_name=level_name, template=rule.template,
+        urgent=rule.urgent, recipients=rule.recipients, region_code=region_code, distributor_code=distributor_code,
+        context=context, now=now,
+    )
+
+
+def route_and_write_alerts(
+    session: Session,
+    deps: LedgerDeps,
+    *,
+    subject: str,
+    subject_id: int,
+    level_name: str,
+    template: str,
+    urgent: bool,
+    recipients: list[str] | tuple[str, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    context: dict,
+    now: datetime,
+) -> int:
+    """Route each recipient spec through the directory and write one outbox row per address; returns how many were new."""
+    directory = deps.directory
+    written = 0
+    for spec in recipients:
+        for target in route(directory, spec, region_code=region_code, distributor_code=distributor_code,
+                            operations_email=deps.operations_email):
+            hold = hold_of(session, directory, subject=subject, subject_id=subject_id, template=template, context=context, target=target, now=now)
+            written += write_alert(
+                session,
+                now=now,
+                subject=subject,
+                subject_id=subject_id,
+                level_name=level_name,
+                template=template,
+                urgent=urgent,
+                route=target,
+                context=context,
+                default_language=deps.mail_language,
+                hold=hold,
+            )
+    return written

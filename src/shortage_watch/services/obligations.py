@@ -1,0 +1,456 @@
+"""Obligations: opened by notices, reports and unexplained shortages, each due N working days after
+receipt with its ladder stored; fulfilled by reports (on time or late); re-dated when a notice is
+revised or the calendar learns the year; cancelled when a notice explains a shortage."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.catch_up import Plan
+from shortage_watch.domain.deadline import report_deadline
+from shortage_watch.domain.obligations import (
+    OPEN_STATES,
+    advance,
+    fulfilment,
+    next_action_after_revision,
+    overdue_check_at,
+    report_subject_key,
+    state_at,
+)
+from shortage_watch.domain.policy import Firing, Ladder, is_priority, schedule
+from shortage_watch.services.alert_routing import (
+    AlertHolds,
+    LadderAlerts,
+    ladder_alerts,
+    remembered_routes,
+    write_event_alerts,
+    write_ladder_alerts,
+    write_planned_alerts,
+)
+from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
+from shortage_watch.services.inhibition import drop_chasers_of_closed
+from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
+from shortage_watch.store.bulk import inserter
+from shortage_watch.store.ledger_rows import (
+    notice_described,
+    notice_named,
+    obligation_by_subject,
+    open_explanations_about,
+    open_explanations_owed,
+    report_obligation_notices,
+)
+from shortage_watch.store.tables import DistributorReport, Obligation, StoppageNotice
+
+log = logging.getLogger(__name__)
+
+
+def _region_of_distributor(deps: LedgerDeps, code: str) -> str | None:
+    party = deps.directory.distributor(code)
+    return getattr(party, "region_code", None)
+
+
+def open_obligation(
+    session: Session,
+    deps: LedgerDeps,
+    *,
+    kind: str,
+    subject_key: str,
+    party_code: str,
+    region_code: str | None,
+    received_on: date,
+    priority: bool,
+    now: datetime,
+    notice_pk: int | None = None,
+    case_id: int | None = None,
+    product_code: str | None = None,
+    fire_open: bool = True,
+) -> Obligation:
+    """Open one obligation (see `open_obligations`) and return it."""
+    opening = dict(kind=kind, subject_key=subject_key, party_code=party_code, region_code=region_code, notice_pk=notice_pk,
+                   case_id=case_id, product_code=product_code, priority=priority, received_on=received_on)
+    [obligation_id] = open_obligations(session, deps, [opening], now, fire_open=fire_open)
+    obligation = session.get(Obligation, obligation_id)
+    assert obligation is not None
+    return obligation
+
+
+def open_obligations(
+    session: Session, deps: LedgerDeps, openings: list[dict[str, Any]], now: datetime, *, notices: dict[int, Any] | None = None, fire_open: bool = True
+) -> list[int]:
+    """Open obligations, each due N working days after its `received_on`, with its ladder stored, in bulk;
+    their ids in the order given.
+
+    `openings`: kind, subject_key, party_code, region_code, notice_pk, case_id, product_code, priority,
+    received_on. Each is audited `opened` and, unless `fire_open` is False (the caller fires them itself),
+    mails the levels due at opening: those at opening and, for a matter that reaches the ledger after some
+    of its moments, the one level each recipient is owed now (the rest are audited as skipped); the sweep
+    takes it from there via next_action_at. `notices`: the notice rows by id when the caller has them.
+    """
+    if not openings:
+        return []
+    calendar, directory = deps.calendar, deps.directory
+    settings = deps.deadlines
+    # A set of records shares few receipt dates, priorities and recipients: each is worked out once.
+    deadlines: dict[date, Any] = {}
+    steps: dict[tuple[str, bool, date], Any] = {}
+    snapshots: dict[Ladder, dict[str, Any]] = {}
+    routes = remembered_routes(deps)
+    rows = []
+    for opening in openings:
+        received_on = opening["received_on"]
+        if received_on not in deadlines:
+            deadlines[received_on] = report_deadline(calendar, received_on, settings.working_days, settings.cutoff)
+        deadline = deadlines[received_on]
+        ladder = deps.policy.ladder_for(opening["kind"], opening["priority"])
+        if ladder not in snapshots:
+            # One snapshot object per ladder: the bulk insert serialises it once for the whole set.
+            snapshots[ladder] = ladder.as_json()
+        memo = (opening["kind"], opening["priority"], received_on)
+        if memo not in steps:
+            steps[memo] = advance(calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=now, step=0, now=now)
+        step = steps[memo]
+        rows.append(dict(
+            opening, due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar,
+            state=state_at("open", deadline.due_at, now), level=step.next_step if fire_open else 0, policy=snapshots[ladder],
+            next_action_at=step.next_action_at if fire_open else None, opened_at=now, updated_at=now,
+        ))
+    returned = inserter(session.connection(), Obligation.__table__, rows[0]).insert_returning(rows, ("id", "subject_key"))
+    id_of = {(subject_key): obligation_id for obligation_id, subject_key in returned}
+    ids = [id_of[row["subject_key"]] for row in rows]
+    events = []
+    planned: list[tuple[int, LadderAlerts]] = []
+    for obligation_id, values in zip(ids, rows):
+        events.append(audit_values(
+            at=now, actor=ACTOR, entity="obligation", entity_id=obligation_id, action="opened",
+            detail={"kind": values["kind"], "subject": values["subject_key"], "due_at": values["due_at"].isoformat(),
+                    "calendar": values["calendar_status"]},
+        ))
+        step = steps[(values["kind"], values["priority"], values["received_on"])]
+        if not fire_open or not (step.firings or step.skipped):
+            continue
+        obligation = SimpleNamespace(id=obligation_id, late_working_days=None, report_pk=None, **values)
+        notice = (notices or {}).get(values["notice_pk"])
+        if notice is not None and values["case_id"] is None:
+            context = obligation_context_of(obligation, notice=notice, report=None, case=None, case_info=None, directory=directory,
+                                            calendar=calendar, now=now)
+        else:
+            context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
+        planned.append((obligation_id, ladder_alerts(
+            deps, subject="O", subject_id=obligation_id, firings=step.firings, stale=step.skipped,
+            region_code=values["region_code"], distributor_code=values["party_code"], context=context,
+            prior={},  # a matter opened just now has had nothing mailed
+            now=now, ladder=deps.policy.ladder_for(values["kind"], values["priority"]), routes=routes,
+            entered_after_due=now > values["due_at"],
+        )))
+    holds = AlertHolds(session, directory, now)
+    for obligation_id, values in zip(ids, rows):
+        holds.matter(obligation_id, values["case_id"])
+    written = write_planned_alerts(session, holds, [alert for _, alerts in planned for alert in alerts.alerts])
+    for obligation_id, alerts in planned:
+        events.extend(alerts.skips)
+        if alerts.plan.skips:
+            new = sum(1 for alert in alerts.alerts if alert["dedup_key"] in written)
+            events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation_id, action="levels",
+                                       detail={"fired": alerts.plan.mailed_names(), "skipped": alerts.plan.skipped_names(), "alerts": new}))
+    insert_audits(session, events)
+    return ids
+
+
+def _opening_firings(deps: LedgerDeps, obligation: Obligation, ladder: Ladder) -> list[Firing]:
+    firings = []
+    for firing in schedule(deps.calendar, ladder, obligation.due_on, obligation.due_at, obligation.opened_at):
+        if firing.level.offset is not None:
+            break
+        firings.append(firing)
+    return firings
+
+
+def write_obligation_alerts(
+    session: Session,
+    deps: LedgerDeps,
+    obligation: Obligation,
+    firings: list[Firing] | tuple[Firing, ...],
+    now: datetime,
+    *,
+    stale: tuple[Firing, ...] = (),
+    skip_recipients: frozenset[str] = frozenset(),
+) -> tuple[int, Plan]:
+    """The alerts of the obligation's firings due now (see `write_ladder_alerts`); how many were new, and the plan."""
+    if not firings and not stale:
+        return 0, Plan((), ())
+    context = obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
+    return write_ladder_alerts(
+        session, deps, subject="O", subject_id=obligation.id, firings=firings, stale=stale, region_code=obligation.region_code,
+        distributor_code=obligation.party_code, context=context, now=now, ladder=Ladder.from_json(obligation.policy), skip_recipients=skip_recipients,
+        entered_after_due=obligation.opened_at > obligation.due_at,
+    )
+
+
+def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, report: DistributorReport, now: datetime) -> None:
+    """Mark fulfilled (on time) or fulfilled_late (with working days late); a late one alerts the county bureau."""
+    result = fulfilment(deps.calendar, obligation.due_on, obligation.due_at, report.submitted_at)
+    before = obligation.state
+    obligation.state = result.state
+    obligation.late_working_days = result.late_working_days
+    obligation.fulfilled_at = report.submitted_at
+    obligation.report_pk = report.id
+    obligation.next_action_at = None
+    obligation.claimed_by = None
+    obligation.claimed_until = None
+    obligation.updated_at = now
+    session.flush()
+    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=result.state,
+          detail={"report_id": report.report_id, "submitted_at": report.submitted_at.isoformat(), "late_working_days": result.late_working_days, "was": before})
+    drop_chasers_of_closed(session, obligation, now)
+    if result.state == "fulfilled_late":
+        context = obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
+        write_event_alerts(
+            session,
+            deps,
+            subject="O",
+            subject_id=obligation.id,
+            rule=deps.policy.events["late_report"],
+            level_name="late_report",
+            region_code=obligation.region_code,
+            context=context,
+            distributor_code=obligation.party_code,
+            now=now,
+        )
+
+
+def _previous_date(previous: dict | None, key: str) -> date | None:
+    value = (previous or {}).get(key)
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def notice_stored(session: Session, deps: LedgerDeps, notice: StoppageNotice, previous: dict | None, now: datetime) -> None:
+    """A new notice opens its distributor's report obligation (`notices_stored`); a revision moving
+    notified_on moves the deadline."""
+    if previous is None:
+        notices_stored(session, deps, [notice], now)
+    else:
+        _notice_matched(session, deps, notice, previous, now)
+
+
+def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], now: datetime) -> None:
+    """New notices (in file order) open their distributors' report obligations, fire the levels due at
+    opening and explain the shortages of their products, in a handful of statements for the whole set.
+
+    A notice whose obligation already exists (a report came first, naming or describing it) is
+    linked to it row by row (`_notice_matched`): the rare case.
+    """
+    if not notices:
+        return
+    own_key = {notice.id: report_subject_key(notice.notice_id, notice.distributor_code, None, None) for notice in notices}
+    described_key = {
+        notice.id: report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on) for notice in notices
+    }
+    # Obligations a report opened before its notice arrived: the notice joins them.
+    own_values = set(own_key.values())
+    known = {
+        subject_key
+        for subject_key, notice_pk in report_obligation_notices(session, own_values | set(described_key.values()))
+        if subject_key in own_values or notice_pk is None
+    }
+    fresh = []
+    for notice in notices:
+        if own_key[notice.id] in known or described_key[notice.id] in known:
+            _notice_matched(session, deps, notice, None, now)
+        else:
+            fresh.append(notice)
+    _open_notice_obligations(session, deps, fresh, own_key, now)
+    explain_cases_by_notices(session, deps, notices, now)
+
+
+def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], key_of: dict[int, str], now: datetime) -> None:
+    """Open the report obligation of each notice (`open_obligations`)."""
+    openings = [
+        dict(kind="report", subject_key=key_of[notice.id], party_code=notice.distributor_code,
+             region_code=notice.region_code or _region_of_distributor(deps, notice.distributor_code), notice_pk=notice.id,
+             case_id=None, product_code=notice.product_code, priority=is_priority(notice.priority_class), received_on=notice.notified_on)
+        for notice in notices
+    ]
+    open_obligations(session, deps, openings, now, notices={notice.id: notice for notice in notices})
+
+
+def _notice_matched(session: Session, deps: LedgerDeps, notice: StoppageNotice, previous: dict | None, now: datetime) -> None:
+    """A notice meets its obligation: opened by a report that came first (linked now), or its own (a revision:
+    a moved notified_on moves the deadline, a corrected region re-routes later levels)."""
+    obligation = obligation_by_subject(session, "report", report_subject_key(notice.notice_id, notice.distributor_code, None, None))
+    if obligation is None:
+        # The distributor may have reported before the notice reached us, describing it.
+        described = obligation_by_subject(
+            session, "report", report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on)
+        )
+        if described is not None and described.notice_pk is None:
+            obligation = described
+    if obligation is None:
+        _open_notice_obligations(
+            session, deps, [notice], {notice.id: report_subject_key(notice.notice_id, notice.distributor_code, None, None)}, now
+        )
+        return
+    if obligation.notice_pk is None:
+        obligation.notice_pk = notice.id
+        obligation.updated_at = now
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked", detail={"notice_id": notice.notice_id})
+    if obligation.received_on != notice.notified_on:
+        move_deadline(session, deps, obligation, notice.notified_on, now, was=_previous_date(previous, "notified_on"))
+    if notice.region_code and notice.region_code != obligation.region_code:
+        # Later levels go to the bureaus of the corrected region.
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
+              detail={"from": obligation.region_code, "to": notice.region_code})
+        obligation.region_code = notice.region_code
+        obligation.updated_at = now
+
+
+def move_deadline(
+    session: Session,
+    deps: LedgerDeps,
+    obligation: Obligation,
+    received_on: date,
+    now: datetime,
+    was: date | None,
+    *,
+    action: str = "deadline_moved",
+    note: str | None = None,
+) -> None:
+    """Re-date the obligation from `received_on` with the current calendar (a revised notified_on, or a
+    calendar that now knows the due year); levels already applied stay applied; the audit trail says from what to what."""
+    calendar = deps.calendar
+    old_due, old_state, old_calendar = obligation.due_at, obligation.state, obligation.calendar_status
+    deadline = report_deadline(calendar, received_on, deps.deadlines.working_days, deps.deadlines.cutoff)
+    obligation.received_on = received_on
+    obligation.due_on = deadline.due
+    obligation.due_at = deadline.due_at
+    obligation.calendar_status = deadline.calendar
+    obligation.updated_at = now
+    if obligation.state in OPEN_STATES:
+        obligation.state = state_at(obligation.state, deadline.due_at, now)
+        ladder = Ladder.from_json(obligation.policy)
+        obligation.next_action_at = overdue_check_at(
+            obligation.state,
+            deadline.due_at,
+            next_action_after_revision(
+                calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=obligation.opened_at, step=obligation.level
+            ),
+        )
+    detail: dict[str, Any] = {
+        "notified_on_from": (was or None) and was.isoformat(),
+        "notified_on_to": received_on.isoformat(),
+        # Both in local time: the stored one comes back from the database in UTC.
+        "due_at_from": old_due.astimezone(calendar.tz).isoformat(),
+        "due_at_to": deadline.due_at.astimezone(calendar.tz).isoformat(),
+        "calendar_from": old_calendar,
+        "calendar_to": deadline.calendar,
+    }
+    if obligation.state != old_state:
+        detail.update(state_from=old_state, state_to=obligation.state)
+    if note:
+        detail["note"] = note
+    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=action, detail=detail)
+    if obligation.report_pk is not None and obligation.state not in OPEN_STATES:
+        report = session.get(DistributorReport, obligation.report_pk)
+        if report is not None:
+            fulfil_obligation(session, deps, obligation, report, now)
+
+
+ESTIMATED = "estimated"
+
+
+def recomputed_deadline(deps: LedgerDeps, obligation: Any) -> tuple[datetime, str]:
+    """The due instant and calendar status the current calendar gives an obligation (anything with `received_on`)."""
+    deadline = report_deadline(deps.calendar, obligation.received_on, deps.deadlines.working_days, deps.deadlines.cutoff)
+    return deadline.due_at, deadline.calendar
+
+
+def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, now: datetime) -> None:
+    """Re-date an in-flight obligation whose deadline was estimated, now that the calendar may know its year.
+
+    The levels already applied are not applied again, and their alerts stay sent; an obligation
+    marked overdue on the estimated date but not overdue on the real one is open again.
+    """
+    was_overdue = obligation.state == "overdue"
+    note = None
+    if was_overdue and obligation.level:
+        note = "alerts already sent on the estimated deadline stay sent; later levels follow the new deadline"
+    move_deadline(session, deps, obligation, obligation.received_on, now, obligation.received_on, action="deadline_recomputed", note=note)
+    if was_overdue and obligation.state == "open":
+        log.warning(
+            "ledger: obligation %s was overdue on an estimated deadline; open again until %s (calendar %s)",
+            obligation.id, obligation.due_at.isoformat(), obligation.calendar_status,
+        )
+
+
+def distributor_report_stored(session: Session, deps: LedgerDeps, report: DistributorReport, previous: dict | None, now: datetime) -> None:
+    """A report fulfils the obligation it answers; one for a notice never seen opens and fulfils in one step."""
+    notice = None
+    if report.notice_id:
+        notice = notice_named(session, report.notice_id, report.distributor_code)
+    if notice is None and report.product_code and report.notified_on:
+        notice = notice_described(session, report.distributor_code, report.product_code, report.notified_on)
+    if notice is not None:
+        key = report_subject_key(notice.notice_id, notice.distributor_code, None, None)
+    else:
+        key = report_subject_key(report.notice_id, report.distributor_code, report.product_code, report.notified_on)
+    obligation = obligation_by_subject(session, "report", key)
+    if obligation is None:
+        received_on = (notice.notified_on if notice else report.notified_on) or deps.calendar.local_date(report.submitted_at)
+        obligation = open_obligation(
+            session,
+            deps,
+            kind="report",
+            subject_key=key,
+            party_code=report.distributor_code,
+            region_code=(notice.region_code if notice else None) or _region_of_distributor(deps, report.distributor_code),
+            received_on=received_on,
+            priority=is_priority(notice.priority_class if notice else None),
+            now=now,
+            notice_pk=notice.id if notice else None,
+            product_code=report.product_code or (notice.product_code if notice else None),
+            fire_open=False,
+        )
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="opened_by_report", detail={"report_id": report.report_id})
+        fulfil_obligation(session, deps, obligation, report, now)
+        # The bureaus still learn of the stoppage, now described by the report; the distributor
+        # gets no receipt asking for the report it has just made.
+        opening = _opening_firings(deps, obligation, deps.policy.ladder_for("report", obligation.priority))
+        write_obligation_alerts(session, deps, obligation, opening, now, skip_recipients=frozenset({"distributor"}))
+        obligation.level = len(opening)
+    elif obligation.state in OPEN_STATES or obligation.report_pk == report.id:
+        fulfil_obligation(session, deps, obligation, report, now)
+    product = report.product_code or (notice.product_code if notice else None)
+    if product:
+        _fulfil_explanations(session, deps, report, product, now)
+
+
+def _fulfil_explanations(session: Session, deps: LedgerDeps, report: DistributorReport, product_code: str, now: datetime) -> None:
+    """A report about the product is the explanation the distributor owed for an unexplained shortage."""
+    for obligation in open_explanations_owed(session, report.distributor_code, product_code):
+        fulfil_obligation(session, deps, obligation, report, now)
+
+
+def explain_cases_by_notices(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], now: datetime) -> None:
+    """New stoppage notices for a product explain its shortage: the explanation obligations owed about it
+    are cancelled, each credited to the first notice (in file order) of its product; one query for the set."""
+    first_of: dict[str, StoppageNotice] = {}
+    for notice in notices:
+        first_of.setdefault(notice.product_code, notice)
+    if not first_of:
+        return
+    for obligation in open_explanations_about(session, list(first_of)):
+        obligation.state = "cancelled"
+        obligation.next_action_at = None
+        obligation.updated_at = now
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="cancelled",
+              detail={"reason": "explained by stoppage notice", "notice_id": first_of[obligation.product_code].notice_id})
+        drop_chasers_of_closed(session, obligation, now)

@@ -1,0 +1,229 @@
+"""The record writer: validated records into the record tables and their versions, a run of one
+kind at a time: new records in bulk, revisions one by one, duplicates (same content hash) not at
+all; the record listener (the ledger) is told of each new or revised row in the same transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from shortage_watch.domain.directory import Directory, unknown_party_warnings
+from shortage_watch.domain.records import MODELS, DistributorReportRecord, Record, RowError, hash_canonical_json, record_key
+from shortage_watch.store.bulk import DriverInsert
+from shortage_watch.store.record_rows import CurrentRows, notice_pk, rows_by_id, version_data, version_hashes
+from shortage_watch.store.tables import DistributorReport, RecordVersion, ShortageReport, StoppageNotice
+
+
+class RecordListener(Protocol):
+    """Told of each new or revised current row, inside the transaction that stored it.
+
+    A listener may also take the new rows of a chunk at once: `records_stored(session, kind,
+    rows, now)` (rows in file order); without it, each is told to `record_stored`.
+    """
+
+    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None: ...
+
+
+class NoopRecordListener:
+    """A listener that does nothing (until the ledger is wired in, and for the benchmark)."""
+
+    def records_stored(self, session: Session, kind: str, rows: list[Any], now: datetime) -> None:
+        return None
+
+    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _KindSpec:
+    table: Any
+    key_columns: tuple[str, str]
+    region_from: str | None  # "distributor" | "hospital": where a missing region_code comes from
+
+
+SPECS: dict[str, _KindSpec] = {
+    "stoppage_notice": _KindSpec(StoppageNotice, ("notice_id", "distributor_code"), "distributor"),
+    "distributor_report": _KindSpec(DistributorReport, ("distributor_code", "report_id"), None),
+    "shortage_report": _KindSpec(ShortageReport, ("hospital_code", "report_id"), "hospital"),
+}
+
+
+@dataclass
+class _Current:
+    row_id: int | None  # None while the insert is pending
+    row: Any  # the ORM row, loaded only when a listener or a revision needs it
+    version: int
+    content_hash: str | None
+    data: dict[str, Any] | None
+
+
+class RecordWriter:
+    """Writes validated records: new ones in bulk, revisions one by one, duplicates not at all; tells
+    `listener` of each new or revised row in the same transaction. `directory` gives a record without
+    a region its party's."""
+
+    def __init__(self, session: Session, listener: RecordListener, directory: Directory, *, source: str, receipt_id: int,
+                 now: datetime) -> None:
+        self.session = session
+        self.source = source
+        self.receipt_id = receipt_id
+        self.now = now
+        self.errors: list[RowError] = []  # where rows it refuses are reported (set per chunk)
+        self.warnings: list[RowError] = []  # accepted rows worth a look, collected by the tally per chunk
+        self.listener = listener
+        self.directory = directory
+        version_columns = [c.key for c in RecordVersion.__table__.c if not c.primary_key]
+        self.versions = DriverInsert(session.connection(), RecordVersion.__table__, version_columns,
+                                      as_stored=("data",))
+        self.inserters: dict[str, DriverInsert] = {}
+        self.current_rows = {kind: CurrentRows(spec.table, spec.key_columns) for kind, spec in SPECS.items()}
+        self.accepted = self.duplicates = self.revisions = 0
+
+    def use(self, session: Session) -> None:
+        """Write in `session` (the next chunk's transaction) from now on; compiled statements are kept."""
+        self.session = session
+        connection = session.connection()
+        for inserter in (self.versions, *self.inserters.values()):
+            inserter.connection = connection
+
+    def write(self, chunk: list[tuple[int, Record]]) -> None:
+        kind = chunk[0][1].record_kind
+        spec = SPECS[kind]
+        state = self._load_current(kind, spec, [record for _, record in chunk])
+        pending: list[tuple[str, Record, str, str]] = []
+        pending_keys: set[str] = set()
+        for row_number, record in chunk:
+            key = record.identity()
+            text = record.canonical_json()
+            digest = hash_canonical_json(text)
+            if key in pending_keys:
+                # The same identity twice in one run: store the first before judging the second.
+                self._insert_new(kind, spec, pending, state)
+                pending, pending_keys = [], set()
+            current = state.get(key)
+            if current is not None and current.content_hash == digest:
+                self.duplicates += 1
+                continue
+            if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number):
+                continue
+            self.warnings.extend(unknown_party_warnings(record, row_number, self.directory))
+            if current is None:
+                pending.append((key, record, digest, text))
+                pending_keys.add(key)
+                state[key] = _Current(None, None, 1, digest, None)
+            else:
+                self._revise(kind, spec, key, record, digest, current)
+        self._insert_new(kind, spec, pending, state)
+
+    def _load_current(self, kind: str, spec: _KindSpec, records: list[Record]) -> dict[str, _Current]:
+        """The current row, version and content hash of each identity in `records` that exists."""
+        first, second = spec.key_columns
+        pairs = sorted({(getattr(r, first), getattr(r, second)) for r in records})
+        state: dict[str, _Current] = {}
+        # Inserts run immediately and revisions flush themselves, so nothing needs an autoflush
+        # here; skipping it keeps each lookup from scanning every row loaded so far.
+        with self.session.no_autoflush:
+            for row_id, a, b, version in self.current_rows[kind].read(self.session, pairs):
+                state[record_key(a, b)] = _Current(row_id, None, version, None, None)
+            if state:
+                for key, version, content_hash in version_hashes(self.session, kind, list(state)):
+                    if version == state[key].version:
+                        state[key].content_hash = content_hash
+        return state
+
+    def _row_values(self, spec: _KindSpec, record: Record) -> dict[str, Any]:
+        # A record's fields are plain values (no nested models), so its __dict__ is the
+        # same mapping model_dump() builds, without the serializer's cost.
+        values = dict(record.__dict__)
+        values.pop("record_kind", None)
+        if spec.region_from and values.get("region_code") is None:
+            # records.md: a missing region_code defaults to the party's region in the directory.
+            code = values.get("distributor_code" if spec.region_from == "distributor" else "hospital_code")
+            party = (self.directory.distributor(code) if spec.region_from == "distributor"
+                     else self.directory.hospital(code))
+            if party is not None:
+                values["region_code"] = party.region_code
+        return values
+
+    def _insert_new(self, kind: str, spec: _KindSpec, pending: list[tuple[str, Record, str, str]],
+                    state: dict[str, _Current]) -> None:
+        """Store new records (key, record, content hash, canonical JSON) and tell the listener."""
+        if not pending:
+            return
+        rows_values = [self._row_values(spec, record) for _key, record, _digest, _text in pending]
+        table = spec.table
+        first, second = spec.key_columns
+        # A concurrent writer inserting the same identity makes this fail on the unique key;
+        # the DB error rolls the whole file back and it is simply processed again later.
+        # Multi-row INSERT … RETURNING gives the new ids (in any order: matched by identity);
+        # the flushed ORM rows the listener gets are then loaded in one SELECT … IN.
+        returned = self._inserter(kind, spec).insert_returning(
+            rows_values, ("id", first, second),
+            version=1, source=self.source, received_at=self.now, updated_at=self.now,
+        )
+        id_by_key = {record_key(a, b): row_id for row_id, a, b in returned}
+        with self.session.no_autoflush:
+            loaded = rows_by_id(self.session, table, list(id_by_key.values()))
+        # The canonical JSON that was hashed is stored as the version's data, as it is.
+        self.versions.insert(
+            [{"record_key": key, "content_hash": digest, "data": text} for key, _record, digest, text in pending],
+            kind=kind, version=1, source=self.source, receipt_id=self.receipt_id, received_at=self.now,
+        )
+        rows = []
+        for key, _record, digest, _text in pending:
+            row = loaded[id_by_key[key]]
+            # data None: a revision later in this file reads it back from its version row.
+            state[key] = _Current(row.id, row, 1, digest, None)
+            self.accepted += 1
+            rows.append(row)
+        stored_many = getattr(self.listener, "records_stored", None)
+        if stored_many is not None:
+            stored_many(self.session, kind, rows, self.now)
+        else:
+            for row in rows:
+                self.listener.record_stored(self.session, kind, row, None, self.now)
+
+    def _inserter(self, kind: str, spec: _KindSpec) -> DriverInsert:
+        if kind not in self.inserters:
+            fields = [name for name in MODELS[kind].model_fields if name != "record_kind"]
+            self.inserters[kind] = DriverInsert(self.session.connection(), spec.table.__table__,
+                                                 [*fields, "version", "source", "received_at", "updated_at"])
+        return self.inserters[kind]
+
+    def _revise(self, kind: str, spec: _KindSpec, key: str, record: Record, digest: str, current: _Current) -> None:
+        previous = current.data
+        if previous is None:
+            previous = version_data(self.session, kind, key, current.version)
+        row = current.row if current.row is not None else self.session.get(spec.table, current.row_id)
+        values = self._row_values(spec, record)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.version = current.version + 1
+        row.source = self.source
+        row.updated_at = self.now
+        self.session.add(RecordVersion(kind=kind, record_key=key, version=row.version, content_hash=digest,
+                                       data=record.data(), source=self.source, receipt_id=self.receipt_id,
+                                       received_at=self.now))
+        self.session.flush()
+        current.row, current.version, current.content_hash, current.data = row, row.version, digest, record.data()
+        self.accepted += 1
+        self.revisions += 1
+        self.listener.record_stored(self.session, kind, row, previous, self.now)
+
+    def _notice_known_or_described(self, record: DistributorReportRecord, row_number: int) -> bool:
+        """records.md: a report naming an unknown notice must describe it."""
+        if record.notice_id is None or not record.missing_description():
+            return True
+        self.session.flush()
+        if notice_pk(self.session, record.notice_id, record.distributor_code) is not None:
+            return True
+        self.errors.append(RowError(
+            row_number, "notice_id",
+            "通知编号未登记，且未描述通知（生产企业、药品编码、药品名称、类型、通知日期） / "
+            "notice_id is unknown and the notice is not described "
+            "(manufacturer, product_code, product_name, kind, notified_on)",
+        ))
+        return False
