@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from shortage_watch.services.cases import shortage_report_stored
 from shortage_watch.services.ledger_deps import LedgerDeps
 from shortage_watch.services.obligations import distributor_report_stored, notice_stored, notices_stored
+from shortage_watch.store.tables import RecordRow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class LedgerListener:
     def __init__(self, deps: LedgerDeps) -> None:
         self.deps = deps
 
-    def records_stored(self, session: Session, kind: str, rows: list[Any], now: datetime) -> None:
+    def records_stored(self, session: Session, kind: str, rows: list[RecordRow], now: datetime) -> None:
         """New rows of one kind, in file order: notices in sets (`notices_stored`), the other kinds row by row."""
         if kind == "stoppage_notice":
             notices_stored(session, self.deps, rows, now)
@@ -37,7 +36,7 @@ class LedgerListener:
         for row in rows:
             self.record_stored(session, kind, row, None, now)
 
-    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
+    def record_stored(self, session: Session, kind: str, row: RecordRow, previous: dict | None, now: datetime) -> None:
         """One new (`previous` None) or revised row."""
         if kind == "stoppage_notice":
             notice_stored(session, self.deps, row, previous, now)

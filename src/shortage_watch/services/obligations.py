@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,13 @@ from shortage_watch.store.ledger_rows import (
 from shortage_watch.store.tables import DistributorReport, Obligation, StoppageNotice
 
 log = logging.getLogger(__name__)
+
+
+class Received(Protocol):
+    """Anything with the day its notice was received (an Obligation, or a swept row)."""
+
+    @property
+    def received_on(self) -> date: ...
 
 
 def _region_of_distributor(deps: LedgerDeps, code: str) -> str | None:
@@ -367,7 +374,7 @@ def move_deadline(
 ESTIMATED = "estimated"
 
 
-def recomputed_deadline(deps: LedgerDeps, obligation: Any) -> tuple[datetime, str]:
+def recomputed_deadline(deps: LedgerDeps, obligation: Received) -> tuple[datetime, str]:
     """The due instant and calendar status the current calendar gives an obligation (anything with `received_on`)."""
     deadline = report_deadline(deps.calendar, obligation.received_on, deps.deadlines.working_days, deps.deadlines.cutoff)
     return deadline.due_at, deadline.calendar

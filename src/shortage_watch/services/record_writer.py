@@ -14,7 +14,7 @@ from shortage_watch.domain.directory import Directory, unknown_party_warnings
 from shortage_watch.domain.records import MODELS, DistributorReportRecord, Record, RowError, hash_canonical_json, record_key
 from shortage_watch.store.bulk import DriverInsert
 from shortage_watch.store.record_rows import CurrentRows, notice_pk, rows_by_id, version_data, version_hashes
-from shortage_watch.store.tables import DistributorReport, RecordVersion, ShortageReport, StoppageNotice
+from shortage_watch.store.tables import DistributorReport, RecordRow, RecordVersion, ShortageReport, StoppageNotice
 
 
 class RecordListener(Protocol):
@@ -24,22 +24,22 @@ class RecordListener(Protocol):
     rows, now)` (rows in file order); without it, each is told to `record_stored`.
     """
 
-    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None: ...
+    def record_stored(self, session: Session, kind: str, row: RecordRow, previous: dict | None, now: datetime) -> None: ...
 
 
 class NoopRecordListener:
     """A listener that does nothing (until the ledger is wired in, and for the benchmark)."""
 
-    def records_stored(self, session: Session, kind: str, rows: list[Any], now: datetime) -> None:
+    def records_stored(self, session: Session, kind: str, rows: list[RecordRow], now: datetime) -> None:
         return None
 
-    def record_stored(self, session: Session, kind: str, row: Any, previous: dict | None, now: datetime) -> None:
+    def record_stored(self, session: Session, kind: str, row: RecordRow, previous: dict | None, now: datetime) -> None:
         return None
 
 
 @dataclass(frozen=True)
 class _KindSpec:
-    table: Any
+    table: type[RecordRow]
     key_columns: tuple[str, str]
     region_from: str | None  # "distributor" | "hospital": where a missing region_code comes from
 
@@ -54,7 +54,7 @@ SPECS: dict[str, _KindSpec] = {
 @dataclass
 class _Current:
     row_id: int | None  # None while the insert is pending
-    row: Any  # the ORM row, loaded only when a listener or a revision needs it
+    row: RecordRow | None  # the ORM row, loaded only when a listener or a revision needs it
     version: int
     content_hash: str | None
     data: dict[str, Any] | None

@@ -492,3 +492,7 @@ class OfficerAction(Base):
     actor: Mapped[str] = mapped_column(String(128))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("web_accounts.id"))
     recorded_at: Mapped[datetime]
+
+
+# A stored record of any kind, as the ingest hands it to its listener.
+RecordRow = StoppageNotice | DistributorReport | ShortageReport
