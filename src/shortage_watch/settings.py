@@ -11,6 +11,7 @@ import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -60,13 +61,19 @@ class DatabaseSettings(Section):
     def _valid_url(cls, value: str) -> str:
         # The scheme is checked by hand, as sqlalchemy's make_url reads it (`backend+driver://`):
         # importing sqlalchemy here would cost every command, `deadline` too, a third of its start-up.
-        # The rest of the URL is parsed when a command opens the database.
+        # The port is checked too (the standard library reads it); the rest of the URL is
+        # parsed when a command opens the database.
         scheme = _URL_SCHEME.match(value)
         if scheme is None:
             raise ValueError("not a database URL (expected sqlite:///path or postgresql+psycopg://…)")
         backend = scheme["backend"]
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
+        if backend == "postgresql":
+            try:
+                urlsplit(value).port  # noqa: B018 (reading it checks it is a number in 0-65535)
+            except ValueError:
+                raise ValueError("the port is not a number from 0 to 65535") from None
         return value
 
 

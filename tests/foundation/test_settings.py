@@ -135,3 +135,14 @@ def test_unreadable_database_url_file_names_the_key(write_config: Callable[..., 
     with pytest.raises(SettingsError) as excinfo:
         load_settings(write_config({"database": {"url_file": str(tmp_path / "missing")}}), explicit=True)
     assert excinfo.value.problems[0].startswith("database: url_file: cannot read secret file")
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://u@127.0.0.1:notaport/db", "postgresql://u@127.0.0.1:70000/db"])
+def test_a_database_port_that_is_no_port_is_a_settings_error(
+    url: str, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config({"database": {"url": url}})
+    assert main(["--config", str(path), "db", "current"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("shortage-watch: setting database.url:"), err
+    assert "port" in err and "Traceback" not in err and "ValueError" not in err
