@@ -123,6 +123,12 @@ def _report_error(exc: Exception) -> int:
     if isinstance(exc, CalendarError):
         print(f"shortage-watch: error: {exc}", file=sys.stderr)
         return 2
+    from shortage_watch.domain.policy import PolicyError
+
+    if isinstance(exc, PolicyError):
+        # Any command that reaches the ledger (submit, once, sweep…) reads the policy first.
+        print(f"shortage-watch: error: setting escalation.policy: {exc}", file=sys.stderr)
+        return 2
     from shortage_watch.store.errors import OperationalError
 
     if isinstance(exc, OperationalError):

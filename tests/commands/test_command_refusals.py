@@ -64,6 +64,24 @@ def test_submit_while_sqlite_is_locked_exits_1_retryable_with_one_line(
     assert "locked" in err
 
 
+
+def test_submit_with_a_broken_escalation_policy_names_the_setting_and_exits_2(
+    sqlite_url: str, write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("levels = [\n", encoding="utf-8")
+    config = write_config({"database": {"url": sqlite_url}, "escalation": {"policy": str(policy)}})
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    capsys.readouterr()
+
+    code = submit(config, tmp_path)
+
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "unexpected" not in err
+    assert err.startswith("shortage-watch: error: setting escalation.policy:") and "policy.toml" in err, err
+
+
 MALFORMED_ARGUMENTS = [
     ["obligations", "show", "99999999999999999999"],  # beyond any database integer
     ["obligations", "show", "٣"],  # an Arabic-Indic digit: str.isdigit() says yes, int() of it is not ours
