@@ -51,4 +51,5 @@ def take_mates(session: Session, ids: list[int], owner: str, until: datetime, no
 
 def created_at_of(session: Session, ids: Iterable[int]) -> dict[int, datetime]:
     """When each alert of `ids` was written."""
-    return dict(session.execute(select(Alert.id, Alert.created_at).where(Alert.id.in_(list(ids)))).tuples().all())
+    rows = session.execute(select(Alert.id, Alert.created_at).where(Alert.id.in_(list(ids))))
+    return {alert_id: created_at for alert_id, created_at in rows}
