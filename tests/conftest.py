@@ -9,7 +9,10 @@ server answers.
 from __future__ import annotations
 
 import os
+import secrets
+import sqlite3
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -71,14 +74,25 @@ def truncate_all(engine: Engine) -> None:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A fresh SQLite file migrated to head."""
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    engine = make_engine(url)
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head, which each test's ledger copies (migrating each took most of a fast test)."""
+    path = tmp_path_factory.mktemp("template") / "ledger.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade_schema(engine)
     engine.dispose()
-    return url
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A fresh SQLite file migrated to head, with its own installation id (as a migration gives)."""
+    path = tmp_path / "ledger.db"
+    with closing(sqlite3.connect(migrated_sqlite_template)) as template, closing(sqlite3.connect(path)) as ledger:
+        template.backup(ledger)
+        with ledger:
+            ledger.execute("UPDATE installation SET installation_id = ?", (secrets.token_hex(8),))
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
