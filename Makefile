@@ -36,9 +36,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## test-fast: the edit-test loop (under a minute): every test not marked slow, on SQLite only
+## test-fast: the edit-test loop (under a minute): every test not marked slow, on SQLite only, one worker per core
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
 ## bench: every benchmark in bench/, each printing its figure and ratio
 bench: $(STAMP)
