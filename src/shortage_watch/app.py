@@ -22,7 +22,6 @@ from shortage_watch.store.db import make_engine, make_read_sessionmaker, make_se
 
 if TYPE_CHECKING:
     from shortage_watch.domain.directory import Directory
-    from shortage_watch.domain.routing import NoDirectory
     from shortage_watch.intake.directory_files import DirectoryFiles
     from shortage_watch.mail.render import Renderer
     from shortage_watch.mail.transports import Transport
@@ -94,16 +93,16 @@ class App:
         """The current directory, reloaded when a file's mtime changes; empty when none is configured."""
         return self.directory_files.current()
 
-    def usable_directory(self) -> "Directory | NoDirectory":
+    def usable_directory(self) -> "Directory":
         """The current directory; an empty one (everything routes to operations) when none is usable."""
-        from shortage_watch.domain.routing import NoDirectory
+        from shortage_watch.domain.directory import Directory
 
         try:
             directory = self.directory
         except Exception:  # a broken directory file must not stop the ledger; alerts fall back to operations
             log.exception("ledger: directory unavailable; routing to the operations address")
-            return NoDirectory()
-        return directory if directory is not None else NoDirectory()
+            return Directory()
+        return directory if directory is not None else Directory()
 
     def ledger_deps(self) -> "LedgerDeps":
         """What the ledger's services use, with the directory as it is now (it reloads when its files change)."""

@@ -42,6 +42,7 @@ from shortage_watch import __version__
 from shortage_watch.app import App
 from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.clock import utc_now
+from shortage_watch.domain.working_hours import working_day_from
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.redact import mask_url
 from shortage_watch.services.deliver import deliver_due
@@ -88,16 +89,6 @@ def check_schema(app: App) -> None:
 # --- housekeeping ---------------------------------------------------------------------
 
 
-def working_day_job_due(calendar: WorkingCalendar, now: datetime, at: time) -> bool:
-    """True on a working day (the official calendar, make-up days included) from local time `at` on.
-
-    The cron timer fires at `at`; the catch-up cycle at start asks too, so a daemon
-    started after `at` still sends that day's digest (the digest is idempotent per day).
-    """
-    local = now.astimezone(calendar.tz)
-    return calendar.is_working_day(local.date()) and local.time() >= at
-
-
 def overrides_signature(directory: Path | None) -> tuple[tuple[str, int, int], ...]:
     """What the calendar override folder holds now (names, sizes, mtimes): changes mean reload."""
     if directory is None or not directory.is_dir():
@@ -142,7 +133,7 @@ class Daemon:
     # jobs ------------------------------------------------------------------------------
 
     def poll(self, only: str | None = None) -> None:
-        """Poll one source (or all): `services.ingest.poll_sources`.
+        """Poll one source (or all): `services.poll.poll_sources`.
 
         The timer fires at the source's interval, so a healthy source is polled then; a
         failing one waits out intake's back-off (`source_is_due`) before it is tried again.
@@ -179,7 +170,7 @@ class Daemon:
 
     def _working_day_job(self, lease: str, at: time, send: Callable[[DigestDeps, datetime], int]) -> None:
         now = self.app.clock.now()
-        if not working_day_job_due(self.app.calendar, now, at):
+        if not working_day_from(self.app.calendar, now, at):
             log.debug("%s not due at %s", lease, now.isoformat(), extra={"job": lease})
             return
         today = self.app.calendar.local_date(now)

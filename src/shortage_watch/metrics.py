@@ -19,14 +19,11 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.quiet import KINDS, QuietReporter
+from shortage_watch.domain.states import OBLIGATION_FINISHED
 from shortage_watch.store import figures
 from shortage_watch.store.db import make_read_sessionmaker
 
 log = logging.getLogger(__name__)
-
-# Obligations in these states need nothing more; the rest count as open work.
-SETTLED_OBLIGATION_STATES = ("fulfilled", "fulfilled_late", "cancelled", "closed")
-
 
 class LedgerCollector(Collector):
     """Reads counts from the database on every scrape; `shortage_watch_db_up 0` if it cannot."""
@@ -90,7 +87,7 @@ class LedgerCollector(Collector):
         obligations = GaugeMetricFamily(
             "shortage_watch_obligations", "Unsettled obligations by state and ladder level", labels=["state", "level"]
         )
-        for ob in figures.obligation_counts(session, excluding_states=SETTLED_OBLIGATION_STATES):
+        for ob in figures.obligation_counts(session, excluding_states=OBLIGATION_FINISHED):
             obligations.add_metric([ob.state, str(ob.level)], ob.obligations)
         yield obligations
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from shortage_watch.app import App
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import FixedClock, utc_now
-from shortage_watch.daemon import Daemon, working_day_job_due
+from shortage_watch.daemon import Daemon
+from shortage_watch.domain.working_hours import working_day_from
 from shortage_watch.services.housekeeping import calendar_warnings, prune_old_records
 from shortage_watch.services.replica import claim_named_lease, release_named_lease, release_replica_claims, write_heartbeat
 from shortage_watch.store.tables import Alert, Heartbeat, Lease, Obligation, RawPayload, RawReceipt, ShortageCase, SourceState
@@ -143,13 +144,13 @@ def test_calendar_override_silences_the_warning(tmp_path: Path) -> None:
 def test_digest_is_due_on_working_days_from_its_time() -> None:
     cal = WorkingCalendar()
     eight = time(8, 0)
-    assert working_day_job_due(cal, at_local(date(2024, 9, 27), 8, 0), eight)  # Friday
-    assert not working_day_job_due(cal, at_local(date(2024, 9, 27), 7, 59), eight)
-    assert not working_day_job_due(cal, at_local(date(2024, 10, 1), 9), eight)  # National Day
-    assert not working_day_job_due(cal, at_local(date(2024, 10, 7), 9), eight)  # holiday Monday
-    assert working_day_job_due(cal, at_local(date(2024, 9, 29), 9), eight)  # make-up Sunday
-    assert working_day_job_due(cal, at_local(date(2024, 10, 12), 9), eight)  # make-up Saturday
-    assert not working_day_job_due(cal, at_local(date(2024, 10, 13), 9), eight)  # plain Sunday
+    assert working_day_from(cal, at_local(date(2024, 9, 27), 8, 0), eight)  # Friday
+    assert not working_day_from(cal, at_local(date(2024, 9, 27), 7, 59), eight)
+    assert not working_day_from(cal, at_local(date(2024, 10, 1), 9), eight)  # National Day
+    assert not working_day_from(cal, at_local(date(2024, 10, 7), 9), eight)  # holiday Monday
+    assert working_day_from(cal, at_local(date(2024, 9, 29), 9), eight)  # make-up Sunday
+    assert working_day_from(cal, at_local(date(2024, 10, 12), 9), eight)  # make-up Saturday
+    assert not working_day_from(cal, at_local(date(2024, 10, 13), 9), eight)  # plain Sunday
 
 
 def test_schedule_has_one_timer_per_source_and_job(tmp_path: Path) -> None:

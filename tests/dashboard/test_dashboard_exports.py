@@ -37,7 +37,7 @@ def test_csv_export_is_the_filtered_rows_with_formulas_neutralised(sessions, sam
     assert len(rows) == 2  # 福安's 硝酸甘油片 only: 重庆's has the same drug and never appears
     record = dict(zip(rows[0], rows[1]))
     assert record["生产企业"] == "'" + HYPERLINK
-    assert (record["配送企业"], record["地区"], record["状态"], record["报告截止"]) == ("福安市医药物流有限公司", "福安市", "未到期", "2024-10-16 23:59")
+    assert (record["配送企业"], record["地区"], record["状态"], record["报告截止"]) == ("福安市医药物流有限公司", "福安市", "待报告", "2024-10-16 23:59")
 
 
 def test_xlsx_export_keeps_record_text_as_text(sessions, sample_directory) -> None:

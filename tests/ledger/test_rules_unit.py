@@ -10,7 +10,7 @@ import pytest
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, is_regional, possible_false_shortages
 from shortage_watch.domain.deadline import report_deadline
-from shortage_watch.domain.obligations import advance, fulfilment, overdue_working_days, state_at
+from shortage_watch.domain.obligations import advance, fulfilment, overdue_working_days
 from shortage_watch.domain.policy import (
     Ladder,
     Level,
@@ -21,7 +21,9 @@ from shortage_watch.domain.policy import (
     policy_from_data,
     schedule,
 )
-from shortage_watch.domain.routing import NoDirectory, route
+from shortage_watch.domain.directory import Directory
+from shortage_watch.domain.routing import route
+from shortage_watch.domain.states import obligation_state_at
 from tests.ledger.conftest import POLICY, at, sample_directory
 
 CAL = WorkingCalendar()
@@ -103,8 +105,8 @@ def test_on_time_and_late_fulfilment():
 
 
 def test_overdue_strictly_after_due_instant():
-    assert state_at("open", DEADLINE.due_at, DEADLINE.due_at) == "open"
-    assert state_at("open", DEADLINE.due_at, DEADLINE.due_at + timedelta(seconds=1)) == "overdue"
+    assert obligation_state_at("open", DEADLINE.due_at, DEADLINE.due_at) == "open"
+    assert obligation_state_at("open", DEADLINE.due_at, DEADLINE.due_at + timedelta(seconds=1)) == "overdue"
     assert overdue_working_days(CAL, DEADLINE.due, DEADLINE.due_at, at("2024-10-14T09:00")) == 3
 
 
@@ -154,7 +156,7 @@ def test_routing_falls_back_to_operations_then_undeliverable():
     assert route(directory, "distributor", region_code=None, distributor_code="D3", operations_email="ops@sw.example")[0].email == "ops@sw.example"
     lost = route(directory, "distributor", region_code=None, distributor_code="D3")
     assert lost[0].email is None and lost[0].key == "distributor@-"
-    unknown = route(NoDirectory(), "insurance@county", region_code="999999")
+    unknown = route(Directory(), "insurance@county", region_code="999999")
     assert unknown[0].email is None and unknown[0].key == "insurance@999999"
 
 

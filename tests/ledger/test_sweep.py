@@ -107,7 +107,7 @@ def _due_obligations(app, count: int, *, received: str = "2024-09-27") -> None:
     rows = [
         dict(kind="report", subject_key=f"N:B{n}:D1", party_code="D1", region_code="350902", product_code="XA01", priority=False,
              received_on=deadline.received, due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar,
-             state="open", level=len(ladder.open_levels), policy=ladder.as_json(), next_action_at=at("2024-10-09T00:00"), opened_at=opened, updated_at=opened)
+             state="open", level=sum(1 for level in ladder.levels if level.offset is None), policy=ladder.as_json(), next_action_at=at("2024-10-09T00:00"), opened_at=opened, updated_at=opened)
         for n in range(count)
     ]
     with app.sessions.begin() as session:
@@ -141,7 +141,7 @@ def test_a_row_that_raises_in_a_batch_is_pushed_back_and_the_rest_of_its_batch_s
     with app.sessions() as session:
         rows = {o.subject_key: o for o in session.scalars(select(Obligation))}
         stepped = session.scalars(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "levels")).one()
-    opening = len(app.policy.ladder_for("report").open_levels)
+    opening = sum(1 for level in app.policy.ladder_for("report").levels if level.offset is None)
     assert rows["N:B17:D1"].next_action_at == now + timedelta(minutes=15) and rows["N:B17:D1"].level == opening
     assert all(o.level == opening + 1 and o.claimed_by is None for key, o in rows.items() if key != "N:B17:D1")
     assert stepped == 29

@@ -101,7 +101,7 @@ def test_a_clerk_logs_in_enters_a_notice_files_the_report_uploads_and_prints(por
     page.fill("#f-contact_name", "王芳")
     page.click("main button[type=submit]")
     assert "/records/distributor_report/" in page.url
-    assert "已按时反馈" in page.inner_text("main")
+    assert "已按时报告" in page.inner_text("main")
     page.goto(f"{base}/")
     assert page.locator("tr", has_text="HBZY-2024-1008").count() == 0
 

@@ -17,17 +17,18 @@ from shortage_watch.commands.officer import (
 )
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.policy import PolicyError
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState, ObligationState
 
 if TYPE_CHECKING:
     from shortage_watch.store import officer_queries as oq
     from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
 
 STATE_FILTERS = {
-    "open": ("open",),
-    "overdue": ("overdue",),
-    "late": ("fulfilled_late",),
-    "fulfilled": ("fulfilled", "fulfilled_late"),
-    "cancelled": ("cancelled",),
+    "open": (ObligationState.OPEN,),
+    "overdue": (ObligationState.OVERDUE,),
+    "late": (ObligationState.FULFILLED_LATE,),
+    "fulfilled": (ObligationState.FULFILLED, ObligationState.FULFILLED_LATE),
+    "cancelled": (ObligationState.CANCELLED,),
 }
 
 
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cases_sub = cases.add_subparsers(dest="cases_command", metavar="ACTION")
     cases_sub.required = True
     c_list = cases_sub.add_parser("list", help="list cases")
-    c_list.add_argument("--state", choices=["open", "regional", "escalated", "resolved", "active"], default="active")
+    c_list.add_argument("--state", choices=[*map(str, CaseState), "active"], default="active")
     c_list.add_argument("--region", help="only cases of this region: its cities, or a hospital report from within it")
     c_list.add_argument("--json", action="store_true")
     add_lang(c_list)
@@ -161,7 +162,7 @@ def _days_late(app: Any, ob: Obligation, now: datetime) -> int | None:
     """Working days late: as reported late, or overdue at `now` (at least 1 once past due)."""
     if ob.late_working_days is not None:
         return ob.late_working_days
-    if ob.state in ("open", "overdue"):
+    if ob.state in OBLIGATION_IN_FLIGHT:
         return overdue_working_days(app.calendar, ob.due_on, ob.due_at, now)
     return None
 
@@ -204,7 +205,7 @@ def _obligation_json(app: Any, ob: Obligation, about: _About, now: datetime) -> 
         "due_at": local_iso(ob.due_at, tz),
         "calendar": ob.calendar_status,
         "state": ob.state,
-        "overdue_now": ob.state in ("open", "overdue") and now > ob.due_at,
+        "overdue_now": ob.state in OBLIGATION_IN_FLIGHT and now > ob.due_at,
         "working_days_late": _days_late(app, ob, now),
         "level": ob.level,
         "next_action_at": local_iso(ob.next_action_at, tz),
@@ -243,7 +244,7 @@ def obligations_list(args: argparse.Namespace, ctx: Context) -> int:
     lines = table(headers, [
         (item["case_number"], label("obligation_kind", ob.kind, lang), _party(item["distributor_name"], ob.party_code),
          item["product_name"] or ob.product_code, item["notice_id"], ob.region_code, local_minute(ob.due_at, app.calendar.tz),
-         label("obligation_state", "overdue" if item["overdue_now"] and ob.state == "open" else ob.state, lang),
+         label("obligation_state", ObligationState.OVERDUE if item["overdue_now"] and ob.state == ObligationState.OPEN else ob.state, lang),
          item["working_days_late"])
         for ob, item in zip(rows, items)
     ])
@@ -522,7 +523,7 @@ def cases_resolve(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError("--note 须说明解决原因 / --note must say why the case is resolved")
     with app.sessions.begin() as session:
         case = _load_case(session, args.id)
-        if case.state == "resolved":
+        if case.state == CaseState.RESOLVED:
             raise CommandError(f"{number} 已解决 / case {number} is already resolved", exit_code=1)
         parts = case_parts(session, case)
         targets = [p.hospital_code for p in parts if not p.closed]

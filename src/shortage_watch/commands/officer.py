@@ -54,17 +54,8 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 
+# Words only officers' command output uses; the choices and states come from the one label table.
 LABELS: dict[str, dict[str, dict[str, str]]] = {
-    "obligation_state": {
-        "zh-CN": {"open": "待报告", "overdue": "已逾期", "fulfilled": "已按时报告", "fulfilled_late": "逾期后已报告",
-                  "cancelled": "已撤销", "closed": "已关闭"},
-        "en": {"open": "open", "overdue": "overdue", "fulfilled": "reported on time", "fulfilled_late": "reported late",
-               "cancelled": "cancelled", "closed": "closed"},
-    },
-    "obligation_kind": {
-        "zh-CN": {"report": "书面报告", "explanation": "情况说明"},
-        "en": {"report": "written report", "explanation": "explanation"},
-    },
     "alert_status": {
         "zh-CN": {"pending": "待发送", "sending": "发送中", "sent": "已发送", "dead": "发送失败", "undeliverable": "无收件地址",
                   "digest": "并入日报"},
@@ -100,7 +91,7 @@ def label(group: str, value: str | None, lang: str) -> str:
         return "-"
     if group == "template" and value in CHOICES["step"].get(lang, {}):
         return CHOICES["step"][lang][value]
-    return LABELS[group].get(lang, {}).get(value, value)
+    return (LABELS.get(group) or CHOICES[group]).get(lang, {}).get(value, value)
 
 
 def add_lang(parser: argparse.ArgumentParser) -> None:

@@ -75,7 +75,10 @@ class Party:
 
 @dataclass
 class Directory:
-    """The loaded directory; lookups are dictionary reads. `load_problems` come from the files."""
+    """The loaded directory; lookups are dictionary reads. `load_problems` come from the files.
+
+    `Directory()` is the empty directory: no regions, contacts or parties, so everything routes to operations.
+    """
 
     regions: dict[str, Region] = field(default_factory=dict)
     contacts: dict[tuple[str, str], Contact] = field(default_factory=dict)

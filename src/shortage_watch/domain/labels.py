@@ -1,7 +1,8 @@
 """The one table of labels for every choice a record, mail, page or workbook shows: value -> words per language.
 
 Groups: `kind` (停产/断供/减产), `priority` (药品类别), `supply` (供应状态), `cause` (原因分类),
-`case_state`, `role`, `calendar`, `step` (a ladder step, by template name).
+`obligation_state`, `obligation_kind`, `case_state`, `role`, `calendar`, `step` (a ladder step, by
+template name). The CLI, mail, portal and dashboard all read their words here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
     "cause": {
         "zh-CN": {"supply": "供应短缺", "procurement": "采购原因", "other": "其他"},
         "en": {"supply": "supply", "procurement": "procurement (not ordered)", "other": "other"},
+    },
+    "obligation_state": {
+        "zh-CN": {"open": "待报告", "overdue": "已逾期", "fulfilled": "已按时报告", "fulfilled_late": "逾期后已报告", "cancelled": "已撤销"},
+        "en": {"open": "open", "overdue": "overdue", "fulfilled": "reported on time", "fulfilled_late": "reported late", "cancelled": "cancelled"},
+    },
+    "obligation_kind": {
+        "zh-CN": {"report": "书面报告", "explanation": "情况说明"},
+        "en": {"report": "written report", "explanation": "explanation"},
     },
     "case_state": {
         "zh-CN": {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"},

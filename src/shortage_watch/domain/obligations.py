@@ -12,9 +12,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from shortage_watch.domain.policy import OVERDUE_GRACE, Firing, Ladder, schedule
-
-OPEN_STATES = ("open", "overdue")
-CLOSED_STATES = ("fulfilled", "fulfilled_late", "cancelled")
+from shortage_watch.domain.states import ObligationState
 
 
 class Calendar(Protocol):
@@ -27,7 +25,7 @@ class Calendar(Protocol):
 
 @dataclass(frozen=True)
 class Fulfilment:
-    state: str  # fulfilled | fulfilled_late
+    state: ObligationState  # FULFILLED | FULFILLED_LATE
     late_working_days: int | None
 
 
@@ -38,9 +36,9 @@ def fulfilment(calendar: Calendar, due_on: date, due_at: datetime, submitted_at:
     a report sent after the cut-off on the due date, or on the rest day after it, is one day late.
     """
     if submitted_at <= due_at:
-        return Fulfilment("fulfilled", None)
+        return Fulfilment(ObligationState.FULFILLED, None)
     late = calendar.working_days_between(due_on, calendar.local_date(submitted_at))
-    return Fulfilment("fulfilled_late", max(1, late))
+    return Fulfilment(ObligationState.FULFILLED_LATE, max(1, late))
 
 
 def overdue_working_days(calendar: Calendar, due_on: date, due_at: datetime, now: datetime) -> int | None:
@@ -48,15 +46,6 @@ def overdue_working_days(calendar: Calendar, due_on: date, due_at: datetime, now
     if now <= due_at:
         return None
     return max(1, calendar.working_days_between(due_on, calendar.local_date(now)))
-
-
-def state_at(state: str, due_at: datetime, now: datetime) -> str:
-    """An open obligation becomes overdue strictly after its due instant; other states stay."""
-    if state == "open" and now > due_at:
-        return "overdue"
-    if state == "overdue" and now <= due_at:
-        return "open"  # a revision moved the deadline later
-    return state
 
 
 @dataclass(frozen=True)
@@ -114,7 +103,7 @@ def overdue_check_at(state: str, due_at: datetime, next_action_at: datetime | No
     """When the sweep must next look at an obligation whose dates changed: an open one no later than
     just after its due instant, so it turns overdue on time even when the levels at the due date were
     applied already, on an earlier deadline (an estimated calendar, a revised notice)."""
-    if state != "open":
+    if state != ObligationState.OPEN:
         return next_action_at
     overdue_at = due_at + OVERDUE_GRACE
     return overdue_at if next_action_at is None else min(next_action_at, overdue_at)

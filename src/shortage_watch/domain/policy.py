@@ -77,10 +77,6 @@ class Ladder:
     def from_json(cls, data: dict[str, Any]) -> "Ladder":
         return cls(data["kind"], tuple(_level(f"snapshot.{data['kind']}", i, raw) for i, raw in enumerate(data["levels"])))
 
-    @property
-    def open_levels(self) -> tuple[Level, ...]:
-        return tuple(level for level in self.levels if level.offset is None)
-
 
 @dataclass(frozen=True)
 class EventRule:

@@ -99,28 +99,3 @@ def same_bureau_as_city(directory: DirectoryView, spec: str, region_code: str | 
     city = directory.at_level(region_code, "city")
     province = directory.at_level(region_code, "province")
     return city is not None and province is not None and city.code == province.code
-
-
-class NoDirectory:
-    """A directory with no regions, contacts or parties: everything routes to operations."""
-
-    def region(self, code: str) -> None:
-        return None
-
-    def ancestors(self, code: str) -> list[Any]:
-        return []
-
-    def at_level(self, code: str, level: str) -> None:
-        return None
-
-    def city_of(self, code: str) -> None:
-        return None
-
-    def contact(self, region_code: str, role: str) -> None:
-        return None
-
-    def distributor(self, code: str) -> None:
-        return None
-
-    def hospital(self, code: str) -> None:
-        return None

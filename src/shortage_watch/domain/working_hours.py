@@ -26,6 +26,16 @@ def next_working_hours_start(calendar: WorkingDays, now: datetime, start: time, 
     return datetime.combine(next_day, start, tzinfo=calendar.tz)  # type: ignore[arg-type]
 
 
+def working_day_from(calendar: WorkingDays, now: datetime, at: time) -> bool:
+    """True on a working day (the official calendar, make-up days included) from local time `at` on.
+
+    The daily jobs (digests, housekeeping) run then: a cron timer fires at `at`, and a daemon
+    started later that day still runs them (each is idempotent per day).
+    """
+    local = now.astimezone(calendar.tz)  # type: ignore[arg-type]
+    return calendar.is_working_day(local.date()) and local.time() >= at
+
+
 def bureau_mail_waits(role: str, urgent: bool) -> bool:
     """Non-urgent mail to insurance or health bureaus waits for working hours.
 

@@ -17,6 +17,7 @@ from shortage_watch.domain.alert_context import AlertContext
 from shortage_watch.domain.cases import ReportView, hospital_parts, possible_false_shortages
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.routing import DirectoryView, Route
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.case_queries import case_reports, part_closed_events, product_manufacturer, product_notice_ids
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, StoppageNotice
@@ -229,7 +230,7 @@ def obligation_context_of(
             "late_working_days": obligation.late_working_days,
         }
     overdue = None
-    if obligation.state in ("open", "overdue"):
+    if obligation.state in OBLIGATION_IN_FLIGHT:
         overdue = overdue_working_days(calendar, obligation.due_on, obligation.due_at, now)
     fallback_name = getattr(notice, "distributor_name", None)
     context: dict[str, Any] = {
@@ -262,7 +263,7 @@ def case_context(session: Session, case: ShortageCase | None, directory: Directo
     assert case is not None
     unresolved = None
     overdue = None
-    if case.regional_at is not None and case.state != "resolved":
+    if case.regional_at is not None and case.state != CaseState.RESOLVED:
         # Whole working days gone by: the day in progress is not counted yet.
         unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now) - timedelta(days=1))
         if case.due_at is not None:

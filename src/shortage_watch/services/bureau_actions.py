@@ -9,6 +9,7 @@ from typing import Collection
 
 from sqlalchemy.orm import Session
 
+from shortage_watch.domain.states import CaseState
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.cases import case_parts, resolve_case
 from shortage_watch.store.tables import OfficerAction, ShortageCase
@@ -30,7 +31,7 @@ def close_case_parts(
     note = note.strip()
     if not note:
         raise ActionError("请填写处理说明 / a note saying how it was resolved is required")
-    if case.state == "resolved":
+    if case.state == CaseState.RESOLVED:
         raise ActionError("该案件已解决 / the case is already resolved")
     parts = case_parts(session, case)
     if hospital:

@@ -13,6 +13,7 @@ from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, 
 from shortage_watch.domain.catch_up import Plan
 from shortage_watch.domain.obligations import advance, explanation_subject_key, next_action_after_revision
 from shortage_watch.domain.policy import Firing, Ladder
+from shortage_watch.domain.states import CaseState, case_regional, case_resolved
 from shortage_watch.services.alert_routing import write_event_alerts, write_ladder_alerts
 from shortage_watch.services.alerts import audit, case_context, operator_closures
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
@@ -97,7 +98,7 @@ def shortage_report_stored(session: Session, deps: LedgerDeps, report: ShortageR
     city_code = getattr(city, "code", None) or region_code or "unknown"
     lock_case_key(session, report.product_code, city_code)
     case = session.get(ShortageCase, report.case_id) if report.case_id else None
-    if case is None or case.state == "resolved":
+    if case is None or case.state == CaseState.RESOLVED:
         case = unresolved_case(session, report.product_code, city_code)
     if case is None:
         if report.supply_status == "resolved":
@@ -106,7 +107,7 @@ def shortage_report_stored(session: Session, deps: LedgerDeps, report: ShortageR
             product_code=report.product_code,
             product_name=report.product_name,
             city_code=city_code,
-            state="open",
+            state=CaseState.OPEN,
             opened_at=now,
             level=0,
             updated_at=now,
@@ -151,7 +152,7 @@ def shortage_report_stored(session: Session, deps: LedgerDeps, report: ShortageR
 
     parts = case_parts(session, case)
     settings = deps.escalation
-    if case.state == "open" and is_regional(parts, settings.regional_hospitals, settings.regional_window_days):
+    if case.state == CaseState.OPEN and is_regional(parts, settings.regional_hospitals, settings.regional_window_days):
         make_regional(session, deps, case, now)
     if all_closed(parts):
         resolve_case(session, case, now, actor=ACTOR, note="every hospital reported the supply resolved")
@@ -159,12 +160,13 @@ def shortage_report_stored(session: Session, deps: LedgerDeps, report: ShortageR
 
 def make_regional(session: Session, deps: LedgerDeps, case: ShortageCase, now: datetime) -> None:
     """K hospitals within W days: the case is a regional shortage and starts its ladder."""
-    case.state = "regional"
+    moved = case_regional(case.state, deps.escalation.regional_hospitals)
+    case.state = moved.state
     case.regional_at = now
     case.policy = _case_ladder(deps)
     case.level = 0
     session.flush()
-    audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action="regional", detail={"hospitals": deps.escalation.regional_hospitals})
+    audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)
     ladder = Ladder.from_json(case.policy["ladder"])
     due_on, due_at, case.calendar_status = case_deadline(deps, case)
     case.due_at = due_at
@@ -177,11 +179,12 @@ def make_regional(session: Session, deps: LedgerDeps, case: ShortageCase, now: d
 
 def resolve_case(session: Session, case: ShortageCase, now: datetime, *, actor: str, note: str | None) -> None:
     """Close the case: no further escalation."""
-    case.state = "resolved"
+    moved = case_resolved(case.state, note)
+    case.state = moved.state
     case.resolved_at = now
     case.resolution_note = note
     case.next_action_at = None
     case.claimed_by = None
     case.claimed_until = None
     case.updated_at = now
-    audit(session, at=now, actor=actor, entity="case", entity_id=case.id, action="resolved", detail={"note": note})
+    audit(session, at=now, actor=actor, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.directory import Directory
+from shortage_watch.domain.labels import LABELS
 from shortage_watch.store import compliance
 from shortage_watch.store import dashboard_queries as q
 
@@ -22,13 +23,12 @@ DUE_SOON_WORKING_DAYS = 2
 WEEKS = 13  # 13 weekly points cover the last 90 days
 MONTHS = 12
 
-STATE_LABELS = {
-    "open": "未到期", "overdue": "逾期", "fulfilled": "按时报告", "fulfilled_late": "迟报", "cancelled": "已撤销", "closed": "已关闭",
-}
-KIND_LABELS = {"report": "书面报告", "explanation": "短缺说明"}
-NOTICE_KIND_LABELS = {"stoppage": "停产", "interruption": "断供", "reduction": "减产"}
-PRIORITY_LABELS = {"negotiated": "国谈药品", "winning_bid": "集采中选", "shortage_list": "短缺清单", "other": "其他"}
-CASE_STATE_LABELS = {"open": "处理中", "regional": "区域性短缺", "escalated": "已上报省级", "resolved": "已解决"}
+# The dashboard is Chinese: its words are the Chinese side of the one label table.
+STATE_LABELS = LABELS["obligation_state"]["zh-CN"]
+KIND_LABELS = LABELS["obligation_kind"]["zh-CN"]
+NOTICE_KIND_LABELS = LABELS["kind"]["zh-CN"]
+PRIORITY_LABELS = LABELS["priority"]["zh-CN"]
+CASE_STATE_LABELS = LABELS["case_state"]["zh-CN"]
 
 
 def officer_regions(directory: Directory, officer_region: str, narrow_to: str | None = None) -> frozenset[str]:

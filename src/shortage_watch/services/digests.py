@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.directory import Contact, Directory
+from shortage_watch.domain.working_hours import working_day_from
 from shortage_watch.services.alerts import insert_alerts_if_absent
 from shortage_watch.services.digest_contexts import (
     DigestContext,
@@ -87,12 +88,6 @@ def _outbox_values(mail: MailSettings, *, dedup_key: str, thread_key: str, templ
 # --- daily digest -------------------------------------------------------------------------
 
 
-def digest_due(calendar: WorkingCalendar, mail: MailSettings, now: datetime) -> bool:
-    """A working day, at or after `mail.digest_time` (local)."""
-    local = now.astimezone(calendar.tz)
-    return calendar.is_working_day(local.date()) and local.time() >= mail.digest_time
-
-
 def send_daily_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's bureau digests and the operations digest; returns how many were new."""
     return send_bureau_digests(deps, now) + send_operations_digest(deps, now)
@@ -105,7 +100,7 @@ def send_operations_digest(deps: DigestDeps, now: datetime) -> int:
     at most one per day (dedup key). Returns 0 or 1."""
     calendar, mail = deps.calendar, deps.mail
     email = deps.operations_email
-    if not email or not digest_due(calendar, mail, now):
+    if not email or not working_day_from(calendar, now, mail.digest_time):
         return 0
     today = calendar.local_date(now)
     since = datetime.combine(calendar.nth_working_day_before(today, 1), mail.digest_time, tzinfo=calendar.tz)
@@ -151,7 +146,7 @@ def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
     report gets no mail; its waiting 'digest' alerts stay for the next digest.
     """
     calendar, mail = deps.calendar, deps.mail
-    if not digest_due(calendar, mail, now):
+    if not working_day_from(calendar, now, mail.digest_time):
         return 0
     today = calendar.local_date(now)
     previous = calendar.nth_working_day_before(today, 1)

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shortage_watch.clock import utc_now
-from shortage_watch.domain.obligations import OPEN_STATES, advance, state_at
+from shortage_watch.domain.obligations import advance
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.catch_up import steps_sent_before
+from shortage_watch.domain.states import CASE_ON_LADDER, OBLIGATION_IN_FLIGHT, case_escalated, obligation_due
 from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
@@ -62,7 +63,7 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     """
     if not rows:
         return 0
-    open_rows = [row for row in rows if row.state in OPEN_STATES]
+    open_rows = [row for row in rows if row.state in OBLIGATION_IN_FLIGHT]
     notices = store.notices_by_id(session, (row.notice_pk for row in open_rows if row.notice_pk))
     reports = store.reports_by_id(session, (row.report_pk for row in open_rows if row.report_pk))
     mailed = mailed_steps_of(session, [row.id for row in open_rows], now)
@@ -85,7 +86,7 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
         return detail
 
     for obligation in rows:
-        if obligation.state not in OPEN_STATES:  # closed: nothing left to do
+        if obligation.state not in OBLIGATION_IN_FLIGHT:  # closed: nothing left to do
             writes.append({"id": obligation.id, "state": obligation.state, "level": obligation.level, "next_action_at": None,
                            "claimed_by": None, "claimed_until": None, "updated_at": now})
             continue
@@ -98,10 +99,12 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
         if step is None:
             step = steps[memo] = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at,
                                          opened_at=obligation.opened_at, step=obligation.level, now=now)
-        state = state_at(obligation.state, obligation.due_at, now)
-        if state != obligation.state:
-            detail = shared(("due_at", obligation.due_at), lambda: {"due_at": obligation.due_at.isoformat()})
-            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=state, detail=detail))
+        state = obligation.state
+        moved = obligation_due(obligation.state, obligation.due_at, now)
+        if moved is not None:
+            state = moved.state
+            detail = shared(("due_at", obligation.due_at), lambda: moved.detail)
+            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=moved.action, detail=detail))
         if step.firings or step.skipped:
             if obligation.case_id is None:
                 context = obligation_context_of(obligation, notice=notices.get(obligation.notice_pk), report=reports.get(obligation.report_pk),
@@ -139,15 +142,16 @@ def _case_steps(session: Session, app: Any, case_ids: list[int], now: datetime, 
 def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
     case = store.fresh_case(session, row_id)
     written = 0
-    if case.state in ("regional", "escalated") and case.policy is not None and case.regional_at is not None:
+    if case.state in CASE_ON_LADDER and case.policy is not None and case.regional_at is not None:
         ladder = Ladder.from_json(case.policy["ladder"])
         deps = app.ledger_deps()
         due_on, due_at = case_due(deps, case)
         step = advance(deps.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
         written, _ = write_case_alerts(session, deps, case, step.firings, now, stale=step.skipped)
-        if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and case.state != "escalated":
-            case.state = "escalated"
-            audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action="escalated", detail={"fired": [f.name for f in step.firings]})
+        moved = case_escalated(case.state, [f.name for f in step.firings])
+        if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and moved is not None:
+            case.state = moved.state
+            audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)
             inhibit_after_escalation(session, deps.directory, case, now)
         case.level = step.next_step
         case.next_action_at = step.next_action_at
@@ -235,9 +239,6 @@ def _sweep_rows(app: Any, table: Any, handle: Any, prefix: str, row_ids: list[in
     return handled
 
 
-CASE_IN_FLIGHT = ("regional", "escalated")
-
-
 def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
     """Re-date in-flight obligations and regional cases whose deadline the calendar had estimated,
     when the current calendar gives another due instant or knows the year now (an override or an
@@ -248,7 +249,7 @@ def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
     batch = app.settings.escalation.sweep_batch
     redated = 0
     deps = app.ledger_deps()
-    for table, in_flight, prefix in ((Obligation, OPEN_STATES, "O"), (ShortageCase, CASE_IN_FLIGHT, "C")):
+    for table, in_flight, prefix in ((Obligation, OBLIGATION_IN_FLIGHT, "O"), (ShortageCase, CASE_ON_LADDER, "C")):
         after_id = 0
         while True:
             with app.sessions() as session:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.inhibition import chases_stored, inhibited_by_province
 from shortage_watch.domain.routing import DirectoryView
+from shortage_watch.domain.states import CaseState
 from shortage_watch.services.alerts import Hold, audit
 from shortage_watch.store.tables import Obligation, ShortageCase
 from shortage_watch.store.waiting_alerts import waiting_case_alerts_for_update, waiting_obligation_alerts_for_update
@@ -27,7 +28,7 @@ def escalated_case(session: Session, subject: str, subject_id: int) -> ShortageC
         obligation = session.get(Obligation, subject_id)
         case_id = obligation.case_id if obligation is not None else None
     case = session.get(ShortageCase, case_id) if case_id is not None else None
-    return case if case is not None and case.state == "escalated" else None
+    return case if case is not None and case.state == CaseState.ESCALATED else None
 
 
 def province_hold(case: ShortageCase) -> Hold:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.policy import Policy
 from shortage_watch.domain.directory import Directory
-from shortage_watch.domain.routing import NoDirectory
 from shortage_watch.settings import CalendarSettings, EscalationSettings
 
 ACTOR = "ledger"  # who the audit trail says acted
@@ -23,6 +22,6 @@ class LedgerDeps:
     deadlines: CalendarSettings
     policy: Policy
     escalation: EscalationSettings
-    directory: Directory | NoDirectory
+    directory: Directory
     operations_email: str | None
     mail_language: str

@@ -14,15 +14,20 @@ from sqlalchemy.orm import Session
 from shortage_watch.domain.catch_up import Plan
 from shortage_watch.domain.deadline import report_deadline
 from shortage_watch.domain.obligations import (
-    OPEN_STATES,
     advance,
     fulfilment,
     next_action_after_revision,
     overdue_check_at,
     report_subject_key,
-    state_at,
 )
 from shortage_watch.domain.policy import Firing, Ladder, is_priority, schedule
+from shortage_watch.domain.states import (
+    OBLIGATION_IN_FLIGHT,
+    ObligationState,
+    obligation_cancelled,
+    obligation_fulfilled,
+    obligation_state_at,
+)
 from shortage_watch.services.alert_routing import (
     AlertHolds,
     LadderAlerts,
@@ -123,7 +128,7 @@ def open_obligations(
         step = steps[memo]
         rows.append(dict(
             opening, due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar,
-            state=state_at("open", deadline.due_at, now), level=step.next_step if fire_open else 0, policy=snapshots[ladder],
+            state=obligation_state_at(ObligationState.OPEN, deadline.due_at, now), level=step.next_step if fire_open else 0, policy=snapshots[ladder],
             next_action_at=step.next_action_at if fire_open else None, opened_at=now, updated_at=now,
         ))
     returned = inserter(session.connection(), Obligation.__table__, rows[0]).insert_returning(rows, ("id", "subject_key"))
@@ -201,8 +206,11 @@ def write_obligation_alerts(
 def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, report: DistributorReport, now: datetime) -> None:
     """Mark fulfilled (on time) or fulfilled_late (with working days late); a late one alerts the county bureau."""
     result = fulfilment(deps.calendar, obligation.due_on, obligation.due_at, report.submitted_at)
-    before = obligation.state
-    obligation.state = result.state
+    moved = obligation_fulfilled(
+        obligation.state, result.state,
+        {"report_id": report.report_id, "submitted_at": report.submitted_at.isoformat(), "late_working_days": result.late_working_days},
+    )
+    obligation.state = moved.state
     obligation.late_working_days = result.late_working_days
     obligation.fulfilled_at = report.submitted_at
     obligation.report_pk = report.id
@@ -211,10 +219,9 @@ def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
     obligation.claimed_until = None
     obligation.updated_at = now
     session.flush()
-    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=result.state,
-          detail={"report_id": report.report_id, "submitted_at": report.submitted_at.isoformat(), "late_working_days": result.late_working_days, "was": before})
+    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action, detail=moved.detail)
     drop_chasers_of_closed(session, obligation, now)
-    if result.state == "fulfilled_late":
+    if result.state is ObligationState.FULFILLED_LATE:
         context = obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
         write_event_alerts(
             session,
@@ -341,8 +348,8 @@ def move_deadline(
     obligation.due_at = deadline.due_at
     obligation.calendar_status = deadline.calendar
     obligation.updated_at = now
-    if obligation.state in OPEN_STATES:
-        obligation.state = state_at(obligation.state, deadline.due_at, now)
+    if obligation.state in OBLIGATION_IN_FLIGHT:
+        obligation.state = obligation_state_at(obligation.state, deadline.due_at, now)
         ladder = Ladder.from_json(obligation.policy)
         obligation.next_action_at = overdue_check_at(
             obligation.state,
@@ -365,7 +372,7 @@ def move_deadline(
     if note:
         detail["note"] = note
     audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=action, detail=detail)
-    if obligation.report_pk is not None and obligation.state not in OPEN_STATES:
+    if obligation.report_pk is not None and obligation.state not in OBLIGATION_IN_FLIGHT:
         report = session.get(DistributorReport, obligation.report_pk)
         if report is not None:
             fulfil_obligation(session, deps, obligation, report, now)
@@ -386,12 +393,12 @@ def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
     The levels already applied are not applied again, and their alerts stay sent; an obligation
     marked overdue on the estimated date but not overdue on the real one is open again.
     """
-    was_overdue = obligation.state == "overdue"
+    was_overdue = obligation.state == ObligationState.OVERDUE
     note = None
     if was_overdue and obligation.level:
         note = "alerts already sent on the estimated deadline stay sent; later levels follow the new deadline"
     move_deadline(session, deps, obligation, obligation.received_on, now, obligation.received_on, action="deadline_recomputed", note=note)
-    if was_overdue and obligation.state == "open":
+    if was_overdue and obligation.state == ObligationState.OPEN:
         log.warning(
             "ledger: obligation %s was overdue on an estimated deadline; open again until %s (calendar %s)",
             obligation.id, obligation.due_at.isoformat(), obligation.calendar_status,
@@ -433,7 +440,7 @@ def distributor_report_stored(session: Session, deps: LedgerDeps, report: Distri
         opening = _opening_firings(deps, obligation, deps.policy.ladder_for("report", obligation.priority))
         write_obligation_alerts(session, deps, obligation, opening, now, skip_recipients=frozenset({"distributor"}))
         obligation.level = len(opening)
-    elif obligation.state in OPEN_STATES or obligation.report_pk == report.id:
+    elif obligation.state in OBLIGATION_IN_FLIGHT or obligation.report_pk == report.id:
         fulfil_obligation(session, deps, obligation, report, now)
     product = report.product_code or (notice.product_code if notice else None)
     if product:
@@ -455,9 +462,11 @@ def explain_cases_by_notices(session: Session, deps: LedgerDeps, notices: list[S
     if not first_of:
         return
     for obligation in open_explanations_about(session, list(first_of)):
-        obligation.state = "cancelled"
+        moved = obligation_cancelled(
+            obligation.state, {"reason": "explained by stoppage notice", "notice_id": first_of[obligation.product_code].notice_id}
+        )
+        obligation.state = moved.state
         obligation.next_action_at = None
         obligation.updated_at = now
-        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="cancelled",
-              detail={"reason": "explained by stoppage notice", "notice_id": first_of[obligation.product_code].notice_id})
+        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action, detail=moved.detail)
         drop_chasers_of_closed(session, obligation, now)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.inhibition import chases_stored
-from shortage_watch.domain.obligations import OPEN_STATES
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.domain.routing import DirectoryView
 from shortage_watch.domain.silences import SEND, AlertFacts, HeldItem, SilenceRule, holding_silence, release_plan
 from shortage_watch.services.alerts import Hold, audit, case_context, obligation_context
@@ -213,9 +213,9 @@ def _matters(session: Session, alerts: Iterable[Alert]) -> dict[str, Obligation 
 
 def _is_open(matter: Obligation | ShortageCase | None) -> bool:
     if isinstance(matter, Obligation):
-        return matter.state in OPEN_STATES
+        return matter.state in OBLIGATION_IN_FLIGHT
     if isinstance(matter, ShortageCase):
-        return matter.state != "resolved"
+        return matter.state != CaseState.RESOLVED
     return True
 
 

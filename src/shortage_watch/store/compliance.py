@@ -15,17 +15,17 @@ from typing import Any, Collection, Sequence
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.obligations import OPEN_STATES
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, ObligationState
 from shortage_watch.store.tables import Obligation
 
 
 def _compliance_sums(now: datetime) -> tuple[Any, ...]:
     """obligations, on time, late, overdue now, not yet due."""
-    open_ = Obligation.state.in_(OPEN_STATES)
+    open_ = Obligation.state.in_(OBLIGATION_IN_FLIGHT)
     return (
         func.count().label("obligations"),
-        func.coalesce(func.sum(case((Obligation.state == "fulfilled", 1), else_=0)), 0).label("on_time"),
-        func.coalesce(func.sum(case((Obligation.state == "fulfilled_late", 1), else_=0)), 0).label("late"),
+        func.coalesce(func.sum(case((Obligation.state == ObligationState.FULFILLED, 1), else_=0)), 0).label("on_time"),
+        func.coalesce(func.sum(case((Obligation.state == ObligationState.FULFILLED_LATE, 1), else_=0)), 0).label("late"),
         func.coalesce(func.sum(case((and_(open_, Obligation.due_at < now), 1), else_=0)), 0).label("overdue"),
         func.coalesce(func.sum(case((and_(open_, Obligation.due_at >= now), 1), else_=0)), 0).label("open"),
     )
@@ -34,7 +34,7 @@ def _compliance_sums(now: datetime) -> tuple[Any, ...]:
 def _compliance_scope(regions: Collection[str] | None, due_from: date | None, due_to: date | None,
                       distributor: str | None = None) -> list[Any]:
     """Report obligations (not cancelled) of the regions (None: all), due within the range."""
-    where: list[Any] = [Obligation.kind == "report", Obligation.state != "cancelled"]
+    where: list[Any] = [Obligation.kind == "report", Obligation.state != ObligationState.CANCELLED]
     if regions is not None:
         where.append(Obligation.region_code.in_(list(regions)))
     if due_from is not None:

@@ -19,7 +19,8 @@ from typing import Collection, Generic, Iterable, Iterator, Sequence, TypeVar
 from sqlalchemy import Select, and_, case, distinct, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.obligations import OPEN_STATES, case_number
+from shortage_watch.domain.obligations import case_number
+from shortage_watch.domain.states import CASE_ACTIVE, CASE_ON_LADDER, OBLIGATION_IN_FLIGHT, ObligationState
 from shortage_watch.store.compliance import compliance_by_distributor
 from shortage_watch.store.tables import (
     Alert,
@@ -33,10 +34,6 @@ from shortage_watch.store.tables import (
 from shortage_watch.store.trail_queries import audit_trail, case_alerts, obligation_alerts
 
 T = TypeVar("T")
-
-ACTIVE_CASE_STATES = ("open", "regional", "escalated")
-REGIONAL_CASE_STATES = ("regional", "escalated")
-
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
@@ -79,11 +76,11 @@ def read_overview(
             func.count(),
             func.coalesce(func.sum(case((Obligation.due_at < now, 1), else_=0)), 0),
             func.coalesce(func.sum(case((and_(Obligation.due_at >= now, Obligation.due_at <= due_soon_until), 1), else_=0)), 0),
-        ).where(Obligation.state.in_(OPEN_STATES), Obligation.region_code.in_(list(regions)))
+        ).where(Obligation.state.in_(OBLIGATION_IN_FLIGHT), Obligation.region_code.in_(list(regions)))
     ).one()
     cases = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((ShortageCase.state.in_(REGIONAL_CASE_STATES), 1), else_=0)), 0)).where(
-            ShortageCase.state.in_(ACTIVE_CASE_STATES), ShortageCase.id.in_(_cases_of(regions))
+        select(func.count(), func.coalesce(func.sum(case((ShortageCase.state.in_(CASE_ON_LADDER), 1), else_=0)), 0)).where(
+            ShortageCase.state.in_(CASE_ACTIVE), ShortageCase.id.in_(_cases_of(regions))
         )
     ).one()
     late = compliance_by_distributor(session, regions, due_from=month[0], due_to=month[1], now=now)
@@ -99,7 +96,7 @@ def read_overview(
 
 def _overdue_at(t: datetime, state=Obligation.state, due_at=Obligation.due_at, fulfilled_at=Obligation.fulfilled_at):
     """Overdue as it stood at t: fell due before t and not fulfilled by t (open now, or fulfilled late after t)."""
-    return and_(due_at < t, or_(state.in_(OPEN_STATES), and_(state == "fulfilled_late", fulfilled_at > t)))
+    return and_(due_at < t, or_(state.in_(OBLIGATION_IN_FLIGHT), and_(state == ObligationState.FULFILLED_LATE, fulfilled_at > t)))
 
 
 @dataclass(frozen=True)
@@ -144,8 +141,8 @@ def weekly_series(session: Session, regions: Collection[str], week_ends: Sequenc
     # open ones due before its end, and those fulfilled late within it.
     columns = (Obligation.due_at, Obligation.fulfilled_at)
     candidates = union_all(
-        select(*columns).where(Obligation.state.in_(OPEN_STATES), Obligation.region_code.in_(codes), Obligation.due_at < end),
-        select(*columns).where(Obligation.state == "fulfilled_late", Obligation.region_code.in_(codes), Obligation.fulfilled_at > start),
+        select(*columns).where(Obligation.state.in_(OBLIGATION_IN_FLIGHT), Obligation.region_code.in_(codes), Obligation.due_at < end),
+        select(*columns).where(Obligation.state == ObligationState.FULFILLED_LATE, Obligation.region_code.in_(codes), Obligation.fulfilled_at > start),
     ).subquery()
     # Overdue at t_k: due_at < t_k (k >= points at or before due_at) and not fulfilled by t_k (k < points before fulfilled_at).
     first = _points_before(candidates.c.due_at, points, inclusive=True).label("first")
@@ -227,11 +224,11 @@ def _obligation_select(regions: Collection[str], flt: ObligationFilter, now: dat
         .where(Obligation.region_code.in_(list(regions)))
     )
     if flt.state == "open":
-        query = query.where(Obligation.state.in_(OPEN_STATES))
+        query = query.where(Obligation.state.in_(OBLIGATION_IN_FLIGHT))
     elif flt.state == "overdue":
-        query = query.where(Obligation.state.in_(OPEN_STATES), Obligation.due_at < now)
+        query = query.where(Obligation.state.in_(OBLIGATION_IN_FLIGHT), Obligation.due_at < now)
     elif flt.state == "due_soon":
-        query = query.where(Obligation.state.in_(OPEN_STATES), Obligation.due_at >= now, Obligation.due_at <= (flt.due_soon_until or now))
+        query = query.where(Obligation.state.in_(OBLIGATION_IN_FLIGHT), Obligation.due_at >= now, Obligation.due_at <= (flt.due_soon_until or now))
     elif flt.state:
         query = query.where(Obligation.state == flt.state)
     if flt.overdue_at:
@@ -270,7 +267,7 @@ def _obligation_row(row, now: datetime) -> ObligationRow:
         due_at=ob.due_at,
         calendar_status=ob.calendar_status,
         state=ob.state,
-        overdue_now=ob.state in OPEN_STATES and ob.due_at < now,
+        overdue_now=ob.state in OBLIGATION_IN_FLIGHT and ob.due_at < now,
         level=ob.level,
         fulfilled_at=ob.fulfilled_at,
         late_working_days=ob.late_working_days,
@@ -357,7 +354,7 @@ def _case_select(regions: Collection[str], flt: CaseFilter) -> Select:
     codes = list(regions)
     query = select(ShortageCase).where(ShortageCase.id.in_(_cases_of(codes)))
     if flt.status == "active":
-        query = query.where(ShortageCase.state.in_(ACTIVE_CASE_STATES))
+        query = query.where(ShortageCase.state.in_(CASE_ACTIVE))
     elif flt.status:
         query = query.where(ShortageCase.state == flt.status)
     if flt.open_at:

@@ -13,7 +13,7 @@ from typing import Collection, Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.obligations import OPEN_STATES
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState, ObligationState
 from shortage_watch.store.tables import Alert, Obligation, RawReceipt, ShortageCase, ShortageReport, Silence, StoppageNotice
 
 
@@ -39,11 +39,11 @@ def read_digest_snapshot(session: Session, since: datetime, now: datetime) -> Di
     notices = list(session.scalars(
         select(StoppageNotice).where(StoppageNotice.received_at >= since, StoppageNotice.received_at < now).order_by(StoppageNotice.received_at)
     ))
-    overdue = list(session.scalars(select(Obligation).where(Obligation.state.in_(OPEN_STATES), Obligation.due_at < now).order_by(Obligation.due_at)))
+    overdue = list(session.scalars(select(Obligation).where(Obligation.state.in_(OBLIGATION_IN_FLIGHT), Obligation.due_at < now).order_by(Obligation.due_at)))
     late = list(session.scalars(
-        select(Obligation).where(Obligation.state == "fulfilled_late", Obligation.fulfilled_at >= since, Obligation.fulfilled_at < now)
+        select(Obligation).where(Obligation.state == ObligationState.FULFILLED_LATE, Obligation.fulfilled_at >= since, Obligation.fulfilled_at < now)
     ))
-    cases = list(session.scalars(select(ShortageCase).where(ShortageCase.state != "resolved").order_by(ShortageCase.opened_at)))
+    cases = list(session.scalars(select(ShortageCase).where(ShortageCase.state != CaseState.RESOLVED).order_by(ShortageCase.opened_at)))
     reports_by_case: dict[int, list[ShortageReport]] = {}
     if cases:
         for report in session.scalars(select(ShortageReport).where(ShortageReport.case_id.in_([c.id for c in cases]))):

@@ -11,7 +11,7 @@ from typing import Iterable
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.obligations import OPEN_STATES
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 
@@ -36,7 +36,7 @@ def open_explanations_owed(session: Session, distributor_code: str, product_code
             Obligation.kind == "explanation",
             Obligation.party_code == distributor_code,
             Obligation.product_code == product_code,
-            Obligation.state.in_(OPEN_STATES),
+            Obligation.state.in_(OBLIGATION_IN_FLIGHT),
         )
     ))
 
@@ -45,7 +45,7 @@ def open_explanations_about(session: Session, product_codes: list[str]) -> list[
     """The open explanation obligations about any of the products, by id."""
     return list(session.scalars(
         select(Obligation).where(
-            Obligation.kind == "explanation", Obligation.product_code.in_(product_codes), Obligation.state.in_(OPEN_STATES)
+            Obligation.kind == "explanation", Obligation.product_code.in_(product_codes), Obligation.state.in_(OBLIGATION_IN_FLIGHT)
         ).order_by(Obligation.id)
     ))
 
@@ -79,7 +79,7 @@ def unresolved_case(session: Session, product_code: str, city_code: str) -> Shor
     """The first case of the product in the city not resolved yet."""
     return session.scalars(
         select(ShortageCase)
-        .where(ShortageCase.product_code == product_code, ShortageCase.city_code == city_code, ShortageCase.state != "resolved")
+        .where(ShortageCase.product_code == product_code, ShortageCase.city_code == city_code, ShortageCase.state != CaseState.RESOLVED)
         .order_by(ShortageCase.id)
     ).first()
 

@@ -13,6 +13,7 @@ from typing import Any, Collection, Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from shortage_watch.domain.states import CaseState
 from shortage_watch.store.tables import (
     Alert,
     AuditEvent,
@@ -97,7 +98,7 @@ def list_cases(session: Session, *, states: Sequence[str] | None, regions: Colle
     """Cases in `states` (None: every case not resolved), oldest first; with `regions`, those whose city
     lies in them or with a hospital report from them (a county sees its city's cases)."""
     query = select(ShortageCase).order_by(ShortageCase.id)
-    query = query.where(ShortageCase.state != "resolved" if states is None else ShortageCase.state.in_(list(states)))
+    query = query.where(ShortageCase.state != CaseState.RESOLVED if states is None else ShortageCase.state.in_(list(states)))
     if regions is not None:
         codes = list(regions)
         reported_in = select(ShortageReport.case_id).where(ShortageReport.region_code.in_(codes),

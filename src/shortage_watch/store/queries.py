@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.records import record_key
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT
 from shortage_watch.store.tables import (
     Alert,
     AuditEvent,
@@ -24,7 +25,6 @@ from shortage_watch.store.tables import (
     WebSubmission,
 )
 
-OPEN_STATES = ("open", "overdue")
 IN_CHUNK = 500
 
 
@@ -65,7 +65,7 @@ def _obligation_row(ob: Obligation, notice: StoppageNotice | None) -> Obligation
 def open_obligations(session: Session, party_code: str) -> list[ObligationRow]:
     """The distributor's open and overdue obligations, earliest deadline first."""
     rows = session.execute(_obligation_query().where(Obligation.party_code == party_code,
-                                                     Obligation.state.in_(OPEN_STATES))
+                                                     Obligation.state.in_(OBLIGATION_IN_FLIGHT))
                            .order_by(Obligation.due_at, Obligation.id))
     return [_obligation_row(ob, notice) for ob, notice in rows]
 

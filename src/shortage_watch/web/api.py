@@ -20,13 +20,14 @@ from fastapi.responses import JSONResponse
 
 from shortage_watch.domain.obligations import case_number
 from shortage_watch.domain.records import RECORD_KINDS
+from shortage_watch.domain.states import ObligationState
 from shortage_watch.services.accounts import WebUser, use_token
 from shortage_watch.services.submissions import Answer, Submission, request_fingerprint, submit, submit_once
 from shortage_watch.store.queries import ObligationRow, obligation_of, obligation_timeline, obligations_page
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
-STATES = ("open", "overdue", "fulfilled", "fulfilled_late", "cancelled")
+STATES = tuple(ObligationState)
 FILE_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".json": "json"}
 BEARER = {"WWW-Authenticate": 'Bearer realm="shortage-watch"'}
 

@@ -21,7 +21,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from markupsafe import Markup
 
+from shortage_watch.domain.labels import LABELS
 from shortage_watch.domain.obligations import case_number
+from shortage_watch.domain.states import OBLIGATION_FINISHED
 from shortage_watch.exports import table_csv, table_xlsx
 from shortage_watch.services import dashboard as views
 from shortage_watch.services.accounts import WebUser
@@ -228,8 +230,9 @@ def _read_rows(app: "App", request: Request, fmt: str | None, table: Callable[[S
         return export_rows, page(session, _page(request))
 
 
-STATE_OPTIONS = (("open", "未办结"), ("overdue", "当前逾期"), ("due_soon", "两个工作日内到期"), ("fulfilled", "按时报告"),
-                 ("fulfilled_late", "迟报"), ("cancelled", "已撤销"))
+# Filters, not states: "open" lists every obligation still owed (open or overdue), "overdue" those past due now.
+STATE_OPTIONS = (("open", "未办结"), ("overdue", "当前逾期"), ("due_soon", "两个工作日内到期")) + tuple(
+    (state, views.STATE_LABELS[state]) for state in OBLIGATION_FINISHED)
 PRIORITY_OPTIONS = tuple(views.PRIORITY_LABELS.items()) + (("priority", "任一优先类别"),)
 SORT_DIRECTIONS = (("", "升序"), ("1", "降序"))
 
@@ -396,8 +399,8 @@ EVENT_LABELS = {
 }
 
 
-SUPPLY_LABELS = {"short": "短缺", "severe": "严重短缺", "resolved": "已恢复"}
-CAUSE_LABELS = {"supply": "供应短缺", "procurement": "采购原因（疑似假短缺）", "other": "其他"}
+SUPPLY_LABELS = LABELS["supply"]["zh-CN"]
+CAUSE_LABELS = LABELS["cause"]["zh-CN"]
 
 
 def _event_entry(event: AuditEvent, hospital_name: Callable[[str], str] = str) -> TimelineEntry:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shortage_watch.domain.labels import CHOICE_FIELDS, LABELS
+from shortage_watch.domain.labels import CHOICE_FIELDS, LABELS, label
 from shortage_watch.domain.records import FIELDS
 
 # Per record field, its values and their Chinese words, from the one table of labels.
@@ -11,13 +11,6 @@ CHOICES: dict[str, dict[str, str]] = {field: LABELS[group]["zh-CN"] for field, g
 FIELD_LABELS: dict[str, str] = {key: zh for fields in FIELDS.values() for key, zh, _required in fields}
 FIELD_LABELS["record_kind"] = "记录类型"
 
-STATE_LABELS = {
-    "open": ("待反馈", "open"),
-    "overdue": ("已逾期", "overdue"),
-    "fulfilled": ("已按时反馈", "reported on time"),
-    "fulfilled_late": ("逾期后反馈", "reported late"),
-    "cancelled": ("已取消", "cancelled"),
-}
 CHANNEL_LABELS = {
     "form": ("网页填报", "web form"),
     "upload": ("文件上传", "file upload"),
@@ -37,11 +30,12 @@ def pick(text: str | None, lang: str) -> str:
 
 
 def choice_label(field: str, value: str | None, lang: str) -> str:
+    """A record field's choice in the reader's words (the one label table); other fields' values as they are."""
     if value is None:
         return ""
-    if lang == "en":
+    if field not in CHOICE_FIELDS:
         return value
-    return CHOICES.get(field, {}).get(value, value)
+    return label(CHOICE_FIELDS[field], value, lang)
 
 
 def field_label(key: str | None, lang: str) -> str:

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from shortage_watch.domain.labels import label as label_of
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.records import FIELDS, KIND_LABELS
 from shortage_watch.services import accounts
@@ -106,7 +107,7 @@ def render(request: Request, template: str, status: int = 200, headers: dict[str
     return request.app.state.templates.TemplateResponse(request, template, {
         "lang": lang, "L": L, "pick": lambda text: labels.pick(text, lang), "local": local,
         "user": current_user(request), "csrf": csrf_for(request), "number": lambda i: case_number("O", i),
-        "state_label": lambda s: L(*labels.STATE_LABELS.get(s, (s, s))),
+        "state_label": lambda s: label_of("obligation_state", s, lang), "label_of": lambda group, value: label_of(group, value, lang),
         "choice": lambda field, value: labels.choice_label(field, value, lang),
         "field_label": lambda key: labels.field_label(key, lang), "choices": labels.CHOICES,
         "kind_label": lambda k: L(KIND_LABELS.get(k, k), k.replace("_", " ")),
