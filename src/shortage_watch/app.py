@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import Clock, SystemClock
-from shortage_watch.domain.policy import Policy, load_policy
-from shortage_watch.settings import Settings
+from shortage_watch.domain.policy import Policy
+from shortage_watch.settings import Settings, load_policy
 from shortage_watch.store.db import make_engine, make_read_sessionmaker, make_sessionmaker
 
 if TYPE_CHECKING:

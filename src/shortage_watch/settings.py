@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from shortage_watch.domain.policy import Policy, PolicyError, policy_from_toml
 from shortage_watch.redact import mask_url
 
 _URL_SCHEME = re.compile(r"(?P<backend>\w+)(?:\+\w+)?://")
@@ -305,6 +306,18 @@ def _problems(exc: ValidationError) -> list[str]:
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{key}: {message}")
     return lines
+
+
+def load_policy(path: Path) -> Policy:
+    """Read the escalation policy file (`escalation.policy`) and validate it; raises PolicyError naming
+    the file and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+    return policy_from_toml(text, str(path))
 
 
 def load_settings(config_path: Path | None, explicit: bool = False) -> Settings:

@@ -1,4 +1,4 @@
-"""The layers, by their imports: domain/ imports no I/O library; intake/ imports no service; commands/
+"""The layers, by their imports: domain/ imports no I/O library and opens no file; intake/ imports no service; commands/
 import no sqlalchemy; no SQL statement is built outside store/; only cli.py reads os.environ."""
 
 import ast
@@ -63,6 +63,39 @@ def test_domain_imports_no_io_library() -> None:
     offenders = {
         str(p.relative_to(PACKAGE)): sorted(_imports(p) & IO_LIBRARIES) for p in (PACKAGE / "domain").rglob("*.py")
     }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# What opens a file: the builtin, pathlib's readers and writers, and the modules that reach the file system.
+FILE_METHODS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "iterdir", "glob", "rglob", "unlink", "mkdir"}
+FILE_MODULES = {"os", "io", "pathlib", "shutil", "tempfile", "glob", "fileinput"}
+
+
+def _file_access(source: str) -> set[str]:
+    """How the source reaches a file: `open(...)`, `x.read_text(...)` and the like, or a file-system module imported."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name) and node.func.id == "open":
+                found.add("open()")
+            elif isinstance(node.func, ast.Attribute) and node.func.attr in FILE_METHODS:
+                found.add(f".{node.func.attr}()")
+        elif isinstance(node, ast.Import):
+            found.update(f"import {a.name}" for a in node.names if a.name.split(".")[0] in FILE_MODULES)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] in FILE_MODULES:
+            found.add(f"from {node.module}")
+    return found
+
+
+def test_file_access_is_recognised() -> None:
+    assert _file_access("from pathlib import Path\nPath('p.toml').read_text()") == {"from pathlib", ".read_text()"}
+    assert _file_access("with open('x') as f: pass") == {"open()"}
+    assert _file_access("import os.path") == {"import os.path"}
+
+
+def test_domain_opens_no_file() -> None:
+    """The rules parse text and data they are given; settings and intake read the files."""
+    offenders = {_name(p): sorted(_file_access(p.read_text(encoding="utf-8"))) for p in _modules("domain")}
     assert {k: v for k, v in offenders.items() if v} == {}
 
 

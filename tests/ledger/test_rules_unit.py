@@ -17,13 +17,13 @@ from shortage_watch.domain.policy import (
     PolicyError,
     is_priority,
     level_instant,
-    load_policy,
     policy_from_data,
     schedule,
 )
 from shortage_watch.domain.directory import Directory
 from shortage_watch.domain.routing import route
 from shortage_watch.domain.states import obligation_state_at
+from shortage_watch.settings import load_policy
 from tests.ledger.conftest import POLICY, at, sample_directory
 
 CAL = WorkingCalendar()

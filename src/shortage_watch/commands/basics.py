@@ -43,7 +43,8 @@ def config_check(args: argparse.Namespace, ctx: Context) -> int:
     """Print where each setting comes from, then the effective settings; 2 when the calendar
     overrides or the policy cannot be read."""
     from shortage_watch.calendar import CalendarError
-    from shortage_watch.domain.policy import PolicyError, load_policy
+    from shortage_watch.domain.policy import PolicyError
+    from shortage_watch.settings import load_policy
 
     masked = ctx.settings.masked()
     if ctx.settings_note:

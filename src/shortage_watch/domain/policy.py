@@ -1,4 +1,4 @@
-"""Escalation policy: ladders of levels, loaded from TOML as plain data, and when each level fires.
+"""Escalation policy: ladders of levels, parsed from TOML text as plain data (settings.load_policy reads the file), and when each level fires.
 
 A ladder is an ordered list of levels. A level fires at an offset in working days from
 the due date (negative = before it), or at opening (`offset = "open"`). Each level names
@@ -19,7 +19,6 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 ROLES = ("distributor", "insurance", "health", "operations")
@@ -204,15 +203,13 @@ def policy_from_data(data: dict[str, Any], source: str = "policy") -> Policy:
     return Policy(ladders, events, source)
 
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate the policy file; raises PolicyError naming the file and the problem."""
+def policy_from_toml(text: str, source: str = "policy") -> Policy:
+    """Parse and validate a policy written in TOML (the file's text; settings.load_policy reads it)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
-    return policy_from_data(data, str(path))
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    return policy_from_data(data, source)
 
 
 @dataclass(frozen=True)
