@@ -45,6 +45,7 @@ from shortage_watch.clock import utc_now
 from shortage_watch.domain.working_hours import working_day_from
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.redact import mask_url
+from shortage_watch.services.cycle import run_cycle
 from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import DigestDeps, send_daily_digests, send_monthly_summaries
 from shortage_watch.services.escalate import sweep
@@ -233,27 +234,39 @@ class Daemon:
         return True
 
     def catch_up(self) -> None:
-        """At start: one full cycle (poll all, sweep, deliver), then digests and housekeeping if due."""
+        """At start: the cycle `once` runs (poll the sources due, sweep, deliver: `services.cycle.run_cycle`),
+        then digests, monthly summaries and housekeeping if due."""
         log.info("catch-up cycle", extra={"job": "catch-up", "replica": self.app.replica_id})
-        for source in self.settings.sources:
-            self._step(f"poll:{source.name}", lambda name=source.name: self.poll(only=name))
-        for name, step in (
-            ("sweep", self.sweep),
-            ("deliver", self.deliver),
-            ("digests", self.digests),
-            ("monthly", self.monthly),
-            ("housekeeping", self.housekeeping),
-        ):
+        timer_jobs = (*(f"poll:{source.name}" for source in self.settings.sources), "sweep", "deliver")
+        self._step("cycle", self.cycle, holds=timer_jobs)
+        for name, step in (("digests", self.digests), ("monthly", self.monthly), ("housekeeping", self.housekeeping)):
             self._step(name, step)
 
-    def _step(self, name: str, function: Callable[[], None]) -> None:
-        """Run one step; a failure is logged with its job name and never stops the daemon."""
+    def cycle(self) -> None:
+        """One cycle at the clock's now; the daemon's deliveries wait for their groups as the deliver timer's do."""
+        self.reload_calendar_if_changed()
+        result = run_cycle(self.app, self.app.clock.now(), wait_for_groups=True)
+        for outcome in result.polled:
+            level = logging.WARNING if outcome.status == "failed" else logging.INFO if outcome.items else logging.DEBUG
+            log.log(level, "poll %s", outcome.line(), extra={"source": outcome.source, "count": outcome.items or None})
+        log.debug("cycle done: sweep %r, deliver %r", result.sweep, result.delivered, extra={"job": "cycle"})
+
+    def _step(self, name: str, function: Callable[[], None], holds: tuple[str, ...] = ()) -> None:
+        """Run one step; a failure is logged with its job name and never stops the daemon.
+
+        The step holds its own lock and those of the timer jobs named in `holds` (the cycle does their work).
+        """
         if self.stopping.is_set():
             return
-        guard = self._locks.setdefault(name, threading.Lock())
-        if not guard.acquire(blocking=False):
-            log.info("%s still busy from the previous run; this tick skipped", name, extra={"job": name})
-            return
+        guards: list[threading.Lock] = []
+        for held in (name, *holds):
+            guard = self._locks.setdefault(held, threading.Lock())
+            if not guard.acquire(blocking=False):
+                for taken in guards:
+                    taken.release()
+                log.info("%s still busy from the previous run; this tick skipped", held, extra={"job": name})
+                return
+            guards.append(guard)
         with self._idle:
             self._running += 1
         try:
@@ -261,7 +274,8 @@ class Daemon:
         except Exception:
             log.exception("%s failed; will retry on its next tick", name, extra={"job": name})
         finally:
-            guard.release()
+            for guard in guards:
+                guard.release()
             with self._idle:
                 self._running -= 1
                 self._idle.notify_all()

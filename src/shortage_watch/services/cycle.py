@@ -35,8 +35,12 @@ class CycleResult:
         return not self.errors and not self.failed_sources and not (self.sweep and self.sweep.failed)
 
 
-def run_cycle(app: object, now: datetime, *, force_poll: bool = False) -> CycleResult:
-    """poll_sources → sweep → deliver_due at `now`; `force_poll` polls sources whose interval has not passed."""
+def run_cycle(app: object, now: datetime, *, force_poll: bool = False, wait_for_groups: bool = False) -> CycleResult:
+    """poll_sources → sweep → deliver_due at `now`; `force_poll` polls sources whose interval has not passed.
+
+    A cycle of its own (`once`, the demo) is one delivery window: groups go now. The daemon's catch-up
+    passes `wait_for_groups` so its groups wait out `mail.group_wait` as its deliver timer's do.
+    """
     result = CycleResult(now=now)
     try:
         result.polled = list(poll_sources(app, now, force=force_poll))
@@ -49,8 +53,7 @@ def run_cycle(app: object, now: datetime, *, force_poll: bool = False) -> CycleR
         log.exception("cycle: sweep failed")
         result.errors.append(f"sweep: {type(exc).__name__}: {exc}")
     try:
-        # One cycle is one delivery window: what it wrote for a recipient goes as one message now.
-        result.delivered = deliver_due(app.deliver_deps(), now, wait_for_groups=False)
+        result.delivered = deliver_due(app.deliver_deps(), now, wait_for_groups=wait_for_groups)
     except Exception as exc:
         log.exception("cycle: delivery failed")
         result.errors.append(f"deliver: {type(exc).__name__}: {exc}")
