@@ -198,7 +198,7 @@ def golden_week(kind: str, total: int, due: int, folder: Path, batch: int) -> tu
                 is_due = i % stride == 0 and i // stride < due
                 rows.append(dict(kind="report", subject_key=f"N:B{i}:D1", party_code="D1", region_code="350902", priority=False,
                                  received_on=deadline.received, due_on=deadline.due, due_at=deadline.due_at,
-                                 calendar_status="official", state="open", level=len(ladder.open_levels), policy=ladder.as_json(),
+                                 calendar_status="official", state="open", level=sum(1 for level in ladder.levels if level.offset is None), policy=ladder.as_json(),
                                  next_action_at=reminder_at if is_due else later + timedelta(seconds=i % 86400),
                                  opened_at=opened, updated_at=opened))
                 if len(rows) == 50_000:
