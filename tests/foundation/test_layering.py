@@ -99,6 +99,18 @@ def test_domain_opens_no_file() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_cell_and_column_readers_are_as_pure_as_the_domain() -> None:
+    """domain/records.py reads its fields with intake/cells.py; both intake modules stay free of I/O."""
+    offenders = {
+        name: sorted((_imports(PACKAGE / name) & IO_LIBRARIES) | _file_access((PACKAGE / name).read_text(encoding="utf-8")))
+        for name in ("intake/cells.py", "intake/columns.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert not {m for m in _imported_modules(PACKAGE / "intake/cells.py") if m.startswith("shortage_watch.")} - {
+        "shortage_watch.domain.labels", *(f"shortage_watch.domain.labels.{n}" for n in ("CHOICE_FIELDS", "accepted_words", "choice_values", "label"))
+    }, "cells.py builds on the label table only, so domain/records.py importing it makes no cycle"
+
+
 def test_only_cli_reads_the_environment() -> None:
     readers = [
         str(p.relative_to(PACKAGE))

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shortage_watch.domain.records import RECORD_KINDS, FIELDS, validate_record
+from shortage_watch.domain.records import RECORD_KINDS, validate_record
+from shortage_watch.intake.columns import FIELDS
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.parsers import parse_payload
 

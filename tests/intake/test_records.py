@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shortage_watch.domain.records import infer_kind, validate_record
+from shortage_watch.domain.records import validate_record
+from shortage_watch.intake.columns import infer_kind
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 10, 8, 2, 0, tzinfo=timezone.utc)

@@ -106,7 +106,7 @@ class Context:
 
 def iso_date(text: str) -> date:
     """argparse type: a date in the forms records accept (2024-09-27, 2024/9/27, 2024年9月27日)."""
-    from shortage_watch.domain.records import FieldProblem, parse_date
+    from shortage_watch.intake.cells import FieldProblem, parse_date
 
     try:
         day = parse_date(text)
@@ -134,7 +134,7 @@ NOW_YEARS = (1970, 2999)  # what `--now` accepts
 def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
     """Parse a date-time for `--now` (ISO, or as records write it: 2024/10/8 09:00, 2024年10月8日 09:00);
     without a zone it is Asia/Shanghai."""
-    from shortage_watch.domain.records import FieldProblem, parse_instant
+    from shortage_watch.intake.cells import FieldProblem, parse_instant
 
     try:
         value = datetime.fromisoformat(text)

@@ -1,6 +1,6 @@
 """The one table of labels for every choice a record, mail, page or workbook shows: value -> words per language.
 
-Groups: `kind` (停产/断供/减产), `priority` (药品类别), `supply` (供应状态), `cause` (原因分类),
+Groups: `record_kind` (通知/反馈/直报), `kind` (停产/断供/减产), `priority` (药品类别), `supply` (供应状态), `cause` (原因分类),
 `obligation_state`, `obligation_kind`, `case_state`, `role`, `calendar`, `step` (a ladder step, by
 template name). The CLI, mail, portal and dashboard all read their words here.
 """
@@ -8,6 +8,10 @@ template name). The CLI, mail, portal and dashboard all read their words here.
 from __future__ import annotations
 
 LABELS: dict[str, dict[str, dict[str, str]]] = {
+    "record_kind": {
+        "zh-CN": {"stoppage_notice": "停产断供通知", "distributor_report": "配送企业书面反馈", "shortage_report": "医疗机构短缺直报"},
+        "en": {"stoppage_notice": "stoppage notice", "distributor_report": "distributor report", "shortage_report": "shortage report"},
+    },
     "kind": {
         "zh-CN": {"stoppage": "停产", "interruption": "断供", "reduction": "减产"},
         "en": {"stoppage": "production stopped", "interruption": "supply interrupted", "reduction": "production reduced"},

@@ -24,7 +24,8 @@ from shortage_watch.domain.directory import (
     Region,
     split_emails,
 )
-from shortage_watch.domain.records import as_text, clean_header, FieldProblem
+from shortage_watch.intake.cells import FieldProblem, as_text
+from shortage_watch.intake.columns import clean_header
 from shortage_watch.intake.encodings import UnusableFile, decode_text
 from shortage_watch.settings import DirectorySettings
 

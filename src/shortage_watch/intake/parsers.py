@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Iterable, Iterator, Mapping
 
-from shortage_watch.domain.records import (
+from shortage_watch.domain.records import RECORD_KINDS, RowError
+from shortage_watch.intake.columns import (
     HEADER_INDEX,
     KNOWN_HEADERS,
-    RECORD_KINDS,
-    RowError,
     clean_header,
     infer_kind,
     map_headers,

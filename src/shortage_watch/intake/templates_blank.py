@@ -6,7 +6,7 @@ import csv
 import io
 
 from shortage_watch.domain.labels import CHOICE_FIELDS as CHOICE_GROUPS, choice_values, label
-from shortage_watch.domain.records import FIELDS, KIND_LABELS
+from shortage_watch.intake.columns import FIELDS, KIND_LABELS
 
 # Columns a clerk picks from a list (an XLSX drop-down of the Chinese labels).
 CHOICE_FIELDS = ("kind", "priority_class", "supply_status", "cause")

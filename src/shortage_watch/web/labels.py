@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shortage_watch.domain.labels import CHOICE_FIELDS, LABELS, label
-from shortage_watch.domain.records import FIELDS
+from shortage_watch.intake.columns import FIELDS
 
 # Per record field, its values and their Chinese words, from the one table of labels.
 CHOICES: dict[str, dict[str, str]] = {field: LABELS[group]["zh-CN"] for field, group in CHOICE_FIELDS.items()}

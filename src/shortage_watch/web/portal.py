@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shortage_watch.domain.labels import label as label_of
 from shortage_watch.domain.obligations import case_number, overdue_working_days
-from shortage_watch.domain.records import FIELDS, KIND_LABELS
+from shortage_watch.intake.columns import FIELDS, KIND_LABELS
 from shortage_watch.services import accounts
 from shortage_watch.services.accounts import AccountError, WebUser
 from shortage_watch.services.submissions import Submission, receipt_json, submit
@@ -110,7 +110,7 @@ def render(request: Request, template: str, status: int = 200, headers: dict[str
         "state_label": lambda s: label_of("obligation_state", s, lang), "label_of": lambda group, value: label_of(group, value, lang),
         "choice": lambda field, value: labels.choice_label(field, value, lang),
         "field_label": lambda key: labels.field_label(key, lang), "choices": labels.CHOICES,
-        "kind_label": lambda k: L(KIND_LABELS.get(k, k), k.replace("_", " ")),
+        "kind_label": lambda k: label_of("record_kind", k, lang),
         "channel_label": lambda c: L(*labels.CHANNEL_LABELS.get(c, (c, c))) if c else "",
         "here": quote(here, safe=""), **context,
     }, status_code=status, headers=headers)
