@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.directory import Directory
 from shortage_watch.domain.labels import LABELS
+from shortage_watch.domain.states import ObligationState
 from shortage_watch.store import compliance
 from shortage_watch.store import dashboard_queries as q
 
@@ -107,7 +108,7 @@ def read_distributor_summary(session: Session, calendar: WorkingCalendar, region
         return None
     reports = [r for r in history.obligations if r.kind == "report"]
     rate = compliance.on_time_rate(
-        sum(1 for r in reports if r.state == "fulfilled"), sum(1 for r in reports if r.state == "fulfilled_late"), sum(1 for r in reports if r.overdue_now)
+        sum(1 for r in reports if r.state == ObligationState.FULFILLED), sum(1 for r in reports if r.state == ObligationState.FULFILLED_LATE), sum(1 for r in reports if r.overdue_now)
     )
     days = working_days_to_report(calendar, history.reported)
     return DistributorSummary(

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from shortage_watch.domain.labels import LABELS
 from shortage_watch.domain.obligations import case_number
-from shortage_watch.domain.states import OBLIGATION_FINISHED
+from shortage_watch.domain.states import OBLIGATION_FINISHED, ObligationState
 from shortage_watch.exports import table_csv, table_xlsx
 from shortage_watch.services import dashboard as views
 from shortage_watch.services.accounts import WebUser
@@ -587,7 +587,7 @@ def interview_material(app: "App", user: WebUser, summary: views.DistributorSumm
     """The 约谈材料's content: plain data, from which the page is drawn and the checksum computed."""
     directory = app.directory
     party = directory.distributor(summary.history.distributor_code)
-    late = [r for r in summary.history.obligations if r.kind == "report" and (r.state == "fulfilled_late" or r.overdue_now)]
+    late = [r for r in summary.history.obligations if r.kind == "report" and (r.state == ObligationState.FULFILLED_LATE or r.overdue_now)]
     return {
         "distributor": {"code": summary.history.distributor_code, "name": party.name if party else None,
                         "region": getattr(directory.region(party.region_code if party else None), "name", None)},
