@@ -85,9 +85,9 @@ def walk(app: App, notices: int) -> int:
         if day in RECEIVED:
             index = RECEIVED.index(day)
             receive(app, day, range(index * per_day, min(notices, (index + 1) * per_day)))
-            run_cycle(app, datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=10, minute=5))
+            run_cycle(app.cycle_deps(), datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=10, minute=5))
         else:
-            run_cycle(app, datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=9))
+            run_cycle(app.cycle_deps(), datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=9))
         cycles += 1
         day += timedelta(days=1)
     return cycles

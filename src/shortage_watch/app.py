@@ -25,10 +25,13 @@ if TYPE_CHECKING:
     from shortage_watch.intake.directory_files import DirectoryFiles
     from shortage_watch.mail.render import Renderer
     from shortage_watch.mail.transports import Transport
+    from shortage_watch.services.cycle import CycleDeps
     from shortage_watch.services.deliver import DeliverDeps, SendPace
     from shortage_watch.services.digests import DigestDeps
+    from shortage_watch.services.escalate import SweepDeps
     from shortage_watch.services.ingest import IngestDeps
     from shortage_watch.services.ledger_deps import LedgerDeps
+    from shortage_watch.services.poll import PollDeps
     from shortage_watch.services.record_writer import RecordListener
     from shortage_watch.services.replica import Replica
 
@@ -131,6 +134,15 @@ class App:
                           limits=ParseLimits(max_unpacked_bytes=intake.max_unpacked_bytes, max_cell_chars=intake.max_cell_chars),
                           timezone=ZoneInfo(self.settings.timezone))
 
+    def sweep_deps(self) -> "SweepDeps":
+        """What the sweep uses, with the directory as it is now."""
+        from shortage_watch.services.escalate import SweepDeps
+
+        escalation = self.settings.escalation
+        return SweepDeps(sessions=self.sessions, ledger=self.ledger_deps(), owner=self.replica_id,
+                         lease=timedelta(seconds=self.settings.daemon.lease_seconds), batch=escalation.sweep_batch,
+                         retry=timedelta(minutes=escalation.retry_minutes))
+
     @property
     def record_listener(self) -> "RecordListener":
         """Told of each new or revised record inside the storing transaction: the ledger."""
@@ -164,6 +176,14 @@ class App:
 
         return SendPace()
 
+    def poll_deps(self) -> "PollDeps":
+        """What polling the sources uses, with the directory and the ledger as they are now."""
+        from shortage_watch.services.poll import PollDeps
+
+        return PollDeps(sessions=self.sessions, read_sessions=self.read_sessions, replica_id=self.replica_id,
+                        lease=timedelta(seconds=self.settings.daemon.lease_seconds), sources=self.settings.sources,
+                        ingest=self.ingest_deps())
+
     def deliver_deps(self) -> "DeliverDeps":
         """What the sender uses; built per call from the parts above, so a calendar the daemon
         reloaded (it replaces `calendar`) is the one used."""
@@ -173,6 +193,12 @@ class App:
                            calendar=self.calendar, renderer=self.renderer, transport=self.transport, owner=self.replica_id,
                            lease=timedelta(seconds=self.settings.daemon.lease_seconds),
                            installation_id=self.installation_id, pace=self.send_pace)
+
+    def cycle_deps(self) -> "CycleDeps":
+        """What one cycle (poll, sweep, deliver) uses, with the directory and the calendar as they are now."""
+        from shortage_watch.services.cycle import CycleDeps
+
+        return CycleDeps(poll=self.poll_deps(), sweep=self.sweep_deps(), deliver=self.deliver_deps())
 
     def digest_deps(self) -> "DigestDeps":
         """What the digests and monthly summaries use, with the directory as it is now."""

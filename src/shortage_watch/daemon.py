@@ -139,10 +139,10 @@ class Daemon:
         The timer fires at the source's interval, so a healthy source is polled then; a
         failing one waits out intake's back-off (`source_is_due`) before it is tried again.
         """
-        if only is not None and not source_due_now(self.app, only):
+        if only is not None and not source_due_now(self.app.read_sessions, self.settings.sources, only):
             log.debug("source in back-off after failures; not polled this tick", extra={"source": only})
             return
-        for outcome in poll_sources(self.app, self.app.clock.now(), only=only):
+        for outcome in poll_sources(self.app.poll_deps(), self.app.clock.now(), only=only):
             level = logging.WARNING if outcome.status == "failed" else logging.INFO if outcome.items else logging.DEBUG
             log.log(level, "poll %s", outcome.line(), extra={"source": outcome.source, "count": outcome.items or None})
 
@@ -150,7 +150,7 @@ class Daemon:
         """Escalate what is due: `services.escalate.sweep`, timed into the sweep histogram."""
         self.reload_calendar_if_changed()
         started = monotonic.perf_counter()
-        result = sweep(self.app, self.app.clock.now())
+        result = sweep(self.app.sweep_deps(), self.app.clock.now())
         elapsed = monotonic.perf_counter() - started
         self.metrics.sweep_seconds.observe(elapsed)
         log.debug("sweep done: %r", result, extra={"duration": round(elapsed, 3)})
@@ -245,7 +245,7 @@ class Daemon:
     def cycle(self) -> None:
         """One cycle at the clock's now; the daemon's deliveries wait for their groups as the deliver timer's do."""
         self.reload_calendar_if_changed()
-        result = run_cycle(self.app, self.app.clock.now(), wait_for_groups=True)
+        result = run_cycle(self.app.cycle_deps(), self.app.clock.now(), wait_for_groups=True)
         for outcome in result.polled:
             level = logging.WARNING if outcome.status == "failed" else logging.INFO if outcome.items else logging.DEBUG
             log.log(level, "poll %s", outcome.line(), extra={"source": outcome.source, "count": outcome.items or None})

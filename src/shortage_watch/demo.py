@@ -201,7 +201,7 @@ def run_demo(mail_dir: Path, base: Settings | None = None, out: IO[str] | None =
                     if result.status != "accepted":
                         raise DemoError(f"step {step.at}: the scripted records were not accepted "
                                         f"({result.status}): {result.errors[:3]}")
-                run_cycle(app, now)
+                run_cycle(app.cycle_deps(), now)
                 mailed = _new_mail(app, seen)
                 _print_step(out, app, now, step, mailed)
             bar.close()

@@ -6,16 +6,6 @@ from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parents[2] / "src" / "shortage_watch" / "services"
 
-# Converted by their owners this session (the ledger and sweep engineers), with the modules they
-# split out of them (named here before they exist); each leaves this list when its functions take
-# typed dependencies. The list may only shrink.
-NOT_YET_CONVERTED = {
-    "escalate.py",
-    # These call into ingest.py and escalate.py with the App, until those take their own deps.
-    "cycle.py",
-    "poll.py",
-    "submissions.py",
-}
 WHOLE_APP_OR_ANY = {"Any", "App"}
 
 
@@ -49,15 +39,8 @@ def _offending_parameters(source: str) -> list[str]:
 
 
 def test_services_take_typed_dependencies_not_the_app() -> None:
-    offenders = {path.name: _offending_parameters(path.read_text(encoding="utf-8"))
-                 for path in sorted(SERVICES.glob("*.py")) if path.name not in NOT_YET_CONVERTED}
+    offenders = {path.name: _offending_parameters(path.read_text(encoding="utf-8")) for path in sorted(SERVICES.glob("*.py"))}
     assert {name: found for name, found in offenders.items() if found} == {}
-
-
-def test_a_converted_module_leaves_the_not_yet_converted_list() -> None:
-    converted = {name for name in NOT_YET_CONVERTED
-                 if (SERVICES / name).exists() and not _offending_parameters((SERVICES / name).read_text(encoding="utf-8"))}
-    assert converted == set(), "take it off NOT_YET_CONVERTED"
 
 
 def test_the_scan_finds_each_way_of_taking_the_app() -> None:

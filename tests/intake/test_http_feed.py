@@ -34,12 +34,12 @@ class Sleeper:
 
 
 def poll(app: Any, sleeper: Sleeper | None = None) -> Any:
-    source = app.settings.sources[0]
-    assert acquire_source_lease(app, source.name)
+    source, deps = app.settings.sources[0], app.poll_deps()
+    assert acquire_source_lease(deps, source.name)
     try:
-        return poll_http_source(app, source, NOW, sleep=sleeper or Sleeper())
+        return poll_http_source(deps, source, NOW, sleep=sleeper or Sleeper())
     finally:
-        release_source_lease(app, source.name)
+        release_source_lease(deps, source.name)
 
 
 def state(app: Any) -> SourceState:
@@ -178,7 +178,7 @@ def test_another_replica_holding_the_lease_means_no_request(make_app, httpserver
     with app.sessions.begin() as session:
         session.add(SourceState(name="feed", consecutive_failures=0, lease_owner="other-replica",
                                 lease_until=datetime.now(timezone.utc) + timedelta(minutes=5)))
-    outcome = poll_source(app, app.settings.sources[0], NOW)
+    outcome = poll_source(app.poll_deps(), app.settings.sources[0], NOW)
     assert outcome.status == "busy"
     assert len(httpserver.log) == 0
 
@@ -188,11 +188,11 @@ def test_poll_sources_survives_a_dead_feed_and_respects_intervals(make_app, http
     inbox.mkdir()
     dead = {"name": "dead", "type": "http", "url": "http://127.0.0.1:9/feed", "retries": 0, "connect_timeout": 0.5}
     app = make_app(sources=[dead, {"name": "box", "type": "inbox", "path": str(inbox)}])
-    outcomes = poll_sources(app, NOW)
+    outcomes = poll_sources(app.poll_deps(), NOW)
     assert [(o.source, o.status) for o in outcomes] == [("dead", "failed"), ("box", "ok")]
-    later = poll_sources(app, NOW)  # interval not elapsed: nothing is polled again
+    later = poll_sources(app.poll_deps(), NOW)  # interval not elapsed: nothing is polled again
     assert [o.status for o in later] == ["not_due", "not_due"]
-    forced = poll_sources(app, NOW, only="box")
+    forced = poll_sources(app.poll_deps(), NOW, only="box")
     assert [(o.source, o.status) for o in forced] == [("box", "ok")]
 
 

@@ -37,7 +37,7 @@ def drop(folder: Path, name: str, content: bytes) -> Path:
 
 
 def poll(app: Any) -> Any:
-    return poll_source(app, app.settings.sources[0], NOW)
+    return poll_source(app.poll_deps(), app.settings.sources[0], NOW)
 
 
 def notices(app: Any) -> int:

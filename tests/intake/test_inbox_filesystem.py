@@ -44,7 +44,7 @@ def drop(folder: Path, name: str, content: bytes, seconds_ago: float = 60) -> Pa
 
 
 def poll(app: Any) -> Any:
-    return poll_source(app, app.settings.sources[0], NOW)
+    return poll_source(app.poll_deps(), app.settings.sources[0], NOW)
 
 
 def receipts(app: Any) -> list[tuple[str, str]]:

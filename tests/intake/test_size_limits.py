@@ -219,7 +219,7 @@ def test_heartbeat_and_health_stay_true_while_a_long_inbox_file_is_stored(make_a
                 reports.append(check_health(app.settings, now=utc_now()))
 
     app.listener = AsksHealthMidFile()
-    outcome = poll_source(app, app.settings.sources[0], NOW)
+    outcome = poll_source(app.poll_deps(), app.settings.sources[0], NOW)
     assert (outcome.status, outcome.accepted) == ("ok", 450)
     [report] = reports
     assert report.ok, report.lines()  # reachable at once, and beaten by the chunks already committed

@@ -19,7 +19,7 @@ def test_an_expired_source_lease_of_a_dead_replica_is_taken_over(make_app, https
         session.add(SourceState(name="feed", consecutive_failures=0, lease_owner="dead-replica",
                                 lease_until=utc_now() - timedelta(seconds=1)))
     httpserver.expect_request("/feed").respond_with_json([notice(1)])
-    outcome = poll_source(app, app.settings.sources[0], NOW)
+    outcome = poll_source(app.poll_deps(), app.settings.sources[0], NOW)
     assert (outcome.status, outcome.accepted) == ("ok", 1)
     assert len(httpserver.log) == 1
     with app.sessions() as session:

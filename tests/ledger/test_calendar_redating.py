@@ -56,7 +56,7 @@ def test_estimated_deadline_is_redated_when_the_2027_override_arrives(db_url, ma
     assert (ob.due_on, ob.calendar_status) == (date(2027, 2, 16), "estimated")  # 02-04..02-12 all rest
 
     publish_2027(app, daemon)
-    assert sweep(app, at("2027-01-29T11:00")).redated == 1
+    assert sweep(app.sweep_deps(), at("2027-01-29T11:00")).redated == 1
 
     ob = the_obligation(app)
     assert (ob.due_on, ob.calendar_status, ob.state) == (date(2027, 2, 12), "override", "open")
@@ -68,8 +68,8 @@ def test_estimated_deadline_is_redated_when_the_2027_override_arrives(db_url, ma
     assert datetime.fromisoformat(event.detail["due_at_to"]) == at("2027-02-12T23:59:59")
     assert (event.detail["calendar_from"], event.detail["calendar_to"]) == ("estimated", "override")
 
-    sweep(app, at("2027-02-04T09:00"))  # the reminder
-    sweep(app, at("2027-02-13T09:00"))  # the real date has passed, the estimated one has not
+    sweep(app.sweep_deps(), at("2027-02-04T09:00"))  # the reminder
+    sweep(app.sweep_deps(), at("2027-02-13T09:00"))  # the real date has passed, the estimated one has not
     with app.sessions() as session:
         templates = set(session.scalars(select(Alert.template)).all())
     assert {"reminder", "written_reminder"} <= templates
@@ -82,15 +82,15 @@ def test_repeat_sweeps_write_nothing_while_estimated_and_nothing_after_redating(
     store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
     before = the_obligation(app)
     for _ in range(2):  # still estimated, same due date: not even updated_at moves
-        assert sweep(app, at("2026-12-28T11:00")).redated == 0
+        assert sweep(app.sweep_deps(), at("2026-12-28T11:00")).redated == 0
     assert the_obligation(app).updated_at == before.updated_at
     assert events(app, "deadline_recomputed") == []
 
     publish_2027(app, daemon)
-    assert sweep(app, at("2026-12-29T09:00")).redated == 1
+    assert sweep(app.sweep_deps(), at("2026-12-29T09:00")).redated == 1
     audits, alerts, redated = count(app, AuditEvent), count(app, Alert), the_obligation(app)
-    assert sweep(app, at("2026-12-29T09:00")).redated == 0
-    assert sweep(app, at("2026-12-29T10:00")).redated == 0
+    assert sweep(app.sweep_deps(), at("2026-12-29T09:00")).redated == 0
+    assert sweep(app.sweep_deps(), at("2026-12-29T10:00")).redated == 0
     assert (count(app, AuditEvent), count(app, Alert)) == (audits, alerts)
     assert the_obligation(app).updated_at == redated.updated_at
 
@@ -99,12 +99,12 @@ def test_obligation_overdue_on_the_estimate_is_open_again_and_its_alerts_stay_se
     app = make_app(db_url, now="2026-12-28T10:00")
     daemon = Daemon(app)
     store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
-    assert sweep(app, at("2027-01-06T00:00:01")).alerts == 2  # written reminder + county bureau, a day early
+    assert sweep(app.sweep_deps(), at("2027-01-06T00:00:01")).alerts == 2  # written reminder + county bureau, a day early
     assert the_obligation(app).state == "overdue"
     alerts_before = count(app, Alert)
 
     publish_2027(app, daemon, OVERRIDE_2027_EXTRA_DAY)
-    result = sweep(app, at("2027-01-06T08:00"))
+    result = sweep(app.sweep_deps(), at("2027-01-06T08:00"))
     assert (result.redated, result.alerts) == (1, 0)
     ob = the_obligation(app)
     assert (ob.state, ob.due_on, ob.calendar_status) == ("open", date(2027, 1, 6), "override")
@@ -114,7 +114,7 @@ def test_obligation_overdue_on_the_estimate_is_open_again_and_its_alerts_stay_se
     assert count(app, Alert) == alerts_before  # nothing withdrawn, nothing new
 
     # Overdue for real after the new due instant: the levels already applied do not fire twice.
-    sweep(app, at("2027-01-07T00:00:01"))
+    sweep(app.sweep_deps(), at("2027-01-07T00:00:01"))
     assert the_obligation(app).state == "overdue"
     with app.sessions() as session:
         written = session.scalars(select(Alert).where(Alert.template == "written_reminder")).all()
@@ -132,15 +132,15 @@ def test_regional_case_due_date_is_redated(db_url, make_app):
     estimated_next = case.next_action_at
 
     publish_2027(app, daemon, OVERRIDE_2027_EXTRA_DAY)
-    assert sweep(app, at("2026-12-29T09:00")).redated == 1
+    assert sweep(app.sweep_deps(), at("2026-12-29T09:00")).redated == 1
     with app.sessions() as session:
         case = session.get(ShortageCase, case.id)
     assert (case.calendar_status, case.due_at) == ("override", at("2027-01-06T23:59:59"))
     assert case.next_action_at > estimated_next
     (event,) = events(app, "deadline_recomputed")
     assert event.entity == "case" and event.detail["calendar_to"] == "override"
-    assert sweep(app, at("2027-01-06T09:00")).alerts == 0  # not yet to the province
-    assert sweep(app, at("2026-12-29T09:00")).redated == 0
+    assert sweep(app.sweep_deps(), at("2027-01-06T09:00")).alerts == 0  # not yet to the province
+    assert sweep(app.sweep_deps(), at("2026-12-29T09:00")).redated == 0
 
 
 def test_redating_claim_loses_to_a_sweeper_that_redated_first(db_url, make_app):
@@ -151,7 +151,7 @@ def test_redating_claim_loses_to_a_sweeper_that_redated_first(db_url, make_app):
         (stale,) = estimated_rows(session, Obligation, "estimated", ("open", "overdue"), 0, 10)
 
     publish_2027(other, Daemon(other))
-    assert sweep(other, at("2026-12-29T09:00")).redated == 1
+    assert sweep(other.sweep_deps(), at("2026-12-29T09:00")).redated == 1
     with app.sessions.begin() as session:
         won = claim_estimated(session, Obligation, stale, "estimated", ("open", "overdue"), at("2026-12-29T09:00"), "late",
                               at("2026-12-29T09:00") + timedelta(seconds=60))

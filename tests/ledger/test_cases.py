@@ -78,8 +78,8 @@ def test_regional_shortage_escalates_to_province_after_n_working_days(db_url, ma
     assert {a.recipient_email for a in regional} == {"ybj@ningde.example", "wjw@ningde.example"}
     assert all(a.urgent and a.status == "pending" for a in regional)
     assert len(regional[0].context["case"]["hospitals"]) == 3
-    assert sweep(app, at("2024-10-23T23:00")).alerts == 0
-    assert sweep(app, at("2024-10-24T08:00")).alerts == 2
+    assert sweep(app.sweep_deps(), at("2024-10-23T23:00")).alerts == 0
+    assert sweep(app.sweep_deps(), at("2024-10-24T08:00")).alerts == 2
     with app.sessions() as session:
         assert session.get(ShortageCase, case.id).state == "escalated"
 
@@ -96,7 +96,7 @@ def test_resolved_reports_close_parts_and_then_the_case(db_url, make_app):
     with app.sessions() as session:
         case = session.scalars(select(ShortageCase)).one()
     assert case.state == "resolved" and case.next_action_at is None
-    assert sweep(app, at("2024-12-01T00:00")).alerts == 0
+    assert sweep(app.sweep_deps(), at("2024-12-01T00:00")).alerts == 0
     store_shortage(app, at("2024-11-01T10:00"), report_id="S4", hospital_code="H1")
     with app.sessions() as session:
         assert session.scalars(select(ShortageCase.state).order_by(ShortageCase.id)).all() == ["resolved", "open"]

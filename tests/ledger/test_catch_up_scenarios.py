@@ -74,7 +74,7 @@ def test_a_2024_notice_ingested_in_2026_gives_each_recipient_one_honest_overdue_
     with app.sessions() as session:
         ob = session.scalars(select(Obligation)).one()
     assert (ob.state, ob.next_action_at) == ("overdue", None)
-    assert sweep(app, at("2026-03-10T10:05")).alerts == 0  # nothing left to replay
+    assert sweep(app.sweep_deps(), at("2026-03-10T10:05")).alerts == 0  # nothing left to replay
 
 
 def test_a_daemon_down_for_eight_working_days_sends_one_message_per_recipient(db_url, make_app):
@@ -84,7 +84,7 @@ def test_a_daemon_down_for_eight_working_days_sends_one_message_per_recipient(db
     before = {a.id for a in alerts(app)}
 
     # Down from 10-08 until 10-21, the 8th working day after the 10-10 deadline (10-12 was a make-up Saturday).
-    result = sweep(app, at("2024-10-21T09:00"))
+    result = sweep(app.sweep_deps(), at("2024-10-21T09:00"))
 
     fresh = [a for a in alerts(app) if a.id not in before]
     assert sorted((a.recipient_email, a.template) for a in fresh) == [
@@ -105,7 +105,7 @@ def test_a_daemon_down_for_eight_working_days_sends_one_message_per_recipient(db
 
     # Mailed that day; two working days later the province hears, told truly what went before.
     assert deliver_due(app.deliver_deps(), at("2024-10-21T09:01")).sent == 3
-    assert sweep(app, at("2024-10-23T00:00")).alerts == 1
+    assert sweep(app.sweep_deps(), at("2024-10-23T00:00")).alerts == 1
     [province] = [a for a in alerts(app) if a.template == "province_escalation"]
     text = rendered(province)
     assert "医疗保障局已于2024年10月21日（星期一）收到逾期预警，2024年10月21日（星期一）已建议约谈，问题尚未解决" in text
@@ -115,12 +115,12 @@ def test_a_daemon_down_for_eight_working_days_sends_one_message_per_recipient(db
 def test_on_time_sweeps_state_only_steps_mailed_a_working_day_before(db_url, make_app):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"))
-    sweep(app, at("2024-10-09T00:00"))
-    sweep(app, at("2024-10-11T00:00"))  # written reminder and overdue alert at one moment
+    sweep(app.sweep_deps(), at("2024-10-09T00:00"))
+    sweep(app.sweep_deps(), at("2024-10-11T00:00"))  # written reminder and overdue alert at one moment
     overdue = next(a for a in alerts(app) if a.template == "overdue_alert")
     assert "系统今日同时向该企业发出书面提醒" in rendered(overdue)
     deliver_due(app.deliver_deps(), at("2024-10-11T09:00"))
-    sweep(app, at("2024-10-14T00:00"))
+    sweep(app.sweep_deps(), at("2024-10-14T00:00"))
     interview = next(a for a in alerts(app) if a.template == "interview_recommendation")
     assert "2024年10月11日（星期五）书面提醒后仍未报告" in rendered(interview)
     assert interview.context["catch_up"] is None
@@ -162,7 +162,7 @@ def test_chongqing_is_not_escalated_to_itself(db_url, make_app):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"), notice_id="N-CQ", distributor_code="D2", region_code="500101")
     for moment in ("2024-10-11T00:00", "2024-10-14T00:00", "2024-10-23T00:00", "2024-11-20T00:00"):
-        sweep(app, at(moment))
+        sweep(app.sweep_deps(), at(moment))
     to_chongqing = [a.template for a in alerts(app) if a.recipient_email == "ybj@cq.example"]
     assert to_chongqing == ["notice_opened", "overdue_alert", "interview_recommendation"]
     skipped = skipped_levels(app)["province"]

@@ -22,11 +22,11 @@ def _regional_case_naming_d1(app):
 def test_case_escalated_to_the_province_inhibits_waiting_county_and_city_alerts(db_url, make_app):
     app = make_app(db_url)
     _regional_case_naming_d1(app)
-    sweep(app, at("2024-10-18T09:00"))  # the explanation is overdue: county, then city (interview)
+    sweep(app.sweep_deps(), at("2024-10-18T09:00"))  # the explanation is overdue: county, then city (interview)
     waiting = {(a.template, a.recipient_email) for a in alerts(app) if a.status == "pending"}
     assert {("regional_shortage", "ybj@ningde.example"), ("overdue_alert", "ybj@jiaocheng.example")} <= waiting
 
-    sweep(app, at("2024-10-24T08:00"))  # 10 working days regional: to the province
+    sweep(app.sweep_deps(), at("2024-10-24T08:00"))  # 10 working days regional: to the province
     with app.sessions() as session:
         assert session.scalars(select(ShortageCase.state)).one() == "escalated"
         inhibited_events = session.scalars(select(AuditEvent).where(AuditEvent.action == "inhibited")).all()
@@ -45,12 +45,12 @@ def test_case_escalated_to_the_province_inhibits_waiting_county_and_city_alerts(
 def test_county_and_city_alerts_written_after_the_escalation_are_inhibited(db_url, make_app):
     app = make_app(db_url)
     _regional_case_naming_d1(app)
-    sweep(app, at("2024-10-24T08:00"))
+    sweep(app.sweep_deps(), at("2024-10-24T08:00"))
     # A fourth hospital names another distributor: its explanation climbs the ladder after the escalation.
     store_shortage(app, at("2024-10-25T10:00"), report_id="S4", hospital_code="H5", distributor_code="D2",
                    region_code="350902", reported_on=date(2024, 10, 25))
     before = {a.id for a in alerts(app)}
-    sweep(app, at("2024-11-15T09:00"))
+    sweep(app.sweep_deps(), at("2024-11-15T09:00"))
     later = {(a.template, a.recipient_email, a.status) for a in alerts(app) if a.id not in before}
     assert ("overdue_alert", "ybj@jiaocheng.example", "inhibited") in later
     assert ("interview_recommendation", "ybj@ningde.example", "inhibited") in later
@@ -61,7 +61,7 @@ def test_county_and_city_alerts_written_after_the_escalation_are_inhibited(db_ur
 def test_obligation_fulfilled_while_its_overdue_alerts_waited_is_not_mailed_as_overdue(db_url, make_app, tmp_path):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"))
-    sweep(app, at("2024-10-11T09:00"))  # written reminder and overdue alert written, not yet sent
+    sweep(app.sweep_deps(), at("2024-10-11T09:00"))  # written reminder and overdue alert written, not yet sent
     store_report(app, at("2024-10-11T09:30"))
     deliver_due(app.deliver_deps(), at("2024-10-11T10:00"))
     by_template = {a.template: a.status for a in alerts(app)}

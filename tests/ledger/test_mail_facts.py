@@ -45,7 +45,7 @@ def test_reduction_and_interruption_notices_are_not_called_stoppages(db_url, mak
 def test_an_urgent_reminder_is_not_a_gentle_one(db_url, make_app):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"), priority_class="winning_bid")  # the priority ladder: urgent reminder
-    sweep(app, at("2024-10-08T00:00"))
+    sweep(app.sweep_deps(), at("2024-10-08T00:00"))
     subject = mail_of(app, "reminder").subject
     assert subject.startswith("【紧急】到期提醒：") and "温馨提醒" not in subject
 

@@ -132,7 +132,7 @@ def test_run_cycle_service_sweeps_like_the_command(scenario: Scenario) -> None:
     s.new()
     app = s.app(at("2024-10-11T09:00"))
     try:
-        result = run_cycle(app, app.clock.now())
+        result = run_cycle(app.cycle_deps(), app.clock.now())
     finally:
         app.close()
     assert result.ok and result.sweep is not None and result.sweep.obligations == 1

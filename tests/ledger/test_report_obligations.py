@@ -36,11 +36,11 @@ def test_notice_opens_obligation_due_after_national_day_with_receipt_and_bureau_
 def test_sweep_walks_the_ladder_and_twice_at_one_instant_writes_nothing_new(db_url, make_app):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"))
-    assert sweep(app, at("2024-10-08T23:00")).alerts == 0
-    assert sweep(app, at("2024-10-09T08:00")).alerts == 1  # reminder
-    result = sweep(app, at("2024-10-11T00:00:01"))
+    assert sweep(app.sweep_deps(), at("2024-10-08T23:00")).alerts == 0
+    assert sweep(app.sweep_deps(), at("2024-10-09T08:00")).alerts == 1  # reminder
+    result = sweep(app.sweep_deps(), at("2024-10-11T00:00:01"))
     assert result.alerts == 2  # written reminder + county bureau
-    assert sweep(app, at("2024-10-11T00:00:01")).alerts == 0
+    assert sweep(app.sweep_deps(), at("2024-10-11T00:00:01")).alerts == 0
     with app.sessions() as session:
         ob = session.scalars(select(Obligation)).one()
         assert ob.state == "overdue"
@@ -58,13 +58,13 @@ def test_report_on_time_fulfils_and_stops_the_ladder(db_url, make_app):
     with app.sessions() as session:
         ob = session.scalars(select(Obligation)).one()
     assert ob.state == "fulfilled" and ob.late_working_days is None and ob.next_action_at is None
-    assert sweep(app, at("2024-11-30T00:00")).alerts == 0
+    assert sweep(app.sweep_deps(), at("2024-11-30T00:00")).alerts == 0
 
 
 def test_late_report_counts_working_days_late_and_alerts_county_bureau(db_url, make_app):
     app = make_app(db_url)
     store_notice(app, at("2024-09-27T10:00"))
-    sweep(app, at("2024-10-14T09:00"))
+    sweep(app.sweep_deps(), at("2024-10-14T09:00"))
     store_report(app, at("2024-10-15T10:00"))
     with app.sessions() as session:
         ob = session.scalars(select(Obligation)).one()

@@ -63,7 +63,7 @@ def test_obligation_goes_overdue_and_counts_late_in_compliance_during_the_silenc
     app = make_app(db_url)
     silence(app, at("2024-09-27T09:00"), distributor="D1")
     store_notice(app, at("2024-09-27T10:00"))
-    sweep(app, at("2024-10-11T09:00"))
+    sweep(app.sweep_deps(), at("2024-10-11T09:00"))
     with app.sessions() as session:
         obligation = session.scalars(select(Obligation)).one()
     assert obligation.state == "overdue"
@@ -84,12 +84,12 @@ def test_at_the_end_each_recipient_gets_one_message_at_the_current_level(db_url,
     silence_id = silence(app, at("2024-09-27T09:00"), distributor="D1", until="2024-10-31T00:00")
     store_notice(app, at("2024-09-27T10:00"))
     for day in ("2024-10-09T09:00", "2024-10-11T09:00", "2024-10-15T09:00"):
-        sweep(app, at(day))
+        sweep(app.sweep_deps(), at(day))
     held = alerts(app)
     assert {a.status for a in held} == {"held"} and len(held) == 7  # receipt, notice_opened ×2, reminder, written reminder, overdue, interview
 
     assert end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-10-16T10:00")) is None
-    sweep(app, at("2024-10-16T10:00"))  # releases what the ended silence held
+    sweep(app.sweep_deps(), at("2024-10-16T10:00"))  # releases what the ended silence held
     released = {a.recipient_email: a for a in alerts(app) if a.status == "pending"}
     assert {e: a.template for e, a in released.items()} == {
         "d1@dist.example": "written_reminder",  # not the receipt and reminder again
@@ -105,17 +105,17 @@ def test_at_the_end_each_recipient_gets_one_message_at_the_current_level(db_url,
 
     assert deliver_due(app.deliver_deps(), at("2024-10-16T10:00")).sent == 4
     assert sorted(m["To"] for m in mailed(tmp_path)) == sorted(released)
-    assert deliver_due(app.deliver_deps(), at("2024-10-17T10:00")).sent == 0 and sweep(app, at("2024-10-17T10:00")).alerts == 0
+    assert deliver_due(app.deliver_deps(), at("2024-10-17T10:00")).sent == 0 and sweep(app.sweep_deps(), at("2024-10-17T10:00")).alerts == 0
 
 
 def test_an_obligation_fulfilled_during_the_silence_is_not_chased_when_it_ends(db_url, make_app):
     app = make_app(db_url)
     silence_id = silence(app, at("2024-09-27T09:00"), region="350902")
     store_notice(app, at("2024-09-27T10:00"))
-    sweep(app, at("2024-10-11T09:00"))
+    sweep(app.sweep_deps(), at("2024-10-11T09:00"))
     store_report(app, at("2024-10-14T10:00"))  # late: the county hears of it, once the silence ends
     end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-10-15T10:00"))
-    sweep(app, at("2024-10-15T10:00"))
+    sweep(app.sweep_deps(), at("2024-10-15T10:00"))
     sent = {(a.template, a.recipient_email) for a in alerts(app) if a.status == "pending"}
     assert ("late_report", "ybj@jiaocheng.example") in sent
     assert not {t for t, _ in sent} & {"reminder", "written_reminder", "overdue_alert"}

@@ -20,14 +20,14 @@ def test_a_row_that_raises_is_pushed_back_and_the_sweep_goes_on(db_url, make_app
     with app.sessions.begin() as session:
         session.execute(update(Obligation).where(Obligation.subject_key == "N:BAD:D1").values(policy={"kind": "report"}))
     now = at("2024-10-09T09:00")
-    result = sweep(app, now)
+    result = sweep(app.sweep_deps(), now)
     assert result.obligations == 1 and result.alerts == 1
     assert len(result.failed) == 1 and result.failed[0].startswith("O1: KeyError")
     with app.sessions() as session:
         bad = session.scalars(select(Obligation).where(Obligation.subject_key == "N:BAD:D1")).one()
     assert bad.next_action_at == now + timedelta(minutes=15)
     assert bad.claimed_by is None and bad.claimed_until is None
-    assert sweep(app, now).failed == []  # not retried before its time
+    assert sweep(app.sweep_deps(), now).failed == []  # not retried before its time
 
 
 def test_a_row_claimed_by_a_live_worker_is_left_alone(db_url, make_app):
@@ -37,7 +37,7 @@ def test_a_row_claimed_by_a_live_worker_is_left_alone(db_url, make_app):
 
     with app.sessions.begin() as session:
         session.execute(update(Obligation).values(claimed_by="other", claimed_until=utc_now() + timedelta(minutes=5)))
-    result = sweep(app, at("2024-10-09T09:00"))
+    result = sweep(app.sweep_deps(), at("2024-10-09T09:00"))
     assert result.obligations == 0 and result.alerts == 0
 
 
@@ -52,7 +52,7 @@ def test_two_workers_sweeping_at_once_write_every_alert_exactly_once(db_url, mak
 
     def work(app):
         barrier.wait()
-        results.append(sweep(app, now))
+        results.append(sweep(app.sweep_deps(), now))
 
     threads = [threading.Thread(target=work, args=(app,)) for app in (first, second)]
     for thread in threads:
@@ -92,7 +92,7 @@ def test_sweep_pages_through_more_due_rows_than_one_batch(db_url, make_app):
         store_notice(app, at(f"2024-09-27T1{n}:00"), notice_id=f"P{n}")
     with app.sessions.begin() as session:  # two share one instant: the keyset must not skip either
         session.execute(update(Obligation).where(Obligation.id.in_([2, 3])).values(next_action_at=at("2024-10-09T00:00")))
-    result = sweep(app, at("2024-10-09T09:00"))
+    result = sweep(app.sweep_deps(), at("2024-10-09T09:00"))
     assert result.obligations == 5 and result.alerts == 5 and result.skipped == 0
 
 
@@ -121,7 +121,7 @@ def test_a_batch_of_due_obligations_is_stepped_in_a_handful_of_statements(db_url
     _due_obligations(app, 1000)
     statements: list[str] = []
     event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: statements.append(sql))
-    result = sweep(app, at("2024-10-09T09:00"))  # the reminder of each is due
+    result = sweep(app.sweep_deps(), at("2024-10-09T09:00"))  # the reminder of each is due
     assert (result.obligations, result.alerts, result.failed) == (1000, 1000, [])
     obligation_statements = [s for s in statements if "shortage_cases" not in s]
     # Per batch: claim, read rows, notices, reports, mailed steps, alerts, audit events, next steps; row by row it was ~10 per obligation.
@@ -134,7 +134,7 @@ def test_a_row_that_raises_in_a_batch_is_pushed_back_and_the_rest_of_its_batch_s
     with app.sessions.begin() as session:
         session.execute(update(Obligation).where(Obligation.subject_key == "N:B17:D1").values(policy={"kind": "report"}))
     now = at("2024-10-09T09:00")
-    result = sweep(app, now)
+    result = sweep(app.sweep_deps(), now)
     assert (result.obligations, result.alerts) == (29, 29)
     assert result.failed == ["O18: KeyError: 'levels'"]
     assert "O18 failed" in caplog.text
@@ -157,7 +157,7 @@ def test_two_postgresql_sweepers_on_20000_due_rows_write_every_alert_exactly_onc
 
     def work(app):
         barrier.wait()
-        results.append(sweep(app, now))
+        results.append(sweep(app.sweep_deps(), now))
 
     threads = [threading.Thread(target=work, args=(app,)) for app in (first, second)]
     for thread in threads:
@@ -194,7 +194,7 @@ def test_a_case_that_raises_in_a_batch_is_pushed_back_and_the_rest_of_its_batch_
         cases = {c.product_code: c.id for c in session.scalars(select(ShortageCase))}
         session.execute(update(ShortageCase).where(ShortageCase.id == cases["XB03"]).values(policy={"kind": "case"}))
     now = at("2024-10-24T08:00")
-    result = sweep(app, now)
+    result = sweep(app.sweep_deps(), now)
     assert (result.cases, result.alerts) == (1, 2)
     assert result.failed == [f"C{cases['XB03']}: KeyError: 'ladder'"]
     assert f"C{cases['XB03']} failed" in caplog.text

@@ -17,7 +17,7 @@ def test_an_obligation_claimed_by_a_dead_sweeper_is_swept_once_the_claim_expires
     store_notice(app, at("2024-09-27T10:00"))
     with app.sessions.begin() as session:  # a sweeper that died holding the row; its claim ran out a second ago
         session.execute(update(Obligation).values(claimed_by="dead-replica", claimed_until=utc_now() - timedelta(seconds=1)))
-    result = sweep(app, at("2024-10-09T09:00"))  # the reminder is due
+    result = sweep(app.sweep_deps(), at("2024-10-09T09:00"))  # the reminder is due
     assert (result.obligations, result.alerts) == (1, 1)
     with app.sessions() as session:
         row = session.scalars(select(Obligation)).one()

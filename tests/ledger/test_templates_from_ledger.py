@@ -47,7 +47,7 @@ def play_story(app) -> None:
     day = date(2024, 10, 8)
     while day <= date(2024, 11, 1):
         if app.calendar.is_working_day(day):
-            sweep(app, at(f"{day}T00:00"))
+            sweep(app.sweep_deps(), at(f"{day}T00:00"))
             if day == date(2024, 10, 8):
                 store_shortage(app, at("2024-10-08T09:00"), report_id="S-1", hospital_code="H1", distributor_code="D1")
                 store_shortage(app, at("2024-10-08T09:05"), report_id="S-2", hospital_code="H2", hospital_name="宁德市第2医院",

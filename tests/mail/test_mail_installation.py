@@ -36,7 +36,7 @@ def mail_of_one_notice(url: str, folder: Path, smtp_port: int) -> tuple[set[str]
     app = App(settings, clock=FixedClock(at("2024-09-27T10:00")))
     try:
         ingest(app, at("2024-09-27T10:00"), notice("N1", "D1", "XA01", "注射用头孢曲松钠", "2024-09-27"))
-        assert not run_cycle(app, at("2024-09-27T10:05")).errors
+        assert not run_cycle(app.cycle_deps(), at("2024-09-27T10:05")).errors
         deliver_due(app.deliver_deps(), at("2024-09-27T10:05"))
         with app.sessions() as session:
             rows = list(session.scalars(select(Alert).where(Alert.status == "sent")))

@@ -62,7 +62,7 @@ def test_every_alert_the_ledger_writes_is_rendered_and_delivered(make_app, tmp_p
     ingest(app, at("2024-10-09T10:00"), shortage("S3", "H3", "350902", "2024-10-09"), shortage("S4", "H4", "350921", "2024-10-09"))
     day = at("2024-09-27T10:05")
     while day < at("2024-11-30T10:00"):
-        result = run_cycle(app, day)
+        result = run_cycle(app.cycle_deps(), day)
         assert not result.errors, result.errors
         send_daily_digests(app.digest_deps(), day)
         send_monthly_summaries(app.digest_deps(), day)

@@ -122,7 +122,7 @@ def poll_command(args: argparse.Namespace, ctx: Context) -> int:
         print("no sources configured ([[sources]] in the settings file)")
         return 0
     app = _ready_app(ctx, args.now)
-    outcomes = poll_sources(app, app.clock.now(), only=args.source, force=True)  # type: ignore[attr-defined]
+    outcomes = poll_sources(app.poll_deps(), app.clock.now(), only=args.source, force=True)  # type: ignore[attr-defined]
     for outcome in outcomes:
         print(outcome.line())
     return 1 if any(o.status == "failed" for o in outcomes) else 0

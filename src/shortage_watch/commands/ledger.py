@@ -113,7 +113,7 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
         app.clock = FixedClock(now)
     now = app.clock.now()
     # An operator asking for one cycle means every source now, whatever its interval.
-    result = run_cycle(app, now, force_poll=True)
+    result = run_cycle(app.cycle_deps(), now, force_poll=True)
     sweep = result.sweep
     delivered = result.delivered
     summary = {

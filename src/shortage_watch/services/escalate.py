@@ -1,9 +1,10 @@
 """The sweep: apply the ladder levels that have fallen due, writing alerts into the outbox.
 
 Reads only rows whose `next_action_at` has passed, through its index, so its cost follows
-the due items, not the size of the ledger. Each row is claimed and handled in its own
-transaction; several processes may sweep one database at once. Each sweep first re-dates
-the in-flight deadlines the calendar had only estimated, once it knows their year.
+the due items, not the size of the ledger. Due rows are taken a batch at a time and each
+batch is stepped in one transaction; several processes may sweep one database at once. Each
+sweep first re-dates the in-flight deadlines the calendar had only estimated, once it knows
+their year.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.obligations import advance
@@ -26,11 +27,36 @@ from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
 from shortage_watch.services.alert_routing import AlertHolds, LadderAlerts, ladder_alerts, mailed_steps_of, remembered_routes, write_planned_alerts
 from shortage_watch.services.cases import case_deadline, case_due, redate_case, write_case_alerts
+from shortage_watch.services.ledger_deps import LedgerDeps
 from shortage_watch.services.obligations import ESTIMATED, recomputed_deadline, redate_obligation
 from shortage_watch.store import sweep as store
 from shortage_watch.store.tables import Obligation, ShortageCase
 
 log = logging.getLogger(__name__)
+
+# The two tables the sweep steps.
+SweptTable = type[Obligation] | type[ShortageCase]
+
+
+@dataclass(frozen=True)
+class SweepDeps:
+    """What the sweep uses, built by `App.sweep_deps()`: write sessions, the ledger's dependencies (its
+    directory as it is now), who sweeps (the replica id, written on row claims), how long a row claim
+    lasts, how many rows a batch takes, and how much later a row that failed is tried again."""
+
+    sessions: sessionmaker[Session]
+    ledger: LedgerDeps
+    owner: str
+    lease: timedelta
+    batch: int
+    retry: timedelta
+
+
+# Steps rows of one table (a batch as the lock read it, or a row's id in a list) in the caller's
+# transaction; how many alerts were new.
+Step = Callable[[Session, SweepDeps, list[Any], datetime], int]
+# Takes and reads up to a batch of due rows in the caller's transaction: (session, now, real now, batch).
+Lock = Callable[[Session, datetime, datetime, int], list[Any]]
 
 
 @dataclass
@@ -53,7 +79,7 @@ class SweepResult:
         }
 
 
-def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime, owner: str) -> int:
+def _obligation_steps(session: Session, deps: SweepDeps, rows: list[Any], now: datetime) -> int:
     """Apply the levels due at `now` to the claimed obligations `rows` (`store.sweep` step rows), in bulk;
     how many alerts were new.
 
@@ -67,9 +93,9 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     notices = store.notices_by_id(session, (row.notice_pk for row in open_rows if row.notice_pk))
     reports = store.reports_by_id(session, (row.report_pk for row in open_rows if row.report_pk))
     mailed = mailed_steps_of(session, [row.id for row in open_rows], now)
-    deps = app.ledger_deps()
-    calendar, directory = deps.calendar, deps.directory
-    routes = remembered_routes(deps)
+    owner, ledger = deps.owner, deps.ledger
+    calendar, directory = ledger.calendar, ledger.directory
+    routes = remembered_routes(ledger)
     today = calendar.local_date(now)
     ladders: dict[str, Ladder] = {}
     steps: dict[tuple[Any, ...], Any] = {}
@@ -79,7 +105,7 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     # Rows of one shape get equal audit details: one object each, so the bulk insert serialises it once.
     details: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def shared(key: tuple[Any, ...], make: Any) -> dict[str, Any]:
+    def shared(key: tuple[Any, ...], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         detail = details.get(key)
         if detail is None:
             detail = details[key] = make()
@@ -113,7 +139,7 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
                 context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
             prior = steps_sent_before(mailed.get(obligation.id, ()), today, calendar.local_date, calendar.working_days_between)
             planned.append((obligation.id, ladder_alerts(
-                deps, subject="O", subject_id=obligation.id, firings=step.firings, stale=step.skipped,
+                ledger, subject="O", subject_id=obligation.id, firings=step.firings, stale=step.skipped,
                 region_code=obligation.region_code, distributor_code=obligation.party_code, context=context, prior=prior, now=now, ladder=ladder, routes=routes,
                 entered_after_due=obligation.opened_at > obligation.due_at,
             )))
@@ -134,25 +160,25 @@ def _obligation_steps(session: Session, app: Any, rows: list[Any], now: datetime
     return len(written)
 
 
-def _case_steps(session: Session, app: Any, case_ids: list[int], now: datetime, owner: str) -> int:
+def _case_steps(session: Session, deps: SweepDeps, case_ids: list[int], now: datetime) -> int:
     """Apply the levels due at `now` to the locked regional cases `case_ids`; how many alerts were new."""
-    return sum(_case_step(session, app, case_id, now, owner) for case_id in case_ids)
+    return sum(_case_step(session, deps, case_id, now) for case_id in case_ids)
 
 
-def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
+def _case_step(session: Session, deps: SweepDeps, row_id: int, now: datetime) -> int:
+    ledger = deps.ledger
     case = store.fresh_case(session, row_id)
     written = 0
     if case.state in CASE_ON_LADDER and case.policy is not None and case.regional_at is not None:
         ladder = Ladder.from_json(case.policy["ladder"])
-        deps = app.ledger_deps()
-        due_on, due_at = case_due(deps, case)
-        step = advance(deps.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
-        written, _ = write_case_alerts(session, deps, case, step.firings, now, stale=step.skipped)
+        due_on, due_at = case_due(ledger, case)
+        step = advance(ledger.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level, now=now)
+        written, _ = write_case_alerts(session, ledger, case, step.firings, now, stale=step.skipped)
         moved = case_escalated(case.state, [f.name for f in step.firings])
         if any(f.level.offset is not None and f.level.offset >= 0 for f in step.firings) and moved is not None:
             case.state = moved.state
-            audit(session, at=now, actor=owner, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)
-            inhibit_after_escalation(session, deps.directory, case, now)
+            audit(session, at=now, actor=deps.owner, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)
+            inhibit_after_escalation(session, ledger.directory, case, now)
         case.level = step.next_step
         case.next_action_at = step.next_action_at
     else:
@@ -163,34 +189,32 @@ def _case_step(session: Session, app: Any, row_id: int, now: datetime, owner: st
     return written
 
 
-def _push_back(app: Any, table: Any, row_id: int, now: datetime) -> None:
+def _push_back(deps: SweepDeps, table: SweptTable, row_id: int, now: datetime) -> None:
     """After a failure: release the claim and retry a little later (in ledger time)."""
-    with app.sessions.begin() as session:
-        store.push_back(session, table, row_id, now + timedelta(minutes=app.settings.escalation.retry_minutes))
+    with deps.sessions.begin() as session:
+        store.push_back(session, table, row_id, now + deps.retry)
 
 
-def _sweep_in_batches(app: Any, table: Any, prefix: str, lock: Any, step_batch: Any, step_one: Any, now: datetime, result: SweepResult) -> int:
+def _sweep_in_batches(deps: SweepDeps, table: SweptTable, prefix: str, lock: Lock, step_batch: Step, step_one: Step, now: datetime, result: SweepResult) -> int:
     """Take due rows of `table` a batch at a time (`lock`) and step each batch (`step_batch`) in one transaction.
 
     A batch is picked, locked and read in one statement and written back before its commit, so
     it needs no lease of its own. A batch that raises is rolled back and retried row by row
     (`step_one`), so one bad row is pushed back (and logged) while the rest of its batch is swept.
     """
-    owner = app.replica_id
-    batch = app.settings.escalation.sweep_batch
     handled = 0
     seen: set[int] = set()
     while True:
         taken: list[int] = []
         try:
-            with app.sessions.begin() as session:
-                rows = lock(session, now, utc_now(), batch)
+            with deps.sessions.begin() as session:
+                rows = lock(session, now, utc_now(), deps.batch)
                 taken = [row if isinstance(row, int) else row.id for row in rows]
                 if seen.intersection(taken):
                     # A row this sweep already tried is due again: its push-back failed (the database went away
                     # mid-sweep). Stop here rather than take it forever; the next sweep tries again.
                     raise _AlreadySwept
-                written = step_batch(session, app, rows, now, owner)
+                written = step_batch(session, deps, rows, now)
             result.alerts += written
             handled += len(taken)
         except _AlreadySwept:
@@ -199,7 +223,7 @@ def _sweep_in_batches(app: Any, table: Any, prefix: str, lock: Any, step_batch: 
             if not taken:
                 raise
             log.warning("sweep: a batch of %d %s row(s) failed; retrying them one by one", len(taken), prefix, exc_info=True)
-            handled += _sweep_rows(app, table, step_one, prefix, sorted(taken), now, result)
+            handled += _sweep_rows(deps, table, step_one, prefix, sorted(taken), now, result)
         seen.update(taken)
         # On PostgreSQL a batch may come back short while due rows remain (a row another sweeper
         # committed since our snapshot fails the re-check under its lock): only an empty one ends.
@@ -211,74 +235,69 @@ class _AlreadySwept(Exception):
     """A batch holds a row this sweep already stepped."""
 
 
-def _obligation_step(session: Session, app: Any, row_id: int, now: datetime, owner: str) -> int:
-    return _obligation_steps(session, app, store.obligations_to_step(session, [row_id]), now, owner)
+def _obligations_by_id(session: Session, deps: SweepDeps, row_ids: list[int], now: datetime) -> int:
+    return _obligation_steps(session, deps, store.obligations_to_step(session, row_ids), now)
 
 
-def _sweep_rows(app: Any, table: Any, handle: Any, prefix: str, row_ids: list[int], now: datetime, result: SweepResult) -> int:
+def _sweep_rows(deps: SweepDeps, table: SweptTable, handle: Step, prefix: str, row_ids: list[int], now: datetime, result: SweepResult) -> int:
     """Claim and handle each row in its own transaction; a row that raises is pushed back and logged."""
-    owner = app.replica_id
-    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
     handled = 0
     for row_id in row_ids:
         try:
-            with app.sessions.begin() as session:
+            with deps.sessions.begin() as session:
                 real_now = utc_now()
-                if not store.claim_due(session, table, row_id, now, real_now, owner, real_now + lease):
+                if not store.claim_due(session, table, row_id, now, real_now, deps.owner, real_now + deps.lease):
                     result.skipped += 1
                     continue
-                result.alerts += handle(session, app, row_id, now, owner)
+                result.alerts += handle(session, deps, [row_id], now)
             handled += 1
         except Exception as exc:  # one bad row must not stop the sweep
-            log.exception("sweep: %s%s failed; retrying in %s min", prefix, row_id, app.settings.escalation.retry_minutes)
+            log.exception("sweep: %s%s failed; retrying in %s min", prefix, row_id, int(deps.retry.total_seconds() // 60))
             result.failed.append(f"{prefix}{row_id}: {type(exc).__name__}: {exc}")
             try:
-                _push_back(app, table, row_id, now)
+                _push_back(deps, table, row_id, now)
             except Exception:
                 log.exception("sweep: could not push back %s%s", prefix, row_id)
     return handled
 
 
-def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
+def redate_estimated(deps: SweepDeps, now: datetime, result: SweepResult) -> int:
     """Re-date in-flight obligations and regional cases whose deadline the calendar had estimated,
     when the current calendar gives another due instant or knows the year now (an override or an
     upgraded holidays package). Rows whose answer is still the same estimate cost a read, no write.
     """
-    owner = app.replica_id
-    lease = timedelta(seconds=app.settings.daemon.lease_seconds)
-    batch = app.settings.escalation.sweep_batch
+    ledger = deps.ledger
     redated = 0
-    deps = app.ledger_deps()
     for table, in_flight, prefix in ((Obligation, OBLIGATION_IN_FLIGHT, "O"), (ShortageCase, CASE_ON_LADDER, "C")):
         after_id = 0
         while True:
-            with app.sessions() as session:
-                rows = store.estimated_rows(session, table, ESTIMATED, in_flight, after_id, batch)
+            with deps.sessions() as session:
+                rows = store.estimated_rows(session, table, ESTIMATED, in_flight, after_id, deps.batch)
             for row in rows:
                 try:
                     if table is Obligation:
-                        due_at, status = recomputed_deadline(deps, row)
+                        due_at, status = recomputed_deadline(ledger, row)
                     else:
-                        _, due_at, status = case_deadline(deps, row)
+                        _, due_at, status = case_deadline(ledger, row)
                     if status == ESTIMATED and due_at == row.due_at:
                         continue  # the calendar knows nothing new about this year: nothing to write
-                    with app.sessions.begin() as session:
+                    with deps.sessions.begin() as session:
                         real_now = utc_now()
-                        if not store.claim_estimated(session, table, row, ESTIMATED, in_flight, real_now, owner, real_now + lease):
+                        if not store.claim_estimated(session, table, row, ESTIMATED, in_flight, real_now, deps.owner, real_now + deps.lease):
                             result.skipped += 1
                             continue
                         fresh = store.fresh_row(session, table, row.id)
                         if table is Obligation:
-                            redate_obligation(session, deps, fresh, now)
+                            redate_obligation(session, ledger, fresh, now)
                         else:
-                            redate_case(session, deps, fresh, now)
+                            redate_case(session, ledger, fresh, now)
                         fresh.claimed_by = None
                         fresh.claimed_until = None
                     redated += 1
                 except Exception as exc:  # one bad row must not stop the sweep; the next sweep tries again
                     log.exception("sweep: re-dating %s%s failed", prefix, row.id)
                     result.failed.append(f"{prefix}{row.id}: {type(exc).__name__}: {exc}")
-            if len(rows) < batch:
+            if len(rows) < deps.batch:
                 break
             after_id = rows[-1].id
     result.redated += redated
@@ -287,7 +306,7 @@ def redate_estimated(app: Any, now: datetime, result: SweepResult) -> int:
     return redated
 
 
-def sweep(app: Any, now: datetime) -> SweepResult:
+def sweep(deps: SweepDeps, now: datetime) -> SweepResult:
     """Apply every level due at `now` to obligations and regional cases; safe to run concurrently.
 
     Running it twice at the same instant writes nothing new: handled rows moved their
@@ -295,11 +314,11 @@ def sweep(app: Any, now: datetime) -> SweepResult:
     """
     result = SweepResult()
     # First: deadlines estimated under a calendar that has since learnt the year, so the levels below fire on the real dates.
-    redate_estimated(app, now, result)
-    result.obligations = _sweep_in_batches(app, Obligation, "O", store.lock_due_obligations, _obligation_steps, _obligation_step, now, result)
-    result.cases = _sweep_in_batches(app, ShortageCase, "C", store.lock_due_cases, _case_steps, _case_step, now, result)
+    redate_estimated(deps, now, result)
+    result.obligations = _sweep_in_batches(deps, Obligation, "O", store.lock_due_obligations, _obligation_steps, _obligations_by_id, now, result)
+    result.cases = _sweep_in_batches(deps, ShortageCase, "C", store.lock_due_cases, _case_steps, _case_steps, now, result)
     # Last: silences that ended release their held mail at the level the matters reached just now.
-    release_ended_silences(app.sessions, app.usable_directory(), app.calendar, now)
+    release_ended_silences(deps.sessions, deps.ledger.directory, deps.ledger.calendar, now)
     if result.obligations or result.cases or result.failed or result.redated:
         log.info("sweep at %s: %s", now.isoformat(), result.as_json())
     return result

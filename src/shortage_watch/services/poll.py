@@ -16,26 +16,23 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.clock import utc_now
 from shortage_watch.intake.encodings import UnusableFile
 from shortage_watch.intake.sources_http import FeedError, HttpFeed
 from shortage_watch.intake.sources_inbox import FileVersion, InboxFile, InboxFolder, list_ready_files, read_regular_file, refusal_reason
 from shortage_watch.redact import mask_url
-from shortage_watch.services.ingest import IngestResult, ingest_payload, refuse_payload, store_payload
+from shortage_watch.services.ingest import IngestDeps, IngestResult, ingest_payload, refuse_payload, store_payload
 from shortage_watch.store.payloads import archive_payload, payload_digest
 from shortage_watch.settings import SourceSettings
 from shortage_watch.store import claims, inbox_receipts, source_state
 from shortage_watch.store.claims import LeaseLost
 from shortage_watch.store.source_state import MAX_ERROR
 from shortage_watch.store.tables import SourceState
-
-if TYPE_CHECKING:
-    from shortage_watch.app import App
 
 log = logging.getLogger(__name__)
 
@@ -82,40 +79,50 @@ class PollOutcome:
                 f"rejected {self.rejected}{note}")
 
 
+@dataclass(frozen=True)
+class PollDeps:
+    """What polling uses, built by `App.poll_deps()`: the write and read sessions, this replica's
+    name and how long its source leases last, the configured sources, and what storing a file
+    or page uses."""
+
+    sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    replica_id: str
+    lease: timedelta
+    sources: Sequence[SourceSettings]
+    ingest: IngestDeps
+
+
 # ---- the lease ----------------------------------------------------------------------------------
 
 
-def _lease(app: "App") -> timedelta:
-    return timedelta(seconds=app.settings.daemon.lease_seconds)
-
-
-def acquire_source_lease(app: "App", name: str) -> bool:
+def acquire_source_lease(deps: PollDeps, name: str) -> bool:
     """Take the source's lease for this replica (or renew ours); False when another replica holds it."""
     real_now = utc_now()
-    with app.sessions.begin() as session:
+    with deps.sessions.begin() as session:
         source_state.ensure_source_row(session, name)
-        return claims.take(session, claims.SOURCES, name, app.replica_id, real_now + _lease(app), real_now, renew_own=True)
+        return claims.take(session, claims.SOURCES, name, deps.replica_id, real_now + deps.lease, real_now, renew_own=True)
 
 
-def renew_source_lease(session: Session, app: "App", name: str) -> None:
+def renew_source_lease(session: Session, deps: PollDeps, name: str) -> None:
     """Extend our lease inside a page/chunk transaction, and beat our heartbeat (a replica
     storing a long file is alive); LeaseLost when the lease is no longer ours."""
     real_now = utc_now()
-    claims.refresh_beat(session, app.replica_id, real_now)
+    claims.refresh_beat(session, deps.replica_id, real_now)
     # No row renewed means the lease expired and another replica took the source over, so
     # this transaction must not move its cursor.
-    if not claims.renew(session, claims.SOURCES, [name], app.replica_id, real_now + _lease(app)):
+    if not claims.renew(session, claims.SOURCES, [name], deps.replica_id, real_now + deps.lease):
         raise LeaseLost(name)
 
 
-def release_source_lease(app: "App", name: str) -> None:
+def release_source_lease(deps: PollDeps, name: str) -> None:
     """Hand the source back (if still ours) so any replica may poll it next."""
-    with app.sessions.begin() as session:
-        claims.release(session, claims.SOURCES, [name], app.replica_id)
+    with deps.sessions.begin() as session:
+        claims.release(session, claims.SOURCES, [name], deps.replica_id)
 
 
-def record_source_failure(app: "App", name: str, error: str) -> None:
-    with app.sessions.begin() as session:
+def record_source_failure(deps: PollDeps, name: str, error: str) -> None:
+    with deps.sessions.begin() as session:
         source_state.record_source_failure(session, name, error, utc_now())
 
 
@@ -130,12 +137,12 @@ def source_is_due(state: SourceState | None, source: SourceSettings, real_now: d
     return real_now >= last + timedelta(seconds=source.interval * backoff)
 
 
-def source_due_now(app: "App", name: str) -> bool:
+def source_due_now(read_sessions: sessionmaker[Session], sources: Sequence[SourceSettings], name: str) -> bool:
     """False while the source named waits out its back-off after failures (its timer fired anyway)."""
-    source = next((s for s in app.settings.sources if s.name == name), None)
+    source = next((s for s in sources if s.name == name), None)
     if source is None:
         return True
-    with app.read_sessions() as session:
+    with read_sessions() as session:
         state = source_state.source_state_of(session, name)
     if state is None or not state.consecutive_failures:
         return True
@@ -145,19 +152,19 @@ def source_due_now(app: "App", name: str) -> bool:
 # ---- polling ------------------------------------------------------------------------------------
 
 
-def poll_source(app: "App", source: SourceSettings, now: datetime) -> PollOutcome:
+def poll_source(deps: PollDeps, source: SourceSettings, now: datetime) -> PollOutcome:
     """Poll one source under its lease; never raises (a failure is recorded on the source)."""
     try:
-        if not acquire_source_lease(app, source.name):
+        if not acquire_source_lease(deps, source.name):
             return PollOutcome(source.name, "busy")
     except Exception as exc:
         log.exception("source %s: cannot take its lease", source.name)
         return PollOutcome(source.name, "failed", error=f"database: {type(exc).__name__}")
     try:
         if source.type == "http":
-            outcome = poll_http_source(app, source, now)
+            outcome = poll_http_source(deps, source, now)
         else:
-            outcome = poll_inbox_source(app, source, now)
+            outcome = poll_inbox_source(deps, source, now)
     except Exception as exc:  # one bad source never stops the others or the daemon
         if isinstance(exc, OSError):
             # A missing or unreadable inbox folder is the operator's news, not a bug:
@@ -167,25 +174,25 @@ def poll_source(app: "App", source: SourceSettings, now: datetime) -> PollOutcom
             log.exception("source %s: poll failed", source.name, extra={"source": source.name})
         outcome = PollOutcome(source.name, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
         try:
-            record_source_failure(app, source.name, outcome.error or "")
+            record_source_failure(deps, source.name, outcome.error or "")
         except Exception:
             log.exception("source %s: cannot record the failure", source.name)
     finally:
         try:
-            release_source_lease(app, source.name)
+            release_source_lease(deps, source.name)
         except Exception:
             log.exception("source %s: cannot release its lease (it expires by itself)", source.name)
     return outcome
 
 
-def poll_sources(app: "App", now: datetime, only: str | None = None, *, force: bool = False) -> list[PollOutcome]:
+def poll_sources(deps: PollDeps, now: datetime, only: str | None = None, *, force: bool = False) -> list[PollOutcome]:
     """Poll every configured source that is due (all of them with `force`, or just `only`)."""
     outcomes: list[PollOutcome] = []
-    sources = [s for s in app.settings.sources if only is None or s.name == only]
+    sources = [s for s in deps.sources if only is None or s.name == only]
     if not sources:
         return outcomes
     try:
-        with app.read_sessions() as session:
+        with deps.read_sessions() as session:
             states = source_state.source_states(session)
     except Exception:
         log.exception("cannot read source state")
@@ -195,7 +202,7 @@ def poll_sources(app: "App", now: datetime, only: str | None = None, *, force: b
         if not (force or only) and not source_is_due(states.get(source.name), source, real_now):
             outcomes.append(PollOutcome(source.name, "not_due"))
             continue
-        outcomes.append(poll_source(app, source, now))
+        outcomes.append(poll_source(deps, source, now))
     return outcomes
 
 
@@ -206,11 +213,11 @@ def _usable_cursor(cursor: str) -> bool:
     return len(cursor) <= MAX_CURSOR and cursor.isprintable()
 
 
-def poll_http_source(app: "App", source: SourceSettings, now: datetime,
+def poll_http_source(deps: PollDeps, source: SourceSettings, now: datetime,
                      sleep: Callable[[float], None] = time.sleep) -> PollOutcome:
     """Fetch pages from the stored cursor on; each page is stored with its cursor move in one transaction."""
     outcome = PollOutcome(source.name, "ok")
-    with app.read_sessions() as session:
+    with deps.read_sessions() as session:
         position = source_state.feed_position(session, source.name)
     cursor = position.cursor
     feed = HttpFeed(source, sleep=sleep)
@@ -220,23 +227,23 @@ def poll_http_source(app: "App", source: SourceSettings, now: datetime,
             try:
                 page = feed.fetch(cursor, position.etag if first else None, position.last_modified if first else None)
             except FeedError as exc:
-                record_source_failure(app, source.name, str(exc))
+                record_source_failure(deps, source.name, str(exc))
                 outcome.status, outcome.error = "failed", str(exc)
                 return outcome
             if page.not_modified:
-                with app.sessions.begin() as session:
-                    renew_source_lease(session, app, source.name)
+                with deps.sessions.begin() as session:
+                    renew_source_lease(session, deps, source.name)
                     source_state.record_source_success(session, source.name, utc_now())
                 if outcome.items == 0:
                     outcome.status = "not_modified"
                 return outcome
             # The raw page is kept first, in its own transaction: whatever fails while it is
             # parsed and stored, the bytes received are never lost.
-            with app.sessions.begin() as session:
+            with deps.sessions.begin() as session:
                 archive_payload(session, page.content, now)
-            with app.sessions.begin() as session:
-                renew_source_lease(session, app, source.name)
-                result = store_payload(session, app.ingest_deps(), source=source.name, name=mask_url(page.url), content=page.content,
+            with deps.sessions.begin() as session:
+                renew_source_lease(session, deps, source.name)
+                result = store_payload(session, deps.ingest, source=source.name, name=mask_url(page.url), content=page.content,
                                        kind=source.record_kind, now=now, field_map=source.field_map, format="json")
                 problem = None
                 if result.unusable:
@@ -271,15 +278,15 @@ def poll_http_source(app: "App", source: SourceSettings, now: datetime,
 # ---- an inbox folder ----------------------------------------------------------------------------
 
 
-def _note_move(app: "App", receipt_id: int, moved_to: str | None, move_error: str | None) -> None:
-    with app.sessions.begin() as session:
+def _note_move(deps: PollDeps, receipt_id: int, moved_to: str | None, move_error: str | None) -> None:
+    with deps.sessions.begin() as session:
         inbox_receipts.note_move(session, receipt_id, moved_to, move_error)
 
 
-def _bring_back_grown_files(app: "App", source: str, inbox: InboxFolder) -> None:
+def _bring_back_grown_files(deps: PollDeps, source: str, inbox: InboxFolder) -> None:
     """A file written to after it was read and moved (an upload that paused longer than
     `settle_seconds`) goes back to the inbox, to be read again whole once it settles."""
-    with app.read_sessions() as session:
+    with deps.read_sessions() as session:
         moved = inbox_receipts.recently_moved(session, source, WATCHED_MOVES)
     for file in moved:
         where, name = file.moved_to.split("/", 1)
@@ -290,7 +297,7 @@ def _bring_back_grown_files(app: "App", source: str, inbox: InboxFolder) -> None
             finally:
                 os.close(folder_fd)
             if now_there is None:
-                _note_move(app, file.receipt_id, None, None)  # removed by the operator: nothing to watch
+                _note_move(deps, file.receipt_id, None, None)  # removed by the operator: nothing to watch
                 continue
             if now_there.size == file.size:
                 continue
@@ -298,12 +305,12 @@ def _bring_back_grown_files(app: "App", source: str, inbox: InboxFolder) -> None
         except OSError as exc:
             log.warning("inbox %s: cannot check %s for a late tail: %s", source, file.moved_to, exc)
             continue
-        _note_move(app, file.receipt_id, None, None)
+        _note_move(deps, file.receipt_id, None, None)
         log.warning("inbox %s: %s changed after it was read (%s -> %s bytes); moved back as %s to be read again",
                     source, file.moved_to, file.size, now_there.size, back)
 
 
-def poll_inbox_source(app: "App", source: SourceSettings, now: datetime) -> PollOutcome:
+def poll_inbox_source(deps: PollDeps, source: SourceSettings, now: datetime) -> PollOutcome:
     """Ingest every ready file of the folder, then move it; one stuck file never holds up the others."""
     assert source.path is not None
     folder = Path(source.path)
@@ -312,34 +319,34 @@ def poll_inbox_source(app: "App", source: SourceSettings, now: datetime) -> Poll
     outcome = PollOutcome(source.name, "ok")
     inbox = InboxFolder(folder)
     try:
-        _bring_back_grown_files(app, source.name, inbox)
-        with app.read_sessions() as session:
+        _bring_back_grown_files(deps, source.name, inbox)
+        with deps.read_sessions() as session:
             stuck = inbox_receipts.stuck_files(session, source.name)
         files = list_ready_files(folder, source.settle_seconds, utc_now())
         for item in files:
-            _take_file(app, source, inbox, item, stuck, outcome, now)
+            _take_file(deps, source, inbox, item, stuck, outcome, now)
         for name, file in stuck.items():
             if inbox.version(name) is None:  # the operator moved it away: nothing is stuck any more
-                _note_move(app, file.receipt_id, None, None)
-        with app.read_sessions() as session:
+                _note_move(deps, file.receipt_id, None, None)
+        with deps.read_sessions() as session:
             still_stuck = [f"{name}: {error}" for name, error in inbox_receipts.move_errors(session, source.name)]
     finally:
         inbox.close()
     if outcome.status == "failed":
-        record_source_failure(app, source.name, outcome.error or "")
+        record_source_failure(deps, source.name, outcome.error or "")
         return outcome
     note = None
     if still_stuck:
         note = f"{len(still_stuck)} 个文件无法移出收件箱 / file(s) cannot be moved out of the inbox: " + "; ".join(
             still_stuck)
         outcome.error = note
-    with app.sessions.begin() as session:
-        renew_source_lease(session, app, source.name)
+    with deps.sessions.begin() as session:
+        renew_source_lease(session, deps, source.name)
         source_state.record_source_success(session, source.name, utc_now(), last_error=note[:MAX_ERROR] if note else None)
     return outcome
 
 
-def _take_file(app: "App", source: SourceSettings, inbox: InboxFolder, item: InboxFile,
+def _take_file(deps: PollDeps, source: SourceSettings, inbox: InboxFolder, item: InboxFile,
                stuck: dict[str, inbox_receipts.StuckFile], outcome: PollOutcome, now: datetime) -> None:
     """Read, store and move one file; problems are logged and noted on `outcome`, never raised."""
     name = item.path.name
@@ -363,20 +370,20 @@ def _take_file(app: "App", source: SourceSettings, inbox: InboxFolder, item: Inb
     known = stuck.get(name)
     if known is not None and known.sha256 == payload_digest(content):
         # Stored already; only its move failed. Retry the move, never the ingest.
-        _move(app, source, inbox, name, known.receipt_id, read, rejected=None, errors=[], first_try=False)
+        _move(deps, source, inbox, name, known.receipt_id, read, rejected=None, errors=[], first_try=False)
         return
     reason = refusal_reason(name)
     try:
         if reason is not None:
-            with app.sessions.begin() as session:
-                renew_source_lease(session, app, source.name)
+            with deps.sessions.begin() as session:
+                renew_source_lease(session, deps, source.name)
                 result = refuse_payload(session, source=source.name, name=name, content=content, reason=reason,
                                         now=now)
         else:
             result = ingest_payload(
-                app.ingest_deps(), source=source.name, name=name, content=content, kind=source.record_kind, now=now,
+                deps.ingest, source=source.name, name=name, content=content, kind=source.record_kind, now=now,
                 field_map=source.field_map,
-                in_each_transaction=lambda session: renew_source_lease(session, app, source.name))
+                in_each_transaction=lambda session: renew_source_lease(session, deps, source.name))
     except DBAPIError as exc:
         # What committed stays (the file resumes after it); the file stays in the inbox for
         # the next poll, and one file the database refuses does not hold up the files behind it.
@@ -388,11 +395,11 @@ def _take_file(app: "App", source: SourceSettings, inbox: InboxFolder, item: Inb
     outcome.add(result)
     rejected = result.rejected > 0 or result.unusable or result.status == "rejected"
     assert result.receipt_id is not None
-    _move(app, source, inbox, name, result.receipt_id, read, rejected=rejected, errors=result.errors, first_try=True,
+    _move(deps, source, inbox, name, result.receipt_id, read, rejected=rejected, errors=result.errors, first_try=True,
           warnings=result.warnings)
 
 
-def _move(app: "App", source: SourceSettings, inbox: InboxFolder, name: str, receipt_id: int, read: FileVersion,
+def _move(deps: PollDeps, source: SourceSettings, inbox: InboxFolder, name: str, receipt_id: int, read: FileVersion,
           *, rejected: bool | None, errors: list[dict[str, Any]], first_try: bool,
           warnings: list[dict[str, Any]] | None = None) -> None:
     """Move a stored file out of the inbox, unless it changed since it was read; note where it went or why not.
@@ -405,10 +412,10 @@ def _move(app: "App", source: SourceSettings, inbox: InboxFolder, name: str, rec
         # and is read again whole once it settles; what was stored is then a duplicate.
         log.info("inbox %s: %s changed while it was read; it will be read again", source.name, name)
         if not first_try:
-            _note_move(app, receipt_id, None, None)
+            _note_move(deps, receipt_id, None, None)
         return
     if rejected is None:
-        with app.read_sessions() as session:
+        with deps.read_sessions() as session:
             stored = inbox_receipts.receipt_outcome(session, receipt_id)
         rejected, errors, warnings = stored.rejected, stored.errors, stored.warnings
     try:
@@ -418,6 +425,6 @@ def _move(app: "App", source: SourceSettings, inbox: InboxFolder, name: str, rec
             # Logged once; the receipt keeps the reason, `health` shows it until the file is moved.
             log.error("inbox %s: %s was stored (receipt %s) but cannot be moved out of the inbox: %s; "
                       "it is not read again, and the move is retried each poll", source.name, name, receipt_id, exc)
-        _note_move(app, receipt_id, None, str(exc)[:1000] or type(exc).__name__)
+        _note_move(deps, receipt_id, None, str(exc)[:1000] or type(exc).__name__)
         return
-    _note_move(app, receipt_id, moved_to, None)
+    _note_move(deps, receipt_id, moved_to, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from shortage_watch.domain.accounts import record_outside_party
 from shortage_watch.domain.obligations import case_number
 from shortage_watch.services.accounts import WebUser
 from shortage_watch.services.alerts import audit
-from shortage_watch.services.ingest import IngestResult, store_payload
+from shortage_watch.services.ingest import IngestDeps, IngestResult, store_payload
 from shortage_watch.store.queries import RecordReceipt, receipts_of_arrival
 from shortage_watch.store.tables import WebSubmission
 from shortage_watch.store.web_submissions import claim_idempotency_key
@@ -57,12 +57,12 @@ def receipt_json(receipt: RecordReceipt, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _store(session: Session, app: Any, user: WebUser, *, content: bytes, name: str, kind: str, channel: str,
+def _store(session: Session, ingest: IngestDeps, user: WebUser, *, content: bytes, name: str, kind: str, channel: str,
            now: datetime, reason: str | None, format: str | None) -> Submission:
     if user.party_code is None:
         raise ValueError("only an account with a party code hands in records")
     party = user.party_code
-    result = store_payload(session, app.ingest_deps(), source=SOURCES[channel], name=name, content=content, kind=kind, now=now,
+    result = store_payload(session, ingest, source=SOURCES[channel], name=name, content=content, kind=kind, now=now,
                            format=format, admit=lambda record, row: record_outside_party(record, party, row))
     assert result.receipt_id is not None
     session.add(WebSubmission(account_id=user.id, receipt_id=result.receipt_id, channel=channel, reason=reason,
@@ -74,11 +74,11 @@ def _store(session: Session, app: Any, user: WebUser, *, content: bytes, name: s
     return Submission(result, receipts_of_arrival(session, result.receipt_id, party))
 
 
-def submit(app: Any, user: WebUser, *, content: bytes, name: str, kind: str, channel: str, now: datetime,
+def submit(ingest: IngestDeps, user: WebUser, *, content: bytes, name: str, kind: str, channel: str, now: datetime,
            reason: str | None = None, format: str | None = None) -> Submission:
     """Store one arrival of `user`'s (channel: form | upload | correction | api) in one transaction."""
-    with app.sessions.begin() as session:
-        return _store(session, app, user, content=content, name=name, kind=kind, channel=channel, now=now,
+    with ingest.sessions.begin() as session:
+        return _store(session, ingest, user, content=content, name=name, kind=kind, channel=channel, now=now,
                       reason=reason, format=format)
 
 
@@ -101,23 +101,23 @@ def request_fingerprint(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
-def submit_once(app: Any, user: WebUser, *, key: str, fingerprint: str, content: bytes, name: str, kind: str,
-                now: datetime, format: str | None, answer: Any) -> Answer:
+def submit_once(ingest: IngestDeps, user: WebUser, *, key: str, fingerprint: str, content: bytes, name: str, kind: str,
+                now: datetime, format: str | None,
+                answer: Callable[[Submission, ZoneInfo], tuple[int, dict[str, Any]]]) -> Answer:
     """Store an API arrival at most once per (account, Idempotency-Key); `answer(submission) -> (status, body)`.
 
     A repeat with the same request gets the first answer (`replayed`), one with a different
     request 422, and nothing is stored twice.
     """
-    tz = ZoneInfo(app.settings.timezone)
-    with app.sessions.begin() as session:
+    with ingest.sessions.begin() as session:
         # The key first: of two requests with one key, exactly one stores (see claim_idempotency_key).
         claimed = claim_idempotency_key(session, user.id, key, fingerprint, now)
         if claimed.status_code != 0:
             if claimed.request_hash != fingerprint:
                 return Answer(422, {"error": IDEMPOTENCY_MISMATCH})
             return Answer(claimed.status_code, claimed.response, replayed=True)
-        submission = _store(session, app, user, content=content, name=name, kind=kind, channel="api", now=now,
+        submission = _store(session, ingest, user, content=content, name=name, kind=kind, channel="api", now=now,
                             reason=None, format=format)
-        status, body = answer(submission, tz)
+        status, body = answer(submission, ingest.timezone)
         claimed.status_code, claimed.response = status, body
         return Answer(status, body)

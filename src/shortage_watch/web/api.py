@@ -80,6 +80,7 @@ def _respond(answer: Answer) -> JSONResponse:
 
 def _store(request: Request, user: WebUser, *, content: bytes, name: str, kind: str, format: str) -> JSONResponse:
     app = request.app.state.app
+    ingest = app.ingest_deps()
     key = request.headers.get("idempotency-key")
     now = app.clock.now()
     if key is not None:
@@ -87,10 +88,10 @@ def _store(request: Request, user: WebUser, *, content: bytes, name: str, kind: 
         if not 1 <= len(key) <= 200 or not key.isprintable():
             raise ApiError(422, "Idempotency-Key 须为 1–200 个可打印字符 / Idempotency-Key must be 1-200 printable characters")
         fingerprint = request_fingerprint(request.url.path, kind, name, content)
-        return _respond(submit_once(app, user, key=key, fingerprint=fingerprint, content=content, name=name,
+        return _respond(submit_once(ingest, user, key=key, fingerprint=fingerprint, content=content, name=name,
                                     kind=kind, now=now, format=format, answer=_answer))
-    submission = submit(app, user, content=content, name=name, kind=kind, channel="api", now=now, format=format)
-    status, body = _answer(submission, ZoneInfo(app.settings.timezone))
+    submission = submit(ingest, user, content=content, name=name, kind=kind, channel="api", now=now, format=format)
+    status, body = _answer(submission, ingest.timezone)
     return JSONResponse(body, status_code=status)
 
 

@@ -288,11 +288,16 @@ def _errors_by_field(submission: Submission | None, fields: list[tuple[str, str,
     return by_field, general
 
 
+def _submit(app: "App", user: WebUser, **arrival: Any) -> Submission:
+    """`submit` with the ingest's deps built here, in the worker thread (the directory may reload from disk)."""
+    return submit(app.ingest_deps(), user, **arrival)
+
+
 async def _submit_record(request: Request, user: WebUser, record: dict[str, Any], *, channel: str,
                          reason: str | None = None) -> Submission:
     app = _app(request)
     content = json.dumps(record, ensure_ascii=False).encode("utf-8")
-    return await run_in_threadpool(submit, app, user, content=content, name=f"portal-{record['record_kind']}.json",
+    return await run_in_threadpool(_submit, app, user, content=content, name=f"portal-{record['record_kind']}.json",
                                    kind=record["record_kind"], channel=channel, now=app.clock.now(), reason=reason,
                                    format="json")
 
@@ -387,7 +392,7 @@ async def upload(request: Request, user: WebUser = Depends(distributor)) -> Resp
         return render(request, "upload.html", status=415, submission=None, kinds=EDITABLE_KINDS,
                       error=f"只接受 .csv、.xlsx 或 .json 文件：{name} / only .csv, .xlsx or .json files: {name}")
     content = await upload.read()
-    submission = await run_in_threadpool(submit, app, user, content=content, name=name, kind=str(kind),
+    submission = await run_in_threadpool(_submit, app, user, content=content, name=name, kind=str(kind),
                                          channel="upload", now=app.clock.now(), format=UPLOAD_FORMATS[suffix])
     tz = ZoneInfo(app.settings.timezone)
     return render(request, "upload.html", submission=submission, name=name, error=None, kinds=EDITABLE_KINDS,
