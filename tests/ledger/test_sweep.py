@@ -202,3 +202,39 @@ def test_a_case_that_raises_in_a_batch_is_pushed_back_and_the_rest_of_its_batch_
         good, bad = session.get(ShortageCase, cases["XB02"]), session.get(ShortageCase, cases["XB03"])
     assert good.state == "escalated" and good.claimed_by is None
     assert bad.state == "regional" and bad.next_action_at == now + timedelta(minutes=15) and bad.claimed_by is None
+
+
+def test_obligations_stepped_together_keep_their_own_number_notice_and_state_in_their_mail(db_url, make_app):
+    import json
+
+    from sqlalchemy import Text, cast
+
+    from shortage_watch.domain.obligations import case_number
+
+    app = make_app(db_url, sweep_batch=500)
+    for n in range(3):  # one notice day: one step and one plan for all three, three notices
+        store_notice(app, at("2024-09-27T10:00"), notice_id=f"SAME{n}", reason=f"停产 {n}")
+    _due_obligations(app, 4)  # and four without a notice, alike but for their number
+    result = sweep(app.sweep_deps(), at("2024-10-14T09:00"))  # overdue: the state moves too
+    assert result.failed == [] and result.obligations == 7
+    with app.sessions() as session:
+        alerts = session.scalars(select(Alert).order_by(Alert.id)).all()
+        obligations = {o.id: o for o in session.scalars(select(Obligation))}
+        stored = dict(session.execute(select(Alert.id, cast(Alert.context, Text))).all())
+    assert {a.obligation_id for a in alerts} == set(obligations)
+    for alert in alerts:
+        obligation = obligations[alert.obligation_id]
+        assert alert.context["case_number"] == case_number("O", obligation.id)
+        assert alert.context["thread_key"] == alert.thread_key == f"O{obligation.id}"
+        notice = alert.context["notice"]
+        assert (notice and notice["notice_id"]) == (obligation.subject_key.split(":")[1] if obligation.notice_pk else None)
+        if notice:
+            assert notice["reason"] == f"停产 {notice['notice_id'][-1]}"
+        assert json.loads(stored[alert.id]) == alert.context
+    assert {o.state for o in obligations.values()} == {"overdue"}
+    # Alike obligations get the same mail but for their number.
+    by_level: dict[tuple[str, str], list[dict]] = {}
+    for alert in alerts:
+        if alert.context["notice"] is None:
+            by_level.setdefault((alert.level, alert.recipient_email), []).append(dict(alert.context, case_number=None, thread_key=None))
+    assert by_level and all(len(same) == 4 and all(c == same[0] for c in same) for same in by_level.values())

@@ -149,6 +149,65 @@ def ladder_alerts(
     `prior`: the steps actually mailed before (`steps_sent_before`); `routes`: `remembered_routes`
     shared by a caller planning many matters at once.
     """
+    planned = plan_ladder(deps, firings=firings, stale=stale, region_code=region_code, distributor_code=distributor_code, prior=prior,
+                          now=now, ladder=ladder, skip_recipients=skip_recipients, entered_after_due=entered_after_due, routes=routes)
+    return planned.for_matter(subject, subject_id, context, now, deps.mail_language)
+
+
+@dataclass(frozen=True)
+class PlannedAlert:
+    """One message of a `LadderPlan`, before the matter is known: its level, recipient, and what it says
+    of the ladder (`history`: prior_steps, sent_with, catch_up)."""
+
+    level_name: str
+    template: str
+    urgent: bool
+    route: Route
+    history: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LadderPlan:
+    """The ladder firings due now routed and planned, without the matter: equal for every matter of one
+    ladder, firings, region, distributor, prior steps and entry, so a caller stepping many matters
+    plans each such shape once and fills in each matter (`for_matter`)."""
+
+    plan: Plan
+    alerts: tuple[PlannedAlert, ...]
+    skips: tuple[dict[str, Any], ...]  # the `level_skipped` audit detail of each skip in `plan.skips`
+
+    def for_matter(self, subject: str, subject_id: int, context: dict[str, Any], now: datetime, default_language: str) -> LadderAlerts:
+        """The outbox rows (`alert_values`) and `level_skipped` audit rows of this plan for one matter."""
+        alerts = [
+            alert_values(now=now, subject=subject, subject_id=subject_id, level_name=alert.level_name, template=alert.template,
+                         urgent=alert.urgent, route=alert.route, context={**context, **alert.history}, default_language=default_language)
+            for alert in self.alerts
+        ]
+        return LadderAlerts(alerts, self.skip_events(subject, subject_id, now), self.plan)
+
+    def skip_events(self, subject: str, subject_id: int, now: datetime) -> list[dict[str, Any]]:
+        """The `level_skipped` audit rows of this plan for one matter."""
+        entity = "obligation" if subject == "O" else "case"
+        return [audit_values(at=now, actor=ACTOR, entity=entity, entity_id=subject_id, action="level_skipped", detail=detail)
+                for detail in self.skips]
+
+
+def plan_ladder(
+    deps: LedgerDeps,
+    *,
+    firings: list[Firing] | tuple[Firing, ...],
+    stale: tuple[Firing, ...],
+    region_code: str | None,
+    distributor_code: str | None,
+    prior: dict[str, str],
+    now: datetime,
+    ladder: Ladder,
+    skip_recipients: frozenset[str] = frozenset(),
+    entered_after_due: bool = False,
+    routes: Routes | None = None,
+) -> LadderPlan:
+    """The ladder firings due now routed and planned as `ladder_alerts` describes, for any matter of this
+    shape (no I/O). The skip details are shared by every matter the plan is filled in for."""
     calendar, directory = deps.calendar, deps.directory
     if routes is None:
         routes = remembered_routes(deps)
@@ -185,26 +244,20 @@ def ladder_alerts(
                 "skipped": list(dict.fromkeys(f.level.template for f in delivery.skipped)),
                 "entered_after_due": entered_after_due,
             }
-        full = {**context, "prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
-        alerts.append(alert_values(
-            now=now, subject=subject, subject_id=subject_id, level_name=delivery.firing.name, template=template,
-            urgent=delivery.firing.level.urgent, route=target, context=full, default_language=deps.mail_language,
-        ))
+        history = {"prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
+        alerts.append(PlannedAlert(delivery.firing.name, template, delivery.firing.level.urgent, target, history))
     plan = Plan(plan.deliveries, (*told_already, *plan.skips))
-    skips = [
-        audit_values(
-            at=now, actor=ACTOR, entity="obligation" if subject == "O" else "case", entity_id=subject_id, action="level_skipped",
-            detail={
-                "level": skip.firing.name,
-                "template": skip.firing.level.template,
-                "was_due_at": skip.firing.at.astimezone(calendar.tz).isoformat(),
-                "recipients": list(skip.recipients),
-                "reason": skip.reason,
-            },
-        )
+    skips = tuple(
+        {
+            "level": skip.firing.name,
+            "template": skip.firing.level.template,
+            "was_due_at": skip.firing.at.astimezone(calendar.tz).isoformat(),
+            "recipients": list(skip.recipients),
+            "reason": skip.reason,
+        }
         for skip in plan.skips
-    ]
-    return LadderAlerts(alerts, skips, plan)
+    )
+    return LadderPlan(plan, tuple(alerts), skips)
 
 
 def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime) -> list[tuple[str, datetime]]:

@@ -23,8 +23,9 @@ from shortage_watch.store.case_queries import case_reports, part_closed_events, 
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, StoppageNotice
 
 
-def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]], *, context_as_text: bool = False) -> dict[str, int]:
     """Insert outbox rows unless their dedup_key exists, in multi-row statements; dedup key -> id of those this call wrote.
+    `context_as_text`: each row's context is already its JSON text (as the column's type would write it).
 
     Two workers may write the same alert at once (a replayed sweep, two replicas): the
     unique dedup_key and ON CONFLICT DO NOTHING make the second insert a no-op on both
@@ -32,7 +33,8 @@ def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]]) -> dic
     """
     if not rows:
         return {}
-    alerts = inserter(session.connection(), Alert.__table__, rows[0], if_absent_on=("dedup_key",))
+    alerts = inserter(session.connection(), Alert.__table__, rows[0], if_absent_on=("dedup_key",),
+                      as_stored=("context",) if context_as_text else ())
     return dict(alerts.insert_returning(rows, ("dedup_key", "id")))
 
 
@@ -68,7 +70,6 @@ def alert_values(
     default_language: str,
 ) -> dict[str, Any]:
     """The outbox row of one alert for one recipient (dedup key: matter, level, recipient)."""
-    dedup_key = f"{subject}{subject_id}:{level_name}:{route.key}"
     full = dict(context)
     full.update(
         template=template,
@@ -85,10 +86,7 @@ def alert_values(
     )
     _check_keys(full)
     return {
-        "dedup_key": dedup_key[:300],
-        "obligation_id": subject_id if subject == "O" else None,
-        "case_id": subject_id if subject == "C" else None,
-        "thread_key": f"{subject}{subject_id}",
+        **matter_values(subject, subject_id, level_name, route),
         "level": level_name[:64],
         "template": template,
         "recipient_role": route.role,
@@ -105,6 +103,16 @@ def alert_values(
     }
 
 
+def matter_values(subject: str, subject_id: int, level_name: str, route: Route) -> dict[str, Any]:
+    """The columns of an outbox row (`alert_values`) that name its matter: dedup key, matter ids, thread."""
+    return {
+        "dedup_key": f"{subject}{subject_id}:{level_name}:{route.key}"[:300],
+        "obligation_id": subject_id if subject == "O" else None,
+        "case_id": subject_id if subject == "C" else None,
+        "thread_key": f"{subject}{subject_id}",
+    }
+
+
 def write_alert(session: Session, *, hold: Hold | None = None, now: datetime, subject: str, subject_id: int, level_name: str,
                 template: str, urgent: bool, route: Route, context: dict[str, Any], default_language: str) -> bool:
     """Write one alert for one recipient (`alert_values`' arguments); True when new (False: it was already in the outbox).
@@ -116,17 +124,18 @@ def write_alert(session: Session, *, hold: Hold | None = None, now: datetime, su
     return bool(write_alerts(session, [(values, hold)]))
 
 
-def write_alerts(session: Session, alerts: list[tuple[dict[str, Any], Hold | None]]) -> set[str]:
+def write_alerts(session: Session, alerts: list[tuple[dict[str, Any], Hold | None]], *, context_as_text: bool = False) -> set[str]:
     """Write outbox rows (`alert_values`, each with its hold or None) in bulk; the dedup keys that were new.
 
     A deliverable alert with a hold is written held or inhibited, and audited with why.
+    `context_as_text`: see `insert_alerts_if_absent`.
     """
     held: dict[str, Hold] = {}
     for values, hold in alerts:
         if hold is not None and values["status"] != "undeliverable":
             values.update(status=hold.status, silence_id=hold.silence_id)
             held[values["dedup_key"]] = hold
-    written = insert_alerts_if_absent(session, [values for values, _ in alerts])
+    written = insert_alerts_if_absent(session, [values for values, _ in alerts], context_as_text=context_as_text)
     insert_audits(session, [
         audit_values(at=values["created_at"], actor=held[key].actor, entity="alert", entity_id=written[key], action=held[key].status,
                      detail=held[key].detail)

@@ -18,14 +18,15 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.clock import utc_now
-from shortage_watch.domain.obligations import advance
+from shortage_watch.domain.obligations import advance, case_number
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.catch_up import steps_sent_before
 from shortage_watch.domain.states import CASE_ON_LADDER, OBLIGATION_IN_FLIGHT, case_escalated, obligation_due
-from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
+from shortage_watch.services.alerts import (Hold, alert_values, audit, audit_values, insert_audits, matter_values, no_history, obligation_context,
+                                            obligation_context_of, write_alerts)
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
-from shortage_watch.services.alert_routing import AlertHolds, LadderAlerts, ladder_alerts, mailed_steps_of, remembered_routes, write_planned_alerts
+from shortage_watch.services.alert_routing import AlertHolds, LadderPlan, PlannedAlert, mailed_steps_of, plan_ladder, remembered_routes
 from shortage_watch.services.cases import case_deadline, case_due, redate_case, write_case_alerts
 from shortage_watch.services.ledger_deps import LedgerDeps
 from shortage_watch.services.obligations import ESTIMATED, recomputed_deadline, redate_obligation
@@ -85,7 +86,8 @@ def _obligation_steps(session: Session, deps: SweepDeps, rows: list[Any], now: d
 
     Reads their notices and reports and what was mailed about them in one query each, decides each
     row's step purely, then writes the alerts, audit events and next_action_at of the whole set in a
-    few statements; any claims on them are released with them.
+    few statements; any claims on them are released with them. What rows of one shape share (a step,
+    a routed plan, an alert context but for the matter's number) is worked out once per batch.
     """
     if not rows:
         return 0
@@ -97,11 +99,17 @@ def _obligation_steps(session: Session, deps: SweepDeps, rows: list[Any], now: d
     calendar, directory = ledger.calendar, ledger.directory
     routes = remembered_routes(ledger)
     today = calendar.local_date(now)
+    holds = AlertHolds(session, directory, now)
+    outbox = _OutboxRows(now, ledger.mail_language)
     ladders: dict[str, Ladder] = {}
     steps: dict[tuple[Any, ...], Any] = {}
-    planned: list[tuple[int, LadderAlerts]] = []
+    plans: dict[tuple[Any, ...], LadderPlan] = {}
+    contexts: dict[tuple[Any, ...], _MatterContext] = {}
+    matters: list[tuple[int, LadderPlan, int]] = []  # obligation id, its plan, where its alerts start in `alerts`
+    alerts: list[tuple[dict[str, Any], Hold | None]] = []
     events: list[dict[str, Any]] = []
     writes: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []  # steps that change the state too
     # Rows of one shape get equal audit details: one object each, so the bulk insert serialises it once.
     details: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -113,8 +121,8 @@ def _obligation_steps(session: Session, deps: SweepDeps, rows: list[Any], now: d
 
     for obligation in rows:
         if obligation.state not in OBLIGATION_IN_FLIGHT:  # closed: nothing left to do
-            writes.append({"id": obligation.id, "state": obligation.state, "level": obligation.level, "next_action_at": None,
-                           "claimed_by": None, "claimed_until": None, "updated_at": now})
+            writes.append({"id": obligation.id, "level": obligation.level, "next_action_at": None, "claimed_by": None, "claimed_until": None,
+                           "updated_at": now})
             continue
         ladder = ladders.get(obligation.policy)
         if ladder is None:
@@ -125,39 +133,105 @@ def _obligation_steps(session: Session, deps: SweepDeps, rows: list[Any], now: d
         if step is None:
             step = steps[memo] = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at,
                                          opened_at=obligation.opened_at, step=obligation.level, now=now)
-        state = obligation.state
+        write = {"id": obligation.id, "level": step.next_step, "next_action_at": step.next_action_at, "claimed_by": None, "claimed_until": None,
+                 "updated_at": now}
         moved = obligation_due(obligation.state, obligation.due_at, now)
         if moved is not None:
-            state = moved.state
+            write["state"] = moved.state
             detail = shared(("due_at", obligation.due_at), lambda: moved.detail)
             events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=moved.action, detail=detail))
-        if step.firings or step.skipped:
-            if obligation.case_id is None:
-                context = obligation_context_of(obligation, notice=notices.get(obligation.notice_pk), report=reports.get(obligation.report_pk),
-                                                case=None, case_info=None, directory=directory, calendar=calendar, now=now)
-            else:
-                context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
-            prior = steps_sent_before(mailed.get(obligation.id, ()), today, calendar.local_date, calendar.working_days_between)
-            planned.append((obligation.id, ladder_alerts(
-                ledger, subject="O", subject_id=obligation.id, firings=step.firings, stale=step.skipped,
-                region_code=obligation.region_code, distributor_code=obligation.party_code, context=context, prior=prior, now=now, ladder=ladder, routes=routes,
-                entered_after_due=obligation.opened_at > obligation.due_at,
-            )))
-        writes.append({"id": obligation.id, "state": state, "level": step.next_step, "next_action_at": step.next_action_at,
-                       "claimed_by": None, "claimed_until": None, "updated_at": now})
-    holds = AlertHolds(session, directory, now)
-    for obligation in rows:
+        (writes if moved is None else moves).append(write)
+        if not (step.firings or step.skipped):
+            continue
+        sent = mailed.get(obligation.id)
+        prior = steps_sent_before(sent, today, calendar.local_date, calendar.working_days_between) if sent else {}
+        # The plan depends on the step (its memo holds the dates), where the matter is, and what was mailed.
+        shape = (memo, obligation.region_code, obligation.party_code, tuple(prior.items()))
+        plan = plans.get(shape)
+        if plan is None:
+            plan = plans[shape] = plan_ladder(
+                ledger, firings=step.firings, stale=step.skipped, region_code=obligation.region_code, distributor_code=obligation.party_code,
+                prior=prior, now=now, ladder=ladder, routes=routes, entered_after_due=obligation.opened_at > obligation.due_at,
+            )
+        if obligation.case_id is None:
+            # Obligations of one notice, report, party, place and dates say the same but for their number.
+            about = (obligation.notice_pk, obligation.report_pk, obligation.region_code, obligation.party_code, obligation.product_code,
+                     obligation.received_on, obligation.due_on, obligation.due_at, obligation.calendar_status, obligation.opened_at,
+                     obligation.late_working_days)
+            context = contexts.get(about)
+            if context is None:
+                context = contexts[about] = _MatterContext(obligation_context_of(
+                    obligation, notice=notices.get(obligation.notice_pk), report=reports.get(obligation.report_pk), case=None, case_info=None,
+                    directory=directory, calendar=calendar, now=now))
+        else:
+            context = _MatterContext(obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now))
         holds.matter(obligation.id, obligation.case_id)
-    written = write_planned_alerts(session, holds, [alert for _, alerts in planned for alert in alerts.alerts])
-    for obligation_id, alerts in planned:
-        events.extend(alerts.skips)
-        new = sum(1 for alert in alerts.alerts if alert["dedup_key"] in written)
-        fired, skipped = alerts.plan.mailed_names(), alerts.plan.skipped_names()
+        matters.append((obligation.id, plan, len(alerts)))
+        for planned in plan.alerts:
+            values = outbox.row(obligation.id, planned, context)
+            alerts.append((values, holds(subject="O", subject_id=obligation.id, template=planned.template, context=context.shared,
+                                         role=planned.route.role, region_code=planned.route.region_code)))
+    written = write_alerts(session, alerts, context_as_text=True)
+    for obligation_id, plan, first in matters:
+        events.extend(plan.skip_events("O", obligation_id, now))
+        new = sum(1 for values, _ in alerts[first:first + len(plan.alerts)] if values["dedup_key"] in written)
+        fired, skipped = plan.plan.mailed_names(), plan.plan.skipped_names()
         detail = shared(("levels", tuple(fired), tuple(skipped), new), lambda: {"fired": fired, "skipped": skipped, "alerts": new})
         events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation_id, action="levels", detail=detail))
     insert_audits(session, events)
     store.write_steps(session, writes)
+    store.write_steps(session, moves, state=True)
     return len(written)
+
+
+# The keys of an obligation's alert context (`obligation_context_of`, `alert_values`) by where they come from.
+_MATTER_KEYS = ("case_number", "thread_key")  # its number: first
+_HISTORY_KEYS = tuple(no_history())  # what the plan says of earlier steps: after the matter's parts
+
+
+class _MatterContext:
+    """An obligation's alert context, with its parts but the matter's number serialised once (`text`), for
+    every obligation it describes. `shared`: the context as a dict (what holds match on)."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        keys = list(context)
+        middle = keys[len(_MATTER_KEYS):len(keys) - len(_HISTORY_KEYS)]
+        if keys != [*_MATTER_KEYS, *middle, *_HISTORY_KEYS]:
+            raise AssertionError(f"unexpected alert context keys: {keys}")
+        self.shared = context
+        self.text = json.dumps({key: context[key] for key in middle})[1:-1]
+
+
+class _OutboxRows:
+    """Outbox rows exactly as `alert_values` writes them, for many obligations at once: each planned alert's
+    row is built once and each obligation fills in its own columns, its context already as the JSON text
+    the column would store (`json.dumps` of the whole, spliced from parts serialised once each)."""
+
+    def __init__(self, now: datetime, language: str) -> None:
+        self.now, self.language = now, language
+        self.rows: dict[int, tuple[PlannedAlert, dict[str, Any], str]] = {}
+
+    def row(self, obligation_id: int, planned: PlannedAlert, context: _MatterContext) -> dict[str, Any]:
+        found = self.rows.get(id(planned))
+        if found is None:
+            values = alert_values(now=self.now, subject="O", subject_id=obligation_id, level_name=planned.level_name, template=planned.template,
+                                  urgent=planned.urgent, route=planned.route, context={**context.shared, **planned.history},
+                                  default_language=self.language)
+            full = {**values["context"], "case_number": case_number("O", obligation_id), "thread_key": f"O{obligation_id}"}
+            keys = list(full)
+            tail = json.dumps({key: full[key] for key in keys[keys.index(_HISTORY_KEYS[0]):]})[1:-1]  # the history, then what alert_values adds
+            if self._text(obligation_id, context, tail) != json.dumps(full):  # the splice must say what json.dumps says
+                raise AssertionError(f"alert context of O{obligation_id} spliced wrongly")
+            found = self.rows[id(planned)] = (planned, values, tail)
+        _, values, tail = found
+        own = matter_values("O", obligation_id, planned.level_name, planned.route)
+        own["context"] = self._text(obligation_id, context, tail)
+        return {**values, **own}
+
+    @staticmethod
+    def _text(obligation_id: int, context: _MatterContext, tail: str) -> str:
+        # The matter's number and thread as obligation_context_of words them: plain ASCII, nothing to escape.
+        return f'{{"case_number": "{case_number("O", obligation_id)}", "thread_key": "O{obligation_id}", {context.text}, {tail}}}'
 
 
 def _case_steps(session: Session, deps: SweepDeps, case_ids: list[int], now: datetime) -> int:

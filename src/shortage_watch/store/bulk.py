@@ -231,16 +231,18 @@ def updater(connection: Connection, table: Table, key: str, columns: Iterable[st
     return bound
 
 
-_INSERTERS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
+_INSERTERS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
 
 
-def inserter(connection: Connection, table: Table, columns: Iterable[str], *, if_absent_on: tuple[str, ...] = ()) -> DriverInsert:
-    """A `DriverInsert` of `columns` into `table` on `connection`; compiled once per process and shape."""
+def inserter(connection: Connection, table: Table, columns: Iterable[str], *, if_absent_on: tuple[str, ...] = (),
+             as_stored: tuple[str, ...] = ()) -> DriverInsert:
+    """A `DriverInsert` of `columns` into `table` on `connection` (`as_stored`: see `DriverInsert`); compiled
+    once per process and shape."""
     columns = tuple(columns)
-    key = (connection.dialect.name, table.name, columns, if_absent_on)
+    key = (connection.dialect.name, table.name, columns, if_absent_on, as_stored)
     compiled = _INSERTERS.get(key)
     if compiled is None:
-        compiled = _INSERTERS[key] = DriverInsert(connection, table, columns, if_absent_on=if_absent_on)
+        compiled = _INSERTERS[key] = DriverInsert(connection, table, columns, as_stored, if_absent_on=if_absent_on)
     # A copy of its own per caller (threads share the compiled statements, not the connection).
     bound = copy.copy(compiled)
     bound.connection = connection
