@@ -34,6 +34,13 @@ def test_db_upgrade_creates_sqlite_file_in_wal_mode(
     engine.dispose()
 
 
+def test_a_sqlite_ledger_checkpoints_its_wal_every_10000_pages_not_every_1000(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
+    engine.dispose()
+
+
 @pytest.mark.postgres
 def test_db_upgrade_on_empty_postgresql(pg_database_url: str) -> None:
     engine = make_engine(pg_database_url)

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# A SQLite ledger's WAL is checkpointed into the database file once it holds this many pages (see `make_engine`).
+WAL_CHECKPOINT_PAGES = 10_000
 # Execution option of the engine behind `make_read_sessionmaker`: its transactions only read.
 READS_ONLY = "shortage_watch_reads_only"
 
@@ -39,6 +41,11 @@ def make_engine(url: str, *, reads_only: bool = False) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # A checkpoint copies the WAL into the file and fsyncs it (25-50 ms here). At SQLite's default
+            # of every 1000 pages (4 MB), every batch of a bulk sweep or ingest (each ~1000 rows spread
+            # through a large table) paid one: a third of a 10,000-row sweep. 10,000 pages (40 MB of WAL)
+            # checkpoint once per several batches instead (sweep commits 0.32 s -> 0.17 s).
+            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
