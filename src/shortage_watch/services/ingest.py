@@ -31,6 +31,7 @@ from shortage_watch.intake.parsers import ParseLimits, ParsedFile, parse_payload
 from shortage_watch.services.record_writer import RecordListener, RecordWriter
 from shortage_watch.store.claims import LeaseLost
 from shortage_watch.store.payloads import archive_payload, new_receipt, record_progress, resumable_receipt
+from shortage_watch.store.statistics import refresh_stale_statistics
 from shortage_watch.store.tables import RawReceipt
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 CHUNK = 500  # rows validated and written together, at most; a file commits once per chunk
 FIRST_CHUNK, MIN_CHUNK = 20, 5
 LOCK_HOLD_TARGET = 0.5  # seconds: a file's chunks shrink (or grow) to hold the write lock about this long
+# Rows of one file after which the planner's statistics are checked, then again at every four times as many.
+FIRST_STATISTICS_CHECK, STATISTICS_CHECK_GROWTH = 2000, 4
 MAX_STORED_ERRORS = 1000
 MAX_LISTED_ERRORS = 10000  # errors kept for the sender (errors.csv); beyond, only counted
 INTERNAL_ERROR = "处理文件时发生内部错误，原件已保存 / internal error while processing the file; the original is kept"
@@ -338,6 +341,7 @@ def ingest_payload(deps: IngestDeps, *, source: str, name: str, content: bytes, 
             # Rows are read and validated outside any transaction: between two chunks the
             # write lock is free for the heartbeat, `health` and the other jobs.
             sizer = _ChunkSizer()
+            next_statistics_check = FIRST_STATISTICS_CHECK
             writer: RecordWriter | None = None
             for chunk in _validated_chunks(parsed, now=now, tz=deps.timezone, after_row=after_row,
                                            size=sizer.size):
@@ -352,6 +356,11 @@ def ingest_payload(deps: IngestDeps, *, source: str, name: str, content: bytes, 
                     tally.add(chunk, writer)
                     record_progress(session, receipt_id, rows_done=chunk.last_row, accepted=tally.accepted,
                                     duplicates=tally.duplicates, rejected=tally.rejected, errors=tally.errors[:MAX_STORED_ERRORS])
+                    if tally.rows >= next_statistics_check:
+                        # A backlog can multiply the ledger within one file; the next chunks' lookups are
+                        # planned on statistics that still count the tables before it.
+                        refresh_stale_statistics(session.connection(), tally.rows)
+                        next_statistics_check = tally.rows * STATISTICS_CHECK_GROWTH
                 # With the collector paused, each chunk's reference cycles (ORM rows and sessions)
                 # would pile up for the whole file; the young generations hold just the last
                 # chunks' objects, so collecting them is cheap and memory stays flat.
