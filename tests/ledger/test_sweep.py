@@ -86,6 +86,23 @@ def test_due_rows_are_read_through_the_next_action_at_index(sqlite_url, make_app
             assert index in plan and "TEMP B-TREE" not in plan, plan
 
 
+@pytest.mark.postgres
+def test_postgresql_takes_due_rows_in_index_order_without_sorting_every_due_row(pg_url, make_app):
+    from shortage_watch.store.claims import lock_batch
+    from shortage_watch.store.sweep import STEP_COLUMNS, due_query
+
+    app = make_app(pg_url)
+    now = at("2024-10-09T09:00")
+    locking = due_query(Obligation, now, now, 500, STEP_COLUMNS).with_for_update(skip_locked=True)
+    compiled = locking.compile(app.engine)
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")  # an empty table: ask what the index can do
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params))
+    assert "ix_obligations_next_action_at" in plan and "Sort" not in plan, plan
+    with app.sessions.begin() as session:  # and it is what the sweep runs
+        assert lock_batch(session, due_query(Obligation, now, now, 500, STEP_COLUMNS)) == []
+
+
 def test_sweep_pages_through_more_due_rows_than_one_batch(db_url, make_app):
     app = make_app(db_url, sweep_batch=2)
     for n in range(5):

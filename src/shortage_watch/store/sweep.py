@@ -32,8 +32,11 @@ STEP_WRITES = ("level", "next_action_at", "claimed_by", "claimed_until", "update
 def due_query(table: Any, now: datetime, real_now: datetime, batch: int, columns: Sequence[Any] | None = None) -> Select[Any]:
     """The first `batch` due, unclaimed rows of `table` (by next_action_at, through its index): their
     `columns` (id and next_action_at by default)."""
+    # By next_action_at alone, the index's order: rows due at one instant (a holiday's 100,000) come in
+    # the index's own order among themselves (rowid on SQLite). Ordered by id too, PostgreSQL sorted
+    # every due row for each batch (its index keeps equal keys in heap order): 0.26 s a batch at 20,000.
     return claims.free_rows(claims.kind_of(table), real_now, columns=columns or (table.id, table.next_action_at),
-                            where=[table.next_action_at <= now], order_by=[table.next_action_at, table.id], limit=batch)
+                            where=[table.next_action_at <= now], order_by=[table.next_action_at], limit=batch)
 
 
 def lock_due_obligations(session: Session, now: datetime, real_now: datetime, batch: int) -> list[StepRow]:
