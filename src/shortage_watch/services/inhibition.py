@@ -7,16 +7,18 @@ the ingest that fulfils an obligation), so the decision commits with its cause.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.inhibition import chases_stored, inhibited_by_province
+from shortage_watch.domain.inhibition import chases, inhibited_by_province
+from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.routing import DirectoryView
 from shortage_watch.domain.states import CaseState
-from shortage_watch.services.alerts import Hold, audit
+from shortage_watch.services.alerts import Hold, audit, audit_values, insert_audits
 from shortage_watch.store.tables import Obligation, ShortageCase
-from shortage_watch.store.waiting_alerts import waiting_case_alerts_for_update, waiting_obligation_alerts_for_update
+from shortage_watch.store.waiting_alerts import set_alert_statuses, waiting_case_alerts_for_update, waiting_obligation_alerts_for_update
 
 WAITING = ("pending", "digest", "held")  # written, not yet claimed by a sender
 
@@ -55,15 +57,21 @@ def inhibit_after_escalation(session: Session, directory: DirectoryView, case: S
     return inhibited
 
 
-def drop_chasers_of_closed(session: Session, obligation: Obligation, now: datetime) -> int:
-    """An obligation fulfilled or cancelled while its chasing alerts waited: those are not sent."""
-    waiting = waiting_obligation_alerts_for_update(session, obligation.id, WAITING)
-    dropped = 0
-    for alert in waiting:
-        if not chases_stored(obligation.policy, alert.level):
+def drop_chasers_of_closed(session: Session, obligations: Sequence[Obligation | SimpleNamespace], now: datetime) -> int:
+    """Obligations (ORM or plain rows) fulfilled or cancelled while their chasing alerts waited: those are
+    not sent. One query, one update and one audit insert for the set; how many were dropped."""
+    closed = {obligation.id: obligation for obligation in obligations}
+    chasing: dict[int, Ladder | None] = {}  # each obligation's stored ladder, read once
+    stale, events = [], []
+    for alert_id, obligation_id, level in waiting_obligation_alerts_for_update(session, list(closed), WAITING):
+        obligation = closed[obligation_id]
+        if obligation_id not in chasing:
+            chasing[obligation_id] = Ladder.from_json(obligation.policy) if obligation.policy else None
+        if not chases(chasing[obligation_id], level):
             continue
-        alert.status = "stale"
-        alert.last_error = f"obligation {obligation.state} before this was sent"
-        audit(session, at=now, actor="inhibition", entity="alert", entity_id=alert.id, action="stale", detail={"obligation_state": obligation.state})
-        dropped += 1
-    return dropped
+        stale.append({"id": alert_id, "status": "stale", "last_error": f"obligation {obligation.state} before this was sent"})
+        events.append(audit_values(at=now, actor="inhibition", entity="alert", entity_id=alert_id, action="stale",
+                                   detail={"obligation_state": obligation.state}))
+    set_alert_statuses(session, stale)
+    insert_audits(session, events)
+    return len(stale)

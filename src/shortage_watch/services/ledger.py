@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.services.cases import shortage_report_stored
 from shortage_watch.services.ledger_deps import LedgerDeps
-from shortage_watch.services.obligations import distributor_report_stored, notice_stored, notices_stored
+from shortage_watch.services.obligations import notice_stored, notices_stored
+from shortage_watch.services.report_fulfilment import distributor_reports_stored
 from shortage_watch.store.tables import RecordRow
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,12 @@ class LedgerListener:
         self.deps = deps
 
     def records_stored(self, session: Session, kind: str, rows: list[RecordRow], now: datetime) -> None:
-        """New rows of one kind, in file order: notices in sets (`notices_stored`), the other kinds row by row."""
+        """New rows of one kind, in file order: notices and distributor reports in sets, hospital reports row by row."""
         if kind == "stoppage_notice":
             notices_stored(session, self.deps, rows, now)
+            return
+        if kind == "distributor_report":
+            distributor_reports_stored(session, self.deps, rows, now)
             return
         for row in rows:
             self.record_stored(session, kind, row, None, now)
@@ -41,7 +45,7 @@ class LedgerListener:
         if kind == "stoppage_notice":
             notice_stored(session, self.deps, row, previous, now)
         elif kind == "distributor_report":
-            distributor_report_stored(session, self.deps, row, previous, now)
+            distributor_reports_stored(session, self.deps, [row], now)
         elif kind == "shortage_report":
             shortage_report_stored(session, self.deps, row, previous, now)
         else:

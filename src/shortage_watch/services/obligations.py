@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.catch_up import Plan
 from shortage_watch.domain.deadline import report_deadline
 from shortage_watch.domain.obligations import (
     advance,
@@ -20,13 +19,14 @@ from shortage_watch.domain.obligations import (
     overdue_check_at,
     report_subject_key,
 )
-from shortage_watch.domain.policy import Firing, Ladder, is_priority, schedule
+from shortage_watch.domain.policy import Ladder, is_priority
 from shortage_watch.domain.states import (
     OBLIGATION_IN_FLIGHT,
     ObligationState,
     obligation_cancelled,
     obligation_fulfilled,
     obligation_state_at,
+    Transition,
 )
 from shortage_watch.services.alert_routing import (
     AlertHolds,
@@ -34,7 +34,6 @@ from shortage_watch.services.alert_routing import (
     ladder_alerts,
     remembered_routes,
     write_event_alerts,
-    write_ladder_alerts,
     write_planned_alerts,
 )
 from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
@@ -42,11 +41,8 @@ from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.ledger_rows import (
-    notice_described,
-    notice_named,
     obligation_by_subject,
     open_explanations_about,
-    open_explanations_owed,
     report_obligation_notices,
 )
 from shortage_watch.store.tables import DistributorReport, Obligation, StoppageNotice
@@ -61,7 +57,8 @@ class Received(Protocol):
     def received_on(self) -> date: ...
 
 
-def _region_of_distributor(deps: LedgerDeps, code: str) -> str | None:
+def region_of_distributor(deps: LedgerDeps, code: str) -> str | None:
+    """The region the directory gives the distributor, if it knows it."""
     party = deps.directory.distributor(code)
     return getattr(party, "region_code", None)
 
@@ -173,38 +170,9 @@ def open_obligations(
     return ids
 
 
-def _opening_firings(deps: LedgerDeps, obligation: Obligation, ladder: Ladder) -> list[Firing]:
-    firings = []
-    for firing in schedule(deps.calendar, ladder, obligation.due_on, obligation.due_at, obligation.opened_at):
-        if firing.level.offset is not None:
-            break
-        firings.append(firing)
-    return firings
-
-
-def write_obligation_alerts(
-    session: Session,
-    deps: LedgerDeps,
-    obligation: Obligation,
-    firings: list[Firing] | tuple[Firing, ...],
-    now: datetime,
-    *,
-    stale: tuple[Firing, ...] = (),
-    skip_recipients: frozenset[str] = frozenset(),
-) -> tuple[int, Plan]:
-    """The alerts of the obligation's firings due now (see `write_ladder_alerts`); how many were new, and the plan."""
-    if not firings and not stale:
-        return 0, Plan((), ())
-    context = obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
-    return write_ladder_alerts(
-        session, deps, subject="O", subject_id=obligation.id, firings=firings, stale=stale, region_code=obligation.region_code,
-        distributor_code=obligation.party_code, context=context, now=now, ladder=Ladder.from_json(obligation.policy), skip_recipients=skip_recipients,
-        entered_after_due=obligation.opened_at > obligation.due_at,
-    )
-
-
-def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, report: DistributorReport, now: datetime) -> None:
-    """Mark fulfilled (on time) or fulfilled_late (with working days late); a late one alerts the county bureau."""
+def fulfilled_by(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, report: DistributorReport, now: datetime) -> Transition[ObligationState]:
+    """Set on `obligation` (an ORM row or a plain one) its fulfilment by `report`, on time or late (with the
+    working days late): the report, no next action, no claim; the transition, for the audit trail."""
     result = fulfilment(deps.calendar, obligation.due_on, obligation.due_at, report.submitted_at)
     moved = obligation_fulfilled(
         obligation.state, result.state,
@@ -218,10 +186,16 @@ def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
     obligation.claimed_by = None
     obligation.claimed_until = None
     obligation.updated_at = now
+    return moved
+
+
+def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, report: DistributorReport, now: datetime) -> None:
+    """Mark fulfilled (on time) or fulfilled_late (with working days late); a late one alerts the county bureau."""
+    moved = fulfilled_by(deps, obligation, report, now)
     session.flush()
     audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action, detail=moved.detail)
-    drop_chasers_of_closed(session, obligation, now)
-    if result.state is ObligationState.FULFILLED_LATE:
+    drop_chasers_of_closed(session, [obligation], now)
+    if moved.state is ObligationState.FULFILLED_LATE:
         context = obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
         write_event_alerts(
             session,
@@ -290,7 +264,7 @@ def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[S
     """Open the report obligation of each notice (`open_obligations`)."""
     openings = [
         dict(kind="report", subject_key=key_of[notice.id], party_code=notice.distributor_code,
-             region_code=notice.region_code or _region_of_distributor(deps, notice.distributor_code), notice_pk=notice.id,
+             region_code=notice.region_code or region_of_distributor(deps, notice.distributor_code), notice_pk=notice.id,
              case_id=None, product_code=notice.product_code, priority=is_priority(notice.priority_class), received_on=notice.notified_on)
         for notice in notices
     ]
@@ -405,54 +379,6 @@ def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
         )
 
 
-def distributor_report_stored(session: Session, deps: LedgerDeps, report: DistributorReport, previous: dict | None, now: datetime) -> None:
-    """A report fulfils the obligation it answers; one for a notice never seen opens and fulfils in one step."""
-    notice = None
-    if report.notice_id:
-        notice = notice_named(session, report.notice_id, report.distributor_code)
-    if notice is None and report.product_code and report.notified_on:
-        notice = notice_described(session, report.distributor_code, report.product_code, report.notified_on)
-    if notice is not None:
-        key = report_subject_key(notice.notice_id, notice.distributor_code, None, None)
-    else:
-        key = report_subject_key(report.notice_id, report.distributor_code, report.product_code, report.notified_on)
-    obligation = obligation_by_subject(session, "report", key)
-    if obligation is None:
-        received_on = (notice.notified_on if notice else report.notified_on) or deps.calendar.local_date(report.submitted_at)
-        obligation = open_obligation(
-            session,
-            deps,
-            kind="report",
-            subject_key=key,
-            party_code=report.distributor_code,
-            region_code=(notice.region_code if notice else None) or _region_of_distributor(deps, report.distributor_code),
-            received_on=received_on,
-            priority=is_priority(notice.priority_class if notice else None),
-            now=now,
-            notice_pk=notice.id if notice else None,
-            product_code=report.product_code or (notice.product_code if notice else None),
-            fire_open=False,
-        )
-        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="opened_by_report", detail={"report_id": report.report_id})
-        fulfil_obligation(session, deps, obligation, report, now)
-        # The bureaus still learn of the stoppage, now described by the report; the distributor
-        # gets no receipt asking for the report it has just made.
-        opening = _opening_firings(deps, obligation, deps.policy.ladder_for("report", obligation.priority))
-        write_obligation_alerts(session, deps, obligation, opening, now, skip_recipients=frozenset({"distributor"}))
-        obligation.level = len(opening)
-    elif obligation.state in OBLIGATION_IN_FLIGHT or obligation.report_pk == report.id:
-        fulfil_obligation(session, deps, obligation, report, now)
-    product = report.product_code or (notice.product_code if notice else None)
-    if product:
-        _fulfil_explanations(session, deps, report, product, now)
-
-
-def _fulfil_explanations(session: Session, deps: LedgerDeps, report: DistributorReport, product_code: str, now: datetime) -> None:
-    """A report about the product is the explanation the distributor owed for an unexplained shortage."""
-    for obligation in open_explanations_owed(session, report.distributor_code, product_code):
-        fulfil_obligation(session, deps, obligation, report, now)
-
-
 def explain_cases_by_notices(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], now: datetime) -> None:
     """New stoppage notices for a product explain its shortage: the explanation obligations owed about it
     are cancelled, each credited to the first notice (in file order) of its product; one query for the set."""
@@ -461,7 +387,8 @@ def explain_cases_by_notices(session: Session, deps: LedgerDeps, notices: list[S
         first_of.setdefault(notice.product_code, notice)
     if not first_of:
         return
-    for obligation in open_explanations_about(session, list(first_of)):
+    cancelled = open_explanations_about(session, list(first_of))
+    for obligation in cancelled:
         moved = obligation_cancelled(
             obligation.state, {"reason": "explained by stoppage notice", "notice_id": first_of[obligation.product_code].notice_id}
         )
@@ -469,4 +396,4 @@ def explain_cases_by_notices(session: Session, deps: LedgerDeps, notices: list[S
         obligation.next_action_at = None
         obligation.updated_at = now
         audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action, detail=moved.detail)
-        drop_chasers_of_closed(session, obligation, now)
+    drop_chasers_of_closed(session, cancelled, now)

@@ -1,5 +1,5 @@
-"""What the ledger reads before it writes: obligations by subject, the notice a report answers,
-a product's open case and owed explanations, a case's hospital reports, alerts already mailed;
+"""What the ledger reads before it writes: obligations by subject, a product's open case and
+the explanations owed about it, a case's hospital reports, alerts already mailed;
 and the lock that serialises the writers of one case key."""
 
 from __future__ import annotations
@@ -29,18 +29,6 @@ def report_obligation_notices(session: Session, subject_keys: Iterable[str]) -> 
     )]
 
 
-def open_explanations_owed(session: Session, distributor_code: str, product_code: str) -> list[Obligation]:
-    """The open explanation obligations the distributor owes about the product."""
-    return list(session.scalars(
-        select(Obligation).where(
-            Obligation.kind == "explanation",
-            Obligation.party_code == distributor_code,
-            Obligation.product_code == product_code,
-            Obligation.state.in_(OBLIGATION_IN_FLIGHT),
-        )
-    ))
-
-
 def open_explanations_about(session: Session, product_codes: list[str]) -> list[Obligation]:
     """The open explanation obligations about any of the products, by id."""
     return list(session.scalars(
@@ -48,26 +36,6 @@ def open_explanations_about(session: Session, product_codes: list[str]) -> list[
             Obligation.kind == "explanation", Obligation.product_code.in_(product_codes), Obligation.state.in_(OBLIGATION_IN_FLIGHT)
         ).order_by(Obligation.id)
     ))
-
-
-def notice_named(session: Session, notice_id: str, distributor_code: str) -> StoppageNotice | None:
-    """The distributor's notice with this id."""
-    return session.scalars(
-        select(StoppageNotice).where(StoppageNotice.notice_id == notice_id, StoppageNotice.distributor_code == distributor_code)
-    ).first()
-
-
-def notice_described(session: Session, distributor_code: str, product_code: str, notified_on: date) -> StoppageNotice | None:
-    """The distributor's first notice about the product on that day."""
-    return session.scalars(
-        select(StoppageNotice)
-        .where(
-            StoppageNotice.distributor_code == distributor_code,
-            StoppageNotice.product_code == product_code,
-            StoppageNotice.notified_on == notified_on,
-        )
-        .order_by(StoppageNotice.id)
-    ).first()
 
 
 def product_has_notice(session: Session, product_code: str) -> bool:

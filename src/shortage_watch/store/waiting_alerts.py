@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from shortage_watch.store.bulk import updater
+from shortage_watch.store.report_rows import expire_loaded
 from shortage_watch.store.tables import Alert, Obligation
 
 
@@ -19,7 +21,19 @@ def waiting_case_alerts_for_update(session: Session, case_id: int, states: Seque
         .with_for_update()))
 
 
-def waiting_obligation_alerts_for_update(session: Session, obligation_id: int, states: Sequence[str]) -> list[Alert]:
-    """Alerts in `states` about the obligation, locked (PostgreSQL) until the transaction ends."""
-    return list(session.scalars(
-        select(Alert).where(Alert.obligation_id == obligation_id, Alert.status.in_(list(states))).with_for_update()))
+def waiting_obligation_alerts_for_update(session: Session, obligation_ids: Sequence[int], states: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(id, obligation_id, level) of the alerts in `states` about any of the obligations, locked (PostgreSQL)
+    until the transaction ends; one query."""
+    if not obligation_ids:
+        return []
+    return [(alert_id, obligation_id, level) for alert_id, obligation_id, level in session.execute(
+        select(Alert.id, Alert.obligation_id, Alert.level)
+        .where(Alert.obligation_id.in_(list(obligation_ids)), Alert.status.in_(list(states))).with_for_update())]
+
+
+def set_alert_statuses(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Set status and last_error of many alerts (`rows`: id, status, last_error) in one executemany."""
+    if not rows:
+        return
+    updater(session.connection(), Alert.__table__, "id", ("status", "last_error")).update(rows)
+    expire_loaded(session, Alert, [row["id"] for row in rows])
