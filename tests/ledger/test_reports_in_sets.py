@@ -5,6 +5,7 @@ audit events and deadlines."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from shortage_watch.store.tables import ShortageCase, ShortageReport
-from tests.ledger.test_ledger_in_sets import DISTRIBUTORS, ingest, ingest_one_file_per_row, ledger_contents, notice, wipe
+from shortage_watch.services.ingest import ingest_payload
+from shortage_watch.services.record_writer import NoopRecordListener
+from shortage_watch.services.report_fulfilment import distributor_reports_stored
+from shortage_watch.store.tables import DistributorReport, Obligation, ShortageCase, ShortageReport
+from tests.ledger.test_ledger_in_sets import DISTRIBUTORS, NOW, ingest, ingest_one_file_per_row, ledger_contents, notice, wipe
 
 TODAY = date(2024, 10, 21)
 NOTICES = 400  # before the report files: N0..N99, each to D1, D2, D3 and D7 (see `notice`)
@@ -213,3 +217,38 @@ def test_a_file_of_hospital_reports_writes_exactly_what_its_rows_write_one_file_
     states = [json.loads(case)["state"] for case in in_sets["cases"]]
     assert "regional" in states and "resolved" in states
     assert_same(in_sets, one_by_one)
+
+
+def statements_of_a_set(app: Any, reports: list[dict[str, Any]]) -> list[str]:
+    """The statements `distributor_reports_stored` runs for `reports` as one set (stored first without the ledger)."""
+    ingest_deps = dataclasses.replace(app.ingest_deps(), listener=NoopRecordListener())
+    stored = ingest_payload(ingest_deps, source="test", name="reports.json", content=json.dumps({"records": reports}).encode(),
+                            kind="auto", now=NOW)
+    assert stored.accepted == len(reports), stored.errors[:3]
+    statements: list[str] = []
+    with app.sessions.begin() as session:
+        rows = list(session.scalars(select(DistributorReport).where(DistributorReport.report_id.in_([r["report_id"] for r in reports]))
+                                    .order_by(DistributorReport.id)))
+        listen = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
+        event.listen(app.engine, "before_cursor_execute", listen)
+        try:
+            distributor_reports_stored(session, app.ledger_deps(), rows, NOW)
+        finally:
+            event.remove(app.engine, "before_cursor_execute", listen)
+    return statements
+
+
+def test_a_set_of_reports_costs_the_same_few_statements_whatever_its_size(db_url, make_app):
+    app = make_app(db_url, now="2024-10-21T10:00")
+    ingest(app, "before.json", [notice(j) for j in range(NOTICES)])
+    # Every shape but the explanations (each reads its case for its late alert: bounded by the ledger, not the set).
+    reports = [distributor_report(i) for i in range(500) if i % 10 != 7]
+
+    small = statements_of_a_set(app, reports[:90])
+    large = statements_of_a_set(app, reports[90:])
+
+    with app.sessions() as session:
+        fulfilled = session.scalars(select(Obligation.state).where(Obligation.report_pk.is_not(None))).all()
+        assert len(fulfilled) > 300 and "fulfilled_late" in fulfilled
+    # 90 and 360 reports: 15 statements each. One by one it was several per report (788 and 2,750).
+    assert len(small) < 30 and len(large) - len(small) < 10, (len(small), len(large), large[:40])
