@@ -109,14 +109,14 @@ def fresh_database(kind: str, folder: Path, name: str) -> tuple[str, Any]:
     return url, drop
 
 
-def written_rows(url: str) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
-    """Every row the run wrote, as the driver returns it, table by table."""
+def written_rows(url: str, names: tuple[str, ...] = WRITTEN) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """Every row of the tables `names` (those the run wrote), as the driver returns it, table by table."""
     engine = make_engine(url)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         tables = {}
-        for table in WRITTEN:
+        for table in names:
             cursor.execute(f"SELECT * FROM {table}")
             columns = [d[0] for d in cursor.description]
             tables[table] = (columns, [tuple(row) for row in cursor.fetchall()])
@@ -126,8 +126,11 @@ def written_rows(url: str) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]
         engine.dispose()
 
 
-def plain_executemany(url: str, tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]], dialect: str) -> float:
-    """The baseline: the same rows into an empty schema with DB-API executemany, one transaction."""
+def plain_executemany(url: str, tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]], dialect: str, *,
+                      sqlite_foreign_keys: bool = True) -> float:
+    """The baseline: the same rows into an empty schema with DB-API executemany, one transaction, table by
+    table in the order of `tables`. `sqlite_foreign_keys` False: SQLite, like PostgreSQL here, checks no
+    foreign key (for rows whose parents the run did not write)."""
     engine = make_engine(url)
     raw = engine.raw_connection()
     try:
@@ -136,11 +139,12 @@ def plain_executemany(url: str, tables: dict[str, tuple[list[str], list[tuple[An
             from psycopg.types.json import Json
 
             cursor.execute("SET session_replication_role = replica")  # the same rows, so no FK checks in either order
+        elif not sqlite_foreign_keys:
+            cursor.execute("PRAGMA foreign_keys=OFF")
         started = time.perf_counter()
         if dialect == "sqlite":
             cursor.execute("BEGIN IMMEDIATE")
-        for table in WRITTEN:
-            columns, rows = tables[table]
+        for table, (columns, rows) in tables.items():
             if dialect == "postgresql":
                 rows = [tuple(Json(v) if isinstance(v, (dict, list)) else v for v in row) for row in rows]
             mark = "?" if dialect == "sqlite" else "%s"

@@ -1,0 +1,144 @@
+"""Distributor reports with the real ledger, end to end: N stoppage notices, then a CSV of N reports fulfilling them.
+
+Each run stores a fresh ledger (SQLite file, or a throwaway PostgreSQL database on the local server;
+see bench_ingest_ledger.py, whose directory, notices and baseline it uses) and ingests the notices,
+untimed; then the timed part: the reports file, each report naming its notice, submitted 0 to 8 days
+after it (so many are late: fulfilled_late, late-report alerts, chasers already waiting dropped).
+Baseline, measured in the same run: a plain DB-API `executemany` of exactly the rows the reports
+wrote (payload, receipt, reports, versions, alerts, audit events, and the obligations they fulfilled),
+table by table, in one transaction, into an empty copy of the schema. Prints reports/s, the ratio
+ingest rate / baseline rate, each run's peak RSS (a child process each) and the load average.
+
+    .venv/bin/python bench/bench_ingest_reports.py [--sizes 10000] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_ingest_ledger import (  # noqa: E402
+    NOW,
+    REPO,
+    BenchApp,
+    directory,
+    fresh_database,
+    generate,
+    plain_executemany,
+    written_rows,
+)
+
+from shortage_watch.clock import FixedClock  # noqa: E402
+from shortage_watch.services.ingest import ingest_payload  # noqa: E402
+from shortage_watch.settings import Settings  # noqa: E402
+
+HEADER = ["反馈编号", "配送企业编码", "通知编号", "提交时间", "已通知医疗机构数"]
+WRITTEN = ("raw_payloads", "raw_receipts", "distributor_reports", "record_versions", "obligations", "alerts", "audit_events")
+LAST_SUBMISSION = date(2024, 10, 21)  # submitted at 09:00 on or before the run's now (10:00 that day)
+
+
+def generate_reports(rows: int, path: Path) -> None:
+    """The reports CSV: report i answers notice i of `generate` (TZ-i to its distributor), 0 to 8 days after it."""
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(HEADER)
+        for i in range(rows):
+            notified = LAST_SUBMISSION - timedelta(days=i % 14)  # as `generate` dates notice i
+            submitted = min(notified + timedelta(days=i % 9), LAST_SUBMISSION)
+            writer.writerow([f"FK-{i:07d}", f"D{i % 400:05d}", f"TZ-{i:07d}", f"{submitted.isoformat()} 09:00", i % 5])
+
+
+def ids_so_far(url: str) -> dict[str, int]:
+    """The highest id of each table the reports write, before they are ingested."""
+    return {table: max((row[columns.index("id")] for row in rows), default=0)
+            for table, (columns, rows) in written_rows(url, WRITTEN).items()}
+
+
+def rows_the_reports_wrote(url: str, before: dict[str, int]) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """The rows each table gained, and the obligations the reports fulfilled (rows they changed)."""
+    written = {}
+    for table, (columns, rows) in written_rows(url, WRITTEN).items():
+        if table == "obligations":
+            written[table] = (columns, [row for row in rows if row[columns.index("report_pk")] is not None])
+        else:
+            written[table] = (columns, [row for row in rows if row[columns.index("id")] > before[table]])
+    return written
+
+
+def one_run(kind: str, size: int) -> dict[str, Any]:
+    """Ingest `size` notices (untimed), then `size` reports into the same ledger, then the baseline; run in a child process."""
+    with tempfile.TemporaryDirectory(prefix="sw-bench-reports-") as tmp:
+        folder = Path(tmp)
+        notices_csv, reports_csv = folder / "notices.csv", folder / "reports.csv"
+        generate(size, notices_csv)
+        generate_reports(size, reports_csv)
+        url, drop = fresh_database(kind, folder, "ledger")
+        base_url, drop_base = fresh_database(kind, folder, "plain")
+        try:
+            settings = Settings(database={"url": url}, calendar={"overrides_dir": str(REPO / "config" / "calendar")},
+                                escalation={"policy": str(REPO / "config" / "escalation.toml")},
+                                directory={"operations_email": "ops@example.org"})
+            app = BenchApp(settings, FixedClock(NOW), directory=directory())
+            notices = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=notices_csv.read_bytes(),
+                                     kind="auto", now=NOW)
+            assert notices.accepted == size and notices.rejected == 0, notices.errors[:3]
+            before = ids_so_far(url)
+            content = reports_csv.read_bytes()
+            started = time.perf_counter()
+            result = ingest_payload(app.ingest_deps(), source="bench", name="reports.csv", content=content, kind="auto", now=NOW)
+            elapsed = time.perf_counter() - started
+            app.close()
+            assert result.accepted == size and result.rejected == 0, result.errors[:3]
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            tables = rows_the_reports_wrote(url, before)
+            late = sum(1 for row in tables["obligations"][1] if row[tables["obligations"][0].index("state")] == "fulfilled_late")
+            baseline = plain_executemany(base_url, tables, kind, sqlite_foreign_keys=False)
+            counts = {table: len(rows) for table, (_, rows) in tables.items()}
+        finally:
+            drop()
+            drop_base()
+    return {"db": kind, "size": size, "seconds": elapsed, "baseline_seconds": baseline, "peak_rss_mb": rss, "rows": counts, "late": late}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000", help="comma-separated report counts (as many notices first)")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # db:size, run in this (child) process
+    args = parser.parse_args()
+    if args.one:
+        kind, size = args.one.split(":")
+        print(json.dumps(one_run(kind, int(size))))
+        return 0
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    failed = False
+    for kind in args.databases.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            child = subprocess.run([sys.executable, __file__, "--one", f"{kind}:{size}"], capture_output=True, text=True)
+            if child.returncode != 0:
+                print(f"{kind} {size:,}: failed\n{child.stderr[-2000:]}")
+                failed = True
+                continue
+            run = json.loads(child.stdout.strip().splitlines()[-1])
+            written = sum(run["rows"].values())
+            print(f"{kind:10} {size:>9,} reports: {run['seconds']:8.1f} s = {size / run['seconds']:8,.0f} reports/s "
+                  f"({run['late']:,} late); baseline executemany of the {written:,} rows written {run['baseline_seconds']:6.2f} s; "
+                  f"ratio {run['baseline_seconds'] / run['seconds']:.3f}; peak RSS {run['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}")
+            print(f"           rows written: {run['rows']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
