@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -73,6 +73,14 @@ def directory() -> Directory:
 @dataclass
 class BenchApp(App):
     directory: Any = None
+
+
+def bench_app(url: str) -> BenchApp:
+    """The app of a run: the ledger at `url`, the repository's calendar and escalation policy, the bench's directory."""
+    settings = Settings(database={"url": url}, calendar={"overrides_dir": str(REPO / "config" / "calendar")},
+                        escalation={"policy": str(REPO / "config" / "escalation.toml")},
+                        directory={"operations_email": "ops@example.org"})
+    return BenchApp(settings, FixedClock(NOW), directory=directory())
 
 
 def generate(rows: int, path: Path) -> None:
@@ -165,10 +173,7 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
         url, drop = fresh_database(kind, folder, "ledger")
         base_url, drop_base = fresh_database(kind, folder, "plain")
         try:
-            settings = Settings(database={"url": url}, calendar={"overrides_dir": str(REPO / "config" / "calendar")},
-                                escalation={"policy": str(REPO / "config" / "escalation.toml")},
-                                directory={"operations_email": "ops@example.org"})
-            app = BenchApp(settings, FixedClock(NOW), directory=directory())
+            app = bench_app(url)
             content = csv_path.read_bytes()
             started = time.perf_counter()
             result = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
@@ -186,39 +191,50 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
     return {"db": kind, "size": size, "seconds": elapsed, "baseline_seconds": baseline, "peak_rss_mb": rss, "rows": counts}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated notice counts (1000000 takes long here)")
+def each_run(doc: str, script: str, one_run: Callable[[str, int], dict[str, Any]], sizes: str,
+             sizes_help: str) -> Iterator[tuple[str, int, dict[str, Any] | None]]:
+    """A benchmark's runs. Options: --sizes, --databases, and --one db:size, which makes this the child
+    process of one run: it prints `one_run`'s result for the parent and yields nothing. Otherwise it prints
+    the load average, then runs each database and size in a child process (so its peak RSS is its own):
+    (database, size, the run's result, or None when it failed, said)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--sizes", default=sizes, help=sizes_help)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # db:size, run in this (child) process
     args = parser.parse_args()
     if args.one:
         kind, size = args.one.split(":")
         print(json.dumps(one_run(kind, int(size))))
-        return 0
+        return
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    missed = False
     for kind in args.databases.split(","):
-        first_per_notice = None
         for size in (int(s) for s in args.sizes.split(",")):
-            child = subprocess.run([sys.executable, __file__, "--one", f"{kind}:{size}"], capture_output=True, text=True)
+            child = subprocess.run([sys.executable, script, "--one", f"{kind}:{size}"], capture_output=True, text=True)
             if child.returncode != 0:
                 print(f"{kind} {size:,}: failed\n{child.stderr[-2000:]}")
-                missed = True
+                yield kind, size, None
                 continue
-            run = json.loads(child.stdout.strip().splitlines()[-1])
-            rate = size / run["seconds"]
-            ratio = run["baseline_seconds"] / run["seconds"]
-            per_notice = run["seconds"] / size
-            first_per_notice = first_per_notice or per_notice
-            flat = per_notice / first_per_notice
-            written = sum(run["rows"].values())
-            print(f"{kind:10} {size:>9,} notices: {run['seconds']:8.1f} s = {rate:8,.0f} notices/s; baseline executemany of the "
-                  f"{written:,} rows written {run['baseline_seconds']:6.1f} s; ratio {ratio:.2f} (aim >= {AIM_RATIO}); "
-                  f"time per notice x{flat:.2f} of the first size (aim <= {AIM_FLAT}); peak RSS {run['peak_rss_mb']:.0f} MB; "
-                  f"load {os.getloadavg()[0]:.1f}")
-            print(f"           rows written: {run['rows']}")
-            missed |= ratio < AIM_RATIO or flat > AIM_FLAT or (kind == "sqlite" and rate < AIM_SQLITE_RATE)
+            yield kind, size, json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    missed = False
+    first_per_notice: dict[str, float] = {}
+    for kind, size, run in each_run(__doc__, __file__, one_run, "10000,100000", "comma-separated notice counts (1000000 takes long here)"):
+        if run is None:
+            missed = True
+            continue
+        rate = size / run["seconds"]
+        ratio = run["baseline_seconds"] / run["seconds"]
+        per_notice = run["seconds"] / size
+        flat = per_notice / first_per_notice.setdefault(kind, per_notice)
+        written = sum(run["rows"].values())
+        print(f"{kind:10} {size:>9,} notices: {run['seconds']:8.1f} s = {rate:8,.0f} notices/s; baseline executemany of the "
+              f"{written:,} rows written {run['baseline_seconds']:6.1f} s; ratio {ratio:.2f} (aim >= {AIM_RATIO}); "
+              f"time per notice x{flat:.2f} of the first size (aim <= {AIM_FLAT}); peak RSS {run['peak_rss_mb']:.0f} MB; "
+              f"load {os.getloadavg()[0]:.1f}")
+        print(f"           rows written: {run['rows']}")
+        missed |= ratio < AIM_RATIO or flat > AIM_FLAT or (kind == "sqlite" and rate < AIM_SQLITE_RATE)
     return 1 if missed else 0
 
 

@@ -14,12 +14,9 @@ ingest rate / baseline rate, each run's peak RSS (a child process each) and the 
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,18 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest_ledger import (  # noqa: E402
     NOW,
-    REPO,
-    BenchApp,
-    directory,
+    bench_app,
+    each_run,
     fresh_database,
     generate,
     plain_executemany,
     written_rows,
 )
 
-from shortage_watch.clock import FixedClock  # noqa: E402
 from shortage_watch.services.ingest import ingest_payload  # noqa: E402
-from shortage_watch.settings import Settings  # noqa: E402
 
 HEADER = ["反馈编号", "配送企业编码", "通知编号", "提交时间", "已通知医疗机构数"]
 WRITTEN = ("raw_payloads", "raw_receipts", "distributor_reports", "record_versions", "obligations", "alerts", "audit_events")
@@ -87,10 +81,7 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
         url, drop = fresh_database(kind, folder, "ledger")
         base_url, drop_base = fresh_database(kind, folder, "plain")
         try:
-            settings = Settings(database={"url": url}, calendar={"overrides_dir": str(REPO / "config" / "calendar")},
-                                escalation={"policy": str(REPO / "config" / "escalation.toml")},
-                                directory={"operations_email": "ops@example.org"})
-            app = BenchApp(settings, FixedClock(NOW), directory=directory())
+            app = bench_app(url)
             notices = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=notices_csv.read_bytes(),
                                      kind="auto", now=NOW)
             assert notices.accepted == size and notices.rejected == 0, notices.errors[:3]
@@ -113,30 +104,16 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000", help="comma-separated report counts (as many notices first)")
-    parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # db:size, run in this (child) process
-    args = parser.parse_args()
-    if args.one:
-        kind, size = args.one.split(":")
-        print(json.dumps(one_run(kind, int(size))))
-        return 0
-    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     failed = False
-    for kind in args.databases.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
-            child = subprocess.run([sys.executable, __file__, "--one", f"{kind}:{size}"], capture_output=True, text=True)
-            if child.returncode != 0:
-                print(f"{kind} {size:,}: failed\n{child.stderr[-2000:]}")
-                failed = True
-                continue
-            run = json.loads(child.stdout.strip().splitlines()[-1])
-            written = sum(run["rows"].values())
-            print(f"{kind:10} {size:>9,} reports: {run['seconds']:8.1f} s = {size / run['seconds']:8,.0f} reports/s "
-                  f"({run['late']:,} late); baseline executemany of the {written:,} rows written {run['baseline_seconds']:6.2f} s; "
-                  f"ratio {run['baseline_seconds'] / run['seconds']:.3f}; peak RSS {run['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}")
-            print(f"           rows written: {run['rows']}")
+    for kind, size, run in each_run(__doc__, __file__, one_run, "10000", "comma-separated report counts (as many notices first)"):
+        if run is None:
+            failed = True
+            continue
+        written = sum(run["rows"].values())
+        print(f"{kind:10} {size:>9,} reports: {run['seconds']:8.1f} s = {size / run['seconds']:8,.0f} reports/s "
+              f"({run['late']:,} late); baseline executemany of the {written:,} rows written {run['baseline_seconds']:6.2f} s; "
+              f"ratio {run['baseline_seconds'] / run['seconds']:.3f}; peak RSS {run['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}")
+        print(f"           rows written: {run['rows']}")
     return 1 if failed else 0
 
 

@@ -126,10 +126,11 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
 
     write_fulfilments(session, [done.obligation for done in fulfilled])
     drop_chasers_of_closed(session, closed_before, now)
-    holds = AlertHolds(session, deps.directory, now)
-    for done in fulfilled:
-        holds.matter(done.obligation.id, done.obligation.case_id)
-    write_planned_alerts(session, holds, alerts)
+    if alerts:
+        holds = AlertHolds(session, deps.directory, now)
+        for done in fulfilled:
+            holds.matter(done.obligation.id, done.obligation.case_id)
+        write_planned_alerts(session, holds, alerts)
     insert_audits(session, events)
 
 
