@@ -194,7 +194,8 @@ def lock_batch(session: Session, rows: Select[Any]) -> list[Any]:
         # (READ COMMITTED re-evaluates it), so a row already handled is not picked again.
         rows = rows.with_for_update(skip_locked=True)
     # SQLite runs one writer at a time (BEGIN IMMEDIATE): the rows read are ours until commit.
-    return list(session.execute(rows))
+    # Plain columns, read through the connection: Core rows, without the ORM's loading of each.
+    return list(session.connection().execute(rows))
 
 
 def renew(session: Session, kind: Claimable, keys: Iterable[Any], owner: str, until: datetime) -> set[Any]:

@@ -51,7 +51,7 @@ def lock_due_cases(session: Session, now: datetime, real_now: datetime, batch: i
 
 def obligations_to_step(session: Session, row_ids: list[int]) -> list[StepRow]:
     """The obligations `row_ids` (already claimed), read for stepping, by id."""
-    return [StepRow(*row) for row in session.execute(select(*STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id))]
+    return [StepRow(*row) for row in session.connection().execute(select(*STEP_COLUMNS).where(_OBLIGATIONS.c.id.in_(row_ids)).order_by(_OBLIGATIONS.c.id))]
 
 
 def claim_due(session: Session, table: Any, row_id: int, now: datetime, real_now: datetime, owner: str, until: datetime) -> bool:
