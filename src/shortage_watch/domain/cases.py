@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable
 
+from shortage_watch.domain.states import CaseState
+
 
 @dataclass(frozen=True)
 class ReportView:
@@ -56,6 +58,17 @@ def hospital_parts(reports: Iterable[ReportView], operator_closed: dict[str, dat
     return parts
 
 
+def operator_closures_of(closings: Iterable[tuple[datetime, dict | None]]) -> dict[str, datetime]:
+    """Hospital parts an operator closed, from the case's `part_closed` audit entries (when, detail):
+    hospital code -> the latest time."""
+    closed: dict[str, datetime] = {}
+    for at, detail in closings:
+        code = (detail or {}).get("hospital_code")
+        if code:
+            closed[code] = max(at, closed.get(code, at))
+    return closed
+
+
 def counts_towards_regional(part: Part) -> bool:
     return not part.closed and (part.latest.cause or "supply") != "procurement"
 
@@ -78,3 +91,28 @@ def is_regional(parts: Iterable[Part], hospitals: int, window_days: int) -> bool
 def all_closed(parts: Iterable[Part]) -> bool:
     parts = list(parts)
     return bool(parts) and all(p.closed for p in parts)
+
+
+def report_asks(supply_status: str, cause: str | None, distributor_code: str | None) -> str | None:
+    """What a report joining its case asks of the ledger besides joining: `false_shortage` (an open part
+    blaming procurement: the bureaus are told), `explanation` (an open part naming its distributor: it owes
+    an explanation, unless a notice explains the product) or None."""
+    if supply_status == "resolved":
+        return None
+    if cause == "procurement":
+        return "false_shortage"
+    return "explanation" if distributor_code else None
+
+
+@dataclass(frozen=True)
+class AfterJoining:
+    """Where a case stands once a report joined it: whether it becomes regional now, and whether every part is closed."""
+
+    becomes_regional: bool
+    resolved: bool
+
+
+def after_joining(parts: list[Part], state: str, hospitals: int, window_days: int) -> AfterJoining:
+    """An open case turns regional when K hospitals reported within W days (`is_regional`); any case is
+    resolved when every hospital's part is closed."""
+    return AfterJoining(state == CaseState.OPEN and is_regional(parts, hospitals, window_days), all_closed(parts))

@@ -18,7 +18,8 @@ from shortage_watch.services.alerts import Hold, alert_values, audit, audit_valu
 from shortage_watch.services.inhibition import escalated_case, province_hold
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.silences import active_rules, hold_for
-from shortage_watch.store.ledger_rows import sent_alerts_of_case, sent_alerts_of_obligations
+from shortage_watch.store.case_rows import sent_alerts_of_cases
+from shortage_watch.store.ledger_rows import sent_alerts_of_obligations
 
 Routes = Callable[[str, str | None, str | None], list[Route]]
 
@@ -264,7 +265,15 @@ def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime
     """(template, when mailed) of every alert about the matter that actually went out (see `mailed_steps_of`)."""
     if subject == "O":
         return list(mailed_steps_of(session, [subject_id], now).get(subject_id, ()))
-    return [(template, _mailed_at(sent_at, created_at, now)) for template, sent_at, created_at in sent_alerts_of_case(session, subject_id)]
+    return mailed_steps_of_cases(session, [subject_id], now).get(subject_id, [])
+
+
+def mailed_steps_of_cases(session: Session, case_ids: list[int], now: datetime) -> dict[int, list[tuple[str, datetime]]]:
+    """Per case: (template, when mailed) of every alert about it that actually went out; one query."""
+    if not case_ids:
+        return {}
+    return {case_id: [(template, _mailed_at(sent_at, created_at, now)) for template, sent_at, created_at in sent]
+            for case_id, sent in sent_alerts_of_cases(session, case_ids).items()}
 
 
 def mailed_steps_of(session: Session, obligation_ids: list[int], now: datetime) -> dict[int, list[tuple[str, datetime]]]:

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.alert_context import AlertContext
-from shortage_watch.domain.cases import ReportView, hospital_parts, possible_false_shortages
+from shortage_watch.domain.cases import ReportView, hospital_parts, operator_closures_of, possible_false_shortages
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.routing import DirectoryView, Route
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.case_queries import case_reports, part_closed_events, product_manufacturer, product_notice_ids
-from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, StoppageNotice
+from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 
 def insert_alerts_if_absent(session: Session, rows: list[dict[str, Any]], *, context_as_text: bool = False) -> dict[str, int]:
@@ -270,6 +271,16 @@ def case_context(session: Session, case: ShortageCase | None, directory: Directo
                  now: datetime) -> dict[str, Any]:
     """The AlertContext parts about a shortage case."""
     assert case is not None
+    return case_context_of(case, case_reports(session, case.id), operator_closures(session, case.id),
+                           notice_ids=product_notice_ids(session, case.product_code),
+                           manufacturer=product_manufacturer(session, case.product_code), directory=directory, calendar=calendar, now=now)
+
+
+def case_context_of(case: ShortageCase | SimpleNamespace, reports: list[ShortageReport], closures: dict[str, datetime], *, notice_ids: list[str], manufacturer: str | None,
+                    directory: DirectoryView, calendar: WorkingCalendar, now: datetime) -> dict[str, Any]:
+    """The AlertContext parts about a shortage case from what was read already (no query): the case (or a
+    namespace of its columns), its hospital reports in the order stored, operator closures, the ids of
+    the product's notices and a manufacturer they name."""
     unresolved = None
     overdue = None
     if case.regional_at is not None and case.state != CaseState.RESOLVED:
@@ -277,9 +288,8 @@ def case_context(session: Session, case: ShortageCase | None, directory: Directo
         unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now) - timedelta(days=1))
         if case.due_at is not None:
             overdue = overdue_working_days(calendar, calendar.local_date(case.due_at), case.due_at, now)
-    rows = case_reports(session, case.id)
-    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in rows]
-    parts = hospital_parts(views, operator_closures(session, case.id))
+    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in reports]
+    parts = hospital_parts(views, closures)
     latest_pk = {p.latest.report_pk for p in parts}
     lines = [
         {
@@ -294,11 +304,9 @@ def case_context(session: Session, case: ShortageCase | None, directory: Directo
             "substitute_in_use": r.substitute_in_use,
             "cause": r.cause,
         }
-        for r in rows
+        for r in reports
         if r.id in latest_pk
     ]
-    notices = product_notice_ids(session, case.product_code)
-    manufacturer = product_manufacturer(session, case.product_code)
     return {
         "case_number": case_number("C", case.id),
         "thread_key": f"C{case.id}",
@@ -318,8 +326,8 @@ def case_context(session: Session, case: ShortageCase | None, directory: Directo
             "regional_at": case.regional_at.isoformat() if case.regional_at else None,
             "hospitals": lines,
             "possible_false_shortages": possible_false_shortages(parts),
-            "linked_notices": sorted(notices),
-            "first_reported_on": min(r.reported_on for r in rows).isoformat() if rows else calendar.local_date(case.opened_at).isoformat(),
+            "linked_notices": sorted(notice_ids),
+            "first_reported_on": min(r.reported_on for r in reports).isoformat() if reports else calendar.local_date(case.opened_at).isoformat(),
             "unresolved_working_days": unresolved,
         },
         "entered_at": (case.regional_at or case.opened_at).astimezone(calendar.tz).isoformat(),
@@ -329,12 +337,7 @@ def case_context(session: Session, case: ShortageCase | None, directory: Directo
 
 def operator_closures(session: Session, case_id: int) -> dict[str, datetime]:
     """Hospital parts an operator closed (`cases resolve ID --hospital`): hospital code -> when."""
-    closed: dict[str, datetime] = {}
-    for event in part_closed_events(session, case_id):
-        code = (event.detail or {}).get("hospital_code")
-        if code:
-            closed[code] = max(event.at, closed.get(code, event.at))
-    return closed
+    return operator_closures_of((event.at, event.detail) for event in part_closed_events(session, case_id))
 
 
 CONTEXT_KEYS = frozenset(AlertContext.__annotations__)

@@ -4,27 +4,42 @@ and deadline; every hospital reporting supply resolved (or an operator) resolves
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from shortage_watch.domain.cases import ReportView, all_closed, hospital_parts, is_regional
-from shortage_watch.domain.catch_up import Plan
+from shortage_watch.domain.cases import ReportView, after_joining, hospital_parts, operator_closures_of, report_asks
+from shortage_watch.domain.catch_up import Plan, steps_sent_before
 from shortage_watch.domain.obligations import advance, explanation_subject_key, next_action_after_revision
 from shortage_watch.domain.policy import Firing, Ladder
 from shortage_watch.domain.states import CaseState, case_regional, case_resolved
-from shortage_watch.services.alert_routing import write_event_alerts, write_ladder_alerts
-from shortage_watch.services.alerts import audit, case_context, operator_closures
-from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
-from shortage_watch.services.obligations import open_obligation
-from shortage_watch.store.ledger_rows import (
-    hospital_reports_of_case,
-    lock_case_key,
-    obligation_by_subject,
-    product_has_notice,
-    unresolved_case,
+from shortage_watch.services.alert_routing import (
+    AlertHolds,
+    ladder_alerts,
+    mailed_steps_of_cases,
+    remembered_routes,
+    write_ladder_alerts,
+    write_planned_alerts,
 )
+from shortage_watch.services.alerts import alert_values, audit, audit_values, case_context, case_context_of, insert_audits, operator_closures
+from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
+from shortage_watch.services.obligations import open_obligations
+from shortage_watch.store.case_rows import (
+    cases_by_id,
+    explanations_opened,
+    insert_cases,
+    join_reports_to_cases,
+    lock_case_keys,
+    notices_of_products,
+    part_closures_of_cases,
+    reports_of_cases,
+    unresolved_cases_of_products,
+)
+from shortage_watch.store.ledger_rows import hospital_reports_of_case
 from shortage_watch.store.tables import ShortageCase, ShortageReport
 
 
@@ -90,95 +105,242 @@ def write_case_alerts(
     )
 
 
-def shortage_report_stored(session: Session, deps: LedgerDeps, report: ShortageReport, previous: dict | None, now: datetime) -> None:
-    """Join the report to the open case for (product, city); open explanation, regional and resolution steps."""
+@dataclass
+class _Track:
+    """One case as a chunk of reports moves it, before anything is written: its columns (`case`, a plain
+    namespace, so the stored row keeps its state until the chunk's alerts are held or not by it), its
+    hospital reports and operator closures, and its stored row (None for one the chunk opens)."""
+
+    case: SimpleNamespace
+    reports: list[ShortageReport]
+    closures: dict[str, datetime]
+    row: ShortageCase | None = None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A case as it stood when one of its reports asked something (its alert context is worked out from it)."""
+
+    track: _Track
+    case: SimpleNamespace
+    reports: tuple[ShortageReport, ...]
+
+
+def _seen(track: _Track) -> _Seen:
+    # Instants as the database gives them back (UTC), whether the case was read or is only in memory, so
+    # its messages say the same whichever chunk of a file moved it.
+    columns = {k: v.astimezone(timezone.utc) if isinstance(v, datetime) else v for k, v in vars(track.case).items()}
+    return _Seen(track, SimpleNamespace(**columns), tuple(sorted(track.reports, key=lambda r: r.id)))
+
+
+_CASE_COLUMNS = tuple(c.key for c in ShortageCase.__table__.c if c.key != "id")
+
+
+def _city_of(deps: LedgerDeps, report: ShortageReport) -> tuple[str | None, str]:
+    """The report's region (its own, or its hospital's) and the city whose case it joins."""
     directory = deps.directory
     region_code = report.region_code or getattr(directory.hospital(report.hospital_code), "region_code", None)
     city = directory.city_of(region_code) if region_code else None
-    city_code = getattr(city, "code", None) or region_code or "unknown"
-    lock_case_key(session, report.product_code, city_code)
-    case = session.get(ShortageCase, report.case_id) if report.case_id else None
-    if case is None or case.state == CaseState.RESOLVED:
-        case = unresolved_case(session, report.product_code, city_code)
-    if case is None:
-        if report.supply_status == "resolved":
-            return  # nothing open to close
-        case = ShortageCase(
-            product_code=report.product_code,
-            product_name=report.product_name,
-            city_code=city_code,
-            state=CaseState.OPEN,
-            opened_at=now,
-            level=0,
-            updated_at=now,
-        )
-        session.add(case)
-        session.flush()
-        audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action="opened", detail={"product_code": case.product_code, "city_code": city_code})
-    report.case_id = case.id
-    case.updated_at = now
+    return region_code, getattr(city, "code", None) or region_code or "unknown"
+
+
+def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[ShortageReport], now: datetime) -> None:
+    """Hospital reports (new, in file order, or one revised) join the unresolved case of their (product, city),
+    opening it when there is none; an open part blaming procurement alerts the bureaus of a possible false
+    shortage; one naming its distributor makes it owe an explanation unless a notice explains the product;
+    K hospitals within W days make the case regional (its ladder and deadline start); every part closed
+    resolves it. Exactly what the reports write one at a time, in a handful of statements for the set.
+
+    The rows are walked in order in memory (a case opens on its first report, turns regional when the
+    threshold is crossed, is resolved and a later report opens a new one), then written: new cases in
+    the order they opened (their ids, in subject keys and dedup keys, are those one report at a time gives).
+    """
+    if not reports:
+        return
+    places = [_city_of(deps, report) for report in reports]
+    products = sorted({report.product_code for report in reports})
+    lock_case_keys(session, {(report.product_code, city) for report, (_, city) in zip(reports, places)})
+    tracks = _stored_tracks(session, reports, products)
+    notices = notices_of_products(session, products)
+    open_case: dict[tuple[str, str], _Track] = {}
+    for track in sorted(tracks.values(), key=lambda t: t.case.id):
+        if track.case.state != CaseState.RESOLVED:
+            open_case.setdefault((track.case.product_code, track.case.city_code), track)
+
+    settings = deps.escalation
+    opened: list[_Track] = []
+    joined: list[tuple[ShortageReport, _Track]] = []
+    false_shortages: list[tuple[ShortageReport, _Seen]] = []
+    explanations: list[tuple[ShortageReport, str | None, _Seen]] = []
+    regional: list[tuple[_Seen, list[Firing]]] = []
+    changes: list[tuple[_Track, str, dict[str, Any] | None]] = []  # (case, audit action, detail), audited once ids are known
+    for report, (region_code, city_code) in zip(reports, places):
+        key = (report.product_code, city_code)
+        track = tracks.get(report.case_id) if report.case_id is not None else None
+        if track is None or track.case.state == CaseState.RESOLVED:
+            track = open_case.get(key)
+        if track is None:
+            if report.supply_status == "resolved":
+                continue  # nothing open to close
+            track = _Track(SimpleNamespace(
+                id=None, product_code=report.product_code, product_name=report.product_name, city_code=city_code, state=CaseState.OPEN,
+                opened_at=now, regional_at=None, resolved_at=None, resolution_note=None, level=0, policy=None, next_action_at=None,
+                due_at=None, calendar_status=None, claimed_by=None, claimed_until=None, updated_at=now,
+            ), [], {})
+            opened.append(track)
+            open_case[key] = track
+            changes.append((track, "opened", {"product_code": report.product_code, "city_code": city_code}))
+        track.reports.append(report)
+        track.case.updated_at = now
+        joined.append((report, track))
+        asks = report_asks(report.supply_status, report.cause, report.distributor_code)
+        if asks == "false_shortage":
+            false_shortages.append((report, _seen(track)))
+        elif asks == "explanation" and report.product_code not in notices:
+            explanations.append((report, region_code, _seen(track)))
+        views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in track.reports]
+        after = after_joining(hospital_parts(views, track.closures), track.case.state, settings.regional_hospitals,
+                              settings.regional_window_days)
+        if after.becomes_regional:
+            action, detail, opening = _make_regional(deps, track.case, now)
+            changes.append((track, action, detail))
+            regional.append((_seen(track), opening))
+        if after.resolved:
+            changes.append((track, *_resolved(track.case, now, note="every hospital reported the supply resolved")))
+            if open_case.get(key) is track:
+                del open_case[key]
+
+    _insert_opened(session, opened)
+    join_reports_to_cases(session, [(report.id, track.case.id) for report, track in joined])
+    for report, track in joined:
+        set_committed_value(report, "case_id", track.case.id)
+    _open_explanations(session, deps, explanations, notices, now)
+    events = _write_chunk_alerts(session, deps, false_shortages, regional, notices, now)
+    events.extend(audit_values(at=now, actor=ACTOR, entity="case", entity_id=track.case.id, action=action, detail=detail)
+                  for track, action, detail in changes)
+    insert_audits(session, events)
+    # Only now do the stored cases take their new state: the alerts above were held (or not) by their
+    # state as each report found it, as one report at a time would have.
+    for track in tracks.values():
+        for column in _CASE_COLUMNS:
+            value = getattr(track.case, column)
+            if getattr(track.row, column) != value:
+                setattr(track.row, column, value)
     session.flush()
 
-    active = report.supply_status != "resolved"
-    if active and report.cause == "procurement":
-        write_event_alerts(
-            session,
-            deps,
-            subject="C",
-            subject_id=case.id,
-            rule=deps.policy.events["false_shortage"],
-            level_name=f"false_shortage-{report.id}",
-            region_code=city_code,
-            context=case_context(session, case, directory, calendar=deps.calendar, now=now),
-            distributor_code=None,
-            now=now,
-        )
-    elif active and report.distributor_code:
-        key = explanation_subject_key(case.id, report.distributor_code)
-        if not product_has_notice(session, report.product_code) and obligation_by_subject(session, "explanation", key) is None:
-            open_obligation(
-                session,
-                deps,
-                kind="explanation",
-                subject_key=key,
-                party_code=report.distributor_code,
-                region_code=region_code,
-                received_on=report.reported_on,
-                priority=False,
-                now=now,
-                case_id=case.id,
-                product_code=report.product_code,
-            )
 
-    parts = case_parts(session, case)
-    settings = deps.escalation
-    if case.state == CaseState.OPEN and is_regional(parts, settings.regional_hospitals, settings.regional_window_days):
-        make_regional(session, deps, case, now)
-    if all_closed(parts):
-        resolve_case(session, case, now, actor=ACTOR, note="every hospital reported the supply resolved")
+def _stored_tracks(session: Session, reports: list[ShortageReport], products: list[str]) -> dict[int, _Track]:
+    """By id, the stored cases the reports may join (the unresolved cases of their products, and those
+    revised reports joined before) with their other hospital reports and operator closures."""
+    stored = unresolved_cases_of_products(session, products)
+    revised = {report.case_id for report in reports if report.case_id is not None} - {case.id for case in stored}
+    stored += cases_by_id(session, sorted(revised)) if revised else []
+    tracks = {case.id: _Track(SimpleNamespace(id=case.id, **{k: getattr(case, k) for k in _CASE_COLUMNS}), [], {}, case) for case in stored}
+    in_chunk = {report.id for report in reports}
+    for row in reports_of_cases(session, sorted(tracks)):
+        if row.id not in in_chunk:  # a revised report joins again as it is now
+            tracks[row.case_id].reports.append(row)
+    closings: dict[int, list[tuple[datetime, dict[str, Any] | None]]] = {}
+    for case_id, at, detail in part_closures_of_cases(session, sorted(tracks)):
+        closings.setdefault(case_id, []).append((at, detail))
+    for case_id, found in closings.items():
+        tracks[case_id].closures = operator_closures_of(found)
+    return tracks
 
 
-def make_regional(session: Session, deps: LedgerDeps, case: ShortageCase, now: datetime) -> None:
-    """K hospitals within W days: the case is a regional shortage and starts its ladder."""
+def _insert_opened(session: Session, opened: list[_Track]) -> None:
+    """Store the cases the chunk opened, with the columns they ended the chunk with, numbered in the order
+    they opened (as one report at a time numbers them); their rows join the session."""
+    if not opened:
+        return
+    ids = insert_cases(session, [{k: getattr(track.case, k) for k in _CASE_COLUMNS} for track in opened])
+    rows = {row.id: row for row in cases_by_id(session, ids)}
+    for track, case_id in zip(opened, ids):
+        track.row = rows[case_id]
+        track.case.id = case_id
+
+
+def _context_of(deps: LedgerDeps, seen: _Seen, notices: dict[str, tuple[list[str], str | None]], now: datetime) -> dict[str, Any]:
+    """`case_context` of the case as it stood then."""
+    seen.case.id = seen.track.case.id
+    notice_ids, manufacturer = notices.get(seen.case.product_code, ([], None))
+    return case_context_of(seen.case, list(seen.reports), seen.track.closures, notice_ids=notice_ids, manufacturer=manufacturer,
+                           directory=deps.directory, calendar=deps.calendar, now=now)
+
+
+def _open_explanations(session: Session, deps: LedgerDeps, asked: list[tuple[ShortageReport, str | None, _Seen]],
+                       notices: dict[str, tuple[list[str], str | None]], now: datetime) -> None:
+    """Open the explanations the reports ask for, each once per case and distributor, in one `open_obligations`."""
+    keys = [explanation_subject_key(seen.track.case.id, report.distributor_code) for report, _, seen in asked]
+    owed = explanations_opened(session, sorted(set(keys)))
+    openings, cases = [], {}
+    for key, (report, region_code, seen) in zip(keys, asked):
+        if key in owed:
+            continue
+        owed.add(key)
+        openings.append(dict(kind="explanation", subject_key=key, party_code=report.distributor_code, region_code=region_code, notice_pk=None,
+                             case_id=seen.track.case.id, product_code=report.product_code, priority=False, received_on=report.reported_on))
+        cases[key] = (seen.case, _context_of(deps, seen, notices, now)["case"])
+    open_obligations(session, deps, openings, now, cases=cases)
+
+
+def _write_chunk_alerts(
+    session: Session, deps: LedgerDeps, false_shortages: list[tuple[ShortageReport, _Seen]], regional: list[tuple[_Seen, list[Firing]]],
+    notices: dict[str, tuple[list[str], str | None]], now: datetime,
+) -> list[dict[str, Any]]:
+    """Write the chunk's false-shortage alerts and the opening levels of the cases it made regional in one
+    write (held or inhibited by each case's state as the chunk found it); the audit rows of the levels not
+    mailed, to be written with the chunk's."""
+    routes = remembered_routes(deps)
+    alerts: list[dict[str, Any]] = []
+    rule = deps.policy.events["false_shortage"]
+    for report, seen in false_shortages:
+        context = _context_of(deps, seen, notices, now)
+        case_id = seen.case.id
+        for spec in rule.recipients:
+            for target in routes(spec, seen.case.city_code, None):
+                alerts.append(alert_values(now=now, subject="C", subject_id=case_id, level_name=f"false_shortage-{report.id}",
+                                           template=rule.template, urgent=rule.urgent, route=target, context=context,
+                                           default_language=deps.mail_language))
+    skips: list[dict[str, Any]] = []
+    regional = [(seen, firings) for seen, firings in regional if firings]
+    mailed = mailed_steps_of_cases(session, [seen.track.case.id for seen, _ in regional], now)
+    calendar = deps.calendar
+    for seen, firings in regional:
+        context = _context_of(deps, seen, notices, now)
+        prior = steps_sent_before(mailed.get(seen.case.id, []), calendar.local_date(now), calendar.local_date, calendar.working_days_between)
+        planned = ladder_alerts(deps, subject="C", subject_id=seen.case.id, firings=firings, stale=(), region_code=seen.case.city_code,
+                                distributor_code=None, context=context, prior=prior, now=now,
+                                ladder=Ladder.from_json(seen.case.policy["ladder"]), routes=routes)
+        alerts.extend(planned.alerts)
+        skips.extend(planned.skips)
+    # One report at a time, a second alert with a dedup key already written is a no-op: the first stays.
+    unique: dict[str, dict[str, Any]] = {}
+    for values in alerts:
+        unique.setdefault(values["dedup_key"], values)
+    write_planned_alerts(session, AlertHolds(session, deps.directory, now), list(unique.values()))
+    return skips
+
+
+def _make_regional(deps: LedgerDeps, case: SimpleNamespace, now: datetime) -> tuple[str, dict[str, Any] | None, list[Firing]]:
+    """K hospitals within W days: the case (its columns) becomes a regional shortage and starts its ladder,
+    due N working days from now; its audit action and detail, and the levels due at once."""
     moved = case_regional(case.state, deps.escalation.regional_hospitals)
     case.state = moved.state
     case.regional_at = now
     case.policy = _case_ladder(deps)
-    case.level = 0
-    session.flush()
-    audit(session, at=now, actor=ACTOR, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)
     ladder = Ladder.from_json(case.policy["ladder"])
     due_on, due_at, case.calendar_status = case_deadline(deps, case)
     case.due_at = due_at
     step = advance(deps.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=0, now=now)
     opening = [f for f in step.firings if f.level.offset is None]
-    write_case_alerts(session, deps, case, opening, now)
     case.level = len(opening)
     case.next_action_at = next_action_after_revision(deps.calendar, ladder, due_on=due_on, due_at=due_at, opened_at=case.regional_at, step=case.level)
+    return moved.action, moved.detail, opening
 
 
-def resolve_case(session: Session, case: ShortageCase, now: datetime, *, actor: str, note: str | None) -> None:
-    """Close the case: no further escalation."""
+def _resolved(case: ShortageCase | SimpleNamespace, now: datetime, *, note: str | None) -> tuple[str, dict[str, Any] | None]:
+    """Close the case (a stored row or its columns): no further escalation; its audit action and detail."""
     moved = case_resolved(case.state, note)
     case.state = moved.state
     case.resolved_at = now
@@ -187,4 +349,10 @@ def resolve_case(session: Session, case: ShortageCase, now: datetime, *, actor: 
     case.claimed_by = None
     case.claimed_until = None
     case.updated_at = now
-    audit(session, at=now, actor=actor, entity="case", entity_id=case.id, action=moved.action, detail=moved.detail)
+    return moved.action, moved.detail
+
+
+def resolve_case(session: Session, case: ShortageCase, now: datetime, *, actor: str, note: str | None) -> None:
+    """Close the case: no further escalation."""
+    action, detail = _resolved(case, now, note=note)
+    audit(session, at=now, actor=actor, entity="case", entity_id=case.id, action=action, detail=detail)

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from sqlalchemy.orm import Session
 
-from shortage_watch.services.cases import shortage_report_stored
+from shortage_watch.services.cases import shortage_reports_stored
 from shortage_watch.services.ledger_deps import LedgerDeps
 from shortage_watch.services.obligations import notice_stored, notices_stored
 from shortage_watch.services.report_fulfilment import distributor_reports_stored
@@ -30,12 +30,16 @@ class LedgerListener:
         self.deps = deps
 
     def records_stored(self, session: Session, kind: str, rows: list[RecordRow], now: datetime) -> None:
-        """New rows of one kind, in file order: notices and distributor reports in sets, hospital reports row by row."""
+        """New rows of one kind, in file order, in sets: notices (`notices_stored`), distributor reports
+        (`distributor_reports_stored`) and hospital reports (`shortage_reports_stored`)."""
         if kind == "stoppage_notice":
             notices_stored(session, self.deps, rows, now)
             return
         if kind == "distributor_report":
             distributor_reports_stored(session, self.deps, rows, now)
+            return
+        if kind == "shortage_report":
+            shortage_reports_stored(session, self.deps, rows, now)
             return
         for row in rows:
             self.record_stored(session, kind, row, None, now)
@@ -47,6 +51,6 @@ class LedgerListener:
         elif kind == "distributor_report":
             distributor_reports_stored(session, self.deps, [row], now)
         elif kind == "shortage_report":
-            shortage_report_stored(session, self.deps, row, previous, now)
+            shortage_reports_stored(session, self.deps, [row], now)
         else:
             log.warning("ledger: ignoring unknown record kind %r", kind)

@@ -89,7 +89,8 @@ def open_obligation(
 
 
 def open_obligations(
-    session: Session, deps: LedgerDeps, openings: list[dict[str, Any]], now: datetime, *, notices: dict[int, Any] | None = None, fire_open: bool = True
+    session: Session, deps: LedgerDeps, openings: list[dict[str, Any]], now: datetime, *, notices: dict[int, Any] | None = None,
+    cases: dict[str, tuple[Any, dict[str, Any]]] | None = None, fire_open: bool = True
 ) -> list[int]:
     """Open obligations, each due N working days after its `received_on`, with its ladder stored, in bulk;
     their ids in the order given.
@@ -98,7 +99,9 @@ def open_obligations(
     received_on. Each is audited `opened` and, unless `fire_open` is False (the caller fires them itself),
     mails the levels due at opening: those at opening and, for a matter that reaches the ledger after some
     of its moments, the one level each recipient is owed now (the rest are audited as skipped); the sweep
-    takes it from there via next_action_at. `notices`: the notice rows by id when the caller has them.
+    takes it from there via next_action_at. `notices`: the notice rows by id when the caller has them;
+    `cases`: by subject key, the case of an opening and its context part (`case_context`'s "case") as the
+    caller saw it when the opening arose, when the caller has them.
     """
     if not openings:
         return []
@@ -144,8 +147,13 @@ def open_obligations(
             continue
         obligation = SimpleNamespace(id=obligation_id, late_working_days=None, report_pk=None, **values)
         notice = (notices or {}).get(values["notice_pk"])
+        case_seen = (cases or {}).get(values["subject_key"])
         if notice is not None and values["case_id"] is None:
             context = obligation_context_of(obligation, notice=notice, report=None, case=None, case_info=None, directory=directory,
+                                            calendar=calendar, now=now)
+        elif case_seen is not None and values["notice_pk"] is None:
+            case, case_info = case_seen
+            context = obligation_context_of(obligation, notice=None, report=None, case=case, case_info=case_info, directory=directory,
                                             calendar=calendar, now=now)
         else:
             context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
