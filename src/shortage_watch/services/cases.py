@@ -37,7 +37,7 @@ from shortage_watch.store.case_rows import (
     notices_of_products,
     part_closures_of_cases,
     reports_of_cases,
-    unresolved_cases_of_products,
+    unresolved_cases_of,
 )
 from shortage_watch.store.ledger_rows import hospital_reports_of_case
 from shortage_watch.store.tables import ShortageCase, ShortageReport
@@ -158,10 +158,10 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     if not reports:
         return
     places = [_city_of(deps, report) for report in reports]
-    products = sorted({report.product_code for report in reports})
-    lock_case_keys(session, {(report.product_code, city) for report, (_, city) in zip(reports, places)})
-    tracks = _stored_tracks(session, reports, products)
-    notices = notices_of_products(session, products)
+    keys = {(report.product_code, city) for report, (_, city) in zip(reports, places)}
+    lock_case_keys(session, keys)
+    tracks = _stored_tracks(session, reports, keys)
+    notices = notices_of_products(session, sorted({report.product_code for report in reports}))
     open_case: dict[tuple[str, str], _Track] = {}
     for track in sorted(tracks.values(), key=lambda t: t.case.id):
         if track.case.state != CaseState.RESOLVED:
@@ -229,10 +229,10 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     session.flush()
 
 
-def _stored_tracks(session: Session, reports: list[ShortageReport], products: list[str]) -> dict[int, _Track]:
-    """By id, the stored cases the reports may join (the unresolved cases of their products, and those
-    revised reports joined before) with their other hospital reports and operator closures."""
-    stored = unresolved_cases_of_products(session, products)
+def _stored_tracks(session: Session, reports: list[ShortageReport], keys: set[tuple[str, str]]) -> dict[int, _Track]:
+    """By id, the stored cases the reports may join (the unresolved case of each (product, city) key, and
+    those revised reports joined before) with their other hospital reports and operator closures."""
+    stored = unresolved_cases_of(session, keys)
     revised = {report.case_id for report in reports if report.case_id is not None} - {case.id for case in stored}
     stored += cases_by_id(session, sorted(revised)) if revised else []
     tracks = {case.id: _Track(SimpleNamespace(id=case.id, **{k: getattr(case, k) for k in _CASE_COLUMNS}), [], {}, case) for case in stored}

@@ -42,13 +42,22 @@ def lock_case_keys(session: Session, keys: Iterable[tuple[str, str]]) -> None:
     session.execute(select(func.count(func.pg_advisory_xact_lock(ordered.c.key))), {"keys": numbers})
 
 
-def unresolved_cases_of_products(session: Session, product_codes: list[str]) -> list[ShortageCase]:
-    """The cases of these products, in any city, not resolved yet, by id."""
-    return list(session.scalars(
-        select(ShortageCase)
-        .where(ShortageCase.product_code.in_(product_codes), ShortageCase.state != CaseState.RESOLVED)
+def unresolved_cases_of(session: Session, keys: set[tuple[str, str]]) -> list[ShortageCase]:
+    """The first unresolved case (by id) of each of these (product, city) keys that has one."""
+    if not keys:
+        return []
+    # The keys' products' unresolved cases in every city, as plain (id, key) tuples, then only the wanted
+    # rows as cases: a chunk's products are often open in many of its cities, and a case row costs the
+    # ORM twenty times a tuple.
+    first: dict[tuple[str, str], int] = {}
+    for case_id, product, city in session.execute(
+        select(ShortageCase.id, ShortageCase.product_code, ShortageCase.city_code)
+        .where(ShortageCase.product_code.in_(sorted({p for p, _ in keys})), ShortageCase.state != CaseState.RESOLVED)
         .order_by(ShortageCase.id)
-    ))
+    ):
+        if (product, city) in keys:
+            first.setdefault((product, city), case_id)
+    return cases_by_id(session, sorted(first.values())) if first else []
 
 
 def cases_by_id(session: Session, case_ids: list[int]) -> list[ShortageCase]:
