@@ -76,12 +76,24 @@ class BenchApp(App):
     directory: Any = None
 
 
-def bench_app(url: str) -> BenchApp:
-    """The app of a run: the ledger at `url`, the repository's calendar and escalation policy, the bench's directory."""
+def bench_app(url: str, parties: Directory | None = None) -> BenchApp:
+    """The app of a run: the ledger at `url`, the repository's calendar and escalation policy, the bench's
+    directory (or `parties`, a bench's own)."""
     settings = Settings(database={"url": url}, calendar={"overrides_dir": str(REPO / "config" / "calendar")},
                         escalation={"policy": str(REPO / "config" / "escalation.toml")},
                         directory={"operations_email": "ops@example.org"})
-    return BenchApp(settings, FixedClock(NOW), directory=directory())
+    return BenchApp(settings, FixedClock(NOW), directory=parties or directory())
+
+
+def timed_ingest(app: BenchApp, name: str, content: bytes, records: int) -> tuple[float, float]:
+    """Ingest `content` as the file `name` (every one of its `records` accepted) and close the app: the
+    seconds the ingest took, and the process's peak RSS (MB) by then."""
+    started = time.perf_counter()
+    result = ingest_payload(app.ingest_deps(), source="bench", name=name, content=content, kind="auto", now=NOW)
+    elapsed = time.perf_counter() - started
+    app.close()
+    assert result.accepted == records and result.rejected == 0, result.errors[:3]
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def generate(rows: int, path: Path) -> None:
@@ -250,6 +262,15 @@ def each_run(doc: str, script: str, one_run: Callable[[str, int], dict[str, Any]
                 yield kind, size, None
                 continue
             yield kind, size, json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def print_run(kind: str, size: int, run: dict[str, Any], records: str, note: str = "") -> None:
+    """A run's line (time, records/s, `note`, the baseline, the ratio, peak RSS, load) and the rows it wrote by table."""
+    written = sum(run["rows"].values())
+    print(f"{kind:10} {size:>9,} {records}: {run['seconds']:8.1f} s = {size / run['seconds']:8,.0f} {records}/s{note}; "
+          f"baseline executemany of the {written:,} rows written {run['baseline_seconds']:6.2f} s; "
+          f"ratio {run['baseline_seconds'] / run['seconds']:.3f}; peak RSS {run['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}")
+    print(f"           rows written: {run['rows']}")
 
 
 def main() -> int:

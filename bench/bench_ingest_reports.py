@@ -15,7 +15,6 @@ ingest rate / baseline rate, each run's peak RSS (a child process each) and the 
 from __future__ import annotations
 
 import csv
-import os
 import resource
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from bench_ingest_ledger import (  # noqa: E402
     fresh_database,
     generate,
     plain_executemany,
+    print_run,
     written_rows,
 )
 
@@ -109,11 +109,7 @@ def main() -> int:
         if run is None:
             failed = True
             continue
-        written = sum(run["rows"].values())
-        print(f"{kind:10} {size:>9,} reports: {run['seconds']:8.1f} s = {size / run['seconds']:8,.0f} reports/s "
-              f"({run['late']:,} late); baseline executemany of the {written:,} rows written {run['baseline_seconds']:6.2f} s; "
-              f"ratio {run['baseline_seconds'] / run['seconds']:.3f}; peak RSS {run['peak_rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}")
-        print(f"           rows written: {run['rows']}")
+        print_run(kind, size, run, "reports", f" ({run['late']:,} late)")
     return 1 if failed else 0
 
 
