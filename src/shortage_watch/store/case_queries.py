@@ -19,8 +19,10 @@ def product_notice_ids(session: Session, product_code: str) -> list[str]:
 
 
 def product_manufacturer(session: Session, product_code: str) -> str | None:
-    """A manufacturer named by a stoppage notice about the product, if any."""
-    return session.scalars(select(StoppageNotice.manufacturer).where(StoppageNotice.product_code == product_code).limit(1)).first()
+    """The manufacturer the first stored stoppage notice about the product names, if any: the one a chunk
+    of hospital reports puts in its alerts (`case_rows.notices_of_products`), so the sweep's mail agrees."""
+    return session.scalars(select(StoppageNotice.manufacturer).where(StoppageNotice.product_code == product_code)
+                           .order_by(StoppageNotice.id).limit(1)).first()
 
 
 def part_closed_events(session: Session, case_id: int) -> list[AuditEvent]:
