@@ -142,3 +142,15 @@ def test_concurrent_first_reports_of_one_product_and_city_share_one_case(db_url,
         cases = s.scalars(select(ShortageCase)).all()
         joined = {r.hospital_code: r.case_id for r in s.scalars(select(ShortageReport)).all()}
     assert len(cases) == 1 and joined == {"H1": cases[0].id, "H2": cases[0].id}
+
+
+def test_case_instants_in_alert_contexts_are_local_time_however_the_case_was_read(db_url, make_app):
+    app = make_app(db_url)
+    store_shortage(app, at("2024-10-08T10:00"), report_id="S1", hospital_code="H1", distributor_code="D1")
+    # The second report reads the case back from the database (UTC on PostgreSQL) before its alerts.
+    store_shortage(app, at("2024-10-09T10:00"), report_id="S2", hospital_code="H2", distributor_code="D1", supply_status="short")
+    with app.sessions() as session:
+        contexts = [alert.context for alert in session.scalars(select(Alert)) if alert.context.get("case")]
+    assert contexts
+    for context in contexts:
+        assert context["case"]["opened_at"] == "2024-10-08T10:00:00+08:00", context["case"]

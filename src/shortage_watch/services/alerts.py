@@ -322,8 +322,9 @@ def case_context_of(case: ShortageCase | SimpleNamespace, reports: list[Shortage
             "city_code": case.city_code,
             "city_name": _region_name(directory, case.city_code),
             "state": case.state,
-            "opened_at": case.opened_at.isoformat(),
-            "regional_at": case.regional_at.isoformat() if case.regional_at else None,
+            # In local time, as the mail samples and officer commands give them: the database returns UTC.
+            "opened_at": case.opened_at.astimezone(calendar.tz).isoformat(),
+            "regional_at": case.regional_at.astimezone(calendar.tz).isoformat() if case.regional_at else None,
             "hospitals": lines,
             "possible_false_shortages": possible_false_shortages(parts),
             "linked_notices": sorted(notice_ids),
