@@ -6,7 +6,11 @@ named in issue 4) and the time per due obligation. Setup bulk-inserts rows with
 executemany in one transaction.
 
 Then the day after a golden week (issue 12): 100,000 obligations due at once among 1,000,000 open, on
-SQLite and on a throwaway PostgreSQL database; prints the time per due obligation (aim <= 0.3 ms) and the
+SQLite and on a throwaway PostgreSQL database. The ledger is what ingest leaves: each obligation is one
+distributor's report of its own stoppage notice (1,000,000 notice rows, one per obligation), over the
+directory of bench_ingest_ledger (400 distributors in 40 counties of 10 cities), with varied products,
+manufacturers and kinds and half of them priority products (the faster ladder); the due ones reach their
+reminder (one alert each, to the distributor). Prints the time per due obligation (aim <= 0.3 ms) and the
 ratio against a plain UPDATE of those rows' next_action_at plus a plain insert of the alerts the sweep
 wrote (aim >= 0.25), with the machine's load average (it is shared).
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -35,10 +40,14 @@ sys.path.insert(0, str(REPO / "src"))
 from shortage_watch.app import App  # noqa: E402
 from shortage_watch.clock import FixedClock  # noqa: E402
 from shortage_watch.domain.deadline import report_deadline  # noqa: E402
+from shortage_watch.domain.policy import is_priority  # noqa: E402
 from shortage_watch.services.escalate import sweep  # noqa: E402
 from shortage_watch.settings import Settings  # noqa: E402
 from shortage_watch.store.db import upgrade_schema  # noqa: E402
-from shortage_watch.store.tables import Alert, Obligation  # noqa: E402
+from shortage_watch.store.tables import Alert, Obligation, StoppageNotice  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest_ledger import BenchApp, directory  # noqa: E402
 
 SHANGHAI_OFFSET = timedelta(hours=8)
 NOW = datetime(2024, 10, 9, 1, 0, tzinfo=timezone.utc)  # 09:00 Asia/Shanghai: reminders of notices received 09-27 are due
@@ -172,9 +181,64 @@ class LockHolds:
             self.longest = max(self.longest, time.perf_counter() - began)
 
 
+# The golden week's notices: every due obligation is a distributor's report of its own stoppage notice, as
+# ingest opens them (a notice x distributor each), spread over the bench directory's 400 distributors (40
+# counties) and over products, manufacturers and kinds, with a mix of priorities (half on the faster ladder).
+WEEK_KINDS = ("stoppage", "interruption", "reduction")
+WEEK_CLASSES = ("winning_bid", "other", "negotiated", None, "shortage_list", None)
+SETUP_CHUNK = 50_000
+
+
+def _week_ledger(app: App, total: int, due: int) -> None:
+    """`total` stoppage notices received 09-27, each opening its distributor's report obligation at the reminder
+    level (ingest's rows, written with plain executemany); `due` of them, spread through the table, due now."""
+    deadline = report_deadline(app.calendar, datetime(2024, 9, 27).date(), 5)
+    ladders = {priority: app.policy.ladder_for("report", priority) for priority in (False, True)}
+    snapshots = {priority: ladder.as_json() for priority, ladder in ladders.items()}
+    opening_levels = {priority: sum(1 for level in ladder.levels if level.offset is None) for priority, ladder in ladders.items()}
+    # The reminder: 00:00 Shanghai one working day before the due date (10-09), two for priority products (10-08).
+    reminder_at = {False: datetime(2024, 10, 8, 16, 0, tzinfo=timezone.utc), True: datetime(2024, 10, 7, 16, 0, tzinfo=timezone.utc)}
+    opened = datetime(2024, 9, 27, 2, 0, tzinfo=timezone.utc)
+    later = datetime(2024, 12, 1, tzinfo=timezone.utc)
+    stride = max(1, total // due)
+    rng = random.Random(12)
+    notices: list[dict[str, Any]] = []
+    obligations: list[dict[str, Any]] = []
+    with app.engine.begin() as conn:
+        for i in range(total):
+            d = rng.randrange(400)
+            party = app.directory.distributor(f"D{d:05d}")
+            priority_class = WEEK_CLASSES[rng.randrange(len(WEEK_CLASSES))]
+            priority = is_priority(priority_class)
+            notice_id = f"TZ-{i:07d}"
+            notices.append(dict(id=i + 1, notice_id=notice_id, distributor_code=party.code, distributor_name=party.name,
+                                manufacturer=f"制药企业{rng.randrange(97)}股份有限公司", product_code=f"XJ{rng.randrange(5000):06d}",
+                                product_name=f"药品{rng.randrange(501)}", specification="0.25g*24粒", kind=WEEK_KINDS[rng.randrange(3)],
+                                notified_on=deadline.received, region_code=party.region_code, expected_resume_on=None,
+                                reason="原料药供应不足", priority_class=priority_class, version=1, source="bench", received_at=opened,
+                                updated_at=opened))
+            is_due = i % stride == 0 and i // stride < due
+            obligations.append(dict(kind="report", subject_key=f"N:{notice_id}:{party.code}", party_code=party.code, region_code=party.region_code,
+                                    notice_pk=i + 1, product_code=notices[-1]["product_code"], priority=priority, received_on=deadline.received,
+                                    due_on=deadline.due, due_at=deadline.due_at, calendar_status=deadline.calendar, state="open",
+                                    level=opening_levels[priority], policy=snapshots[priority],
+                                    next_action_at=reminder_at[priority] if is_due else later + timedelta(seconds=i % 86400),
+                                    opened_at=opened, updated_at=opened))
+            if len(obligations) == SETUP_CHUNK or i == total - 1:
+                conn.execute(StoppageNotice.__table__.insert(), notices)
+                conn.execute(Obligation.__table__.insert(), obligations)
+                notices, obligations = [], []
+        if conn.dialect.name == "postgresql":
+            # Ids were given: the sequence goes past them. Ingest analyses the tables a large file grows; so does the bench.
+            conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('stoppage_notices', 'id'), {total})")
+            conn.exec_driver_sql("ANALYZE stoppage_notices")
+            conn.exec_driver_sql("ANALYZE obligations")
+
+
 def golden_week(kind: str, total: int, due: int, folder: Path, batch: int) -> tuple[float, float]:
-    """`due` obligations due at once among `total` open (the day after a golden week): the sweep's time,
-    and the baseline's: a plain UPDATE of those rows' next_action_at plus a plain insert of the alerts it wrote."""
+    """`due` obligations due at once among `total` open (the day after a golden week), each its own notice's
+    (`_week_ledger`): the sweep's time, and the baseline's: a plain UPDATE of those rows' next_action_at plus a
+    plain insert of the alerts it wrote."""
     url, drop = _database(kind, folder)
     settings = Settings(
         database={"url": url},
@@ -182,30 +246,11 @@ def golden_week(kind: str, total: int, due: int, folder: Path, batch: int) -> tu
         directory={"operations_email": "ops@example.org"},
         calendar={"overrides_dir": str(REPO / "config" / "calendar")},
     )
-    app = App(settings, FixedClock(NOW))
+    app = BenchApp(settings, FixedClock(NOW), directory=directory())
     try:
         upgrade_schema(app.engine)
-        deadline = report_deadline(app.calendar, datetime(2024, 9, 27).date(), 5)
-        ladder = app.policy.ladder_for("report")
-        opened = datetime(2024, 9, 27, 2, 0, tzinfo=timezone.utc)
-        reminder_at = datetime(2024, 10, 8, 16, 0, tzinfo=timezone.utc)  # 10-09 00:00 Shanghai
-        later = datetime(2024, 12, 1, tzinfo=timezone.utc)
-        stride = max(1, total // due)
         started = time.perf_counter()
-        with app.engine.begin() as conn:
-            rows = []
-            for i in range(total):
-                is_due = i % stride == 0 and i // stride < due
-                rows.append(dict(kind="report", subject_key=f"N:B{i}:D1", party_code="D1", region_code="350902", priority=False,
-                                 received_on=deadline.received, due_on=deadline.due, due_at=deadline.due_at,
-                                 calendar_status="official", state="open", level=sum(1 for level in ladder.levels if level.offset is None), policy=ladder.as_json(),
-                                 next_action_at=reminder_at if is_due else later + timedelta(seconds=i % 86400),
-                                 opened_at=opened, updated_at=opened))
-                if len(rows) == 50_000:
-                    conn.execute(Obligation.__table__.insert(), rows)
-                    rows = []
-            if rows:
-                conn.execute(Obligation.__table__.insert(), rows)
+        _week_ledger(app, total, due)
         setup = time.perf_counter() - started
         app.calendar.nth_working_day_after(NOW.date(), 20)  # warm the per-App caches (calendar years, policy, directory)
         app.directory
@@ -271,7 +316,8 @@ def main() -> int:
         print(f"ratio large/small: {ratio:.2f} (aim < 1.5, issue 4)")
         print(f"time per due obligation: {large / args.due * 1000:.2f} ms ({args.large:,} rows), {small / args.due * 1000:.2f} ms ({args.small:,} rows)")
         missed = ratio >= 1.5
-    print(f"bench_sweep golden week: {args.week_due:,} obligations due at once among {args.week_open:,} open (issue 12)")
+    print(f"bench_sweep golden week: {args.week_due:,} obligations due at once among {args.week_open:,} open (issue 12), each its own"
+          f" stoppage notice's report, 400 distributors in 40 counties, half priority; the due ones reach their reminder")
     for kind in args.databases.split(","):
         with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
             elapsed, baseline = golden_week(kind, args.week_open, args.week_due, Path(tmp), args.batch)
