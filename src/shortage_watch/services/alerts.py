@@ -202,6 +202,45 @@ def obligation_context_of(
 ) -> dict[str, Any]:
     """The AlertContext parts about an obligation, from its rows already read (no query): its notice,
     report and case (each None when it has none) and the case's context part."""
+    overdue = None
+    if obligation.state in OBLIGATION_IN_FLIGHT:
+        overdue = overdue_working_days(calendar, obligation.due_on, obligation.due_at, now)
+    fallback_name = getattr(notice, "distributor_name", None)
+    context: dict[str, Any] = {
+        "case_number": case_number("O", obligation.id),
+        "thread_key": f"O{obligation.id}",
+        "region": {"code": obligation.region_code or "", "name": _region_name(directory, obligation.region_code)},
+        "distributor": _party(obligation.party_code, _distributor_name(directory, obligation.party_code, fallback_name)),
+        **notice_parts(obligation, notice=notice, report=report, case=case),
+        "deadline": {
+            "received_on": obligation.received_on.isoformat(),
+            "working_days": calendar.working_days_between(obligation.received_on, obligation.due_on),
+            "due_on": obligation.due_on.isoformat(),
+            "due_at": obligation.due_at.astimezone(calendar.tz).isoformat(),
+            "calendar": obligation.calendar_status,
+        },
+        "overdue_working_days": overdue,
+        "report": None,
+        "case": case_info,
+        "entered_at": obligation.opened_at.astimezone(calendar.tz).isoformat(),
+        **no_history(),
+    }
+    if report is not None:
+        context["report"] = {
+            "report_id": report.report_id,
+            "submitted_at": report.submitted_at.isoformat(),
+            "late_working_days": obligation.late_working_days,
+        }
+    return context
+
+
+# The AlertContext keys `notice_parts` gives, in their order in an obligation's context.
+NOTICE_KEYS = ("manufacturer", "product", "notice")
+
+
+def notice_parts(obligation: Any, *, notice: Any, report: DistributorReport | None, case: ShortageCase | None) -> dict[str, Any]:
+    """The AlertContext parts of an obligation that its notice words (`NOTICE_KEYS`): manufacturer, product
+    and notice, from the notice (any object with its columns), else the report, else the obligation and case."""
     source = notice or report
     product = None
     if source is not None and source.product_code:
@@ -232,39 +271,7 @@ def obligation_context_of(
             "expected_resume_on": None,
             "priority_class": None,
         }
-    report_info = None
-    if report is not None:
-        report_info = {
-            "report_id": report.report_id,
-            "submitted_at": report.submitted_at.isoformat(),
-            "late_working_days": obligation.late_working_days,
-        }
-    overdue = None
-    if obligation.state in OBLIGATION_IN_FLIGHT:
-        overdue = overdue_working_days(calendar, obligation.due_on, obligation.due_at, now)
-    fallback_name = getattr(notice, "distributor_name", None)
-    context: dict[str, Any] = {
-        "case_number": case_number("O", obligation.id),
-        "thread_key": f"O{obligation.id}",
-        "region": {"code": obligation.region_code or "", "name": _region_name(directory, obligation.region_code)},
-        "distributor": _party(obligation.party_code, _distributor_name(directory, obligation.party_code, fallback_name)),
-        "manufacturer": getattr(source, "manufacturer", None),
-        "product": product,
-        "notice": notice_info,
-        "deadline": {
-            "received_on": obligation.received_on.isoformat(),
-            "working_days": calendar.working_days_between(obligation.received_on, obligation.due_on),
-            "due_on": obligation.due_on.isoformat(),
-            "due_at": obligation.due_at.astimezone(calendar.tz).isoformat(),
-            "calendar": obligation.calendar_status,
-        },
-        "overdue_working_days": overdue,
-        "report": report_info,
-        "case": case_info,
-        "entered_at": obligation.opened_at.astimezone(calendar.tz).isoformat(),
-        **no_history(),
-    }
-    return context
+    return {"manufacturer": getattr(source, "manufacturer", None), "product": product, "notice": notice_info}
 
 
 def case_context(session: Session, case: ShortageCase | None, directory: DirectoryView, *, calendar: WorkingCalendar,

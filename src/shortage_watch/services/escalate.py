@@ -22,8 +22,8 @@ from shortage_watch.domain.obligations import advance, case_number
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.catch_up import steps_sent_before
 from shortage_watch.domain.states import CASE_ON_LADDER, OBLIGATION_IN_FLIGHT, case_escalated, obligation_due
-from shortage_watch.services.alerts import (Hold, alert_values, audit, audit_values, insert_audits, matter_values, no_history, obligation_context,
-                                            obligation_context_of, write_alerts)
+from shortage_watch.services.alerts import (NOTICE_KEYS, Hold, alert_values, audit, audit_values, insert_audits, matter_values, no_history,
+                                            notice_parts, obligation_context, obligation_context_of, write_alerts)
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
 from shortage_watch.services.alert_routing import AlertHolds, LadderPlan, PlannedAlert, mailed_steps_of, plan_ladder, remembered_routes
@@ -80,108 +80,134 @@ class SweepResult:
         }
 
 
-def _obligation_steps(session: Session, deps: SweepDeps, rows: list[Any], now: datetime) -> int:
-    """Apply the levels due at `now` to the claimed obligations `rows` (`store.sweep` step rows), in bulk;
-    how many alerts were new.
+class _ObligationSteps:
+    """Steps batches of claimed obligations (called as a `Step`) for one sweep at one instant.
 
-    Reads their notices and reports and what was mailed about them in one query each, decides each
-    row's step purely, then writes the alerts, audit events and next_action_at of the whole set in a
-    few statements; any claims on them are released with them. What rows of one shape share (a step,
-    a routed plan, an alert context but for the matter's number) is worked out once per batch.
+    What rows of one shape share is worked out once per sweep, not per batch, as it depends on no row
+    a batch reads in its transaction: a step, a routed plan, each planned alert's outbox row, and the
+    alert context of obligations alike but for their number and notice (`_ContextTemplate`). What a batch
+    reads (notices, reports, what was mailed, silences) is read per batch.
     """
-    if not rows:
-        return 0
-    open_rows = [row for row in rows if row.state in OBLIGATION_IN_FLIGHT]
-    notices = store.notices_by_id(session, (row.notice_pk for row in open_rows if row.notice_pk))
-    reports = store.reports_by_id(session, (row.report_pk for row in open_rows if row.report_pk))
-    mailed = mailed_steps_of(session, [row.id for row in open_rows], now)
-    owner, ledger = deps.owner, deps.ledger
-    calendar, directory = ledger.calendar, ledger.directory
-    routes = remembered_routes(ledger)
-    today = calendar.local_date(now)
-    holds = AlertHolds(session, directory, now)
-    outbox = _OutboxRows(now, ledger.mail_language)
-    ladders: dict[str, Ladder] = {}
-    steps: dict[tuple[Any, ...], Any] = {}
-    plans: dict[tuple[Any, ...], LadderPlan] = {}
-    contexts: dict[tuple[Any, ...], _MatterContext] = {}
-    matters: list[tuple[int, LadderPlan, int]] = []  # obligation id, its plan, where its alerts start in `alerts`
-    alerts: list[tuple[dict[str, Any], Hold | None]] = []
-    events: list[dict[str, Any]] = []
-    writes: list[dict[str, Any]] = []
-    moves: list[dict[str, Any]] = []  # steps that change the state too
-    # Rows of one shape get equal audit details: one object each, so the bulk insert serialises it once.
-    details: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def shared(key: tuple[Any, ...], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        detail = details.get(key)
-        if detail is None:
-            detail = details[key] = make()
-        return detail
+    def __init__(self, deps: SweepDeps, now: datetime) -> None:
+        self.deps, self.now = deps, now
+        self.routes = remembered_routes(deps.ledger)
+        self.outbox = _OutboxRows(now, deps.ledger.mail_language)
+        self.ladders: dict[str, Ladder] = {}
+        self.steps: dict[tuple[Any, ...], Any] = {}
+        self.plans: dict[tuple[Any, ...], LadderPlan] = {}
+        self.contexts: dict[tuple[Any, ...], _ContextTemplate] = {}
 
-    for obligation in rows:
-        if obligation.state not in OBLIGATION_IN_FLIGHT:  # closed: nothing left to do
-            writes.append({"id": obligation.id, "level": obligation.level, "next_action_at": None, "claimed_by": None, "claimed_until": None,
-                           "updated_at": now})
-            continue
-        ladder = ladders.get(obligation.policy)
-        if ladder is None:
-            ladder = ladders[obligation.policy] = Ladder.from_json(json.loads(obligation.policy))
-        # Rows of one notice day share their ladder, dates and level: each step is worked out once.
-        memo = (obligation.policy, obligation.due_on, obligation.due_at, obligation.opened_at, obligation.level)
-        step = steps.get(memo)
-        if step is None:
-            step = steps[memo] = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at,
-                                         opened_at=obligation.opened_at, step=obligation.level, now=now)
-        write = {"id": obligation.id, "level": step.next_step, "next_action_at": step.next_action_at, "claimed_by": None, "claimed_until": None,
-                 "updated_at": now}
-        moved = obligation_due(obligation.state, obligation.due_at, now)
-        if moved is not None:
-            write["state"] = moved.state
-            detail = shared(("due_at", obligation.due_at), lambda: moved.detail)
-            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=moved.action, detail=detail))
-        (writes if moved is None else moves).append(write)
-        if not (step.firings or step.skipped):
-            continue
-        sent = mailed.get(obligation.id)
-        prior = steps_sent_before(sent, today, calendar.local_date, calendar.working_days_between) if sent else {}
-        # The plan depends on the step (its memo holds the dates), where the matter is, and what was mailed.
-        shape = (memo, obligation.region_code, obligation.party_code, tuple(prior.items()))
-        plan = plans.get(shape)
-        if plan is None:
-            plan = plans[shape] = plan_ladder(
-                ledger, firings=step.firings, stale=step.skipped, region_code=obligation.region_code, distributor_code=obligation.party_code,
-                prior=prior, now=now, ladder=ladder, routes=routes, entered_after_due=obligation.opened_at > obligation.due_at,
-            )
-        if obligation.case_id is None:
-            # Obligations of one notice, report, party, place and dates say the same but for their number.
-            about = (obligation.notice_pk, obligation.report_pk, obligation.region_code, obligation.party_code, obligation.product_code,
-                     obligation.received_on, obligation.due_on, obligation.due_at, obligation.calendar_status, obligation.opened_at,
-                     obligation.late_working_days)
-            context = contexts.get(about)
-            if context is None:
-                context = contexts[about] = _MatterContext(obligation_context_of(
-                    obligation, notice=notices.get(obligation.notice_pk), report=reports.get(obligation.report_pk), case=None, case_info=None,
-                    directory=directory, calendar=calendar, now=now))
-        else:
-            context = _MatterContext(obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now))
-        holds.matter(obligation.id, obligation.case_id)
-        matters.append((obligation.id, plan, len(alerts)))
-        for planned in plan.alerts:
-            values = outbox.row(obligation.id, planned, context)
-            alerts.append((values, holds(subject="O", subject_id=obligation.id, template=planned.template, context=context.shared,
-                                         role=planned.route.role, region_code=planned.route.region_code)))
-    written = write_alerts(session, alerts, context_as_text=True)
-    for obligation_id, plan, first in matters:
-        events.extend(plan.skip_events("O", obligation_id, now))
-        new = sum(1 for values, _ in alerts[first:first + len(plan.alerts)] if values["dedup_key"] in written)
-        fired, skipped = plan.plan.mailed_names(), plan.plan.skipped_names()
-        detail = shared(("levels", tuple(fired), tuple(skipped), new), lambda: {"fired": fired, "skipped": skipped, "alerts": new})
-        events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation_id, action="levels", detail=detail))
-    insert_audits(session, events)
-    store.write_steps(session, writes)
-    store.write_steps(session, moves, state=True)
-    return len(written)
+    def by_id(self, session: Session, deps: SweepDeps, row_ids: list[int], now: datetime) -> int:
+        """Step the obligations `row_ids` (already claimed), read by id: a batch retried row by row."""
+        return self(session, deps, store.obligations_to_step(session, row_ids), now)
+
+    def __call__(self, session: Session, deps: SweepDeps, rows: list[Any], now: datetime) -> int:
+        """Apply the levels due at `now` to the claimed obligations `rows` (`store.sweep` step rows), in bulk;
+        how many alerts were new.
+
+        Reads their notices and reports and what was mailed about them in one query each, decides each
+        row's step purely, then writes the alerts, audit events and next_action_at of the whole set in a
+        few statements; any claims on them are released with them.
+        """
+        if deps is not self.deps or now != self.now:
+            raise ValueError("a sweep's obligation steps serve that sweep's dependencies and instant only")
+        if not rows:
+            return 0
+        open_rows = [row for row in rows if row.state in OBLIGATION_IN_FLIGHT]
+        notices = store.notice_facts(session, (row.notice_pk for row in open_rows if row.notice_pk))
+        reports = store.reports_by_id(session, (row.report_pk for row in open_rows if row.report_pk))
+        mailed = mailed_steps_of(session, [row.id for row in open_rows], now)
+        owner, ledger = deps.owner, deps.ledger
+        calendar, directory = ledger.calendar, ledger.directory
+        today = calendar.local_date(now)
+        holds = AlertHolds(session, directory, now)
+        outbox, ladders, steps, plans, contexts = self.outbox, self.ladders, self.steps, self.plans, self.contexts
+        matters: list[tuple[int, LadderPlan, int]] = []  # obligation id, its plan, where its alerts start in `alerts`
+        alerts: list[tuple[dict[str, Any], Hold | None]] = []
+        events: list[dict[str, Any]] = []
+        writes: list[dict[str, Any]] = []
+        moves: list[dict[str, Any]] = []  # steps that change the state too
+        # Rows of one shape get equal audit details: one object each, so the bulk insert serialises it once.
+        details: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+        def shared(key: tuple[Any, ...], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            detail = details.get(key)
+            if detail is None:
+                detail = details[key] = make()
+            return detail
+
+        for obligation in rows:
+            if obligation.state not in OBLIGATION_IN_FLIGHT:  # closed: nothing left to do
+                writes.append({"id": obligation.id, "level": obligation.level, "next_action_at": None, "claimed_by": None, "claimed_until": None,
+                               "updated_at": now})
+                continue
+            ladder = ladders.get(obligation.policy)
+            if ladder is None:
+                ladder = ladders[obligation.policy] = Ladder.from_json(json.loads(obligation.policy))
+            # Rows of one notice day share their ladder, dates and level: each step is worked out once.
+            memo = (obligation.policy, obligation.due_on, obligation.due_at, obligation.opened_at, obligation.level)
+            step = steps.get(memo)
+            if step is None:
+                step = steps[memo] = advance(calendar, ladder, due_on=obligation.due_on, due_at=obligation.due_at,
+                                             opened_at=obligation.opened_at, step=obligation.level, now=now)
+            write = {"id": obligation.id, "level": step.next_step, "next_action_at": step.next_action_at, "claimed_by": None, "claimed_until": None,
+                     "updated_at": now}
+            moved = obligation_due(obligation.state, obligation.due_at, now)
+            if moved is not None:
+                write["state"] = moved.state
+                detail = shared(("due_at", obligation.due_at), lambda: moved.detail)
+                events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation.id, action=moved.action, detail=detail))
+            (writes if moved is None else moves).append(write)
+            if not (step.firings or step.skipped):
+                continue
+            sent = mailed.get(obligation.id)
+            prior = steps_sent_before(sent, today, calendar.local_date, calendar.working_days_between) if sent else {}
+            # The plan depends on the step (its memo holds the dates), where the matter is, and what was mailed.
+            shape = (memo, obligation.region_code, obligation.party_code, tuple(prior.items()))
+            plan = plans.get(shape)
+            if plan is None:
+                plan = plans[shape] = plan_ladder(
+                    ledger, firings=step.firings, stale=step.skipped, region_code=obligation.region_code, distributor_code=obligation.party_code,
+                    prior=prior, now=now, ladder=ladder, routes=self.routes, entered_after_due=obligation.opened_at > obligation.due_at,
+                )
+            notice = notices.get(obligation.notice_pk)
+            if obligation.case_id is None and obligation.report_pk is None:
+                # Obligations of one party, place and dates say the same but for their number and what their notice
+                # words (each its own: a notice opens one obligation per distributor), their product included.
+                about = (obligation.region_code, obligation.party_code, obligation.received_on, obligation.due_on,
+                         obligation.due_at, obligation.calendar_status, obligation.opened_at, obligation.late_working_days,
+                         getattr(notice, "distributor_name", None))
+                template = contexts.get(about)
+                if template is None:
+                    template = contexts[about] = _ContextTemplate(obligation_context_of(
+                        obligation, notice=notice, report=None, case=None, case_info=None, directory=directory, calendar=calendar, now=now))
+                context = template.matter(obligation.id, notice_parts(obligation, notice=notice, report=None, case=None))
+            else:
+                # A case's or a report's obligation (rare while in flight): its context worded whole, from this batch's reads.
+                if obligation.case_id is None:
+                    whole = obligation_context_of(obligation, notice=notice, report=reports.get(obligation.report_pk), case=None, case_info=None,
+                                                  directory=directory, calendar=calendar, now=now)
+                else:
+                    whole = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
+                context = _ContextTemplate(whole).matter(obligation.id, {key: whole[key] for key in NOTICE_KEYS})
+            holds.matter(obligation.id, obligation.case_id)
+            matters.append((obligation.id, plan, len(alerts)))
+            for planned in plan.alerts:
+                values = outbox.row(obligation.id, planned, context)
+                alerts.append((values, holds(subject="O", subject_id=obligation.id, template=planned.template, context=context.shared,
+                                             role=planned.route.role, region_code=planned.route.region_code)))
+        written = write_alerts(session, alerts, context_as_text=True)
+        for obligation_id, plan, first in matters:
+            events.extend(plan.skip_events("O", obligation_id, now))
+            new = sum(1 for values, _ in alerts[first:first + len(plan.alerts)] if values["dedup_key"] in written)
+            fired, skipped = plan.plan.mailed_names(), plan.plan.skipped_names()
+            detail = shared(("levels", tuple(fired), tuple(skipped), new), lambda: {"fired": fired, "skipped": skipped, "alerts": new})
+            events.append(audit_values(at=now, actor=owner, entity="obligation", entity_id=obligation_id, action="levels", detail=detail))
+        insert_audits(session, events)
+        store.write_steps(session, writes)
+        store.write_steps(session, moves, state=True)
+        return len(written)
 
 
 # The keys of an obligation's alert context (`obligation_context_of`, `alert_values`) by where they come from.
@@ -189,17 +215,34 @@ _MATTER_KEYS = ("case_number", "thread_key")  # its number: first
 _HISTORY_KEYS = tuple(no_history())  # what the plan says of earlier steps: after the matter's parts
 
 
+@dataclass(frozen=True)
 class _MatterContext:
-    """An obligation's alert context, with its parts but the matter's number serialised once (`text`), for
-    every obligation it describes. `shared`: the context as a dict (what holds match on)."""
+    """An obligation's alert context: as a dict (`shared`, what holds match on), and its parts but the
+    matter's number and the plan's history as the JSON text `json.dumps` writes of them (`text`)."""
+
+    shared: dict[str, Any]
+    text: str
+
+
+class _ContextTemplate:
+    """The alert context of obligations alike but for their number and their notice's parts (`NOTICE_KEYS`):
+    the parts around those serialised once, each obligation's own notice parts once per obligation."""
 
     def __init__(self, context: dict[str, Any]) -> None:
         keys = list(context)
         middle = keys[len(_MATTER_KEYS):len(keys) - len(_HISTORY_KEYS)]
-        if keys != [*_MATTER_KEYS, *middle, *_HISTORY_KEYS]:
+        at = middle.index(NOTICE_KEYS[0]) if NOTICE_KEYS[0] in middle else -1
+        if keys != [*_MATTER_KEYS, *middle, *_HISTORY_KEYS] or at < 0 or tuple(middle[at:at + len(NOTICE_KEYS)]) != NOTICE_KEYS:
             raise AssertionError(f"unexpected alert context keys: {keys}")
-        self.shared = context
-        self.text = json.dumps({key: context[key] for key in middle})[1:-1]
+        self.context = context
+        self.before = json.dumps({key: context[key] for key in middle[:at]})[1:-1]
+        self.after = json.dumps({key: context[key] for key in middle[at + len(NOTICE_KEYS):]})[1:-1]
+
+    def matter(self, obligation_id: int, parts: dict[str, Any]) -> _MatterContext:
+        """The context of obligation `obligation_id` whose notice gives `parts` (`notice_parts`)."""
+        shared = {**self.context, "case_number": case_number("O", obligation_id), "thread_key": f"O{obligation_id}", **parts}
+        text = ", ".join(part for part in (self.before, json.dumps(parts)[1:-1], self.after) if part)
+        return _MatterContext(shared, text)
 
 
 class _OutboxRows:
@@ -309,10 +352,6 @@ class _AlreadySwept(Exception):
     """A batch holds a row this sweep already stepped."""
 
 
-def _obligations_by_id(session: Session, deps: SweepDeps, row_ids: list[int], now: datetime) -> int:
-    return _obligation_steps(session, deps, store.obligations_to_step(session, row_ids), now)
-
-
 def _sweep_rows(deps: SweepDeps, table: SweptTable, handle: Step, prefix: str, row_ids: list[int], now: datetime, result: SweepResult) -> int:
     """Claim and handle each row in its own transaction; a row that raises is pushed back and logged."""
     handled = 0
@@ -389,7 +428,8 @@ def sweep(deps: SweepDeps, now: datetime) -> SweepResult:
     result = SweepResult()
     # First: deadlines estimated under a calendar that has since learnt the year, so the levels below fire on the real dates.
     redate_estimated(deps, now, result)
-    result.obligations = _sweep_in_batches(deps, Obligation, "O", store.lock_due_obligations, _obligation_steps, _obligations_by_id, now, result)
+    steps = _ObligationSteps(deps, now)
+    result.obligations = _sweep_in_batches(deps, Obligation, "O", store.lock_due_obligations, steps, steps.by_id, now, result)
     result.cases = _sweep_in_batches(deps, ShortageCase, "C", store.lock_due_cases, _case_steps, _case_steps, now, result)
     # Last: silences that ended release their held mail at the level the matters reached just now.
     release_ended_silences(deps.sessions, deps.ledger.directory, deps.ledger.calendar, now)
