@@ -255,3 +255,33 @@ def test_obligations_stepped_together_keep_their_own_number_notice_and_state_in_
         if alert.context["notice"] is None:
             by_level.setdefault((alert.level, alert.recipient_email), []).append(dict(alert.context, case_number=None, thread_key=None))
     assert by_level and all(len(same) == 4 and all(c == same[0] for c in same) for same in by_level.values())
+
+
+def test_obligations_of_one_party_swept_batch_by_batch_each_mail_their_own_notice(db_url, make_app):
+    """What alike obligations share is kept for the whole sweep, not one batch: obligations of one party and
+    notice day, swept one per batch, each still say their own notice's product, manufacturer and kind."""
+    import json
+
+    from sqlalchemy import Text, cast
+
+    from shortage_watch.store.tables import StoppageNotice
+
+    app = make_app(db_url, sweep_batch=1)
+    kinds = ("stoppage", "interruption", "reduction")
+    for n in range(3):
+        store_notice(app, at("2024-09-27T10:00"), notice_id=f"OWN{n}", product_code=f"P{n}", product_name=f"药品{n}", manufacturer=f"制药{n}",
+                     kind=kinds[n], specification=f"{n}mg")
+    result = sweep(app.sweep_deps(), at("2024-10-14T09:00"))
+    assert result.failed == [] and result.obligations == 3
+    with app.sessions() as session:
+        alerts = session.scalars(select(Alert).order_by(Alert.id)).all()
+        notice_of = {o.id: o.notice_pk for o in session.scalars(select(Obligation))}
+        notices = {n.id: n for n in session.scalars(select(StoppageNotice))}
+        stored = dict(session.execute(select(Alert.id, cast(Alert.context, Text))).all())
+    assert {a.obligation_id for a in alerts} == set(notice_of)
+    for alert in alerts:
+        notice = notices[notice_of[alert.obligation_id]]
+        assert alert.context["product"] == {"code": notice.product_code, "name": notice.product_name, "specification": notice.specification}
+        assert alert.context["manufacturer"] == notice.manufacturer
+        assert (alert.context["notice"]["notice_id"], alert.context["notice"]["kind"]) == (notice.notice_id, notice.kind)
+        assert json.loads(stored[alert.id]) == alert.context

@@ -21,6 +21,7 @@ from shortage_watch.domain.routing import DirectoryView, Route
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.case_queries import case_reports, part_closed_events, product_manufacturer, product_notice_ids
+from shortage_watch.store.sweep import NoticeFacts
 from shortage_watch.store.tables import Alert, AuditEvent, DistributorReport, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 
@@ -197,7 +198,7 @@ def obligation_context(session: Session, *, obligation: Obligation, directory: D
 
 
 def obligation_context_of(
-    obligation: Obligation, *, notice: StoppageNotice | None, report: DistributorReport | None, case: ShortageCase | None,
+    obligation: Obligation, *, notice: StoppageNotice | NoticeFacts | None, report: DistributorReport | None, case: ShortageCase | None,
     case_info: dict[str, Any] | None, directory: DirectoryView, calendar: WorkingCalendar, now: datetime
 ) -> dict[str, Any]:
     """The AlertContext parts about an obligation, from its rows already read (no query): its notice,
@@ -238,9 +239,11 @@ def obligation_context_of(
 NOTICE_KEYS = ("manufacturer", "product", "notice")
 
 
-def notice_parts(obligation: Any, *, notice: Any, report: DistributorReport | None, case: ShortageCase | None) -> dict[str, Any]:
+def notice_parts(obligation: Obligation, *, notice: StoppageNotice | NoticeFacts | None, report: DistributorReport | None,
+                 case: ShortageCase | None) -> dict[str, Any]:
     """The AlertContext parts of an obligation that its notice words (`NOTICE_KEYS`): manufacturer, product
-    and notice, from the notice (any object with its columns), else the report, else the obligation and case."""
+    and notice, from the notice (its row, or its columns as the sweep reads them), else the report, else the
+    obligation and case."""
     source = notice or report
     product = None
     if source is not None and source.product_code:
