@@ -252,3 +252,36 @@ def test_a_set_of_reports_costs_the_same_few_statements_whatever_its_size(db_url
         assert len(fulfilled) > 300 and "fulfilled_late" in fulfilled
     # 90 and 360 reports: 15 statements each. One by one it was several per report (788 and 2,750).
     assert len(small) < 30 and len(large) - len(small) < 10, (len(small), len(large), large[:40])
+
+
+def test_a_file_of_revised_reports_costs_the_same_few_statements_a_chunk_whatever_its_size(db_url, make_app):
+    app = make_app(db_url, now="2024-10-21T10:00")
+    ingest(app, "before.json", [notice(j) for j in range(NOTICES)])
+    reports = [distributor_report(i) for i in range(500) if i % 10 != 7]
+    ingest(app, "reports.json", reports)
+
+    def statements_revising(revised: list[dict[str, Any]]) -> tuple[int, int]:
+        """Statements and chunks of ingesting `revised`: each report submitted a day later (never after 09:00 today)."""
+        statements: list[str] = []
+        listen = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
+        event.listen(app.engine, "before_cursor_execute", listen)
+        try:
+            ingest(app, f"revised-{len(revised)}.json", [
+                {**report, "submitted_at": min(datetime.fromisoformat(report["submitted_at"]) + timedelta(days=1),
+                                               datetime(2024, 10, 21, 9)).isoformat()}
+                for report in revised
+            ])
+        finally:
+            event.remove(app.engine, "before_cursor_execute", listen)
+        chunks = sum(1 for sql in statements if sql.startswith("UPDATE raw_receipts SET accepted"))  # the tally, once a chunk
+        return len(statements), chunks
+
+    small, small_chunks = statements_revising(reports[:90])
+    large, large_chunks = statements_revising(reports[90:])
+
+    with app.sessions() as session:
+        assert "fulfilled_late" in session.scalars(select(Obligation.state)).all()
+    # Per chunk (about 20): the current rows, their versions, the notices named, the revised rows and their
+    # versions, the reports' notices, obligations and owed explanations, the fulfilments, chasers, alerts
+    # and audit. One revision at a time: 724 statements for the 90 (3 chunks), 3,097 for the 270.
+    assert large / large_chunks < 40 and small / small_chunks < 40, (small, small_chunks, large, large_chunks)

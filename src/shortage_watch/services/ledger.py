@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.services.cases import shortage_reports_stored
 from shortage_watch.services.ledger_deps import LedgerDeps
-from shortage_watch.services.obligations import notice_stored, notices_stored
+from shortage_watch.services.obligations import notice_stored, notices_revised, notices_stored
 from shortage_watch.services.report_fulfilment import distributor_reports_stored
 from shortage_watch.store.tables import RecordRow
 
@@ -43,6 +43,17 @@ class LedgerListener:
             return
         for row in rows:
             self.record_stored(session, kind, row, None, now)
+
+    def records_revised(self, session: Session, kind: str, revised: list[tuple[RecordRow, dict | None]], now: datetime) -> None:
+        """Revised rows of one kind with their previous data, in file order: distributor reports and notices in
+        sets, hospital reports row by row."""
+        if kind == "distributor_report":
+            distributor_reports_stored(session, self.deps, [row for row, _ in revised], now)
+        elif kind == "stoppage_notice":
+            notices_revised(session, self.deps, revised, now)
+        else:
+            for row, previous in revised:
+                self.record_stored(session, kind, row, previous, now)
 
     def record_stored(self, session: Session, kind: str, row: RecordRow, previous: dict | None, now: datetime) -> None:
         """One new (`previous` None) or revised row."""

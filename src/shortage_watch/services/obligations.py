@@ -40,11 +40,8 @@ from shortage_watch.services.alerts import audit, audit_values, insert_audits, o
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.store.bulk import inserter
-from shortage_watch.store.ledger_rows import (
-    obligation_by_subject,
-    open_explanations_about,
-    report_obligation_notices,
-)
+from shortage_watch.store.ledger_rows import open_explanations_about, report_obligation_notices
+from shortage_watch.store.report_rows import report_obligation_objects
 from shortage_watch.store.tables import DistributorReport, Obligation, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -235,7 +232,7 @@ def notice_stored(session: Session, deps: LedgerDeps, notice: StoppageNotice, pr
     if previous is None:
         notices_stored(session, deps, [notice], now)
     else:
-        _notice_matched(session, deps, notice, previous, now)
+        notices_revised(session, deps, [(notice, previous)], now)
 
 
 def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], now: datetime) -> None:
@@ -243,7 +240,7 @@ def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNot
     opening and explain the shortages of their products, in a handful of statements for the whole set.
 
     A notice whose obligation already exists (a report came first, naming or describing it) is
-    linked to it row by row (`_notice_matched`): the rare case.
+    linked to it (`notices_revised`): the rare case.
     """
     if not notices:
         return
@@ -259,11 +256,13 @@ def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNot
         if subject_key in own_values or notice_pk is None
     }
     fresh = []
+    matched: list[tuple[StoppageNotice, dict | None]] = []
     for notice in notices:
         if own_key[notice.id] in known or described_key[notice.id] in known:
-            _notice_matched(session, deps, notice, None, now)
+            matched.append((notice, None))
         else:
             fresh.append(notice)
+    notices_revised(session, deps, matched, now)
     _open_notice_obligations(session, deps, fresh, own_key, now)
     explain_cases_by_notices(session, deps, notices, now)
 
@@ -279,15 +278,28 @@ def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[S
     open_obligations(session, deps, openings, now, notices={notice.id: notice for notice in notices})
 
 
-def _notice_matched(session: Session, deps: LedgerDeps, notice: StoppageNotice, previous: dict | None, now: datetime) -> None:
-    """A notice meets its obligation: opened by a report that came first (linked now), or its own (a revision:
-    a moved notified_on moves the deadline, a corrected region re-routes later levels)."""
-    obligation = obligation_by_subject(session, "report", report_subject_key(notice.notice_id, notice.distributor_code, None, None))
+def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[StoppageNotice, dict | None]], now: datetime) -> None:
+    """Notices (each with its previous data, None when new) meet their obligations, in file order (`_notice_matched`);
+    the obligations of the set are read in one query."""
+    if not notices:
+        return
+    keys = [report_subject_key(notice.notice_id, notice.distributor_code, None, None) for notice, _ in notices]
+    keys += [report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on) for notice, _ in notices]
+    # ORM rows: what an earlier notice of the set changed (a described obligation it linked) a later one sees.
+    # An obligation a notice of the set opens is its own (keyed by its own id), so no later one looks for it.
+    found = report_obligation_objects(session, keys)
+    for notice, previous in notices:
+        _notice_matched(session, deps, notice, previous, now, found)
+
+
+def _notice_matched(session: Session, deps: LedgerDeps, notice: StoppageNotice, previous: dict | None, now: datetime,
+                    found: dict[str, Obligation]) -> None:
+    """A notice meets its obligation (in `found`, by subject key): opened by a report that came first (linked now),
+    or its own (a revision: a moved notified_on moves the deadline, a corrected region re-routes later levels)."""
+    obligation = found.get(report_subject_key(notice.notice_id, notice.distributor_code, None, None))
     if obligation is None:
         # The distributor may have reported before the notice reached us, describing it.
-        described = obligation_by_subject(
-            session, "report", report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on)
-        )
+        described = found.get(report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on))
         if described is not None and described.notice_pk is None:
             obligation = described
     if obligation is None:

@@ -1,5 +1,5 @@
 """The record writer: validated records into the record tables and their versions, a run of one
-kind at a time: new records in bulk, revisions one by one, duplicates (same content hash) not at
+kind at a time: new records and revisions in bulk, duplicates (same content hash) not at
 all; the record listener (the ledger) is told of each new or revised row in the same transaction."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.directory import Directory, unknown_party_warnings
 from shortage_watch.domain.records import MODELS, DistributorReportRecord, Record, RowError, hash_canonical_json, record_key
-from shortage_watch.store.bulk import DriverInsert
-from shortage_watch.store.record_rows import CurrentRows, notice_pk, rows_by_id, version_data, version_hashes
+from shortage_watch.store.bulk import DriverInsert, updater
+from shortage_watch.store.record_rows import CurrentRows, rows_by_id, stored_notice_pairs, version_data_of, version_hashes
+from shortage_watch.store.report_rows import expire_loaded
 from shortage_watch.store.tables import DistributorReport, RecordRow, RecordVersion, ShortageReport, StoppageNotice
 
 
@@ -21,7 +22,8 @@ class RecordListener(Protocol):
     """Told of each new or revised current row, inside the transaction that stored it.
 
     A listener may also take the new rows of a chunk at once: `records_stored(session, kind,
-    rows, now)` (rows in file order); without it, each is told to `record_stored`.
+    rows, now)` (rows in file order), and its revised rows: `records_revised(session, kind,
+    [(row, previous data)], now)`; without them, each is told to `record_stored`.
     """
 
     def record_stored(self, session: Session, kind: str, row: RecordRow, previous: dict | None, now: datetime) -> None: ...
@@ -61,7 +63,7 @@ class _Current:
 
 
 class RecordWriter:
-    """Writes validated records: new ones in bulk, revisions one by one, duplicates not at all; tells
+    """Writes validated records: new ones and revisions in bulk, duplicates not at all; tells
     `listener` of each new or revised row in the same transaction. `directory` gives a record without
     a region its party's."""
 
@@ -93,29 +95,37 @@ class RecordWriter:
         kind = chunk[0][1].record_kind
         spec = SPECS[kind]
         state = self._load_current(kind, spec, [record for _, record in chunk])
+        # Notices are not written in a run of reports: the ones the run's reports name are read once.
+        named = stored_notice_pairs(self.session, [(record.notice_id, record.distributor_code) for _, record in chunk
+                                              if isinstance(record, DistributorReportRecord) and record.notice_id
+                                              and record.missing_description()])
         pending: list[tuple[str, Record, str, str]] = []
-        pending_keys: set[str] = set()
+        revising: list[tuple[str, Record, str, str, _Current]] = []
+        held_keys: set[str] = set()  # identities pending or being revised
         for row_number, record in chunk:
             key = record.identity()
             text = record.canonical_json()
             digest = hash_canonical_json(text)
-            if key in pending_keys:
+            if key in held_keys:
                 # The same identity twice in one run: store the first before judging the second.
+                # Revisions first: one by one, they were told before the new rows stored after them.
+                self._revise(kind, spec, revising)
                 self._insert_new(kind, spec, pending, state)
-                pending, pending_keys = [], set()
+                pending, revising, held_keys = [], [], set()
             current = state.get(key)
             if current is not None and current.content_hash == digest:
                 self.duplicates += 1
                 continue
-            if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number):
+            if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number, named):
                 continue
             self.warnings.extend(unknown_party_warnings(record, row_number, self.directory))
             if current is None:
                 pending.append((key, record, digest, text))
-                pending_keys.add(key)
                 state[key] = _Current(None, None, 1, digest, None)
             else:
-                self._revise(kind, spec, key, record, digest, current)
+                revising.append((key, record, digest, text, current))
+            held_keys.add(key)
+        self._revise(kind, spec, revising)
         self._insert_new(kind, spec, pending, state)
 
     def _load_current(self, kind: str, spec: _KindSpec, records: list[Record]) -> dict[str, _Current]:
@@ -193,32 +203,51 @@ class RecordWriter:
                                                  [*fields, "version", "source", "received_at", "updated_at"])
         return self.inserters[kind]
 
-    def _revise(self, kind: str, spec: _KindSpec, key: str, record: Record, digest: str, current: _Current) -> None:
-        previous = current.data
-        if previous is None:
-            previous = version_data(self.session, kind, key, current.version)
-        row = current.row if current.row is not None else self.session.get(spec.table, current.row_id)
-        values = self._row_values(spec, record)
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.version = current.version + 1
-        row.source = self.source
-        row.updated_at = self.now
-        self.session.add(RecordVersion(kind=kind, record_key=key, version=row.version, content_hash=digest,
-                                       data=record.data(), source=self.source, receipt_id=self.receipt_id,
-                                       received_at=self.now))
-        self.session.flush()
-        current.row, current.version, current.content_hash, current.data = row, row.version, digest, record.data()
-        self.accepted += 1
-        self.revisions += 1
-        self.listener.record_stored(self.session, kind, row, previous, self.now)
+    def _revise(self, kind: str, spec: _KindSpec, revising: list[tuple[str, Record, str, str, _Current]]) -> None:
+        """Store revisions (key, record, content hash, canonical JSON, current) of distinct records and tell the
+        listener: their previous data read in one query, the rows updated in one executemany, a version each
+        added in another, and the rows read back in one query."""
+        if not revising:
+            return
+        previous_of = version_data_of(self.session, kind, [(key, current.version) for key, _, _, _, current in revising
+                                                            if current.data is None])
+        rows_values = []
+        for key, record, _digest, _text, current in revising:
+            assert current.row_id is not None  # a revision is of a stored row
+            rows_values.append({**self._row_values(spec, record), "id": current.row_id, "version": current.version + 1,
+                                "source": self.source, "updated_at": self.now})
+        fields = [name for name in MODELS[kind].model_fields if name != "record_kind"]
+        updater(self.session.connection(), spec.table.__table__, "id", [*fields, "version", "source", "updated_at"]).update(rows_values)
+        self.versions.insert(
+            [{"record_key": key, "content_hash": digest, "data": text, "version": current.version + 1}
+             for key, _record, digest, text, current in revising],
+            kind=kind, source=self.source, receipt_id=self.receipt_id, received_at=self.now,
+        )
+        ids = [current.row_id for _, _, _, _, current in revising]
+        # Written without the ORM: the rows it holds are read again, as stored now.
+        expire_loaded(self.session, spec.table, ids)
+        loaded = rows_by_id(self.session, spec.table, ids)
+        revised = []
+        for key, record, digest, _text, current in revising:
+            previous = current.data if current.data is not None else previous_of.get((key, current.version))
+            row = loaded[current.row_id]
+            current.row, current.version, current.content_hash, current.data = row, row.version, digest, record.data()
+            revised.append((row, previous))
+        self.accepted += len(revised)
+        self.revisions += len(revised)
+        revised_many = getattr(self.listener, "records_revised", None)
+        if revised_many is not None:
+            revised_many(self.session, kind, revised, self.now)
+        else:
+            for row, previous in revised:
+                self.listener.record_stored(self.session, kind, row, previous, self.now)
 
-    def _notice_known_or_described(self, record: DistributorReportRecord, row_number: int) -> bool:
-        """records.md: a report naming an unknown notice must describe it."""
+    def _notice_known_or_described(self, record: DistributorReportRecord, row_number: int, named: set[tuple[str, str]]) -> bool:
+        """records.md: a report naming an unknown notice must describe it. `named`: the (notice_id,
+        distributor_code) of the stored notices the run's reports name."""
         if record.notice_id is None or not record.missing_description():
             return True
-        self.session.flush()
-        if notice_pk(self.session, record.notice_id, record.distributor_code) is not None:
+        if (record.notice_id, record.distributor_code) in named:
             return True
         self.errors.append(RowError(
             row_number, "notice_id",

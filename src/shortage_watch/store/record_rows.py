@@ -55,22 +55,29 @@ def version_hashes(session: Session, kind: str, record_keys: list[str]) -> list[
     )]
 
 
-def version_data(session: Session, kind: str, record_key: str, version: int) -> dict[str, Any] | None:
-    """The stored data of one version of a record."""
-    return session.scalar(
-        select(RecordVersion.data).where(RecordVersion.kind == kind, RecordVersion.record_key == record_key,
-                                         RecordVersion.version == version)
-    )
+def version_data_of(session: Session, kind: str, versions: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any] | None]:
+    """The stored data of these (record_key, version)s of records of `kind`, by that pair; one query."""
+    if not versions:
+        return {}
+    wanted = set(versions)
+    rows = session.execute(select(RecordVersion.record_key, RecordVersion.version, RecordVersion.data).where(
+        RecordVersion.kind == kind, RecordVersion.record_key.in_(sorted({key for key, _ in wanted}))))
+    return {(key, version): data for key, version, data in rows if (key, version) in wanted}
 
 
-def notice_pk(session: Session, notice_id: str, distributor_code: str) -> int | None:
-    """The id of the distributor's stored notice with this notice_id, if any."""
-    return session.scalar(
-        select(StoppageNotice.id).where(StoppageNotice.notice_id == notice_id,
-                                        StoppageNotice.distributor_code == distributor_code)
-    )
+def stored_notice_pairs(session: Session, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (notice_id, distributor_code) name a stored notice; one query."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return set()
+    # One equality pair per notice, ORed: each a lookup on the unique index (see `CurrentRows`).
+    found = session.execute(select(StoppageNotice.notice_id, StoppageNotice.distributor_code).where(or_(*(
+        and_(StoppageNotice.notice_id == notice_id, StoppageNotice.distributor_code == distributor) for notice_id, distributor in wanted))))
+    return {(notice_id, distributor) for notice_id, distributor in found}
 
 
 def rows_by_id(session: Session, table: Any, ids: list[int]) -> dict[int, Any]:
     """The ORM rows of `table` with these ids, by id."""
+    if not ids:
+        return {}
     return {row.id: row for row in session.scalars(select(table).where(table.id.in_(ids)))}

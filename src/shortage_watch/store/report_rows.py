@@ -74,6 +74,15 @@ def report_obligations_by_subject(session: Session, subject_keys: Iterable[str])
     return {row.subject_key: _plain(row) for row in rows}
 
 
+def report_obligation_objects(session: Session, subject_keys: Iterable[str]) -> dict[str, Obligation]:
+    """The report obligations with these subject keys, as ORM rows (changed and flushed one by one), by subject key."""
+    wanted = sorted(set(subject_keys))
+    if not wanted:
+        return {}
+    found = session.scalars(select(Obligation).where(Obligation.kind == "report", Obligation.subject_key.in_(wanted)))
+    return {obligation.subject_key: obligation for obligation in found}
+
+
 def obligations_by_id(session: Session, ids: list[int]) -> dict[int, SimpleNamespace]:
     """The obligations with these ids (plain rows), by id."""
     if not ids:
