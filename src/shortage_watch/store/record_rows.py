@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from shortage_watch.store.key_match import any_key, padded
 from shortage_watch.store.tables import RecordVersion, StoppageNotice
 
 
@@ -23,15 +24,13 @@ class CurrentRows:
         """(id, first key, second key, version) of each row whose key pair is one of `pairs`."""
         if not pairs:
             return []
-        # The statement is built for the next power of two of pairs, the last pair repeated (an OR
-        # finds its row once): ingest's chunks come in any size up to 500, and a statement kept per
-        # size (its thousand bind parameters, and SQLAlchemy's compiled copy) grew the memory of a
+        # Built for the pairs `padded` to a power of two: a statement kept per number of pairs (its
+        # thousand bind parameters, and SQLAlchemy's compiled copy) grew the memory of a
         # 1,000,000-notice file by 4 objects a row.
-        size = 1 << (len(pairs) - 1).bit_length()
         params = {}
-        for i in range(size):
-            params[f"a{i}"], params[f"b{i}"] = pairs[min(i, len(pairs) - 1)]
-        return [(row_id, a, b, version) for row_id, a, b, version in session.execute(self._statement(size), params)]
+        for i, (a, b) in enumerate(padded(pairs)):
+            params[f"a{i}"], params[f"b{i}"] = a, b
+        return [(row_id, a, b, version) for row_id, a, b, version in session.execute(self._statement(len(params) // 2), params)]
 
     def _statement(self, pairs: int) -> Any:
         if pairs not in self.statements:
@@ -70,9 +69,8 @@ def stored_notice_pairs(session: Session, pairs: list[tuple[str, str]]) -> set[t
     wanted = sorted(set(pairs))
     if not wanted:
         return set()
-    # One equality pair per notice, ORed: each a lookup on the unique index (see `CurrentRows`).
-    found = session.execute(select(StoppageNotice.notice_id, StoppageNotice.distributor_code).where(or_(*(
-        and_(StoppageNotice.notice_id == notice_id, StoppageNotice.distributor_code == distributor) for notice_id, distributor in wanted))))
+    found = session.execute(select(StoppageNotice.notice_id, StoppageNotice.distributor_code).where(
+        any_key((StoppageNotice.notice_id, StoppageNotice.distributor_code), wanted)))
     return {(notice_id, distributor) for notice_id, distributor in found}
 
 

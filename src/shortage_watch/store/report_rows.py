@@ -12,12 +12,13 @@ from datetime import date
 from types import SimpleNamespace
 from typing import Any, Iterable
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT
 from shortage_watch.store.bulk import updater
+from shortage_watch.store.key_match import any_key
 from shortage_watch.store.tables import Obligation, StoppageNotice
 
 FULFILMENT_COLUMNS = ("state", "late_working_days", "fulfilled_at", "report_pk", "next_action_at", "claimed_by", "claimed_until",
@@ -29,11 +30,7 @@ def notices_named(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tu
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
-    # One equality pair per notice, ORed: each a lookup on the unique (notice_id, distributor_code)
-    # index; two IN lists would probe every combination of ids and distributors.
-    found = session.scalars(select(StoppageNotice).where(or_(*(
-        and_(StoppageNotice.notice_id == notice_id, StoppageNotice.distributor_code == distributor)
-        for notice_id, distributor in wanted))))
+    found = session.scalars(select(StoppageNotice).where(any_key((StoppageNotice.notice_id, StoppageNotice.distributor_code), wanted)))
     return {(notice.notice_id, notice.distributor_code): notice for notice in found}
 
 
@@ -42,10 +39,8 @@ def notices_described(session: Session, triples: Iterable[tuple[str, str, date]]
     wanted = sorted(set(triples))
     if not wanted:
         return {}
-    found = session.scalars(select(StoppageNotice).where(or_(*(
-        and_(StoppageNotice.product_code == product, StoppageNotice.distributor_code == distributor,
-             StoppageNotice.notified_on == notified_on)
-        for distributor, product, notified_on in wanted))).order_by(StoppageNotice.id))
+    found = session.scalars(select(StoppageNotice).where(any_key(
+        (StoppageNotice.distributor_code, StoppageNotice.product_code, StoppageNotice.notified_on), wanted)).order_by(StoppageNotice.id))
     first: dict[tuple[str, str, date], StoppageNotice] = {}
     for notice in found:
         first.setdefault((notice.distributor_code, notice.product_code, notice.notified_on), notice)
