@@ -84,8 +84,8 @@ class _ObligationSteps:
     """Steps batches of claimed obligations (called as a `Step`) for one sweep at one instant.
 
     What rows of one shape share is worked out once per sweep, not per batch, as it depends on no row
-    a batch reads in its transaction: a step, a routed plan, each planned alert's outbox row, and the
-    alert context of obligations alike but for their number and notice (`_ContextTemplate`). What a batch
+    a batch reads in its transaction: a step, what a history of mail says was sent before, a routed plan,
+    each planned alert's outbox row, and the alert context of obligations alike but for their number and notice (`_ContextTemplate`). What a batch
     reads (notices, reports, what was mailed, silences) is read per batch.
     """
 
@@ -97,6 +97,7 @@ class _ObligationSteps:
         self.steps: dict[tuple[Any, ...], Any] = {}
         self.plans: dict[tuple[Any, ...], LadderPlan] = {}
         self.contexts: dict[tuple[Any, ...], _ContextTemplate] = {}
+        self.priors: dict[frozenset[tuple[str, datetime]], dict[str, str]] = {}  # what was mailed -> steps_sent_before
 
     def by_id(self, session: Session, deps: SweepDeps, row_ids: list[int], now: datetime) -> int:
         """Step the obligations `row_ids` (already claimed), read by id: a batch retried row by row."""
@@ -122,7 +123,7 @@ class _ObligationSteps:
         calendar, directory = ledger.calendar, ledger.directory
         today = calendar.local_date(now)
         holds = AlertHolds(session, directory, now)
-        outbox, ladders, steps, plans, contexts = self.outbox, self.ladders, self.steps, self.plans, self.contexts
+        outbox, ladders, steps, plans, contexts, priors = self.outbox, self.ladders, self.steps, self.plans, self.contexts, self.priors
         matters: list[tuple[int, LadderPlan, int]] = []  # obligation id, its plan, where its alerts start in `alerts`
         alerts: list[tuple[dict[str, Any], Hold | None]] = []
         events: list[dict[str, Any]] = []
@@ -162,7 +163,13 @@ class _ObligationSteps:
             if not (step.firings or step.skipped):
                 continue
             sent = mailed.get(obligation.id)
-            prior = steps_sent_before(sent, today, calendar.local_date, calendar.working_days_between) if sent else {}
+            prior = {}
+            if sent:
+                # Matters opened together were mailed together: what they were mailed says the same for each.
+                history = frozenset(sent)
+                prior = priors.get(history)
+                if prior is None:
+                    prior = priors[history] = steps_sent_before(sent, today, calendar.local_date, calendar.working_days_between)
             # The plan depends on the step (its memo holds the dates), where the matter is, and what was mailed.
             shape = (memo, obligation.region_code, obligation.party_code, tuple(prior.items()))
             plan = plans.get(shape)
