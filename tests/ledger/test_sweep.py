@@ -285,3 +285,20 @@ def test_obligations_of_one_party_swept_batch_by_batch_each_mail_their_own_notic
         assert alert.context["manufacturer"] == notice.manufacturer
         assert (alert.context["notice"]["notice_id"], alert.context["notice"]["kind"]) == (notice.notice_id, notice.kind)
         assert json.loads(stored[alert.id]) == alert.context
+
+
+def test_what_was_mailed_is_read_through_the_obligations_index_not_every_sent_alert(sqlite_url, make_app):
+    """A ledger holds 3-4 sent alerts per obligation ever opened: a sweep batch reads its own obligations' alerts only."""
+    from sqlalchemy import event
+
+    from shortage_watch.services.alert_routing import mailed_steps_of
+
+    app = make_app(sqlite_url)
+    statements = []
+    event.listen(app.engine, "before_cursor_execute", lambda conn, cursor, sql, params, context, many: statements.append((sql, params)))
+    with app.sessions() as session:
+        assert mailed_steps_of(session, [1, 2, 3], at("2024-10-09T09:00")) == {}
+    [(sql, params)] = [(sql, params) for sql, params in statements if "FROM alerts" in sql]
+    with app.engine.connect() as conn:
+        plan = " ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+    assert "ix_alerts_obligation" in plan and "ix_alerts_status" not in plan, plan

@@ -44,8 +44,9 @@ def hospital_reports_of_case(session: Session, case_id: int) -> list[ShortageRep
 
 def sent_alerts_of_obligations(session: Session, obligation_ids: list[int]) -> list[tuple[int, str, datetime, datetime]]:
     """(obligation_id, template, sent_at, created_at) of the obligations' alerts that went out; one query."""
-    return [(obligation_id, template, sent_at, created_at) for obligation_id, template, sent_at, created_at in session.execute(
-        select(Alert.obligation_id, Alert.template, Alert.sent_at, Alert.created_at).where(
-            Alert.obligation_id.in_(obligation_ids), Alert.status == "sent", Alert.sent_at.is_not(None)
-        )
-    )]
+    # Through the obligations' index alone: with the status in the WHERE, SQLite took the status index and read
+    # every sent alert of the ledger (3-4 per obligation ever opened) for each sweep batch. An obligation's own
+    # alerts are few: those not sent are dropped here.
+    return [(obligation_id, template, sent_at, created_at) for obligation_id, template, status, sent_at, created_at in session.execute(
+        select(Alert.obligation_id, Alert.template, Alert.status, Alert.sent_at, Alert.created_at).where(Alert.obligation_id.in_(obligation_ids))
+    ) if status == "sent" and sent_at is not None]
