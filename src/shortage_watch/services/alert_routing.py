@@ -92,32 +92,31 @@ class LadderAlerts:
     plan: Plan
 
 
+@dataclass(frozen=True)
+class DueFirings:
+    """A matter's ladder firings due now and where they go: what `plan_ladder` plans from, besides what was
+    mailed before and the clock. `stale`: firings too late to send (audited as skipped); `skip_recipients`:
+    recipient specs not mailed (a distributor that has just reported); `entered_after_due`: the matter reached
+    the ledger after its deadline."""
+
+    ladder: Ladder
+    firings: tuple[Firing, ...]
+    region_code: str | None
+    distributor_code: str | None
+    stale: tuple[Firing, ...] = ()
+    skip_recipients: frozenset[str] = frozenset()
+    entered_after_due: bool = False
+
+
 def write_ladder_alerts(
-    session: Session,
-    deps: LedgerDeps,
-    *,
-    subject: str,
-    subject_id: int,
-    firings: list[Firing] | tuple[Firing, ...],
-    stale: tuple[Firing, ...],
-    region_code: str | None,
-    distributor_code: str | None,
-    context: dict[str, Any],
-    now: datetime,
-    ladder: Ladder,
-    skip_recipients: frozenset[str] = frozenset(),
-    entered_after_due: bool = False,
+    session: Session, deps: LedgerDeps, due: DueFirings, *, subject: str, subject_id: int, context: dict[str, Any], now: datetime,
 ) -> tuple[int, Plan]:
     """Mail the ladder firings due now without replaying the ladder (see `ladder_alerts`).
     Returns how many outbox rows were new, and the plan."""
     calendar = deps.calendar
     prior = steps_sent_before(_mailed_steps(session, subject, subject_id, now), calendar.local_date(now), calendar.local_date,
                               calendar.working_days_between)
-    planned = ladder_alerts(
-        deps, subject=subject, subject_id=subject_id, firings=firings, stale=stale, region_code=region_code,
-        distributor_code=distributor_code, context=context, prior=prior, now=now, ladder=ladder, skip_recipients=skip_recipients,
-        entered_after_due=entered_after_due,
-    )
+    planned = ladder_alerts(deps, due, subject=subject, subject_id=subject_id, context=context, prior=prior, now=now)
     written = len(write_planned_alerts(session, AlertHolds(session, deps.directory, now), planned.alerts))
     for values in planned.skips:
         audit(session, **values)
@@ -125,20 +124,7 @@ def write_ladder_alerts(
 
 
 def ladder_alerts(
-    deps: LedgerDeps,
-    *,
-    subject: str,
-    subject_id: int,
-    firings: list[Firing] | tuple[Firing, ...],
-    stale: tuple[Firing, ...],
-    region_code: str | None,
-    distributor_code: str | None,
-    context: dict[str, Any],
-    prior: dict[str, str],
-    now: datetime,
-    ladder: Ladder,
-    skip_recipients: frozenset[str] = frozenset(),
-    entered_after_due: bool = False,
+    deps: LedgerDeps, due: DueFirings, *, subject: str, subject_id: int, context: dict[str, Any], prior: dict[str, str], now: datetime,
     routes: Routes | None = None,
 ) -> LadderAlerts:
     """The outbox rows and audit rows of the ladder firings due now, without replaying the ladder (no I/O).
@@ -150,8 +136,7 @@ def ladder_alerts(
     `prior`: the steps actually mailed before (`steps_sent_before`); `routes`: `remembered_routes`
     shared by a caller planning many matters at once.
     """
-    planned = plan_ladder(deps, firings=firings, stale=stale, region_code=region_code, distributor_code=distributor_code, prior=prior,
-                          now=now, ladder=ladder, skip_recipients=skip_recipients, entered_after_due=entered_after_due, routes=routes)
+    planned = plan_ladder(deps, due, prior=prior, now=now, routes=routes)
     return planned.for_matter(subject, subject_id, context, now, deps.mail_language)
 
 
@@ -193,32 +178,20 @@ class LadderPlan:
                 for detail in self.skips]
 
 
-def plan_ladder(
-    deps: LedgerDeps,
-    *,
-    firings: list[Firing] | tuple[Firing, ...],
-    stale: tuple[Firing, ...],
-    region_code: str | None,
-    distributor_code: str | None,
-    prior: dict[str, str],
-    now: datetime,
-    ladder: Ladder,
-    skip_recipients: frozenset[str] = frozenset(),
-    entered_after_due: bool = False,
-    routes: Routes | None = None,
-) -> LadderPlan:
+def plan_ladder(deps: LedgerDeps, due: DueFirings, *, prior: dict[str, str], now: datetime, routes: Routes | None = None) -> LadderPlan:
     """The ladder firings due now routed and planned as `ladder_alerts` describes, for any matter of this
     shape (no I/O). The skip details are shared by every matter the plan is filled in for."""
     calendar, directory = deps.calendar, deps.directory
+    ladder, stale, region_code, distributor_code = due.ladder, due.stale, due.region_code, due.distributor_code
     if routes is None:
         routes = remembered_routes(deps)
     routed: list[tuple[Firing, dict[str, Route]]] = []
     told_already: list[Skip] = []
-    for firing in sorted((*firings, *stale), key=lambda f: f.step):
+    for firing in sorted((*due.firings, *stale), key=lambda f: f.step):
         targets: dict[str, Route] = {}
         earlier = [spec for level in ladder.levels[: ladder.levels.index(firing.level)] for spec in level.recipients]
         for spec in firing.level.recipients:
-            if spec in skip_recipients:
+            if spec in due.skip_recipients:
                 continue
             if same_bureau_as_city(directory, spec, region_code, earlier):
                 told_already.append(Skip(firing, (spec,), "same_bureau"))
@@ -243,7 +216,7 @@ def plan_ladder(
             catch_up = {
                 "level_due_on": calendar.local_date(delivery.firing.at).isoformat(),
                 "skipped": list(dict.fromkeys(f.level.template for f in delivery.skipped)),
-                "entered_after_due": entered_after_due,
+                "entered_after_due": due.entered_after_due,
             }
         history = {"prior_steps": prior, "sent_with": [t for t in reaching if t != template], "catch_up": catch_up}
         alerts.append(PlannedAlert(delivery.firing.name, template, delivery.firing.level.urgent, target, history))

@@ -19,6 +19,7 @@ from shortage_watch.domain.policy import Firing, Ladder
 from shortage_watch.domain.states import CaseState, case_regional, case_resolved
 from shortage_watch.services.alert_routing import (
     AlertHolds,
+    DueFirings,
     ladder_alerts,
     mailed_steps_of_cases,
     remembered_routes,
@@ -99,10 +100,8 @@ def write_case_alerts(
     if not firings and not stale:
         return 0, Plan((), ())
     context = case_context(session, case, deps.directory, calendar=deps.calendar, now=now)
-    return write_ladder_alerts(
-        session, deps, subject="C", subject_id=case.id, firings=firings, stale=stale, region_code=case.city_code,
-        distributor_code=None, context=context, now=now, ladder=Ladder.from_json(case.policy["ladder"]),
-    )
+    due = DueFirings(Ladder.from_json(case.policy["ladder"]), tuple(firings), case.city_code, None, stale=stale)
+    return write_ladder_alerts(session, deps, due, subject="C", subject_id=case.id, context=context, now=now)
 
 
 @dataclass
@@ -309,9 +308,8 @@ def _write_chunk_alerts(
     for seen, firings in regional:
         context = _context_of(deps, seen, notices, now)
         prior = steps_sent_before(mailed.get(seen.case.id, []), calendar.local_date(now), calendar.local_date, calendar.working_days_between)
-        planned = ladder_alerts(deps, subject="C", subject_id=seen.case.id, firings=firings, stale=(), region_code=seen.case.city_code,
-                                distributor_code=None, context=context, prior=prior, now=now,
-                                ladder=Ladder.from_json(seen.case.policy["ladder"]), routes=routes)
+        due = DueFirings(Ladder.from_json(seen.case.policy["ladder"]), tuple(firings), seen.case.city_code, None)
+        planned = ladder_alerts(deps, due, subject="C", subject_id=seen.case.id, context=context, prior=prior, now=now, routes=routes)
         alerts.extend(planned.alerts)
         skips.extend(planned.skips)
     # One report at a time, a second alert with a dedup key already written is a no-op: the first stays.

@@ -26,7 +26,7 @@ from shortage_watch.services.alerts import (NOTICE_KEYS, Hold, alert_values, aud
                                             notice_parts, obligation_context, obligation_context_of, write_alerts)
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
-from shortage_watch.services.alert_routing import AlertHolds, LadderPlan, PlannedAlert, mailed_steps_of, plan_ladder, remembered_routes
+from shortage_watch.services.alert_routing import AlertHolds, DueFirings, LadderPlan, PlannedAlert, mailed_steps_of, plan_ladder, remembered_routes
 from shortage_watch.services.cases import case_deadline, case_due, redate_case, write_case_alerts
 from shortage_watch.services.ledger_deps import LedgerDeps
 from shortage_watch.services.obligations import ESTIMATED, recomputed_deadline, redate_obligation
@@ -174,10 +174,9 @@ class _ObligationSteps:
             shape = (memo, obligation.region_code, obligation.party_code, tuple(prior.items()))
             plan = plans.get(shape)
             if plan is None:
-                plan = plans[shape] = plan_ladder(
-                    ledger, firings=step.firings, stale=step.skipped, region_code=obligation.region_code, distributor_code=obligation.party_code,
-                    prior=prior, now=now, ladder=ladder, routes=self.routes, entered_after_due=obligation.opened_at > obligation.due_at,
-                )
+                due = DueFirings(ladder, step.firings, obligation.region_code, obligation.party_code, stale=step.skipped,
+                                 entered_after_due=obligation.opened_at > obligation.due_at)
+                plan = plans[shape] = plan_ladder(ledger, due, prior=prior, now=now, routes=self.routes)
             notice = notices.get(obligation.notice_pk)
             if obligation.case_id is None and obligation.report_pk is None:
                 # Obligations of one party, place and dates say the same but for their number and what their notice

@@ -30,6 +30,7 @@ from shortage_watch.domain.states import (
 )
 from shortage_watch.services.alert_routing import (
     AlertHolds,
+    DueFirings,
     LadderAlerts,
     ladder_alerts,
     remembered_routes,
@@ -154,12 +155,11 @@ def open_obligations(
                                             calendar=calendar, now=now)
         else:
             context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
+        due = DueFirings(deps.policy.ladder_for(values["kind"], values["priority"]), step.firings, values["region_code"],
+                         values["party_code"], stale=step.skipped, entered_after_due=now > values["due_at"])
         planned.append((obligation_id, ladder_alerts(
-            deps, subject="O", subject_id=obligation_id, firings=step.firings, stale=step.skipped,
-            region_code=values["region_code"], distributor_code=values["party_code"], context=context,
-            prior={},  # a matter opened just now has had nothing mailed
-            now=now, ladder=deps.policy.ladder_for(values["kind"], values["priority"]), routes=routes,
-            entered_after_due=now > values["due_at"],
+            deps, due, subject="O", subject_id=obligation_id, context=context, prior={},  # opened just now: nothing mailed
+            now=now, routes=routes,
         )))
     holds = AlertHolds(session, directory, now)
     for obligation_id, values in zip(ids, rows):

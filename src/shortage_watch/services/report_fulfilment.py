@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from shortage_watch.domain.obligations import report_subject_key
 from shortage_watch.domain.policy import Firing, Ladder, is_priority, schedule
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, ObligationState, Transition
-from shortage_watch.services.alert_routing import AlertHolds, Routes, ladder_alerts, remembered_routes, write_planned_alerts
+from shortage_watch.services.alert_routing import AlertHolds, DueFirings, Routes, ladder_alerts, remembered_routes, write_planned_alerts
 from shortage_watch.services.alerts import alert_values, audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
@@ -115,12 +115,10 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
             opening = _opening_firings(deps, obligation, ladder)
             obligation.level = len(opening)
             if opening:
-                planned = ladder_alerts(
-                    deps, subject="O", subject_id=obligation.id, firings=opening, stale=(), region_code=obligation.region_code,
-                    distributor_code=obligation.party_code, context=context, prior={},  # opened just now: nothing mailed yet
-                    now=now, ladder=ladder, skip_recipients=frozenset({"distributor"}), routes=routes,
-                    entered_after_due=obligation.opened_at > obligation.due_at,
-                )
+                due = DueFirings(ladder, tuple(opening), obligation.region_code, obligation.party_code,
+                                 skip_recipients=frozenset({"distributor"}), entered_after_due=obligation.opened_at > obligation.due_at)
+                planned = ladder_alerts(deps, due, subject="O", subject_id=obligation.id, context=context,
+                                        prior={}, now=now, routes=routes)  # opened just now: nothing mailed yet
                 alerts.extend(planned.alerts)
                 events.extend(planned.skips)
 
