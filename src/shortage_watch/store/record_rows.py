@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shortage_watch.store.key_match import any_key, padded
+from shortage_watch.store.key_match import any_key
 from shortage_watch.store.tables import RecordVersion, StoppageNotice
 
 
@@ -18,32 +18,15 @@ class CurrentRows:
     def __init__(self, table: Any, key_columns: tuple[str, str]) -> None:
         self.table = table
         self.key_columns = key_columns
-        self.statements: dict[int, Any] = {}  # one per power of two of pairs asked for
 
     def read(self, session: Session, pairs: list[tuple[Any, Any]]) -> list[tuple[int, Any, Any, int]]:
         """(id, first key, second key, version) of each row whose key pair is one of `pairs`."""
         if not pairs:
             return []
-        # Built for the pairs `padded` to a power of two: a statement kept per number of pairs (its
-        # thousand bind parameters, and SQLAlchemy's compiled copy) grew the memory of a
-        # 1,000,000-notice file by 4 objects a row.
-        params = {}
-        for i, (a, b) in enumerate(padded(pairs)):
-            params[f"a{i}"], params[f"b{i}"] = a, b
-        return [(row_id, a, b, version) for row_id, a, b, version in session.execute(self._statement(len(params) // 2), params)]
-
-    def _statement(self, pairs: int) -> Any:
-        if pairs not in self.statements:
-            table = self.table
-            first, second = (getattr(table, column) for column in self.key_columns)
-            # One equality pair per identity, ORed: each is a lookup on the unique index, so
-            # only the wanted rows are read. Two IN lists would probe every combination
-            # (500 ids x 400 parties per chunk: 50x slower on a re-sent file), an IN on one
-            # column would read a party's whole history, and SQLite does not drive a row-value
-            # IN by the index.
-            self.statements[pairs] = select(table.id, first, second, table.version).where(
-                or_(*(and_(first == bindparam(f"a{i}"), second == bindparam(f"b{i}")) for i in range(pairs))))
-        return self.statements[pairs]
+        table = self.table
+        first, second = (getattr(table, column) for column in self.key_columns)
+        statement = select(table.id, first, second, table.version).where(any_key((first, second), pairs))
+        return [(row_id, a, b, version) for row_id, a, b, version in session.execute(statement)]
 
 
 def version_hashes(session: Session, kind: str, record_keys: list[str]) -> list[tuple[str, int, str]]:
