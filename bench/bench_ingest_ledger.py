@@ -132,19 +132,10 @@ def fresh_database(kind: str, folder: Path, name: str) -> tuple[str, Any]:
 
 def written_rows(url: str, names: tuple[str, ...] = WRITTEN) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
     """Every row of the tables `names` (those the run wrote), as the driver returns it, table by table."""
-    engine = make_engine(url)
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        tables = {}
-        for table in names:
-            cursor.execute(f"SELECT * FROM {table}")
-            columns = [d[0] for d in cursor.description]
-            tables[table] = (columns, [tuple(row) for row in cursor.fetchall()])
-        return tables
-    finally:
-        raw.close()
-        engine.dispose()
+    tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {table: ([], []) for table in names}
+    for table, columns, rows in streamed_rows(url, names):
+        tables[table] = (columns, tables[table][1] + rows)
+    return tables
 
 
 def streamed_rows(url: str, names: tuple[str, ...] = WRITTEN) -> Iterator[tuple[str, list[str], list[tuple[Any, ...]]]]:
@@ -215,15 +206,7 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
         url, drop = fresh_database(kind, folder, "ledger")
         base_url, drop_base = fresh_database(kind, folder, "plain")
         try:
-            app = bench_app(url)
-            content = csv_path.read_bytes()
-            started = time.perf_counter()
-            result = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=content, kind="auto", now=NOW)
-            elapsed = time.perf_counter() - started
-            app.close()
-            del content
-            assert result.accepted == size and result.rejected == 0, result.errors[:3]
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            elapsed, rss = timed_ingest(bench_app(url), "notices.csv", csv_path.read_bytes(), size)
             counts = dict.fromkeys(WRITTEN, 0)
 
             def counted() -> Iterator[tuple[str, list[str], list[tuple[Any, ...]]]]:

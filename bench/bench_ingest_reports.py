@@ -15,10 +15,8 @@ ingest rate / baseline rate, each run's peak RSS (a child process each) and the 
 from __future__ import annotations
 
 import csv
-import resource
 import sys
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from bench_ingest_ledger import (  # noqa: E402
     generate,
     plain_executemany,
     print_run,
+    timed_ingest,
     written_rows,
 )
 
@@ -86,13 +85,7 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
                                      kind="auto", now=NOW)
             assert notices.accepted == size and notices.rejected == 0, notices.errors[:3]
             before = ids_so_far(url)
-            content = reports_csv.read_bytes()
-            started = time.perf_counter()
-            result = ingest_payload(app.ingest_deps(), source="bench", name="reports.csv", content=content, kind="auto", now=NOW)
-            elapsed = time.perf_counter() - started
-            app.close()
-            assert result.accepted == size and result.rejected == 0, result.errors[:3]
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            elapsed, rss = timed_ingest(app, "reports.csv", reports_csv.read_bytes(), size)
             tables = rows_the_reports_wrote(url, before)
             late = sum(1 for row in tables["obligations"][1] if row[tables["obligations"][0].index("state")] == "fulfilled_late")
             baseline = plain_executemany(base_url, tables, kind, sqlite_foreign_keys=False)
