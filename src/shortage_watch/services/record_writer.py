@@ -53,6 +53,21 @@ SPECS: dict[str, _KindSpec] = {
 }
 
 
+def stored_values(record: Record, directory: Directory) -> dict[str, Any]:
+    """The record's fields as its row stores them: a missing region_code is its party's in the directory."""
+    # A record's fields are plain values (no nested models), so its __dict__ is the
+    # same mapping model_dump() builds, without the serializer's cost.
+    values = dict(record.__dict__)
+    region_from = SPECS[values.pop("record_kind")].region_from
+    if region_from and values.get("region_code") is None:
+        # records.md: a missing region_code defaults to the party's region in the directory.
+        code = values.get("distributor_code" if region_from == "distributor" else "hospital_code")
+        party = directory.distributor(code) if region_from == "distributor" else directory.hospital(code)
+        if party is not None:
+            values["region_code"] = party.region_code
+    return values
+
+
 @dataclass
 class _Current:
     row_id: int | None  # None while the insert is pending
@@ -144,26 +159,12 @@ class RecordWriter:
                         state[key].content_hash = content_hash
         return state
 
-    def _row_values(self, spec: _KindSpec, record: Record) -> dict[str, Any]:
-        # A record's fields are plain values (no nested models), so its __dict__ is the
-        # same mapping model_dump() builds, without the serializer's cost.
-        values = dict(record.__dict__)
-        values.pop("record_kind", None)
-        if spec.region_from and values.get("region_code") is None:
-            # records.md: a missing region_code defaults to the party's region in the directory.
-            code = values.get("distributor_code" if spec.region_from == "distributor" else "hospital_code")
-            party = (self.directory.distributor(code) if spec.region_from == "distributor"
-                     else self.directory.hospital(code))
-            if party is not None:
-                values["region_code"] = party.region_code
-        return values
-
     def _insert_new(self, kind: str, spec: _KindSpec, pending: list[tuple[str, Record, str, str]],
                     state: dict[str, _Current]) -> None:
         """Store new records (key, record, content hash, canonical JSON) and tell the listener."""
         if not pending:
             return
-        rows_values = [self._row_values(spec, record) for _key, record, _digest, _text in pending]
+        rows_values = [stored_values(record, self.directory) for _key, record, _digest, _text in pending]
         table = spec.table
         first, second = spec.key_columns
         # A concurrent writer inserting the same identity makes this fail on the unique key;
@@ -214,7 +215,7 @@ class RecordWriter:
         rows_values = []
         for key, record, _digest, _text, current in revising:
             assert current.row_id is not None  # a revision is of a stored row
-            rows_values.append({**self._row_values(spec, record), "id": current.row_id, "version": current.version + 1,
+            rows_values.append({**stored_values(record, self.directory), "id": current.row_id, "version": current.version + 1,
                                 "source": self.source, "updated_at": self.now})
         fields = [name for name in MODELS[kind].model_fields if name != "record_kind"]
         updater(self.session.connection(), spec.table.__table__, "id", [*fields, "version", "source", "updated_at"]).update(rows_values)
