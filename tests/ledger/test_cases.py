@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from shortage_watch.domain.records import record_key
 from shortage_watch.services.escalate import sweep
-from shortage_watch.store.tables import Alert, Obligation, ShortageCase, ShortageReport
+from shortage_watch.store.tables import Alert, Obligation, RecordVersion, ShortageCase, ShortageReport
 from tests.ledger.conftest import alert_keys, at, store_notice, store_report, store_shortage
+from tests.ledger.test_ledger_in_sets import ingest
 
 
 def test_reports_join_one_case_per_product_and_city(db_url, make_app):
@@ -154,3 +156,20 @@ def test_case_instants_in_alert_contexts_are_local_time_however_the_case_was_rea
     assert contexts
     for context in contexts:
         assert context["case"]["opened_at"] == "2024-10-08T10:00:00+08:00", context["case"]
+
+
+def test_a_revised_report_whose_previous_version_no_longer_validates_counts_as_revised(db_url, make_app):
+    app = make_app(db_url, now="2024-10-21T10:00")
+    reports = [{"record_kind": "shortage_report", "report_id": f"S{n}", "hospital_code": hospital, "product_code": "XB02",
+                "product_name": "硝酸甘油片", "reported_on": "2024-10-18", "supply_status": "short"} for n, hospital in ((1, "H1"), (2, "H3"))]
+    ingest(app, "before.json", reports)
+    with app.sessions.begin() as session:  # stored under rules since tightened
+        session.execute(update(RecordVersion).where(RecordVersion.record_key == record_key("H3", "S2"))
+                        .values(data={**reports[1], "supply_status": "缺货"}))
+
+    ingest(app, "revised.json", [{**report, "supply_status": "resolved"} for report in reports])
+
+    with app.sessions() as session:
+        case = session.scalars(select(ShortageCase)).one()
+        assert case.state == "resolved"
+        assert set(session.scalars(select(ShortageReport.case_id))) == {case.id}

@@ -142,6 +142,47 @@ def revisions() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return notices + reports + shortages, revised
 
 
+def hospital_revision(shape: int, n: int, original: dict[str, Any]) -> dict[str, Any]:
+    """Hospital report `original` revised one of six ways (`shape`): the supply resolved, the other cause blamed
+    (procurement or supply), placed in another city, about another product, naming a distributor, or the status
+    turned (short again when it was resolved)."""
+    if shape == 0:
+        return {**original, "supply_status": "resolved"}
+    if shape == 1:
+        return {**original, "cause": "supply" if original["cause"] == "procurement" else "procurement"}
+    if shape == 2:  # the hospital's report places it in another city
+        return {**original, "region_code": "500101" if original.get("region_code") != "500101" else "350902"}
+    if shape == 3:
+        product = f"G{(n // 3 + 5) % 13}"
+        return {**original, "product_code": product, "product_name": f"药品{product}"}
+    if shape == 4:
+        return {**original, "distributor_code": DISTRIBUTORS[(n // 8) % 4]}
+    return {**original, "supply_status": "severe" if original["supply_status"] == "resolved" else "resolved"}
+
+
+def hospital_revisions() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(what the ledger holds, a file of revised hospital reports): hospitals reporting the supply resolved
+    (parts close, cases resolve) or short again (a resolved case gives way to a new one), changing the cause they
+    blame (procurement: a false shortage; supply: counts towards a regional shortage) or the distributor they name
+    (owed an explanation), a report placed in another city or corrected to another product (each stays in its
+    case while that is open); some reports revised a second time, then new reports of the same cases.
+    Three hospitals short of K1 for procurement all blame supply instead (the case turns regional on the third)
+    and three short of K2 for supply all blame procurement (each false-shortage alert counts those before it)."""
+    notices = [notice(j) for j in range(16)]  # P0..P15 have notices
+    shortages = [hospital_report(i) for i in range(150)]
+    for n, (hospital, day) in enumerate((("H1", 1), ("H3", 2), ("H5", 3))):
+        for product, cause in (("K1", "procurement"), ("K2", "supply")):
+            shortages.append({"record_kind": "shortage_report", "report_id": f"{product}-{n}", "hospital_code": hospital,
+                              "product_code": product, "product_name": f"药品{product}", "supply_status": "short", "cause": cause,
+                              "reported_on": (TODAY - timedelta(days=day)).isoformat()})
+    revised = [hospital_revision(n % 8, n, original) for n, original in enumerate(shortages[:150]) if n % 8 < 6]
+    revised += [hospital_revision(1, n, original) for n, original in enumerate(shortages[150:])]
+    revised += [{**again, "supply_status": "short", "stock_days": 1} for again in revised[:40:4]]  # revised a second time
+    # New reports last: the record writer tells a chunk's revisions before its new rows.
+    revised += [hospital_report(i) for i in range(150, 180)]
+    return notices + shortages, revised
+
+
 def contents(app: Any) -> dict[str, list[Any]]:
     """`ledger_contents`, with the shortage cases (every column but the id and claims) and which case each
     hospital report joined."""
@@ -216,6 +257,18 @@ def test_a_file_of_hospital_reports_writes_exactly_what_its_rows_write_one_file_
     assert any('"kind": "explanation"' in line for line in in_sets["obligations"])
     states = [json.loads(case)["state"] for case in in_sets["cases"]]
     assert "regional" in states and "resolved" in states
+    assert_same(in_sets, one_by_one)
+
+
+def test_a_file_of_revised_hospital_reports_writes_exactly_what_its_rows_write_one_file_each(db_url, make_app):
+    app = make_app(db_url, now="2024-10-21T10:00")
+    before, revised = hospital_revisions()
+    in_sets, one_by_one = in_sets_and_one_by_one(app, before, revised)
+
+    for action in ('"regional"', '"resolved"', '"opened"'):
+        assert action in actions(in_sets)
+    assert {"false_shortage", "regional_shortage", "explanation_request"} <= templates(in_sets)
+    assert any('"action": "regional"' in line and line.endswith("about=K1/350900") for line in in_sets["audit"])
     assert_same(in_sets, one_by_one)
 
 

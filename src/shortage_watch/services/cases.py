@@ -4,11 +4,13 @@ and deadline; every hospital reporting supply resolved (or an operator) resolves
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -16,6 +18,7 @@ from shortage_watch.domain.cases import ReportView, after_joining, hospital_part
 from shortage_watch.domain.catch_up import Plan, steps_sent_before
 from shortage_watch.domain.obligations import advance, explanation_subject_key, next_action_after_revision
 from shortage_watch.domain.policy import Firing, Ladder
+from shortage_watch.domain.records import ShortageReportRecord
 from shortage_watch.domain.states import CaseState, case_regional, case_resolved
 from shortage_watch.services.alert_routing import (
     AlertHolds,
@@ -29,6 +32,7 @@ from shortage_watch.services.alert_routing import (
 from shortage_watch.services.alerts import alert_values, audit, audit_values, case_context, case_context_of, insert_audits, operator_closures
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.obligations import open_obligations
+from shortage_watch.services.record_writer import stored_values
 from shortage_watch.store.case_rows import (
     cases_by_id,
     explanations_opened,
@@ -42,6 +46,8 @@ from shortage_watch.store.case_rows import (
 )
 from shortage_watch.store.ledger_rows import hospital_reports_of_case
 from shortage_watch.store.tables import ShortageCase, ShortageReport
+
+log = logging.getLogger(__name__)
 
 
 def _case_ladder(deps: LedgerDeps) -> dict[str, Any]:
@@ -108,10 +114,11 @@ def write_case_alerts(
 class _Track:
     """One case as a chunk of reports moves it, before anything is written: its columns (`case`, a plain
     namespace, so the stored row keeps its state until the chunk's alerts are held or not by it), its
-    hospital reports and operator closures, and its stored row (None for one the chunk opens)."""
+    hospital reports by id (a revised one the chunk has not reached yet as it was before), its operator
+    closures, and its stored row (None for one the chunk opens)."""
 
     case: SimpleNamespace
-    reports: list[ShortageReport]
+    reports: dict[int, ShortageReport | SimpleNamespace]
     closures: dict[str, datetime]
     row: ShortageCase | None = None
 
@@ -122,14 +129,14 @@ class _Seen:
 
     track: _Track
     case: SimpleNamespace
-    reports: tuple[ShortageReport, ...]
+    reports: tuple[ShortageReport | SimpleNamespace, ...]
 
 
 def _seen(track: _Track) -> _Seen:
     # Instants as the database gives them back (UTC), whether the case was read or is only in memory, so
     # its messages say the same whichever chunk of a file moved it.
     columns = {k: v.astimezone(timezone.utc) if isinstance(v, datetime) else v for k, v in vars(track.case).items()}
-    return _Seen(track, SimpleNamespace(**columns), tuple(sorted(track.reports, key=lambda r: r.id)))
+    return _Seen(track, SimpleNamespace(**columns), tuple(sorted(track.reports.values(), key=lambda r: r.id)))
 
 
 _CASE_COLUMNS = tuple(c.key for c in ShortageCase.__table__.c if c.key != "id")
@@ -143,12 +150,17 @@ def _city_of(deps: LedgerDeps, report: ShortageReport) -> tuple[str | None, str]
     return region_code, getattr(city, "code", None) or region_code or "unknown"
 
 
-def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[ShortageReport], now: datetime) -> None:
-    """Hospital reports (new, in file order, or one revised) join the unresolved case of their (product, city),
-    opening it when there is none; an open part blaming procurement alerts the bureaus of a possible false
-    shortage; one naming its distributor makes it owe an explanation unless a notice explains the product;
-    K hospitals within W days make the case regional (its ladder and deadline start); every part closed
-    resolves it. Exactly what the reports write one at a time, in a handful of statements for the set.
+def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[ShortageReport], now: datetime, *,
+                            previous: dict[int, dict[str, Any] | None] | None = None) -> None:
+    """Hospital reports (new or revised, of distinct identities, in file order) join the unresolved case of their
+    (product, city), opening it when there is none; an open part blaming procurement alerts the bureaus of a
+    possible false shortage; one naming its distributor makes it owe an explanation unless a notice explains
+    the product; K hospitals within W days make the case regional (its ladder and deadline start); every part
+    closed resolves it. Exactly what the reports write one file each, in a handful of statements for the set.
+
+    A revised report (`previous`: its data before, by row id) joins again as it is now: it stays in its case
+    while that case is unresolved, else joins (or opens) the open case of its key. Until the walk reaches it,
+    it counts in its case as it was, as it would before its own file.
 
     The rows are walked in order in memory (a case opens on its first report, turns regional when the
     threshold is crossed, is resolved and a later report opens a new one), then written: new cases in
@@ -159,8 +171,9 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     places = [_city_of(deps, report) for report in reports]
     keys = {(report.product_code, city) for report, (_, city) in zip(reports, places)}
     lock_case_keys(session, keys)
-    tracks = _stored_tracks(session, reports, keys)
-    notices = notices_of_products(session, sorted({report.product_code for report in reports}))
+    tracks = _stored_tracks(session, deps, reports, previous or {}, keys)
+    # The cases' products too: a revised report may name another product than the case it stays in.
+    notices = notices_of_products(session, sorted({report.product_code for report in reports} | {t.case.product_code for t in tracks.values()}))
     open_case: dict[tuple[str, str], _Track] = {}
     for track in sorted(tracks.values(), key=lambda t: t.case.id):
         if track.case.state != CaseState.RESOLVED:
@@ -175,7 +188,10 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     changes: list[tuple[_Track, str, dict[str, Any] | None]] = []  # (case, audit action, detail), audited once ids are known
     for report, (region_code, city_code) in zip(reports, places):
         key = (report.product_code, city_code)
-        track = tracks.get(report.case_id) if report.case_id is not None else None
+        joined_before = tracks.get(report.case_id) if report.case_id is not None else None
+        if joined_before is not None:
+            joined_before.reports[report.id] = report  # as it is now, until it joins another case
+        track = joined_before
         if track is None or track.case.state == CaseState.RESOLVED:
             track = open_case.get(key)
         if track is None:
@@ -185,11 +201,13 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
                 id=None, product_code=report.product_code, product_name=report.product_name, city_code=city_code, state=CaseState.OPEN,
                 opened_at=now, regional_at=None, resolved_at=None, resolution_note=None, level=0, policy=None, next_action_at=None,
                 due_at=None, calendar_status=None, claimed_by=None, claimed_until=None, updated_at=now,
-            ), [], {})
+            ), {}, {})
             opened.append(track)
             open_case[key] = track
             changes.append((track, "opened", {"product_code": report.product_code, "city_code": city_code}))
-        track.reports.append(report)
+        if joined_before is not None and joined_before is not track:
+            del joined_before.reports[report.id]
+        track.reports[report.id] = report
         track.case.updated_at = now
         joined.append((report, track))
         asks = report_asks(report.supply_status, report.cause, report.distributor_code)
@@ -197,7 +215,7 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             false_shortages.append((report, _seen(track)))
         elif asks == "explanation" and report.product_code not in notices:
             explanations.append((report, region_code, _seen(track)))
-        views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in track.reports]
+        views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in track.reports.values()]
         after = after_joining(hospital_parts(views, track.closures), track.case.state, settings.regional_hospitals,
                               settings.regional_window_days)
         if after.becomes_regional:
@@ -228,23 +246,36 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     session.flush()
 
 
-def _stored_tracks(session: Session, reports: list[ShortageReport], keys: set[tuple[str, str]]) -> dict[int, _Track]:
+def _stored_tracks(session: Session, deps: LedgerDeps, reports: list[ShortageReport], previous: dict[int, dict[str, Any] | None],
+                   keys: set[tuple[str, str]]) -> dict[int, _Track]:
     """By id, the stored cases the reports may join (the unresolved case of each (product, city) key, and
-    those revised reports joined before) with their other hospital reports and operator closures."""
+    those revised reports joined before) with their hospital reports (the chunk's revised ones as they were)
+    and operator closures."""
     stored = unresolved_cases_of(session, keys)
     revised = {report.case_id for report in reports if report.case_id is not None} - {case.id for case in stored}
     stored += cases_by_id(session, sorted(revised)) if revised else []
-    tracks = {case.id: _Track(SimpleNamespace(id=case.id, **{k: getattr(case, k) for k in _CASE_COLUMNS}), [], {}, case) for case in stored}
-    in_chunk = {report.id for report in reports}
+    tracks = {case.id: _Track(SimpleNamespace(id=case.id, **{k: getattr(case, k) for k in _CASE_COLUMNS}), {}, {}, case) for case in stored}
     for row in reports_of_cases(session, sorted(tracks)):
-        if row.id not in in_chunk:  # a revised report joins again as it is now
-            tracks[row.case_id].reports.append(row)
+        was = previous.get(row.id)
+        tracks[row.case_id].reports[row.id] = _as_it_was(deps, row, was) if was is not None else row
     closings: dict[int, list[tuple[datetime, dict[str, Any] | None]]] = {}
     for case_id, at, detail in part_closures_of_cases(session, sorted(tracks)):
         closings.setdefault(case_id, []).append((at, detail))
     for case_id, found in closings.items():
         tracks[case_id].closures = operator_closures_of(found)
     return tracks
+
+
+def _as_it_was(deps: LedgerDeps, row: ShortageReport, previous: dict[str, Any]) -> ShortageReport | SimpleNamespace:
+    """A revised report's columns as they were stored before the revision (`previous`: that version's data)."""
+    try:
+        record = ShortageReportRecord.model_validate(previous)
+    except ValidationError:
+        # A version stored under older rules may not pass today's: it counts as it is now.
+        log.warning("ledger: previous version of hospital report %s does not validate; taken as revised", row.id)
+        return row
+    return SimpleNamespace(**{**{c.key: getattr(row, c.key) for c in ShortageReport.__table__.c},
+                              **stored_values(record, deps.directory)})
 
 
 def _insert_opened(session: Session, opened: list[_Track]) -> None:

@@ -45,15 +45,16 @@ class LedgerListener:
             self.record_stored(session, kind, row, None, now)
 
     def records_revised(self, session: Session, kind: str, revised: list[tuple[RecordRow, dict | None]], now: datetime) -> None:
-        """Revised rows of one kind with their previous data, in file order: distributor reports and notices in
-        sets, hospital reports row by row."""
+        """Revised rows of one kind (distinct records) with their previous data, in file order, in sets."""
         if kind == "distributor_report":
             distributor_reports_stored(session, self.deps, [row for row, _ in revised], now)
         elif kind == "stoppage_notice":
             notices_revised(session, self.deps, revised, now)
+        elif kind == "shortage_report":
+            shortage_reports_stored(session, self.deps, [row for row, _ in revised], now,
+                                    previous={row.id: previous for row, previous in revised})
         else:
-            for row, previous in revised:
-                self.record_stored(session, kind, row, previous, now)
+            log.warning("ledger: ignoring unknown record kind %r", kind)
 
     def record_stored(self, session: Session, kind: str, row: RecordRow, previous: dict | None, now: datetime) -> None:
         """One new (`previous` None) or revised row."""
