@@ -5,7 +5,7 @@ and deadline; every hospital reporting supply resolved (or an operator) resolves
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -113,14 +113,26 @@ def write_case_alerts(
 @dataclass
 class _Track:
     """One case as a chunk of reports moves it, before anything is written: its columns (`case`, a plain
-    namespace, so the stored row keeps its state until the chunk's alerts are held or not by it), its
-    hospital reports by id (a revised one the chunk has not reached yet as it was before), its operator
-    closures, and its stored row (None for one the chunk opens)."""
+    namespace, so the stored row keeps its state until the chunk's alerts are held or not by it), its stored
+    row (None for one the chunk opens), its operator closures, and its hospital reports by id (a revised one
+    the chunk has not reached yet as it was before) with what the rules read of each."""
 
     case: SimpleNamespace
-    reports: dict[int, ShortageReport | SimpleNamespace]
-    closures: dict[str, datetime]
     row: ShortageCase | None = None
+    closures: dict[str, datetime] = field(default_factory=dict)
+    reports: dict[int, ShortageReport | SimpleNamespace] = field(default_factory=dict)
+    views: dict[int, ReportView] = field(default_factory=dict)
+
+    def put(self, report: ShortageReport | SimpleNamespace) -> None:
+        """The report counts in this case as it is given (in place of any earlier form of it)."""
+        self.reports[report.id] = report
+        self.views[report.id] = ReportView(report.hospital_code, report.reported_on, report.supply_status, report.cause, report.received_at,
+                                           report.id)
+
+    def drop(self, report_id: int) -> None:
+        """The report no longer counts in this case."""
+        del self.reports[report_id]
+        del self.views[report_id]
 
 
 @dataclass(frozen=True)
@@ -190,7 +202,7 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
         key = (report.product_code, city_code)
         joined_before = tracks.get(report.case_id) if report.case_id is not None else None
         if joined_before is not None:
-            joined_before.reports[report.id] = report  # as it is now, until it joins another case
+            joined_before.put(report)  # as it is now, until it joins another case
         track = joined_before
         if track is None or track.case.state == CaseState.RESOLVED:
             track = open_case.get(key)
@@ -201,13 +213,13 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
                 id=None, product_code=report.product_code, product_name=report.product_name, city_code=city_code, state=CaseState.OPEN,
                 opened_at=now, regional_at=None, resolved_at=None, resolution_note=None, level=0, policy=None, next_action_at=None,
                 due_at=None, calendar_status=None, claimed_by=None, claimed_until=None, updated_at=now,
-            ), {}, {})
+            ))
             opened.append(track)
             open_case[key] = track
             changes.append((track, "opened", {"product_code": report.product_code, "city_code": city_code}))
         if joined_before is not None and joined_before is not track:
-            del joined_before.reports[report.id]
-        track.reports[report.id] = report
+            joined_before.drop(report.id)
+        track.put(report)
         track.case.updated_at = now
         joined.append((report, track))
         asks = report_asks(report.supply_status, report.cause, report.distributor_code)
@@ -215,8 +227,7 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             false_shortages.append((report, _seen(track)))
         elif asks == "explanation" and report.product_code not in notices:
             explanations.append((report, region_code, _seen(track)))
-        views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in track.reports.values()]
-        after = after_joining(hospital_parts(views, track.closures), track.case.state, settings.regional_hospitals,
+        after = after_joining(hospital_parts(track.views.values(), track.closures), track.case.state, settings.regional_hospitals,
                               settings.regional_window_days)
         if after.becomes_regional:
             action, detail, opening = _make_regional(deps, track.case, now)
@@ -249,17 +260,18 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
 def _stored_tracks(session: Session, deps: LedgerDeps, reports: list[ShortageReport], previous: dict[int, dict[str, Any] | None],
                    keys: set[tuple[str, str]]) -> dict[int, _Track]:
     """By id, the stored cases the reports may join (the unresolved case of each (product, city) key, and
-    those revised reports joined before) with their hospital reports (the chunk's revised ones as they were)
-    and operator closures."""
+    those revised reports joined before); the unresolved ones with their hospital reports (the chunk's revised
+    ones as they were) and operator closures. No report joins a resolved case: what it held is not read."""
     stored = unresolved_cases_of(session, keys)
     revised = {report.case_id for report in reports if report.case_id is not None} - {case.id for case in stored}
     stored += cases_by_id(session, sorted(revised)) if revised else []
-    tracks = {case.id: _Track(SimpleNamespace(id=case.id, **{k: getattr(case, k) for k in _CASE_COLUMNS}), {}, {}, case) for case in stored}
-    for row in reports_of_cases(session, sorted(tracks)):
+    tracks = {case.id: _Track(SimpleNamespace(id=case.id, **{k: getattr(case, k) for k in _CASE_COLUMNS}), case) for case in stored}
+    unresolved = sorted(case_id for case_id, track in tracks.items() if track.case.state != CaseState.RESOLVED)
+    for row in reports_of_cases(session, unresolved):
         was = previous.get(row.id)
-        tracks[row.case_id].reports[row.id] = _as_it_was(deps, row, was) if was is not None else row
+        tracks[row.case_id].put(_as_it_was(deps, row, was) if was is not None else row)
     closings: dict[int, list[tuple[datetime, dict[str, Any] | None]]] = {}
-    for case_id, at, detail in part_closures_of_cases(session, sorted(tracks)):
+    for case_id, at, detail in part_closures_of_cases(session, unresolved):
         closings.setdefault(case_id, []).append((at, detail))
     for case_id, found in closings.items():
         tracks[case_id].closures = operator_closures_of(found)
