@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from shortage_watch.calendar import WorkingCalendar
-from shortage_watch.domain.catch_up import plan_deliveries, steps_sent_before
+from shortage_watch.domain.catch_up import first_uncounted_day, plan_deliveries, steps_sent_before
 from shortage_watch.domain.policy import Firing, Level
 from tests.ledger.conftest import at
 
@@ -70,3 +70,16 @@ def test_only_steps_mailed_at_least_one_working_day_before_may_be_stated():
     assert steps == {"written_reminder": "2024-10-11"}
     # Mailed on the rest day before: a working day (today) has begun since, so it may be stated.
     assert steps_sent_before([("x", at("2024-10-13T10:00"))], today, CAL.local_date, CAL.working_days_between) == {"x": "2024-10-13"}
+
+
+def test_mail_from_before_the_first_uncounted_day_is_exactly_what_steps_sent_before_counts():
+    """The sweep reads only mail sent before `first_uncounted_day`: across National Day 2024 (a make-up Sunday
+    09-29, seven days off, a make-up Saturday 10-12), that drops nothing `steps_sent_before` would count."""
+    days = [date(2024, 9, 25) + timedelta(days=n) for n in range(25)]
+    for today in days:
+        first = first_uncounted_day(today, CAL.is_working_day, lambda day: CAL.nth_working_day_before(day, 1))
+        for sent_on in days:
+            counted = steps_sent_before([("x", at(f"{sent_on.isoformat()}T10:00"))], today, CAL.local_date, CAL.working_days_between)
+            assert bool(counted) == (sent_on < first), (today, sent_on)
+    assert first_uncounted_day(date(2024, 10, 5), CAL.is_working_day, lambda day: CAL.nth_working_day_before(day, 1)) == date(2024, 9, 30)
+    assert first_uncounted_day(date(2024, 10, 12), CAL.is_working_day, lambda day: CAL.nth_working_day_before(day, 1)) == date(2024, 10, 12)

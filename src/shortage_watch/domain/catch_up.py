@@ -103,3 +103,9 @@ def steps_sent_before(
         if working_days_between(day, today) >= 1 and (template not in first or day < first[template]):
             first[template] = day
     return {template: day.isoformat() for template, day in sorted(first.items())}
+
+
+def first_uncounted_day(today: date, is_working_day: Callable[[date], bool], working_day_before: Callable[[date], date]) -> date:
+    """The first day whose mail `steps_sent_before` does not count on `today`: the last working day up to
+    `today`. Mail of any earlier day has had that working day to arrive; of this day or later, none."""
+    return today if is_working_day(today) else working_day_before(today)

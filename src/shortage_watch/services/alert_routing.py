@@ -18,8 +18,7 @@ from shortage_watch.services.alerts import Hold, alert_values, audit, audit_valu
 from shortage_watch.services.inhibition import escalated_case, province_hold
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.silences import active_rules, hold_for
-from shortage_watch.store.case_rows import sent_alerts_of_cases
-from shortage_watch.store.ledger_rows import sent_alerts_of_obligations
+from shortage_watch.store.ledger_rows import first_mailings
 
 Routes = Callable[[str, str | None, str | None], list[Route]]
 
@@ -235,34 +234,19 @@ def plan_ladder(deps: LedgerDeps, due: DueFirings, *, prior: dict[str, str], now
 
 
 def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime) -> list[tuple[str, datetime]]:
-    """(template, when mailed) of every alert about the matter that actually went out (see `mailed_steps_of`)."""
-    if subject == "O":
-        return list(mailed_steps_of(session, [subject_id], now).get(subject_id, ()))
-    return mailed_steps_of_cases(session, [subject_id], now).get(subject_id, [])
+    """(template, when first mailed) of each step mailed about the matter (see `mailed_steps_of`)."""
+    return mailed_steps_of(session, [subject_id], now, subject=subject).get(subject_id, [])
 
 
-def mailed_steps_of_cases(session: Session, case_ids: list[int], now: datetime) -> dict[int, list[tuple[str, datetime]]]:
-    """Per case: (template, when mailed) of every alert about it that actually went out; one query."""
-    if not case_ids:
-        return {}
-    return {case_id: [(template, _mailed_at(sent_at, created_at, now)) for template, sent_at, created_at in sent]
-            for case_id, sent in sent_alerts_of_cases(session, case_ids).items()}
-
-
-def mailed_steps_of(session: Session, obligation_ids: list[int], now: datetime) -> dict[int, list[tuple[str, datetime]]]:
-    """Per obligation: (template, when mailed) of every alert about it that actually went out; one query."""
+def mailed_steps_of(session: Session, ids: list[int], now: datetime, *, subject: str = "O",
+                    before: datetime | None = None) -> dict[int, list[tuple[str, datetime]]]:
+    """Per obligation (`subject` "O") or case ("C"): (template, when first mailed) of each step whose alerts actually
+    went out, mailed before `before` when given (what `steps_sent_before` could count); one query."""
     mailed: dict[int, list[tuple[str, datetime]]] = {}
-    if not obligation_ids:
-        return mailed
-    for obligation_id, template, sent_at, created_at in sent_alerts_of_obligations(session, obligation_ids):
-        mailed.setdefault(obligation_id, []).append((template, _mailed_at(sent_at, created_at, now)))
+    if ids:
+        for subject_id, template, first in first_mailings(session, subject, ids, now, before):
+            mailed.setdefault(subject_id, []).append((template, first))
     return mailed
-
-
-def _mailed_at(sent_at: datetime, created_at: datetime, now: datetime) -> datetime:
-    """sent_at is read from the real clock; in a replay (`once --now` in the past) it lies after the
-    ledger's `now`, and the ledger instant the alert was written stands in for it."""
-    return sent_at if sent_at <= now else created_at
 
 
 def write_event_alerts(

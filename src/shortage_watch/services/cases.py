@@ -24,7 +24,7 @@ from shortage_watch.services.alert_routing import (
     AlertHolds,
     DueFirings,
     ladder_alerts,
-    mailed_steps_of_cases,
+    mailed_steps_of,
     remembered_routes,
     write_ladder_alerts,
     write_planned_alerts,
@@ -346,7 +346,7 @@ def _write_chunk_alerts(
                                            default_language=deps.mail_language))
     skips: list[dict[str, Any]] = []
     regional = [(seen, firings) for seen, firings in regional if firings]
-    mailed = mailed_steps_of_cases(session, [seen.track.case.id for seen, _ in regional], now)
+    mailed = mailed_steps_of(session, [seen.track.case.id for seen, _ in regional], now, subject="C")
     calendar = deps.calendar
     for seen, firings in regional:
         context = _context_of(deps, seen, notices, now)

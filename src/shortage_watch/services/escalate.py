@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.obligations import advance, case_number
 from shortage_watch.domain.policy import Ladder
-from shortage_watch.domain.catch_up import steps_sent_before
+from shortage_watch.domain.catch_up import first_uncounted_day, steps_sent_before
 from shortage_watch.domain.states import CASE_ON_LADDER, OBLIGATION_IN_FLIGHT, case_escalated, obligation_due
 from shortage_watch.services.alerts import (NOTICE_KEYS, Hold, alert_values, audit, audit_values, insert_audits, matter_values, no_history,
                                             notice_parts, obligation_context, obligation_context_of, write_alerts)
@@ -118,10 +118,13 @@ class _ObligationSteps:
         open_rows = [row for row in rows if row.state in OBLIGATION_IN_FLIGHT]
         notices = store.notice_facts(session, (row.notice_pk for row in open_rows if row.notice_pk))
         reports = store.reports_by_id(session, (row.report_pk for row in open_rows if row.report_pk))
-        mailed = mailed_steps_of(session, [row.id for row in open_rows], now)
         owner, ledger = deps.owner, deps.ledger
         calendar, directory = ledger.calendar, ledger.directory
         today = calendar.local_date(now)
+        # Only what `steps_sent_before` can count is read, a step's first mailing each.
+        counted_until = calendar.start_of_day(first_uncounted_day(today, calendar.is_working_day,
+                                                                  lambda day: calendar.nth_working_day_before(day, 1)))
+        mailed = mailed_steps_of(session, [row.id for row in open_rows], now, before=counted_until)
         holds = AlertHolds(session, directory, now)
         outbox, ladders, steps, plans, contexts, priors = self.outbox, self.ladders, self.steps, self.plans, self.contexts, self.priors
         matters: list[tuple[int, LadderPlan, int]] = []  # obligation id, its plan, where its alerts start in `alerts`

@@ -1,12 +1,11 @@
 """What a chunk of hospital reports reads and writes about shortage cases, one statement for the whole
 chunk each: the lock on its case keys, the open cases of its products, their hospital reports, operator
-closures and mailed alerts, the notices of its products, explanations already owed, and the case each
+closures, the notices of its products, explanations already owed, and the case each
 report joined."""
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.states import CaseState
 from shortage_watch.store.bulk import inserter, updater
-from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase, ShortageReport, StoppageNotice
+from shortage_watch.store.tables import AuditEvent, Obligation, ShortageCase, ShortageReport, StoppageNotice
 
 
 def lock_case_keys(session: Session, keys: Iterable[tuple[str, str]]) -> None:
@@ -100,18 +99,6 @@ def explanations_opened(session: Session, subject_keys: list[str]) -> set[str]:
     if not subject_keys:
         return set()
     return set(session.scalars(select(Obligation.subject_key).where(Obligation.kind == "explanation", Obligation.subject_key.in_(subject_keys))))
-
-
-def sent_alerts_of_cases(session: Session, case_ids: list[int]) -> dict[int, list[tuple[str, datetime, datetime]]]:
-    """Per case: (template, sent_at, created_at) of its alerts that went out; one query."""
-    sent: dict[int, list[tuple[str, datetime, datetime]]] = defaultdict(list)
-    if case_ids:
-        for case_id, template, sent_at, created_at in session.execute(
-            select(Alert.case_id, Alert.template, Alert.sent_at, Alert.created_at).where(
-                Alert.case_id.in_(case_ids), Alert.status == "sent", Alert.sent_at.is_not(None))
-        ):
-            sent[case_id].append((template, sent_at, created_at))
-    return sent
 
 
 def insert_cases(session: Session, rows: list[dict[str, Any]]) -> list[int]:

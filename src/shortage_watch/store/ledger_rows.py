@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT
-from shortage_watch.store.tables import Alert, Obligation, ShortageReport
+from shortage_watch.store.tables import Alert, Obligation, ShortageReport, UTCDateTime
 
 
 def obligation_by_subject(session: Session, kind: str, subject_key: str) -> Obligation | None:
@@ -42,11 +42,17 @@ def hospital_reports_of_case(session: Session, case_id: int) -> list[ShortageRep
     return list(session.scalars(select(ShortageReport).where(ShortageReport.case_id == case_id)))
 
 
-def sent_alerts_of_obligations(session: Session, obligation_ids: list[int]) -> list[tuple[int, str, datetime, datetime]]:
-    """(obligation_id, template, sent_at, created_at) of the obligations' alerts that went out; one query."""
-    # Through the obligations' index alone: with the status in the WHERE, SQLite took the status index and read
-    # every sent alert of the ledger (3-4 per obligation ever opened) for each sweep batch. An obligation's own
-    # alerts are few: those not sent are dropped here.
-    return [(obligation_id, template, sent_at, created_at) for obligation_id, template, status, sent_at, created_at in session.execute(
-        select(Alert.obligation_id, Alert.template, Alert.status, Alert.sent_at, Alert.created_at).where(Alert.obligation_id.in_(obligation_ids))
-    ) if status == "sent" and sent_at is not None]
+def first_mailings(session: Session, subject: str, ids: list[int], now: datetime, before: datetime | None = None) -> list[tuple[int, str, datetime]]:
+    """(id, template, when first mailed) of each template the alerts about obligations (`subject` "O") or cases ("C")
+    `ids` went out under, mailed before `before` when given; one query."""
+    about = Alert.obligation_id if subject == "O" else Alert.case_id
+    # sent_at is read from the real clock; in a replay (`once --now` in the past) it lies after the ledger's
+    # `now`, and the ledger instant the alert was written stands in for it.
+    mailed = case((Alert.sent_at <= now, Alert.sent_at), else_=Alert.created_at)
+    # The status is tested in the aggregate, not the WHERE: with it there, SQLite (no statistics) took
+    # ix_alerts_status_next_attempt and read every sent alert of the ledger for each sweep batch.
+    first = type_coerce(func.min(case((and_(Alert.status == "sent", Alert.sent_at.is_not(None)), mailed))), UTCDateTime)
+    query = select(about, Alert.template, first).where(about.in_(ids)).group_by(about, Alert.template).having(first.is_not(None))
+    if before is not None:
+        query = query.having(first < before)
+    return [tuple(row) for row in session.connection().execute(query)]
