@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, select
 
 from shortage_watch.services.ingest import ingest_payload
 from shortage_watch.services.record_writer import NoopRecordListener
@@ -272,22 +273,29 @@ def test_a_file_of_revised_hospital_reports_writes_exactly_what_its_rows_write_o
     assert_same(in_sets, one_by_one)
 
 
+@contextmanager
+def statements_run(engine: Engine) -> Iterator[list[str]]:
+    """The SQL of every statement `engine` runs within the block, in order."""
+    statements: list[str] = []
+    listen = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+
+
 def statements_of_a_set(app: Any, reports: list[dict[str, Any]]) -> list[str]:
     """The statements `distributor_reports_stored` runs for `reports` as one set (stored first without the ledger)."""
     ingest_deps = dataclasses.replace(app.ingest_deps(), listener=NoopRecordListener())
     stored = ingest_payload(ingest_deps, source="test", name="reports.json", content=json.dumps({"records": reports}).encode(),
                             kind="auto", now=NOW)
     assert stored.accepted == len(reports), stored.errors[:3]
-    statements: list[str] = []
     with app.sessions.begin() as session:
         rows = list(session.scalars(select(DistributorReport).where(DistributorReport.report_id.in_([r["report_id"] for r in reports]))
                                     .order_by(DistributorReport.id)))
-        listen = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
-        event.listen(app.engine, "before_cursor_execute", listen)
-        try:
+        with statements_run(app.engine) as statements:
             distributor_reports_stored(session, app.ledger_deps(), rows, NOW)
-        finally:
-            event.remove(app.engine, "before_cursor_execute", listen)
     return statements
 
 
@@ -315,17 +323,12 @@ def test_a_file_of_revised_reports_costs_the_same_few_statements_a_chunk_whateve
 
     def statements_revising(revised: list[dict[str, Any]]) -> tuple[int, int]:
         """Statements and chunks of ingesting `revised`: each report submitted a day later (never after 09:00 today)."""
-        statements: list[str] = []
-        listen = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
-        event.listen(app.engine, "before_cursor_execute", listen)
-        try:
+        with statements_run(app.engine) as statements:
             ingest(app, f"revised-{len(revised)}.json", [
                 {**report, "submitted_at": min(datetime.fromisoformat(report["submitted_at"]) + timedelta(days=1),
                                                datetime(2024, 10, 21, 9)).isoformat()}
                 for report in revised
             ])
-        finally:
-            event.remove(app.engine, "before_cursor_execute", listen)
         chunks = sum(1 for sql in statements if sql.startswith("UPDATE raw_receipts SET accepted"))  # the tally, once a chunk
         return len(statements), chunks
 

@@ -8,14 +8,17 @@ lateness in working days) or `cancelled` (no longer owed, e.g. explained by a no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Protocol
+from datetime import date, datetime, tzinfo
+from typing import Any, Protocol
 
+from shortage_watch.domain.deadline import Deadline
 from shortage_watch.domain.policy import OVERDUE_GRACE, Firing, Ladder, schedule
-from shortage_watch.domain.states import ObligationState
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, ObligationState, obligation_state_at
 
 
 class Calendar(Protocol):
+    @property
+    def tz(self) -> tzinfo: ...
     def nth_working_day_after(self, day: date, n: int) -> tuple[date, object]: ...
     def nth_working_day_before(self, day: date, n: int) -> date: ...
     def start_of_day(self, day: date) -> datetime: ...
@@ -107,6 +110,60 @@ def overdue_check_at(state: str, due_at: datetime, next_action_at: datetime | No
         return next_action_at
     overdue_at = due_at + OVERDUE_GRACE
     return overdue_at if next_action_at is None else min(next_action_at, overdue_at)
+
+
+class Dated(Protocol):
+    """What re-dating reads of an obligation (an ORM row or a plain one)."""
+
+    state: str
+    level: int
+    policy: dict[str, Any]
+    opened_at: datetime
+    due_at: datetime
+    calendar_status: str
+    next_action_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Redating:
+    """An obligation re-dated from a receipt date: the columns it sets, and the audit detail from what to what."""
+
+    received_on: date
+    due_on: date
+    due_at: datetime
+    calendar_status: str
+    state: str
+    next_action_at: datetime | None
+    detail: dict[str, Any]
+
+
+def redating(calendar: Calendar, obligation: Dated, deadline: Deadline, *, was: date | None, now: datetime,
+             note: str | None = None) -> Redating:
+    """`obligation` due on `deadline` (its receipt `deadline.received`, re-dated: a revised notified_on, or a
+    calendar that now knows the due year). Levels already applied stay applied: one in flight is open or
+    overdue at `now` on the new due instant and resumes its ladder at its next level under the new dates
+    (`overdue_check_at`); a finished one keeps its state and next action. `was`: the receipt date before,
+    when known. The audit detail gives both due instants in the calendar's time zone."""
+    state, next_action_at = obligation.state, obligation.next_action_at
+    if state in OBLIGATION_IN_FLIGHT:
+        state = obligation_state_at(state, deadline.due_at, now)
+        resume = next_action_after_revision(calendar, Ladder.from_json(obligation.policy), due_on=deadline.due, due_at=deadline.due_at,
+                                            opened_at=obligation.opened_at, step=obligation.level)
+        next_action_at = overdue_check_at(state, deadline.due_at, resume)
+    detail: dict[str, Any] = {
+        "notified_on_from": (was or None) and was.isoformat(),
+        "notified_on_to": deadline.received.isoformat(),
+        # Both in local time: the stored one comes back from the database in UTC.
+        "due_at_from": obligation.due_at.astimezone(calendar.tz).isoformat(),
+        "due_at_to": deadline.due_at.astimezone(calendar.tz).isoformat(),
+        "calendar_from": obligation.calendar_status,
+        "calendar_to": deadline.calendar,
+    }
+    if state != obligation.state:
+        detail.update(state_from=obligation.state, state_to=state)
+    if note:
+        detail["note"] = note
+    return Redating(deadline.received, deadline.due, deadline.due_at, deadline.calendar, state, next_action_at, detail)
 
 
 def report_subject_key(notice_id: str | None, distributor_code: str, product_code: str | None, notified_on: date | None) -> str:

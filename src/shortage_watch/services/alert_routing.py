@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_sent_before
 from shortage_watch.domain.inhibition import inhibited_by_province
-from shortage_watch.domain.policy import EventRule, Firing, Ladder
+from shortage_watch.domain.policy import Firing, Ladder
 from shortage_watch.domain.routing import DirectoryView, Route, route, same_bureau_as_city
-from shortage_watch.services.alerts import Hold, alert_values, audit, audit_values, write_alert, write_alerts
+from shortage_watch.services.alerts import Hold, alert_values, audit, audit_values, write_alerts
 from shortage_watch.services.inhibition import escalated_case, province_hold
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.silences import active_rules, hold_for
@@ -24,7 +24,7 @@ Routes = Callable[[str, str | None, str | None], list[Route]]
 
 
 class AlertHolds:
-    """Why new alerts are not to be sent (`hold_of`), for many alerts at once: the active silences are
+    """Why new alerts are not to be sent, for many alerts at once: the active silences are
     read once, and each matter's escalated case once."""
 
     def __init__(self, session: Session, directory: DirectoryView, now: datetime) -> None:
@@ -46,14 +46,6 @@ class AlertHolds:
         if escalated is not None and inhibited_by_province(role, getattr(region, "level", None)):
             return province_hold(escalated)
         return hold_for(self.session, self.directory, template, context, self.now, rules=self.rules)
-
-
-def hold_of(
-    session: Session, directory: DirectoryView, *, subject: str, subject_id: int, template: str, context: dict[str, Any], target: Route, now: datetime
-) -> Hold | None:
-    """Why one new alert is not to be sent (see `AlertHolds`); None when it goes."""
-    return AlertHolds(session, directory, now)(subject=subject, subject_id=subject_id, template=template, context=context,
-                                                role=target.role, region_code=target.region_code)
 
 
 def write_planned_alerts(session: Session, holds: AlertHolds, alerts: list[dict[str, Any]]) -> set[str]:
@@ -247,53 +239,3 @@ def mailed_steps_of(session: Session, ids: list[int], now: datetime, *, subject:
         for subject_id, template, first in first_mailings(session, subject, ids, now, before):
             mailed.setdefault(subject_id, []).append((template, first))
     return mailed
-
-
-def write_event_alerts(
-    session: Session, deps: LedgerDeps, *, subject: str, subject_id: int, rule: EventRule, level_name: str, region_code: str | None,
-    context: dict, distributor_code: str | None, now: datetime
-) -> int:
-    """The alerts of one event rule (late report, false shortage); returns how many were new."""
-    return route_and_write_alerts(
-        session, deps, subject=subject, subject_id=subject_id, level_name=level_name, template=rule.template,
-        urgent=rule.urgent, recipients=rule.recipients, region_code=region_code, distributor_code=distributor_code,
-        context=context, now=now,
-    )
-
-
-def route_and_write_alerts(
-    session: Session,
-    deps: LedgerDeps,
-    *,
-    subject: str,
-    subject_id: int,
-    level_name: str,
-    template: str,
-    urgent: bool,
-    recipients: list[str] | tuple[str, ...],
-    region_code: str | None,
-    distributor_code: str | None,
-    context: dict,
-    now: datetime,
-) -> int:
-    """Route each recipient spec through the directory and write one outbox row per address; returns how many were new."""
-    directory = deps.directory
-    written = 0
-    for spec in recipients:
-        for target in route(directory, spec, region_code=region_code, distributor_code=distributor_code,
-                            operations_email=deps.operations_email):
-            hold = hold_of(session, directory, subject=subject, subject_id=subject_id, template=template, context=context, target=target, now=now)
-            written += write_alert(
-                session,
-                now=now,
-                subject=subject,
-                subject_id=subject_id,
-                level_name=level_name,
-                template=template,
-                urgent=urgent,
-                route=target,
-                context=context,
-                default_language=deps.mail_language,
-                hold=hold,
-            )
-    return written

@@ -115,17 +115,6 @@ def matter_values(subject: str, subject_id: int, level_name: str, route: Route) 
     }
 
 
-def write_alert(session: Session, *, hold: Hold | None = None, now: datetime, subject: str, subject_id: int, level_name: str,
-                template: str, urgent: bool, route: Route, context: dict[str, Any], default_language: str) -> bool:
-    """Write one alert for one recipient (`alert_values`' arguments); True when new (False: it was already in the outbox).
-
-    With a `hold`, a deliverable alert is written held or inhibited, and audited with why.
-    """
-    values = alert_values(now=now, subject=subject, subject_id=subject_id, level_name=level_name, template=template,
-                          urgent=urgent, route=route, context=context, default_language=default_language)
-    return bool(write_alerts(session, [(values, hold)]))
-
-
 def write_alerts(session: Session, alerts: list[tuple[dict[str, Any], Hold | None]], *, context_as_text: bool = False) -> set[str]:
     """Write outbox rows (`alert_values`, each with its hold or None) in bulk; the dedup keys that were new.
 

@@ -11,14 +11,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.deadline import report_deadline
-from shortage_watch.domain.obligations import (
-    advance,
-    fulfilment,
-    next_action_after_revision,
-    overdue_check_at,
-    report_subject_key,
-)
+from shortage_watch.domain.deadline import Deadline, report_deadline
+from shortage_watch.domain.obligations import advance, fulfilment, redating, report_subject_key
 from shortage_watch.domain.policy import Ladder, is_priority
 from shortage_watch.domain.states import (
     OBLIGATION_IN_FLIGHT,
@@ -32,17 +26,18 @@ from shortage_watch.services.alert_routing import (
     AlertHolds,
     DueFirings,
     LadderAlerts,
+    Routes,
     ladder_alerts,
     remembered_routes,
-    write_event_alerts,
     write_planned_alerts,
 )
-from shortage_watch.services.alerts import audit, audit_values, insert_audits, obligation_context, obligation_context_of
+from shortage_watch.services.alerts import alert_values, audit, audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.ledger_rows import open_explanations_about, report_obligation_notices
-from shortage_watch.store.report_rows import report_obligation_objects
+from shortage_watch.store.report_rows import report_obligations_by_subject, write_changed_obligations
+from shortage_watch.store.sweep import reports_by_id
 from shortage_watch.store.tables import DistributorReport, Obligation, StoppageNotice
 
 log = logging.getLogger(__name__)
@@ -194,28 +189,6 @@ def fulfilled_by(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, rep
     return moved
 
 
-def fulfil_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, report: DistributorReport, now: datetime) -> None:
-    """Mark fulfilled (on time) or fulfilled_late (with working days late); a late one alerts the county bureau."""
-    moved = fulfilled_by(deps, obligation, report, now)
-    session.flush()
-    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action, detail=moved.detail)
-    drop_chasers_of_closed(session, [obligation], now)
-    if moved.state is ObligationState.FULFILLED_LATE:
-        context = obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
-        write_event_alerts(
-            session,
-            deps,
-            subject="O",
-            subject_id=obligation.id,
-            rule=deps.policy.events["late_report"],
-            level_name="late_report",
-            region_code=obligation.region_code,
-            context=context,
-            distributor_code=obligation.party_code,
-            now=now,
-        )
-
-
 def _previous_date(previous: dict | None, key: str) -> date | None:
     value = (previous or {}).get(key)
     if value is None or isinstance(value, date):
@@ -278,106 +251,149 @@ def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[S
     open_obligations(session, deps, openings, now, notices={notice.id: notice for notice in notices})
 
 
+# What a revised notice writes of an obligation, each shape holding the one before: linked; re-dated;
+# re-routed; its state moved; judged again. A row is written in the smallest shape holding what it
+# changed, so a chunk costs at most five updates. Each shape adds columns of more of the table's
+# six indexes (an index is rewritten when a column of it is set, even unchanged): a re-dated row leaves
+# the three without due_on, due_at or next_action_at alone, half the cost of setting them all.
+_LINKED = ("notice_pk", "updated_at")
+_DATED = (*_LINKED, "received_on", "due_on", "due_at", "next_action_at")
+_ROUTED = (*_DATED, "region_code")
+_MOVED = (*_ROUTED, "state", "calendar_status")
+REVISED_SHAPES = (_LINKED, _DATED, _ROUTED, _MOVED, (*_MOVED, "late_working_days", "fulfilled_at", "report_pk", "claimed_by", "claimed_until"))
+
+
 def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[StoppageNotice, dict | None]], now: datetime) -> None:
-    """Notices (each with its previous data, None when new) meet their obligations, in file order (`_notice_matched`);
-    the obligations of the set are read in one query."""
+    """Notices (each with its previous data, None when new), in file order, meet their report obligations as
+    they would one by one: one opened by a report that came first is linked to its notice; a moved
+    notified_on moves the deadline (`redate`; a closed obligation with its report is judged again on the
+    new deadline, a late one alerting the bureaus); a corrected region re-routes the later levels. A
+    notice whose obligation is missing opens one.
+
+    The set's obligations are read in one query and changed in memory in file order (what an earlier
+    notice changed, a later one sees); then the changes, the audit events and the alerts are written in
+    a few bulk statements, whatever the set's size.
+    """
     if not notices:
         return
-    keys = [report_subject_key(notice.notice_id, notice.distributor_code, None, None) for notice, _ in notices]
-    keys += [report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on) for notice, _ in notices]
-    # ORM rows: what an earlier notice of the set changed (a described obligation it linked) a later one sees.
-    # An obligation a notice of the set opens is its own (keyed by its own id), so no later one looks for it.
-    found = report_obligation_objects(session, keys)
+    own_key = {notice.id: report_subject_key(notice.notice_id, notice.distributor_code, None, None) for notice, _ in notices}
+    described_key = {notice.id: report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on)
+                     for notice, _ in notices}
+    session.flush()  # an obligation changed through the ORM earlier in the transaction is read as it is now
+    found = report_obligations_by_subject(session, [*own_key.values(), *described_key.values()])
+    as_read = {obligation.id: dict(vars(obligation)) for obligation in found.values()}
+    # The reports of closed obligations, which a moved deadline judges again.
+    reports = reports_by_id(session, {obligation.report_pk for obligation in found.values()
+                                      if obligation.report_pk is not None and obligation.state not in OBLIGATION_IN_FLIGHT})
+    deadlines = _Deadlines(deps)
+    routes = remembered_routes(deps)
+    events: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = []
+    closed: dict[int, SimpleNamespace] = {}  # re-fulfilled obligations as their first re-fulfilment left them
+    missing: list[StoppageNotice] = []
     for notice, previous in notices:
-        _notice_matched(session, deps, notice, previous, now, found)
+        obligation = found.get(own_key[notice.id])
+        if obligation is None:
+            # The distributor may have reported before the notice reached us, describing it.
+            described = found.get(described_key[notice.id])
+            if described is not None and described.notice_pk is None:
+                obligation = described
+        if obligation is None:
+            missing.append(notice)
+            continue
+        if obligation.notice_pk is None:
+            obligation.notice_pk = notice.id
+            obligation.updated_at = now
+            events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked",
+                                       detail={"notice_id": notice.notice_id}))
+        if obligation.received_on != notice.notified_on:
+            events.append(redate(deps, obligation, deadlines(notice.notified_on), now, was=_previous_date(previous, "notified_on")))
+            if obligation.report_pk is not None and obligation.state not in OBLIGATION_IN_FLIGHT:
+                report = reports[obligation.report_pk]  # read above: closed, with its report
+                moved = fulfilled_by(deps, obligation, report, now)
+                events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action,
+                                           detail=moved.detail))
+                closed.setdefault(obligation.id, SimpleNamespace(id=obligation.id, policy=obligation.policy, state=obligation.state))
+                if moved.state is ObligationState.FULFILLED_LATE:
+                    # Worded and routed now (its notice is this one): a region the same notice corrects below
+                    # reaches only later levels.
+                    context = obligation_context_of(obligation, notice=notice, report=report, case=None, case_info=None,
+                                                    directory=deps.directory, calendar=deps.calendar, now=now)
+                    alerts.extend(late_report_alerts(deps, obligation, context, routes, now))
+        if notice.region_code and notice.region_code != obligation.region_code:
+            # Later levels go to the bureaus of the corrected region.
+            events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
+                                       detail={"from": obligation.region_code, "to": notice.region_code}))
+            obligation.region_code = notice.region_code
+            obligation.updated_at = now
+
+    write_changed_obligations(session, [(obligation, as_read[obligation.id]) for obligation in found.values()], REVISED_SHAPES)
+    insert_audits(session, events)
+    drop_chasers_of_closed(session, list(closed.values()), now)
+    if alerts:
+        holds = AlertHolds(session, deps.directory, now)
+        for obligation_id in {alert["obligation_id"] for alert in alerts}:
+            holds.matter(obligation_id, None)  # report obligations belong to no case
+        # One alert per dedup key, the first: a later late report of the same obligation would find it written.
+        first = {}
+        for alert in alerts:
+            first.setdefault(alert["dedup_key"], alert)
+        write_planned_alerts(session, holds, list(first.values()))
+    # A notice's own obligation is keyed by its id and a set holds each notice once, so no later notice
+    # of the set looks for one opened here.
+    _open_notice_obligations(session, deps, missing, own_key, now)
 
 
-def _notice_matched(session: Session, deps: LedgerDeps, notice: StoppageNotice, previous: dict | None, now: datetime,
-                    found: dict[str, Obligation]) -> None:
-    """A notice meets its obligation (in `found`, by subject key): opened by a report that came first (linked now),
-    or its own (a revision: a moved notified_on moves the deadline, a corrected region re-routes later levels)."""
-    obligation = found.get(report_subject_key(notice.notice_id, notice.distributor_code, None, None))
-    if obligation is None:
-        # The distributor may have reported before the notice reached us, describing it.
-        described = found.get(report_subject_key(None, notice.distributor_code, notice.product_code, notice.notified_on))
-        if described is not None and described.notice_pk is None:
-            obligation = described
-    if obligation is None:
-        _open_notice_obligations(
-            session, deps, [notice], {notice.id: report_subject_key(notice.notice_id, notice.distributor_code, None, None)}, now
-        )
-        return
-    if obligation.notice_pk is None:
-        obligation.notice_pk = notice.id
-        obligation.updated_at = now
-        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked", detail={"notice_id": notice.notice_id})
-    if obligation.received_on != notice.notified_on:
-        move_deadline(session, deps, obligation, notice.notified_on, now, was=_previous_date(previous, "notified_on"))
-    if notice.region_code and notice.region_code != obligation.region_code:
-        # Later levels go to the bureaus of the corrected region.
-        audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
-              detail={"from": obligation.region_code, "to": notice.region_code})
-        obligation.region_code = notice.region_code
-        obligation.updated_at = now
+class _Deadlines:
+    """`receipt_deadline` per receipt date, each worked out once: a set shares few dates."""
+
+    def __init__(self, deps: LedgerDeps) -> None:
+        self.deps = deps
+        self.known: dict[date, Deadline] = {}
+
+    def __call__(self, received_on: date) -> Deadline:
+        if received_on not in self.known:
+            self.known[received_on] = receipt_deadline(self.deps, received_on)
+        return self.known[received_on]
 
 
-def move_deadline(
-    session: Session,
-    deps: LedgerDeps,
-    obligation: Obligation,
-    received_on: date,
-    now: datetime,
-    was: date | None,
-    *,
-    action: str = "deadline_moved",
-    note: str | None = None,
-) -> None:
-    """Re-date the obligation from `received_on` with the current calendar (a revised notified_on, or a
-    calendar that now knows the due year); levels already applied stay applied; the audit trail says from what to what."""
-    calendar = deps.calendar
-    old_due, old_state, old_calendar = obligation.due_at, obligation.state, obligation.calendar_status
-    deadline = report_deadline(calendar, received_on, deps.deadlines.working_days, deps.deadlines.cutoff)
-    obligation.received_on = received_on
-    obligation.due_on = deadline.due
-    obligation.due_at = deadline.due_at
-    obligation.calendar_status = deadline.calendar
+def redate(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, deadline: Deadline, now: datetime, was: date | None, *,
+           action: str = "deadline_moved", note: str | None = None) -> dict[str, Any]:
+    """Set on `obligation` (an ORM row or a plain one) its dates from `deadline` (`redating`); its audit row."""
+    moved = redating(deps.calendar, obligation, deadline, was=was, now=now, note=note)
+    obligation.received_on = moved.received_on
+    obligation.due_on = moved.due_on
+    obligation.due_at = moved.due_at
+    obligation.calendar_status = moved.calendar_status
+    obligation.state = moved.state
+    obligation.next_action_at = moved.next_action_at
     obligation.updated_at = now
-    if obligation.state in OBLIGATION_IN_FLIGHT:
-        obligation.state = obligation_state_at(obligation.state, deadline.due_at, now)
-        ladder = Ladder.from_json(obligation.policy)
-        obligation.next_action_at = overdue_check_at(
-            obligation.state,
-            deadline.due_at,
-            next_action_after_revision(
-                calendar, ladder, due_on=deadline.due, due_at=deadline.due_at, opened_at=obligation.opened_at, step=obligation.level
-            ),
-        )
-    detail: dict[str, Any] = {
-        "notified_on_from": (was or None) and was.isoformat(),
-        "notified_on_to": received_on.isoformat(),
-        # Both in local time: the stored one comes back from the database in UTC.
-        "due_at_from": old_due.astimezone(calendar.tz).isoformat(),
-        "due_at_to": deadline.due_at.astimezone(calendar.tz).isoformat(),
-        "calendar_from": old_calendar,
-        "calendar_to": deadline.calendar,
-    }
-    if obligation.state != old_state:
-        detail.update(state_from=old_state, state_to=obligation.state)
-    if note:
-        detail["note"] = note
-    audit(session, at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=action, detail=detail)
-    if obligation.report_pk is not None and obligation.state not in OBLIGATION_IN_FLIGHT:
-        report = session.get(DistributorReport, obligation.report_pk)
-        if report is not None:
-            fulfil_obligation(session, deps, obligation, report, now)
+    return audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=action, detail=moved.detail)
+
+
+def late_report_alerts(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, context: dict[str, Any], routes: Routes,
+                       now: datetime) -> list[dict[str, Any]]:
+    """The outbox rows of the late-report event: one per address of each of the rule's recipients."""
+    rule = deps.policy.events["late_report"]
+    return [
+        alert_values(now=now, subject="O", subject_id=obligation.id, level_name="late_report", template=rule.template, urgent=rule.urgent,
+                     route=target, context=context, default_language=deps.mail_language)
+        for spec in rule.recipients
+        for target in routes(spec, obligation.region_code, obligation.party_code)
+    ]
 
 
 ESTIMATED = "estimated"
 
 
+def receipt_deadline(deps: LedgerDeps, received_on: date) -> Deadline:
+    """The deadline the current calendar gives a notice received on `received_on`."""
+    return report_deadline(deps.calendar, received_on, deps.deadlines.working_days, deps.deadlines.cutoff)
+
+
 def recomputed_deadline(deps: LedgerDeps, obligation: Received) -> tuple[datetime, str]:
     """The due instant and calendar status the current calendar gives an obligation (anything with `received_on`)."""
-    deadline = report_deadline(deps.calendar, obligation.received_on, deps.deadlines.working_days, deps.deadlines.cutoff)
+    deadline = receipt_deadline(deps, obligation.received_on)
     return deadline.due_at, deadline.calendar
 
 
@@ -391,7 +407,7 @@ def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
     note = None
     if was_overdue and obligation.level:
         note = "alerts already sent on the estimated deadline stay sent; later levels follow the new deadline"
-    move_deadline(session, deps, obligation, obligation.received_on, now, obligation.received_on, action="deadline_recomputed", note=note)
+    audit(session, **redate(deps, obligation, receipt_deadline(deps, obligation.received_on), now, obligation.received_on, action="deadline_recomputed", note=note))
     if was_overdue and obligation.state == ObligationState.OPEN:
         log.warning(
             "ledger: obligation %s was overdue on an estimated deadline; open again until %s (calendar %s)",

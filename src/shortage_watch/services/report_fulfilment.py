@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from shortage_watch.domain.obligations import report_subject_key
 from shortage_watch.domain.policy import Firing, Ladder, is_priority, schedule
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, ObligationState, Transition
-from shortage_watch.services.alert_routing import AlertHolds, DueFirings, Routes, ladder_alerts, remembered_routes, write_planned_alerts
-from shortage_watch.services.alerts import alert_values, audit_values, insert_audits, obligation_context, obligation_context_of
+from shortage_watch.services.alert_routing import AlertHolds, DueFirings, ladder_alerts, remembered_routes, write_planned_alerts
+from shortage_watch.services.alerts import audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
-from shortage_watch.services.obligations import fulfilled_by, open_obligations, region_of_distributor
+from shortage_watch.services.obligations import fulfilled_by, late_report_alerts, open_obligations, region_of_distributor
 from shortage_watch.store.report_rows import (
     explanations_owed,
     notices_by_id,
@@ -107,7 +107,7 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
             continue
         context = _context(session, deps, obligation, done.report, notices, now)
         if late:
-            alerts.extend(_late_report_alerts(deps, obligation, context, routes, now))
+            alerts.extend(late_report_alerts(deps, obligation, context, routes, now))
         if done.opened:
             # The bureaus still learn of the stoppage, now described by the report; the distributor
             # gets no receipt asking for the report it has just made.
@@ -139,18 +139,6 @@ def _context(session: Session, deps: LedgerDeps, obligation: SimpleNamespace, re
         return obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now)
     return obligation_context_of(obligation, notice=notices.get(obligation.notice_pk), report=report, case=None, case_info=None,
                                  directory=deps.directory, calendar=deps.calendar, now=now)
-
-
-def _late_report_alerts(deps: LedgerDeps, obligation: SimpleNamespace, context: dict[str, Any], routes: Routes,
-                        now: datetime) -> list[dict[str, Any]]:
-    """The outbox rows of the late-report event: one per address of each of the rule's recipients."""
-    rule = deps.policy.events["late_report"]
-    return [
-        alert_values(now=now, subject="O", subject_id=obligation.id, level_name="late_report", template=rule.template, urgent=rule.urgent,
-                     route=target, context=context, default_language=deps.mail_language)
-        for spec in rule.recipients
-        for target in routes(spec, obligation.region_code, obligation.party_code)
-    ]
 
 
 def _notices_answered(session: Session, reports: list[DistributorReport]) -> dict[int, StoppageNotice | None]:

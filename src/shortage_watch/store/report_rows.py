@@ -1,9 +1,9 @@
-"""What the ledger reads and writes for a chunk of distributor reports, one statement each: the notices
-the reports name or describe, the report obligations by subject, the explanations their distributors
-owe, and the fulfilments written back.
+"""What the ledger reads and writes for a chunk of distributor reports or revised notices, one statement
+each: the notices the reports name or describe, the report obligations by subject, the explanations
+their distributors owe, and the fulfilments and revisions written back.
 
 Obligations are read as plain rows (`SimpleNamespace`, one attribute per column), not ORM objects:
-they are changed in memory and written in one executemany, not flushed one by one.
+they are changed in memory and written in one executemany (a few, for revised notices), not flushed one by one.
 """
 
 from __future__ import annotations
@@ -69,15 +69,6 @@ def report_obligations_by_subject(session: Session, subject_keys: Iterable[str])
     return {row.subject_key: _plain(row) for row in rows}
 
 
-def report_obligation_objects(session: Session, subject_keys: Iterable[str]) -> dict[str, Obligation]:
-    """The report obligations with these subject keys, as ORM rows (changed and flushed one by one), by subject key."""
-    wanted = sorted(set(subject_keys))
-    if not wanted:
-        return {}
-    found = session.scalars(select(Obligation).where(Obligation.kind == "report", Obligation.subject_key.in_(wanted)))
-    return {obligation.subject_key: obligation for obligation in found}
-
-
 def obligations_by_id(session: Session, ids: list[int]) -> dict[int, SimpleNamespace]:
     """The obligations with these ids (plain rows), by id."""
     if not ids:
@@ -112,6 +103,24 @@ def write_fulfilments(session: Session, obligations: list[SimpleNamespace]) -> N
     rows = [{column: getattr(obligation, column) for column in ("id", *FULFILMENT_COLUMNS)} for obligation in obligations]
     updater(session.connection(), Obligation.__table__, "id", FULFILMENT_COLUMNS).update(rows)
     expire_loaded(session, Obligation, [obligation.id for obligation in obligations])
+
+
+def write_changed_obligations(session: Session, obligations: list[tuple[SimpleNamespace, dict[str, Any]]],
+                              shapes: tuple[tuple[str, ...], ...]) -> None:
+    """Write the plain rows, given with their columns as read, that changed: each in the first of `shapes` (sets of
+    columns, smallest first) holding every column it changed; one executemany per shape used."""
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for obligation, as_read in obligations:
+        changed = {column for column, was in as_read.items() if getattr(obligation, column) != was}
+        if not changed:
+            continue
+        shape = next((shape for shape in shapes if changed <= set(shape)), None)
+        if shape is None:
+            raise ValueError(f"no shape writes {sorted(changed)}")
+        by_shape.setdefault(shape, []).append({column: getattr(obligation, column) for column in ("id", *shape)})
+    for shape, rows in by_shape.items():
+        updater(session.connection(), Obligation.__table__, "id", shape).update(rows)
+    expire_loaded(session, Obligation, [obligation.id for obligation, _ in obligations])
 
 
 def expire_loaded(session: Session, mapped: Any, ids: Iterable[int]) -> None:
