@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from shortage_watch.domain.deadline import Deadline
 from shortage_watch.domain.policy import OVERDUE_GRACE, Firing, Ladder, schedule
@@ -137,17 +137,18 @@ class Redating:
     detail: dict[str, Any]
 
 
-def redating(calendar: Calendar, obligation: Dated, deadline: Deadline, *, was: date | None, now: datetime,
-             note: str | None = None) -> Redating:
+def redating(calendar: Calendar, obligation: Dated, deadline: Deadline, *, was: date | None, now: datetime, note: str | None = None,
+             ladder_of: Callable[[dict[str, Any]], Ladder] = Ladder.from_json) -> Redating:
     """`obligation` due on `deadline` (its receipt `deadline.received`, re-dated: a revised notified_on, or a
     calendar that now knows the due year). Levels already applied stay applied: one in flight is open or
     overdue at `now` on the new due instant and resumes its ladder at its next level under the new dates
     (`overdue_check_at`); a finished one keeps its state and next action. `was`: the receipt date before,
-    when known. The audit detail gives both due instants in the calendar's time zone."""
+    when known. The audit detail gives both due instants in the calendar's time zone. `ladder_of` reads
+    the stored ladder (`policy`)."""
     state, next_action_at = obligation.state, obligation.next_action_at
     if state in OBLIGATION_IN_FLIGHT:
         state = obligation_state_at(state, deadline.due_at, now)
-        resume = next_action_after_revision(calendar, Ladder.from_json(obligation.policy), due_on=deadline.due, due_at=deadline.due_at,
+        resume = next_action_after_revision(calendar, ladder_of(obligation.policy), due_on=deadline.due, due_at=deadline.due_at,
                                             opened_at=obligation.opened_at, step=obligation.level)
         next_action_at = overdue_check_at(state, deadline.due_at, resume)
     detail: dict[str, Any] = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -286,6 +286,7 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
     reports = reports_by_id(session, {obligation.report_pk for obligation in found.values()
                                       if obligation.report_pk is not None and obligation.state not in OBLIGATION_IN_FLIGHT})
     deadlines = _Deadlines(deps)
+    ladder_of = stored_ladders()
     routes = remembered_routes(deps)
     events: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
@@ -307,7 +308,8 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
             events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="notice_linked",
                                        detail={"notice_id": notice.notice_id}))
         if obligation.received_on != notice.notified_on:
-            events.append(redate(deps, obligation, deadlines(notice.notified_on), now, was=_previous_date(previous, "notified_on")))
+            events.append(redate(deps, obligation, deadlines(notice.notified_on), now, was=_previous_date(previous, "notified_on"),
+                                 ladder_of=ladder_of))
             if obligation.report_pk is not None and obligation.state not in OBLIGATION_IN_FLIGHT:
                 report = reports[obligation.report_pk]  # read above: closed, with its report
                 moved = fulfilled_by(deps, obligation, report, now)
@@ -357,10 +359,24 @@ class _Deadlines:
         return self.known[received_on]
 
 
+def stored_ladders() -> Callable[[dict[str, Any]], Ladder]:
+    """`Ladder.from_json`, each distinct snapshot read once: the obligations of a set share a few."""
+    known: dict[str, Ladder] = {}
+
+    def ladder_of(policy: dict[str, Any]) -> Ladder:
+        key = repr(policy)  # JSON values: the same text is the same ladder
+        if key not in known:
+            known[key] = Ladder.from_json(policy)
+        return known[key]
+
+    return ladder_of
+
+
 def redate(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, deadline: Deadline, now: datetime, was: date | None, *,
-           action: str = "deadline_moved", note: str | None = None) -> dict[str, Any]:
+           action: str = "deadline_moved", note: str | None = None,
+           ladder_of: Callable[[dict[str, Any]], Ladder] = Ladder.from_json) -> dict[str, Any]:
     """Set on `obligation` (an ORM row or a plain one) its dates from `deadline` (`redating`); its audit row."""
-    moved = redating(deps.calendar, obligation, deadline, was=was, now=now, note=note)
+    moved = redating(deps.calendar, obligation, deadline, was=was, now=now, note=note, ladder_of=ladder_of)
     obligation.received_on = moved.received_on
     obligation.due_on = moved.due_on
     obligation.due_at = moved.due_at
