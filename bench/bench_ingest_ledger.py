@@ -102,10 +102,13 @@ def generate(rows: int, path: Path) -> None:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(HEADER)
         for i in range(rows):
-            notified = date(2024, 10, 21) - timedelta(days=i % 14)
-            writer.writerow([f"TZ-{i:07d}", f"制药企业{i % 97}股份有限公司", f"XJ{i % 5000:06d}", f"药品{i % 501}", "0.25g*24粒",
-                             KINDS[i % 3], f"D{i % 400:05d}", f"配送企业{i % 400}", notified.isoformat(), "原料药供应不足",
-                             CLASSES[i % 4]])
+            writer.writerow(notice_row(i, date(2024, 10, 21) - timedelta(days=i % 14)))
+
+
+def notice_row(i: int, notified: date) -> list[str]:
+    """Notice i of `generate` (in its columns, `HEADER`), notified on `notified`."""
+    return [f"TZ-{i:07d}", f"制药企业{i % 97}股份有限公司", f"XJ{i % 5000:06d}", f"药品{i % 501}", "0.25g*24粒", KINDS[i % 3],
+            f"D{i % 400:05d}", f"配送企业{i % 400}", notified.isoformat(), "原料药供应不足", CLASSES[i % 4]]
 
 
 def fresh_database(kind: str, folder: Path, name: str) -> tuple[str, Any]:

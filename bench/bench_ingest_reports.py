@@ -19,7 +19,7 @@ import sys
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,10 +53,10 @@ def generate_reports(rows: int, path: Path) -> None:
             writer.writerow([f"FK-{i:07d}", f"D{i % 400:05d}", f"TZ-{i:07d}", f"{submitted.isoformat()} 09:00", i % 5])
 
 
-def ids_so_far(url: str) -> dict[str, int]:
-    """The highest id of each table the reports write, before they are ingested."""
+def ids_so_far(url: str, names: tuple[str, ...] = WRITTEN) -> dict[str, int]:
+    """The highest id of each table `names` (those the reports write), before they are ingested."""
     return {table: max((row[columns.index("id")] for row in rows), default=0)
-            for table, (columns, rows) in written_rows(url, WRITTEN).items()}
+            for table, (columns, rows) in written_rows(url, names).items()}
 
 
 def rows_the_reports_wrote(url: str, before: dict[str, int]) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
@@ -70,13 +70,17 @@ def rows_the_reports_wrote(url: str, before: dict[str, int]) -> dict[str, tuple[
     return written
 
 
-def one_run(kind: str, size: int) -> dict[str, Any]:
-    """Ingest `size` notices (untimed), then `size` reports into the same ledger, then the baseline; run in a child process."""
-    with tempfile.TemporaryDirectory(prefix="sw-bench-reports-") as tmp:
+def notices_then(kind: str, size: int, name: str, generate_file: Callable[[int, Path], None],
+                 rows_written: Callable[[str, dict[str, int]], dict[str, tuple[list[str], list[tuple[Any, ...]]]]],
+                 written: tuple[str, ...] = WRITTEN) -> tuple[dict[str, Any], dict[str, tuple[list[str], list[tuple[Any, ...]]]]]:
+    """Ingest `size` notices (untimed), then the file `name` of `generate_file(size, path)` into the same ledger
+    (timed), then the baseline of the rows `rows_written(url, the highest ids of the tables `written` before)`
+    gives: the run's result and those rows. Run in a child process."""
+    with tempfile.TemporaryDirectory(prefix="sw-bench-notices-then-") as tmp:
         folder = Path(tmp)
-        notices_csv, reports_csv = folder / "notices.csv", folder / "reports.csv"
+        notices_csv, second_csv = folder / "notices.csv", folder / name
         generate(size, notices_csv)
-        generate_reports(size, reports_csv)
+        generate_file(size, second_csv)
         url, drop = fresh_database(kind, folder, "ledger")
         base_url, drop_base = fresh_database(kind, folder, "plain")
         try:
@@ -84,16 +88,22 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
             notices = ingest_payload(app.ingest_deps(), source="bench", name="notices.csv", content=notices_csv.read_bytes(),
                                      kind="auto", now=NOW)
             assert notices.accepted == size and notices.rejected == 0, notices.errors[:3]
-            before = ids_so_far(url)
-            elapsed, rss = timed_ingest(app, "reports.csv", reports_csv.read_bytes(), size)
-            tables = rows_the_reports_wrote(url, before)
-            late = sum(1 for row in tables["obligations"][1] if row[tables["obligations"][0].index("state")] == "fulfilled_late")
+            before = ids_so_far(url, written)
+            elapsed, rss = timed_ingest(app, name, second_csv.read_bytes(), size)
+            tables = rows_written(url, before)
             baseline = plain_executemany(base_url, tables, kind, sqlite_foreign_keys=False)
             counts = {table: len(rows) for table, (_, rows) in tables.items()}
         finally:
             drop()
             drop_base()
-    return {"db": kind, "size": size, "seconds": elapsed, "baseline_seconds": baseline, "peak_rss_mb": rss, "rows": counts, "late": late}
+    return {"db": kind, "size": size, "seconds": elapsed, "baseline_seconds": baseline, "peak_rss_mb": rss, "rows": counts}, tables
+
+
+def one_run(kind: str, size: int) -> dict[str, Any]:
+    """Ingest `size` notices (untimed), then `size` reports into the same ledger, then the baseline; run in a child process."""
+    run, tables = notices_then(kind, size, "reports.csv", generate_reports, rows_the_reports_wrote)
+    obligations = tables["obligations"]
+    return {**run, "late": sum(1 for row in obligations[1] if row[obligations[0].index("state")] == "fulfilled_late")}
 
 
 def main() -> int:
