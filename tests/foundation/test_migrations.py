@@ -34,10 +34,11 @@ def test_db_upgrade_creates_sqlite_file_in_wal_mode(
     engine.dispose()
 
 
-def test_a_sqlite_ledger_checkpoints_its_wal_every_10000_pages_not_every_1000(tmp_path: Path) -> None:
+def test_a_sqlite_ledger_checkpoints_its_wal_every_100000_pages_and_cuts_the_file_back_to_64_mb(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
     with engine.connect() as conn:
-        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 100_000
+        assert conn.execute(text("PRAGMA journal_size_limit")).scalar() == 64 * 1024 * 1024
     engine.dispose()
 
 
