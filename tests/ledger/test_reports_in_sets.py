@@ -341,3 +341,17 @@ def test_a_file_of_revised_reports_costs_the_same_few_statements_a_chunk_whateve
     # versions, the reports' notices, obligations and owed explanations, the fulfilments, chasers, alerts
     # and audit. One revision at a time: 724 statements for the 90 (3 chunks), 3,097 for the 270.
     assert large / large_chunks < 40 and small / small_chunks < 40, (small, small_chunks, large, large_chunks)
+
+
+def test_a_new_report_before_a_revision_in_one_file_is_told_in_file_order(db_url, make_app):
+    """H1's report is the only part of a case; a file holds H3's new report of the same product, then H1's
+    revision to resolved. One file per row: H3 joins the case, H1 resolves its own part, the case stays
+    open. Told revisions first, the case resolved and H3 opened a second one."""
+    app = make_app(db_url, now="2024-10-21T10:00")
+    h1 = {"record_kind": "shortage_report", "report_id": "S1", "hospital_code": "H1", "product_code": "XB02",
+          "product_name": "硝酸甘油片", "reported_on": "2024-10-18", "supply_status": "short"}
+    h3 = {**h1, "report_id": "S2", "hospital_code": "H3", "reported_on": "2024-10-21"}
+    in_sets, one_by_one = in_sets_and_one_by_one(app, [h1], [h3, {**h1, "supply_status": "resolved"}])
+
+    assert [json.loads(case)["state"] for case in in_sets["cases"]] == ["open"]
+    assert_same(in_sets, one_by_one)

@@ -123,7 +123,6 @@ class RecordWriter:
             digest = hash_canonical_json(text)
             if key in held_keys:
                 # The same identity twice in one run: store the first before judging the second.
-                # Revisions first: one by one, they were told before the new rows stored after them.
                 self._revise(kind, spec, revising)
                 self._insert_new(kind, spec, pending, state)
                 pending, revising, held_keys = [], [], set()
@@ -134,6 +133,13 @@ class RecordWriter:
             if isinstance(record, DistributorReportRecord) and not self._notice_known_or_described(record, row_number, named):
                 continue
             self.warnings.extend(unknown_party_warnings(record, row_number, self.directory))
+            if revising if current is None else pending:
+                # A run is all new rows or all revisions, so the listener is told of a chunk's rows in file
+                # order: a new hospital report joins its case before a later revision resolves the case's
+                # only other part (told the other way round, the case resolved and the new report opened another).
+                self._revise(kind, spec, revising)
+                self._insert_new(kind, spec, pending, state)
+                pending, revising, held_keys = [], [], set()
             if current is None:
                 pending.append((key, record, digest, text))
                 state[key] = _Current(None, None, 1, digest, None)
