@@ -82,8 +82,7 @@ class DriverInsert:
             return
         values = self._values(rows, same)
         if self.dialect.name == "postgresql":
-            for start in range(0, len(values), ARRAY_ROWS):
-                self.connection.exec_driver_sql(self.sql, _arrays(values[start:start + ARRAY_ROWS], len(self.columns)))
+            _in_arrays(self.connection, self.sql, values, len(self.columns))
             return
         params = [tuple(v) for v in values] if self.positional else [dict(zip(self.columns, v)) for v in values]
         self.connection.exec_driver_sql(self.sql, params)
@@ -91,13 +90,11 @@ class DriverInsert:
     def insert_returning(self, rows: list[dict[str, Any]], returning: tuple[str, ...], **same: Any) -> list[Any]:
         """Insert `rows` like `insert` (multi-row statements on SQLite, one statement of column arrays per
         `ARRAY_ROWS` on PostgreSQL); the `returning` columns of the new rows come back in no particular order."""
-        returned: list[Any] = []
         values = self._values(rows, same)
         if self.dialect.name == "postgresql":
             sql = self.sql + " RETURNING " + ", ".join(self.dialect.identifier_preparer.quote(key) for key in returning)
-            for start in range(0, len(values), ARRAY_ROWS):
-                returned.extend(self.connection.exec_driver_sql(sql, _arrays(values[start:start + ARRAY_ROWS], len(self.columns))).all())
-            return returned
+            return _in_arrays(self.connection, sql, values, len(self.columns))
+        returned: list[Any] = []
         for start in range(0, len(values), self.per_statement):
             batch = values[start:start + self.per_statement]
             sql, names = self._returning_statement(len(batch), returning)
@@ -173,9 +170,16 @@ def _once_per_object(convert: Any) -> Any:
 ARRAY_ROWS = 10_000
 
 
-def _arrays(values: list[list[Any]], width: int) -> tuple[list[Any], ...]:
-    """Rows of `width` values as `width` column lists, the parameters of an `unnest` statement."""
-    return tuple([row[index] for row in values] for index in range(width))
+def _in_arrays(connection: Connection, sql: str, values: list[list[Any]], width: int) -> list[Any]:
+    """Run `sql` (an `unnest` statement) on rows of `width` `values`, `ARRAY_ROWS` rows a statement, each
+    column as one array; the rows it returns, if it returns any."""
+    returned: list[Any] = []
+    for start in range(0, len(values), ARRAY_ROWS):
+        chunk = values[start:start + ARRAY_ROWS]
+        result = connection.exec_driver_sql(sql, tuple([row[index] for row in chunk] for index in range(width)))
+        if result.returns_rows:
+            returned.extend(result.all())
+    return returned
 
 
 def _array_types(dialect: Any, table: Table, columns: list[str]) -> list[str]:
@@ -232,8 +236,7 @@ class DriverUpdate:
         if self.dialect.name == "postgresql":
             order = [(name, processors[name]) for name in self.order]
             values = [[row[name] if convert is None else convert(row[name]) for name, convert in order] for row in rows]
-            for start in range(0, len(values), ARRAY_ROWS):
-                self.connection.exec_driver_sql(self.sql, _arrays(values[start:start + ARRAY_ROWS], len(order)))
+            _in_arrays(self.connection, self.sql, values, len(order))
             return
         converted = [{name: value if (convert := processors[name]) is None else convert(value)
                       for name, value in ((name, row[name]) for name in self.order)} for row in rows]
