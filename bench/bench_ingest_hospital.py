@@ -87,13 +87,7 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    failed = False
-    for kind, size, run in ledger_bench.each_run(__doc__, __file__, one_run, "10000", "comma-separated report counts"):
-        if run is None:
-            failed = True
-            continue
-        ledger_bench.print_run(kind, size, run, "reports")
-    return 1 if failed else 0
+    return ledger_bench.print_runs(__doc__, __file__, one_run, "comma-separated report counts", "reports")
 
 
 if __name__ == "__main__":

@@ -259,6 +259,19 @@ def print_run(kind: str, size: int, run: dict[str, Any], records: str, note: str
     print(f"           rows written: {run['rows']}")
 
 
+
+def print_runs(doc: str, script: str, one_run: Callable[[str, int], dict[str, Any]], sizes_help: str, records: str,
+               note: Callable[[dict[str, Any]], str] = lambda run: "") -> int:
+    """`each_run` (10,000 records unless told) with each run printed (`print_run`, `note` of the run);
+    the exit code: 1 when a run failed."""
+    failed = False
+    for kind, size, run in each_run(doc, script, one_run, "10000", sizes_help):
+        if run is None:
+            failed = True
+            continue
+        print_run(kind, size, run, records, note(run))
+    return 1 if failed else 0
+
 def main() -> int:
     missed = False
     first_per_notice: dict[str, float] = {}

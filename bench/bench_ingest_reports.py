@@ -26,11 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest_ledger import (  # noqa: E402
     NOW,
     bench_app,
-    each_run,
     fresh_database,
     generate,
     plain_executemany,
-    print_run,
+    print_runs,
     timed_ingest,
     written_rows,
 )
@@ -107,13 +106,8 @@ def one_run(kind: str, size: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    failed = False
-    for kind, size, run in each_run(__doc__, __file__, one_run, "10000", "comma-separated report counts (as many notices first)"):
-        if run is None:
-            failed = True
-            continue
-        print_run(kind, size, run, "reports", f" ({run['late']:,} late)")
-    return 1 if failed else 0
+    return print_runs(__doc__, __file__, one_run, "comma-separated report counts (as many notices first)", "reports",
+                      lambda run: f" ({run['late']:,} late)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest_ledger import HEADER, each_run, notice_row, print_run, written_rows  # noqa: E402
+from bench_ingest_ledger import HEADER, notice_row, print_runs, written_rows  # noqa: E402
 from bench_ingest_reports import notices_then  # noqa: E402
 
 WRITTEN = ("raw_payloads", "raw_receipts", "stoppage_notices", "record_versions", "obligations", "audit_events")
@@ -53,13 +53,7 @@ def rows_the_revisions_wrote(url: str, before: dict[str, int]) -> dict[str, tupl
 
 
 def main() -> int:
-    failed = False
-    for kind, size, run in each_run(__doc__, __file__, one_run, "10000", "comma-separated revision counts (as many notices first)"):
-        if run is None:
-            failed = True
-            continue
-        print_run(kind, size, run, "revisions")
-    return 1 if failed else 0
+    return print_runs(__doc__, __file__, one_run, "comma-separated revision counts (as many notices first)", "revisions")
 
 
 if __name__ == "__main__":
