@@ -98,6 +98,10 @@ class _ObligationSteps:
         self.plans: dict[tuple[Any, ...], LadderPlan] = {}
         self.contexts: dict[tuple[Any, ...], _ContextTemplate] = {}
         self.priors: dict[frozenset[tuple[str, datetime]], dict[str, str]] = {}  # what was mailed -> steps_sent_before
+        # Only what `steps_sent_before` can count is read of what was mailed, a step's first mailing each.
+        calendar = deps.ledger.calendar
+        self.counted_until = calendar.start_of_day(first_uncounted_day(calendar.local_date(now), calendar.is_working_day,
+                                                                       lambda day: calendar.nth_working_day_before(day, 1)))
 
     def by_id(self, session: Session, deps: SweepDeps, row_ids: list[int], now: datetime) -> int:
         """Step the obligations `row_ids` (already claimed), read by id: a batch retried row by row."""
@@ -121,10 +125,7 @@ class _ObligationSteps:
         owner, ledger = deps.owner, deps.ledger
         calendar, directory = ledger.calendar, ledger.directory
         today = calendar.local_date(now)
-        # Only what `steps_sent_before` can count is read, a step's first mailing each.
-        counted_until = calendar.start_of_day(first_uncounted_day(today, calendar.is_working_day,
-                                                                  lambda day: calendar.nth_working_day_before(day, 1)))
-        mailed = mailed_steps_of(session, [row.id for row in open_rows], now, before=counted_until)
+        mailed = mailed_steps_of(session, [row.id for row in open_rows], now, before=self.counted_until)
         holds = AlertHolds(session, directory, now)
         outbox, ladders, steps, plans, contexts, priors = self.outbox, self.ladders, self.steps, self.plans, self.contexts, self.priors
         matters: list[tuple[int, LadderPlan, int]] = []  # obligation id, its plan, where its alerts start in `alerts`
