@@ -233,18 +233,18 @@ class DriverUpdate:
             return
         # Rows share most instants (the sweep's `now`, a batch's next steps): each is converted once.
         processors = {name: None if convert is None else _once_per_object(convert) for name, convert in self.processors.items()}
+        # A positional driver (SQLite) takes each row's values in bind order; PostgreSQL's arrays and a named
+        # driver, in `self.order`.
+        positional = self.binds is not None and self.dialect.name != "postgresql"
+        names = [bind[1:] for bind in self.binds] if positional else self.order
+        order = [(name, processors[name]) for name in names]
+        values = [[row[name] if convert is None else convert(row[name]) for name, convert in order] for row in rows]
         if self.dialect.name == "postgresql":
-            order = [(name, processors[name]) for name in self.order]
-            values = [[row[name] if convert is None else convert(row[name]) for name, convert in order] for row in rows]
             _in_arrays(self.connection, self.sql, values, len(order))
-            return
-        converted = [{name: value if (convert := processors[name]) is None else convert(value)
-                      for name, value in ((name, row[name]) for name in self.order)} for row in rows]
-        if self.binds is not None:
-            params: list[Any] = [tuple(row[bind[1:]] for bind in self.binds) for row in converted]
+        elif positional:
+            self.connection.exec_driver_sql(self.sql, [tuple(row) for row in values])
         else:
-            params = [{f"_{name}": value for name, value in row.items()} for row in converted]
-        self.connection.exec_driver_sql(self.sql, params)
+            self.connection.exec_driver_sql(self.sql, [{f"_{name}": value for name, value in zip(names, row)} for row in values])
 
 
 _UPDATERS: dict[tuple[str, str, str, tuple[str, ...]], DriverUpdate] = {}
