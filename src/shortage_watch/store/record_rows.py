@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shortage_watch.store.key_match import any_key
+from shortage_watch.store.key_match import joined_to_keys
 from shortage_watch.store.tables import RecordVersion, StoppageNotice
 
 
@@ -25,7 +25,7 @@ class CurrentRows:
             return []
         table = self.table
         first, second = (getattr(table, column) for column in self.key_columns)
-        statement = select(table.id, first, second, table.version).where(any_key((first, second), pairs))
+        statement = joined_to_keys(select(table.id, first, second, table.version), (first, second), pairs, session.get_bind().dialect)
         return [(row_id, a, b, version) for row_id, a, b, version in session.execute(statement)]
 
 
@@ -52,8 +52,8 @@ def stored_notice_pairs(session: Session, pairs: list[tuple[str, str]]) -> set[t
     wanted = sorted(set(pairs))
     if not wanted:
         return set()
-    found = session.execute(select(StoppageNotice.notice_id, StoppageNotice.distributor_code).where(
-        any_key((StoppageNotice.notice_id, StoppageNotice.distributor_code), wanted)))
+    key = (StoppageNotice.notice_id, StoppageNotice.distributor_code)
+    found = session.execute(joined_to_keys(select(*key), key, wanted, session.get_bind().dialect))
     return {(notice_id, distributor) for notice_id, distributor in found}
 
 

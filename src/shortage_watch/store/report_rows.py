@@ -18,7 +18,7 @@ from sqlalchemy.orm.util import identity_key
 
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT
 from shortage_watch.store.bulk import updater
-from shortage_watch.store.key_match import any_key
+from shortage_watch.store.key_match import joined_to_keys
 from shortage_watch.store.tables import Obligation, StoppageNotice
 
 FULFILMENT_COLUMNS = ("state", "late_working_days", "fulfilled_at", "report_pk", "next_action_at", "claimed_by", "claimed_until",
@@ -30,7 +30,8 @@ def notices_named(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tu
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
-    found = session.scalars(select(StoppageNotice).where(any_key((StoppageNotice.notice_id, StoppageNotice.distributor_code), wanted)))
+    key = (StoppageNotice.notice_id, StoppageNotice.distributor_code)
+    found = session.scalars(joined_to_keys(select(StoppageNotice), key, wanted, session.get_bind().dialect))
     return {(notice.notice_id, notice.distributor_code): notice for notice in found}
 
 
@@ -39,8 +40,8 @@ def notices_described(session: Session, triples: Iterable[tuple[str, str, date]]
     wanted = sorted(set(triples))
     if not wanted:
         return {}
-    found = session.scalars(select(StoppageNotice).where(any_key(
-        (StoppageNotice.distributor_code, StoppageNotice.product_code, StoppageNotice.notified_on), wanted)).order_by(StoppageNotice.id))
+    key = (StoppageNotice.distributor_code, StoppageNotice.product_code, StoppageNotice.notified_on)
+    found = session.scalars(joined_to_keys(select(StoppageNotice), key, wanted, session.get_bind().dialect).order_by(StoppageNotice.id))
     first: dict[tuple[str, str, date], StoppageNotice] = {}
     for notice in found:
         first.setdefault((notice.distributor_code, notice.product_code, notice.notified_on), notice)
