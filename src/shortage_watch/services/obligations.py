@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from shortage_watch.domain.deadline import Deadline, report_deadline
 from shortage_watch.domain.obligations import advance, fulfilment, redating, report_subject_key
 from shortage_watch.domain.policy import Ladder, is_priority
+from shortage_watch.domain.records import record_key
 from shortage_watch.domain.states import (
     OBLIGATION_IN_FLIGHT,
     ObligationState,
@@ -36,6 +37,7 @@ from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.store.bulk import inserter
 from shortage_watch.store.ledger_rows import open_explanations_about, report_obligation_notices
+from shortage_watch.store.record_rows import every_version_data
 from shortage_watch.store.report_rows import report_obligations_by_subject, write_changed_obligations
 from shortage_watch.store.sweep import reports_by_id
 from shortage_watch.store.tables import DistributorReport, Obligation, StoppageNotice
@@ -281,6 +283,12 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
                      for notice, _ in notices}
     session.flush()  # an obligation changed through the ORM earlier in the transaction is read as it is now
     found = report_obligations_by_subject(session, [*own_key.values(), *described_key.values()])
+    # A revised notice with no obligation of its own may have joined one a report opened describing an
+    # earlier version of it (the rare case: only then are its versions read).
+    once_described = described_keys_of_versions(session, [
+        notice for notice, previous in notices
+        if previous is not None and own_key[notice.id] not in found and getattr(found.get(described_key[notice.id]), "notice_pk", None) != notice.id])
+    found.update(report_obligations_by_subject(session, [key for keys in once_described.values() for key in keys if key not in found]))
     as_read = {obligation.id: dict(vars(obligation)) for obligation in found.values()}
     # The reports of closed obligations, which a moved deadline judges again.
     reports = reports_by_id(session, {obligation.report_pk for obligation in found.values()
@@ -294,6 +302,10 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
     missing: list[StoppageNotice] = []
     for notice, previous in notices:
         obligation = found.get(own_key[notice.id])
+        if obligation is None:
+            # Joined earlier to the obligation a report describing one of its versions opened: that one stays its own.
+            obligation = next((found[key] for key in (described_key[notice.id], *once_described.get(notice.id, ()))
+                               if key in found and found[key].notice_pk == notice.id), None)
         if obligation is None:
             # The distributor may have reported before the notice reached us, describing it.
             described = found.get(described_key[notice.id])
@@ -344,6 +356,20 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
     # A notice's own obligation is keyed by its id and a set holds each notice once, so no later notice
     # of the set looks for one opened here.
     _open_notice_obligations(session, deps, missing, own_key, now)
+
+
+def described_keys_of_versions(session: Session, notices: list[StoppageNotice]) -> dict[int, list[str]]:
+    """Per notice (by id): the subject keys a report describing any of its stored versions has (`report_subject_key`
+    of its distributor, product and date then), one of which the obligation it joined has."""
+    by_record = {record_key(notice.notice_id, notice.distributor_code): notice for notice in notices}
+    keys: dict[int, list[str]] = {}
+    for key, versions in every_version_data(session, "stoppage_notice", list(by_record)).items():
+        notice = by_record[key]
+        keys[notice.id] = list(dict.fromkeys(
+            report_subject_key(None, notice.distributor_code, data.get("product_code"),
+                               date.fromisoformat(data["notified_on"]) if data.get("notified_on") else None)
+            for data in versions))
+    return keys
 
 
 class _Deadlines:

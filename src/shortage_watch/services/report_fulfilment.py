@@ -18,7 +18,8 @@ from shortage_watch.services.alert_routing import AlertHolds, DueFirings, ladder
 from shortage_watch.services.alerts import audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
-from shortage_watch.services.obligations import fulfilled_by, late_report_alerts, open_obligations, region_of_distributor
+from shortage_watch.services.obligations import (described_keys_of_versions, fulfilled_by, late_report_alerts, open_obligations,
+                                                 region_of_distributor)
 from shortage_watch.store.report_rows import (
     explanations_owed,
     notices_by_id,
@@ -60,6 +61,7 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
         else:
             key_of[report.id] = report_subject_key(report.notice_id, report.distributor_code, report.product_code, report.notified_on)
     obligation_of: dict[str, SimpleNamespace | None] = dict(report_obligations_by_subject(session, key_of.values()))
+    _answer_joined_obligations(session, reports, notice_of, key_of, obligation_of)
     product_of = {report.id: report.product_code or (notice_of[report.id].product_code if notice_of[report.id] else None)
                   for report in reports}
     owed = explanations_owed(session, {(report.distributor_code, product) for report in reports if (product := product_of[report.id])})
@@ -130,6 +132,26 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
             holds.matter(done.obligation.id, done.obligation.case_id)
         write_planned_alerts(session, holds, alerts)
     insert_audits(session, events)
+
+
+def _answer_joined_obligations(session: Session, reports: list[DistributorReport], notice_of: dict[int, StoppageNotice | None],
+                               key_of: dict[int, str], obligation_of: dict[str, SimpleNamespace | None]) -> None:
+    """Point each report naming a stored notice that has no obligation of its own at the obligation the
+    notice joined (one a report describing it opened first): `key_of` and `obligation_of` gain it."""
+    joined = {notice.id: notice for report in reports
+              if (notice := notice_of[report.id]) is not None and key_of[report.id] not in obligation_of}
+    if not joined:
+        return
+    described = described_keys_of_versions(session, list(joined.values()))
+    candidates = report_obligations_by_subject(session, [key for keys in described.values() for key in keys])
+    for report in reports:
+        notice = notice_of[report.id]
+        if notice is None or notice.id not in joined:
+            continue
+        linked = next((candidates[key] for key in described.get(notice.id, ()) if key in candidates and candidates[key].notice_pk == notice.id), None)
+        if linked is not None:
+            key_of[report.id] = linked.subject_key
+            obligation_of.setdefault(linked.subject_key, linked)
 
 
 def _context(session: Session, deps: LedgerDeps, obligation: SimpleNamespace, report: DistributorReport,

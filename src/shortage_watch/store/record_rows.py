@@ -47,6 +47,18 @@ def version_data_of(session: Session, kind: str, versions: list[tuple[str, int]]
     return {(key, version): data for key, version, data in rows if (key, version) in wanted}
 
 
+def every_version_data(session: Session, kind: str, record_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The data of every stored version of these records of `kind`, by record key; one query."""
+    if not record_keys:
+        return {}
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for key, data in session.execute(select(RecordVersion.record_key, RecordVersion.data).where(
+            RecordVersion.kind == kind, RecordVersion.record_key.in_(sorted(set(record_keys))))):
+        if data is not None:
+            versions.setdefault(key, []).append(data)
+    return versions
+
+
 def stored_notice_pairs(session: Session, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (notice_id, distributor_code) name a stored notice; one query."""
     wanted = sorted(set(pairs))
