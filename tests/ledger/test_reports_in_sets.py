@@ -165,8 +165,8 @@ def hospital_revisions() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(what the ledger holds, a file of revised hospital reports): hospitals reporting the supply resolved
     (parts close, cases resolve) or short again (a resolved case gives way to a new one), changing the cause they
     blame (procurement: a false shortage; supply: counts towards a regional shortage) or the distributor they name
-    (owed an explanation), a report placed in another city or corrected to another product (each stays in its
-    case while that is open); some reports revised a second time, then new reports of the same cases.
+    (owed an explanation), a report placed in another city or corrected to another product (each leaves its
+    case for the case of its new key); some reports revised a second time, then new reports of the same cases.
     Three hospitals short of K1 for procurement all blame supply instead (the case turns regional on the third)
     and three short of K2 for supply all blame procurement (each false-shortage alert counts those before it)."""
     notices = [notice(j) for j in range(16)]  # P0..P15 have notices

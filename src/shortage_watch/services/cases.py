@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shortage_watch.domain.cases import ReportView, after_joining, hospital_parts, operator_closures_of, report_asks
+from shortage_watch.domain.cases import ReportView, after_joining, all_closed, hospital_parts, operator_closures_of, report_asks
 from shortage_watch.domain.catch_up import Plan, steps_sent_before
 from shortage_watch.domain.obligations import advance, explanation_subject_key, next_action_after_revision
 from shortage_watch.domain.policy import Firing, Ladder
@@ -34,6 +34,7 @@ from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.obligations import open_obligations
 from shortage_watch.services.record_writer import stored_values
 from shortage_watch.store.case_rows import (
+    case_keys_of,
     cases_by_id,
     explanations_opened,
     insert_cases,
@@ -171,8 +172,9 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     closed resolves it. Exactly what the reports write one file each, in a handful of statements for the set.
 
     A revised report (`previous`: its data before, by row id) joins again as it is now: it stays in its case
-    while that case is unresolved, else joins (or opens) the open case of its key. Until the walk reaches it,
-    it counts in its case as it was, as it would before its own file.
+    while that case is unresolved and of its (product, city), else joins (or opens) the open case of its key; an
+    open case it leaves is resolved when no report is left in it or every part left is closed. Until the walk
+    reaches it, it counts in its case as it was, as it would before its own file.
 
     The rows are walked in order in memory (a case opens on its first report, turns regional when the
     threshold is crossed, is resolved and a later report opens a new one), then written: new cases in
@@ -182,7 +184,8 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
         return
     places = [_city_of(deps, report) for report in reports]
     keys = {(report.product_code, city) for report, (_, city) in zip(reports, places)}
-    lock_case_keys(session, keys)
+    # A revised report may leave the case it joined for another product or city: that case changes too.
+    lock_case_keys(session, keys | case_keys_of(session, sorted({report.case_id for report in reports if report.case_id is not None})))
     tracks = _stored_tracks(session, deps, reports, previous or {}, keys)
     # The cases' products too: a revised report may name another product than the case it stays in.
     notices = notices_of_products(session, sorted({report.product_code for report in reports} | {t.case.product_code for t in tracks.values()}))
@@ -198,16 +201,27 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     explanations: list[tuple[ShortageReport, str | None, _Seen]] = []
     regional: list[tuple[_Seen, list[Firing]]] = []
     changes: list[tuple[_Track, str, dict[str, Any] | None]] = []  # (case, audit action, detail), audited once ids are known
+    left: list[ShortageReport] = []  # revised reports that left their case and joined none
     for report, (region_code, city_code) in zip(reports, places):
         key = (report.product_code, city_code)
         joined_before = tracks.get(report.case_id) if report.case_id is not None else None
         if joined_before is not None:
             joined_before.put(report)  # as it is now, until it joins another case
         track = joined_before
-        if track is None or track.case.state == CaseState.RESOLVED:
+        if track is None or track.case.state == CaseState.RESOLVED or (track.case.product_code, track.case.city_code) != key:
             track = open_case.get(key)
+        moved_out = joined_before is not None and joined_before is not track and joined_before.case.state != CaseState.RESOLVED
+        if moved_out:
+            # Corrected to another product or city: it counts in the case of what it is about now, and the
+            # case it leaves is judged on the reports it keeps.
+            joined_before.drop(report.id)
+            changes.extend(_after_leaving(joined_before, now))
+            if joined_before.case.state == CaseState.RESOLVED:
+                open_case.pop((joined_before.case.product_code, joined_before.case.city_code), None)
         if track is None:
             if report.supply_status == "resolved":
+                if moved_out:
+                    left.append(report)
                 continue  # nothing open to close
             track = _Track(SimpleNamespace(
                 id=None, product_code=report.product_code, product_name=report.product_name, city_code=city_code, state=CaseState.OPEN,
@@ -217,8 +231,8 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             opened.append(track)
             open_case[key] = track
             changes.append((track, "opened", {"product_code": report.product_code, "city_code": city_code}))
-        if joined_before is not None and joined_before is not track:
-            joined_before.drop(report.id)
+        if joined_before is not None and joined_before is not track and not moved_out:
+            joined_before.drop(report.id)  # from a resolved case, to join an open one
         track.put(report)
         track.case.updated_at = now
         joined.append((report, track))
@@ -234,14 +248,16 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             changes.append((track, action, detail))
             regional.append((_seen(track), opening))
         if after.resolved:
-            changes.append((track, *_resolved(track.case, now, note="every hospital reported the supply resolved")))
+            changes.append((track, *_resolved(track.case, now, note=ALL_SUPPLIED)))
             if open_case.get(key) is track:
                 del open_case[key]
 
     _insert_opened(session, opened)
-    join_reports_to_cases(session, [(report.id, track.case.id) for report, track in joined])
+    join_reports_to_cases(session, [(report.id, track.case.id) for report, track in joined] + [(report.id, None) for report in left])
     for report, track in joined:
         set_committed_value(report, "case_id", track.case.id)
+    for report in left:
+        set_committed_value(report, "case_id", None)
     _open_explanations(session, deps, explanations, notices, now)
     events = _write_chunk_alerts(session, deps, false_shortages, regional, notices, now)
     events.extend(audit_values(at=now, actor=ACTOR, entity="case", entity_id=track.case.id, action=action, detail=detail)
@@ -255,6 +271,22 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             if getattr(track.row, column) != value:
                 setattr(track.row, column, value)
     session.flush()
+
+
+# Why a case is resolved by its reports: every part closed, or every report corrected to another matter.
+ALL_SUPPLIED = "every hospital reported the supply resolved"
+MOVED_AWAY = "医院报告均已更正为其他药品或城市 / every hospital report was corrected to another product or city"
+
+
+def _after_leaving(track: _Track, now: datetime) -> list[tuple[_Track, str, dict[str, Any] | None]]:
+    """A report left the unresolved case `track`: the case is resolved when none is left, or when every part left
+    is closed; its audit changes."""
+    if not track.reports:
+        return [(track, *_resolved(track.case, now, note=MOVED_AWAY))]
+    track.case.updated_at = now
+    if all_closed(hospital_parts(track.views.values(), track.closures)):
+        return [(track, *_resolved(track.case, now, note=ALL_SUPPLIED))]
+    return []
 
 
 def _stored_tracks(session: Session, deps: LedgerDeps, reports: list[ShortageReport], previous: dict[int, dict[str, Any] | None],

@@ -59,6 +59,14 @@ def unresolved_cases_of(session: Session, keys: set[tuple[str, str]]) -> list[Sh
     return cases_by_id(session, sorted(first.values())) if first else []
 
 
+def case_keys_of(session: Session, case_ids: list[int]) -> set[tuple[str, str]]:
+    """The (product, city) keys of these cases."""
+    if not case_ids:
+        return set()
+    return {(product, city) for product, city in session.execute(
+        select(ShortageCase.product_code, ShortageCase.city_code).where(ShortageCase.id.in_(case_ids)))}
+
+
 def cases_by_id(session: Session, case_ids: list[int]) -> list[ShortageCase]:
     """The cases with these ids."""
     return list(session.scalars(select(ShortageCase).where(ShortageCase.id.in_(case_ids))))
