@@ -29,7 +29,7 @@ from shortage_watch.intake.columns import (
     normalize_kind_name,
     wrong_kind_for_headers,
 )
-from shortage_watch.intake.encodings import UnusableFile, decode_text
+from shortage_watch.intake.encodings import UnusableFile, decode_text, decoded_lines, text_encoding
 
 HEADER_SCAN_ROWS = 30
 MAX_JSON_DEPTH = 64
@@ -98,7 +98,7 @@ def parse_payload(
     """
     fmt = format or detect_format(name, content)
     renames = {clean_header(k): clean_header(v) for k, v in (field_map or {}).items()}
-    if not content.strip():
+    if not content or content.isspace():  # not strip(): that copied the whole file
         raise UnusableFile("文件为空 / the file is empty")
     if fmt == "json":
         return _parse_json(content, kind, renames)
@@ -119,22 +119,24 @@ class _BadRow:
     reason: str
 
 
-# One line as `io.StringIO(text, newline="")` iterates it: up to and including its \r\n, \r or \n.
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+@dataclass(frozen=True)
+class _Text:
+    """A text file's bytes and the codec that reads them: its lines are decoded as they are read (the text of a
+    file of 1,000,000 notices would hold 170 MB more) and read again from any line."""
+
+    content: bytes
+    codec: str
+
+    def lines(self, start: int = 0) -> Iterator[str]:
+        """The lines from line `start` on, each with its ending (`decoded_lines`)."""
+        return itertools.islice(decoded_lines(self.content, self.codec), start, None)
 
 
-def _lines(text: str, start: int = 0) -> Iterator[str]:
-    """The lines of `text` from line `start` on, each with its ending, as `io.StringIO(text, newline="")`
-    gives them, without copying the text: StringIO keeps its own copy at four bytes a character, 350 MB
-    for a file of 1,000,000 notices."""
-    return itertools.islice((match.group() for match in _LINE.finditer(text)), start, None)
-
-
-def _delimiter(text: str, renames: Mapping[str, str]) -> tuple[str, int | None]:
+def _delimiter(text: _Text, renames: Mapping[str, str]) -> tuple[str, int | None]:
     """The delimiter that splits a header row among the first lines (a title row may hold
     any of them) and how many the header holds; else the one most frequent in the first
     non-empty line (and None)."""
-    lines = [line for line in itertools.islice(_lines(text), HEADER_SCAN_ROWS * 2) if line.strip()]
+    lines = [line for line in itertools.islice(text.lines(), HEADER_SCAN_ROWS * 2) if line.strip()]
     for line in lines[:HEADER_SCAN_ROWS]:
         for delimiter in _DELIMITERS:
             if line.count(delimiter) and _looks_like_header(next(csv.reader([line], delimiter=delimiter), []),
@@ -148,7 +150,7 @@ def _csv_rows(content: bytes, renames: Mapping[str, str]) -> Iterator[tuple[int,
     """Each record's number and cells. A record whose quote never closes, or whose quoted
     cell swallowed whole rows, is a `_BadRow`, and reading resumes on the line after its
     first, so the rows behind it are read, not lost inside one cell."""
-    text, _encoding = decode_text(content)
+    text = _Text(content, text_encoding(content))
     delimiter, header_width = _delimiter(text, renames)
     # A line inside a cell with half a header's delimiters or more is a row, not prose.
     row_like = max(2, header_width // 2) if header_width else None
@@ -158,8 +160,7 @@ def _csv_rows(content: bytes, renames: Mapping[str, str]) -> Iterator[tuple[int,
         number = 0
         start_line: int | None = 0
         while start_line is not None:
-            lines = _lines(text, start_line)
-            reader = csv.reader(lines, delimiter=delimiter)
+            reader = csv.reader(text.lines(start_line), delimiter=delimiter)
             # One record held back: only the last record of the text can end inside a quote.
             held: tuple[int, list[Any], int, int] | None = None
             resume = None
@@ -202,11 +203,10 @@ def _holds_rows(cells: list[str], delimiter: str, row_like: int) -> bool:
     return False
 
 
-def _quote_left_open(text: str, line: int, delimiter: str) -> bool:
+def _quote_left_open(text: _Text, line: int, delimiter: str) -> bool:
     """Whether the record starting on `line` runs to the end of the text inside a quote."""
-    lines = _lines(text, line)
     try:
-        next(csv.reader(lines, delimiter=delimiter, strict=True), None)
+        next(csv.reader(text.lines(line), delimiter=delimiter, strict=True), None)
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
     return False
