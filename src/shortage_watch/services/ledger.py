@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.services.cases import shortage_reports_stored
 from shortage_watch.services.ledger_deps import LedgerDeps
-from shortage_watch.services.obligations import notice_stored, notices_revised, notices_stored
+from shortage_watch.services.obligations import OpeningPlans, notice_stored, notices_revised, notices_stored
 from shortage_watch.services.report_fulfilment import distributor_reports_stored
 from shortage_watch.store.tables import RecordRow
 
@@ -28,12 +28,13 @@ class LedgerListener:
 
     def __init__(self, deps: LedgerDeps) -> None:
         self.deps = deps
+        self.opening_plans = OpeningPlans()
 
     def records_stored(self, session: Session, kind: str, rows: list[RecordRow], now: datetime) -> None:
         """New rows of one kind, in file order, in sets: notices (`notices_stored`), distributor reports
         (`distributor_reports_stored`) and hospital reports (`shortage_reports_stored`)."""
         if kind == "stoppage_notice":
-            notices_stored(session, self.deps, rows, now)
+            notices_stored(session, self.deps, rows, now, plans=self.opening_plans)
             return
         if kind == "distributor_report":
             distributor_reports_stored(session, self.deps, rows, now)

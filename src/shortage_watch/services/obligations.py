@@ -27,8 +27,9 @@ from shortage_watch.services.alert_routing import (
     AlertHolds,
     DueFirings,
     LadderAlerts,
+    LadderPlan,
     Routes,
-    ladder_alerts,
+    plan_ladder,
     remembered_routes,
     write_planned_alerts,
 )
@@ -83,9 +84,28 @@ def open_obligation(
     return obligation
 
 
+class OpeningPlans:
+    """The ladder plans of obligations opened at one instant, by what they depend on besides the matter
+    (`open_obligations`), for one `LedgerDeps`: kept across the chunks of a file, forgotten at another
+    instant or past `MAX_SHAPES` (a plan holds a few KB: a file of many parties and days stays bounded)."""
+
+    MAX_SHAPES = 5_000
+
+    def __init__(self) -> None:
+        self.now: datetime | None = None
+        self.by_shape: dict[tuple[Any, ...], LadderPlan] = {}
+
+    def at(self, now: datetime) -> dict[tuple[Any, ...], LadderPlan]:
+        """The plans by shape made at `now` so far."""
+        if now != self.now or len(self.by_shape) > self.MAX_SHAPES:
+            # A new dict, not cleared: a caller still planning at the previous instant keeps its own.
+            self.now, self.by_shape = now, {}
+        return self.by_shape
+
+
 def open_obligations(
     session: Session, deps: LedgerDeps, openings: list[dict[str, Any]], now: datetime, *, notices: dict[int, Any] | None = None,
-    cases: dict[str, tuple[Any, dict[str, Any]]] | None = None, fire_open: bool = True
+    cases: dict[str, tuple[Any, dict[str, Any]]] | None = None, fire_open: bool = True, plans: OpeningPlans | None = None
 ) -> list[int]:
     """Open obligations, each due N working days after its `received_on`, with its ladder stored, in bulk;
     their ids in the order given.
@@ -96,7 +116,8 @@ def open_obligations(
     of its moments, the one level each recipient is owed now (the rest are audited as skipped); the sweep
     takes it from there via next_action_at. `notices`: the notice rows by id when the caller has them;
     `cases`: by subject key, the case of an opening and its context part (`case_context`'s "case") as the
-    caller saw it when the opening arose, when the caller has them.
+    caller saw it when the opening arose, when the caller has them. `plans`: the ladder plans of the
+    caller's earlier openings at `now`, used and added to (the caller's chunks of one file share them).
     """
     if not openings:
         return []
@@ -130,6 +151,7 @@ def open_obligations(
     id_of = {(subject_key): obligation_id for obligation_id, subject_key in returned}
     ids = [id_of[row["subject_key"]] for row in rows]
     events = []
+    plan_of = (plans or OpeningPlans()).at(now)
     planned: list[tuple[int, LadderAlerts]] = []
     for obligation_id, values in zip(ids, rows):
         events.append(audit_values(
@@ -137,7 +159,8 @@ def open_obligations(
             detail={"kind": values["kind"], "subject": values["subject_key"], "due_at": values["due_at"].isoformat(),
                     "calendar": values["calendar_status"]},
         ))
-        step = steps[(values["kind"], values["priority"], values["received_on"])]
+        memo = (values["kind"], values["priority"], values["received_on"])
+        step = steps[memo]
         if not fire_open or not (step.firings or step.skipped):
             continue
         obligation = SimpleNamespace(id=obligation_id, late_working_days=None, report_pk=None, **values)
@@ -152,12 +175,15 @@ def open_obligations(
                                             calendar=calendar, now=now)
         else:
             context = obligation_context(session, obligation=obligation, directory=directory, calendar=calendar, now=now)
-        due = DueFirings(deps.policy.ladder_for(values["kind"], values["priority"]), step.firings, values["region_code"],
-                         values["party_code"], stale=step.skipped, entered_after_due=now > values["due_at"])
-        planned.append((obligation_id, ladder_alerts(
-            deps, due, subject="O", subject_id=obligation_id, context=context, prior={},  # opened just now: nothing mailed
-            now=now, routes=routes,
-        )))
+        # The plan depends on the step (its memo holds the ladder and dates) and where the matter is, not on the
+        # matter: a distributor's notices of one day and priority share one, planned once per file.
+        shape = (memo, values["region_code"], values["party_code"])
+        plan = plan_of.get(shape)
+        if plan is None:
+            due = DueFirings(deps.policy.ladder_for(values["kind"], values["priority"]), step.firings, values["region_code"],
+                             values["party_code"], stale=step.skipped, entered_after_due=now > values["due_at"])
+            plan = plan_of[shape] = plan_ladder(deps, due, prior={}, now=now, routes=routes)  # opened just now: nothing mailed
+        planned.append((obligation_id, plan.for_matter("O", obligation_id, context, now, deps.mail_language)))
     holds = AlertHolds(session, directory, now)
     for obligation_id, values in zip(ids, rows):
         holds.matter(obligation_id, values["case_id"])
@@ -210,12 +236,13 @@ def notice_stored(session: Session, deps: LedgerDeps, notice: StoppageNotice, pr
         notices_revised(session, deps, [(notice, previous)], now)
 
 
-def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], now: datetime) -> None:
+def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], now: datetime, *,
+                   plans: OpeningPlans | None = None) -> None:
     """New notices (in file order) open their distributors' report obligations, fire the levels due at
     opening and explain the shortages of their products, in a handful of statements for the whole set.
 
     A notice whose obligation already exists (a report came first, naming or describing it) is
-    linked to it (`notices_revised`): the rare case.
+    linked to it (`notices_revised`): the rare case. `plans`: see `open_obligations`.
     """
     if not notices:
         return
@@ -238,11 +265,12 @@ def notices_stored(session: Session, deps: LedgerDeps, notices: list[StoppageNot
         else:
             fresh.append(notice)
     notices_revised(session, deps, matched, now)
-    _open_notice_obligations(session, deps, fresh, own_key, now)
+    _open_notice_obligations(session, deps, fresh, own_key, now, plans)
     explain_cases_by_notices(session, deps, notices, now)
 
 
-def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], key_of: dict[int, str], now: datetime) -> None:
+def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[StoppageNotice], key_of: dict[int, str], now: datetime,
+                             plans: OpeningPlans | None = None) -> None:
     """Open the report obligation of each notice (`open_obligations`)."""
     openings = [
         dict(kind="report", subject_key=key_of[notice.id], party_code=notice.distributor_code,
@@ -250,7 +278,7 @@ def _open_notice_obligations(session: Session, deps: LedgerDeps, notices: list[S
              case_id=None, product_code=notice.product_code, priority=is_priority(notice.priority_class), received_on=notice.notified_on)
         for notice in notices
     ]
-    open_obligations(session, deps, openings, now, notices={notice.id: notice for notice in notices})
+    open_obligations(session, deps, openings, now, notices={notice.id: notice for notice in notices}, plans=plans)
 
 
 # What a revised notice writes of an obligation, each shape holding the one before: linked; re-dated;
