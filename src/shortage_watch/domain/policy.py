@@ -19,7 +19,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 ROLES = ("distributor", "insurance", "health", "operations")
 REGION_LEVELS = ("county", "city", "province")
@@ -75,6 +75,19 @@ class Ladder:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Ladder":
         return cls(data["kind"], tuple(_level(f"snapshot.{data['kind']}", i, raw) for i, raw in enumerate(data["levels"])))
+
+
+def stored_ladders() -> Callable[[dict[str, Any]], Ladder]:
+    """`Ladder.from_json`, each distinct snapshot read once: the obligations of a set share a few."""
+    known: dict[str, Ladder] = {}
+
+    def ladder_of(policy: dict[str, Any]) -> Ladder:
+        key = repr(policy)  # JSON values: the same text is the same ladder
+        if key not in known:
+            known[key] = Ladder.from_json(policy)
+        return known[key]
+
+    return ladder_of
 
 
 @dataclass(frozen=True)

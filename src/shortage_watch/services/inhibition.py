@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.inhibition import chases, inhibited_by_province
-from shortage_watch.domain.policy import Ladder
+from shortage_watch.domain.policy import Ladder, stored_ladders
 from shortage_watch.domain.routing import DirectoryView
 from shortage_watch.domain.states import CaseState
 from shortage_watch.services.alerts import Hold, audit, audit_values, insert_audits
@@ -62,11 +62,12 @@ def drop_chasers_of_closed(session: Session, obligations: Sequence[Obligation | 
     not sent. One query, one update and one audit insert for the set; how many were dropped."""
     closed = {obligation.id: obligation for obligation in obligations}
     chasing: dict[int, Ladder | None] = {}  # each obligation's stored ladder, read once
+    ladder_of = stored_ladders()
     stale, events = [], []
     for alert_id, obligation_id, level in waiting_obligation_alerts_for_update(session, list(closed), WAITING):
         obligation = closed[obligation_id]
         if obligation_id not in chasing:
-            chasing[obligation_id] = Ladder.from_json(obligation.policy) if obligation.policy else None
+            chasing[obligation_id] = ladder_of(obligation.policy) if obligation.policy else None
         if not chases(chasing[obligation_id], level):
             continue
         stale.append({"id": alert_id, "status": "stale", "last_error": f"obligation {obligation.state} before this was sent"})

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.domain.deadline import Deadline, report_deadline
 from shortage_watch.domain.obligations import advance, fulfilment, redating, report_subject_key
-from shortage_watch.domain.policy import Ladder, is_priority
+from shortage_watch.domain.policy import Ladder, is_priority, stored_ladders
 from shortage_watch.domain.records import record_key
 from shortage_watch.domain.states import (
     OBLIGATION_IN_FLIGHT,
@@ -411,19 +411,6 @@ class _Deadlines:
         if received_on not in self.known:
             self.known[received_on] = receipt_deadline(self.deps, received_on)
         return self.known[received_on]
-
-
-def stored_ladders() -> Callable[[dict[str, Any]], Ladder]:
-    """`Ladder.from_json`, each distinct snapshot read once: the obligations of a set share a few."""
-    known: dict[str, Ladder] = {}
-
-    def ladder_of(policy: dict[str, Any]) -> Ladder:
-        key = repr(policy)  # JSON values: the same text is the same ladder
-        if key not in known:
-            known[key] = Ladder.from_json(policy)
-        return known[key]
-
-    return ladder_of
 
 
 def redate(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, deadline: Deadline, now: datetime, was: date | None, *,
