@@ -26,9 +26,13 @@ def waiting_obligation_alerts_for_update(session: Session, obligation_ids: Seque
     until the transaction ends; one query."""
     if not obligation_ids:
         return []
+    # SQLite keeps no statistics (store/statistics.py) and searched the index on status, reading every waiting
+    # alert of the ledger for each chunk (35 ms a chunk of 420 reports at 25,000 waiting); `status || ''` is no
+    # indexed column, so each obligation's few alerts are found by ix_alerts_obligation, as PostgreSQL does.
+    waiting = (Alert.status + "").in_(list(states))
     return [(alert_id, obligation_id, level) for alert_id, obligation_id, level in session.execute(
         select(Alert.id, Alert.obligation_id, Alert.level)
-        .where(Alert.obligation_id.in_(list(obligation_ids)), Alert.status.in_(list(states))).with_for_update())]
+        .where(Alert.obligation_id.in_(list(obligation_ids)), waiting).with_for_update())]
 
 
 def set_alert_statuses(session: Session, rows: list[dict[str, Any]]) -> None:
