@@ -313,10 +313,10 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
     found = report_obligations_by_subject(session, [*own_key.values(), *described_key.values()])
     # A revised notice with no obligation of its own may have joined one a report opened describing an
     # earlier version of it (the rare case: only then are its versions read).
-    once_described = described_keys_of_versions(session, [
+    joined = obligations_joined(session, [
         notice for notice, previous in notices
-        if previous is not None and own_key[notice.id] not in found and getattr(found.get(described_key[notice.id]), "notice_pk", None) != notice.id])
-    found.update(report_obligations_by_subject(session, [key for keys in once_described.values() for key in keys if key not in found]))
+        if previous is not None and own_key[notice.id] not in found and getattr(found.get(described_key[notice.id]), "notice_pk", None) != notice.id],
+        found)
     as_read = {obligation.id: dict(vars(obligation)) for obligation in found.values()}
     # The reports of closed obligations, which a moved deadline judges again.
     reports = reports_by_id(session, {obligation.report_pk for obligation in found.values()
@@ -331,9 +331,9 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
     for notice, previous in notices:
         obligation = found.get(own_key[notice.id])
         if obligation is None:
-            # Joined earlier to the obligation a report describing one of its versions opened: that one stays its own.
-            obligation = next((found[key] for key in (described_key[notice.id], *once_described.get(notice.id, ()))
-                               if key in found and found[key].notice_pk == notice.id), None)
+            # Joined earlier to the obligation a report describing it (as it is, or a version before) opened: that one stays its own.
+            described = found.get(described_key[notice.id])
+            obligation = described if described is not None and described.notice_pk == notice.id else joined.get(notice.id)
         if obligation is None:
             # The distributor may have reported before the notice reached us, describing it.
             described = found.get(described_key[notice.id])
@@ -386,18 +386,26 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
     _open_notice_obligations(session, deps, missing, own_key, now)
 
 
-def described_keys_of_versions(session: Session, notices: list[StoppageNotice]) -> dict[int, list[str]]:
-    """Per notice (by id): the subject keys a report describing any of its stored versions has (`report_subject_key`
-    of its distributor, product and date then), one of which the obligation it joined has."""
+def obligations_joined(session: Session, notices: list[StoppageNotice], found: dict[str, Any]) -> dict[int, SimpleNamespace]:
+    """Per notice (by id), the report obligation it joined on arriving after a report that described it: opened
+    under the description (`report_subject_key` of its distributor, product and date) of one of its stored
+    versions, its notice_pk the notice. `found`: the report obligations read so far, by subject key; those read
+    here are added, so the caller holds one object per obligation."""
     by_record = {record_key(notice.notice_id, notice.distributor_code): notice for notice in notices}
-    keys: dict[int, list[str]] = {}
+    described: dict[int, list[str]] = {}
     for key, versions in every_version_data(session, "stoppage_notice", list(by_record)).items():
         notice = by_record[key]
-        keys[notice.id] = list(dict.fromkeys(
+        described[notice.id] = [
             report_subject_key(None, notice.distributor_code, data.get("product_code"),
                                date.fromisoformat(data["notified_on"]) if data.get("notified_on") else None)
-            for data in versions))
-    return keys
+            for data in versions.values() if data is not None]
+    found.update(report_obligations_by_subject(session, [key for keys in described.values() for key in keys if key not in found]))
+    joined = {}
+    for notice_id, keys in described.items():
+        obligation = next((found[key] for key in keys if key in found and found[key].notice_pk == notice_id), None)
+        if obligation is not None:
+            joined[notice_id] = obligation
+    return joined
 
 
 class _Deadlines:

@@ -18,7 +18,7 @@ from shortage_watch.services.alert_routing import AlertHolds, DueFirings, ladder
 from shortage_watch.services.alerts import audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
-from shortage_watch.services.obligations import (described_keys_of_versions, fulfilled_by, late_report_alerts, open_obligations,
+from shortage_watch.services.obligations import (fulfilled_by, late_report_alerts, obligations_joined, open_obligations,
                                                  region_of_distributor)
 from shortage_watch.store.report_rows import (
     explanations_owed,
@@ -137,21 +137,16 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
 def _answer_joined_obligations(session: Session, reports: list[DistributorReport], notice_of: dict[int, StoppageNotice | None],
                                key_of: dict[int, str], obligation_of: dict[str, SimpleNamespace | None]) -> None:
     """Point each report naming a stored notice that has no obligation of its own at the obligation the
-    notice joined (one a report describing it opened first): `key_of` and `obligation_of` gain it."""
-    joined = {notice.id: notice for report in reports
-              if (notice := notice_of[report.id]) is not None and key_of[report.id] not in obligation_of}
-    if not joined:
+    notice joined (`obligations_joined`): `key_of` and `obligation_of` gain it."""
+    unowned = {notice.id: notice for report in reports
+               if (notice := notice_of[report.id]) is not None and key_of[report.id] not in obligation_of}
+    if not unowned:
         return
-    described = described_keys_of_versions(session, list(joined.values()))
-    candidates = report_obligations_by_subject(session, [key for keys in described.values() for key in keys])
+    joined = obligations_joined(session, list(unowned.values()), obligation_of)
     for report in reports:
         notice = notice_of[report.id]
-        if notice is None or notice.id not in joined:
-            continue
-        linked = next((candidates[key] for key in described.get(notice.id, ()) if key in candidates and candidates[key].notice_pk == notice.id), None)
-        if linked is not None:
-            key_of[report.id] = linked.subject_key
-            obligation_of.setdefault(linked.subject_key, linked)
+        if notice is not None and notice.id in unowned and notice.id in joined:
+            key_of[report.id] = joined[notice.id].subject_key
 
 
 def _context(session: Session, deps: LedgerDeps, obligation: SimpleNamespace, report: DistributorReport,

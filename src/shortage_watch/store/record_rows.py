@@ -39,24 +39,20 @@ def version_hashes(session: Session, kind: str, record_keys: list[str]) -> list[
 
 def version_data_of(session: Session, kind: str, versions: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any] | None]:
     """The stored data of these (record_key, version)s of records of `kind`, by that pair; one query."""
-    if not versions:
-        return {}
     wanted = set(versions)
-    rows = session.execute(select(RecordVersion.record_key, RecordVersion.version, RecordVersion.data).where(
-        RecordVersion.kind == kind, RecordVersion.record_key.in_(sorted({key for key, _ in wanted}))))
-    return {(key, version): data for key, version, data in rows if (key, version) in wanted}
+    stored = every_version_data(session, kind, [key for key, _ in wanted])
+    return {(key, version): data for key, by_version in stored.items() for version, data in by_version.items() if (key, version) in wanted}
 
 
-def every_version_data(session: Session, kind: str, record_keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The data of every stored version of these records of `kind`, by record key; one query."""
+def every_version_data(session: Session, kind: str, record_keys: list[str]) -> dict[str, dict[int, dict[str, Any] | None]]:
+    """The data of every stored version of these records of `kind`: by record key, by version; one query."""
     if not record_keys:
         return {}
-    versions: dict[str, list[dict[str, Any]]] = {}
-    for key, data in session.execute(select(RecordVersion.record_key, RecordVersion.data).where(
+    stored: dict[str, dict[int, dict[str, Any] | None]] = {}
+    for key, version, data in session.execute(select(RecordVersion.record_key, RecordVersion.version, RecordVersion.data).where(
             RecordVersion.kind == kind, RecordVersion.record_key.in_(sorted(set(record_keys))))):
-        if data is not None:
-            versions.setdefault(key, []).append(data)
-    return versions
+        stored.setdefault(key, {})[version] = data
+    return stored
 
 
 def stored_notice_pairs(session: Session, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
