@@ -210,14 +210,15 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
         track = joined_before
         if track is None or track.case.state == CaseState.RESOLVED or (track.case.product_code, track.case.city_code) != key:
             track = open_case.get(key)
-        moved_out = joined_before is not None and joined_before is not track and joined_before.case.state != CaseState.RESOLVED
-        if moved_out:
-            # Corrected to another product or city: it counts in the case of what it is about now, and the
-            # case it leaves is judged on the reports it keeps.
-            joined_before.drop(report.id)
-            changes.extend(_after_leaving(joined_before, now))
-            if joined_before.case.state == CaseState.RESOLVED:
-                open_case.pop((joined_before.case.product_code, joined_before.case.city_code), None)
+        moved_out = False  # from an open case, corrected to another product or city
+        if joined_before is not None and joined_before is not track:
+            joined_before.drop(report.id)  # it counts only in the case it joins now, if any
+            if joined_before.case.state != CaseState.RESOLVED:
+                # The case it leaves is judged on the reports it keeps.
+                moved_out = True
+                changes.extend(_after_leaving(joined_before, now))
+                if joined_before.case.state == CaseState.RESOLVED:
+                    open_case.pop((joined_before.case.product_code, joined_before.case.city_code), None)
         if track is None:
             if report.supply_status == "resolved":
                 if moved_out:
@@ -231,8 +232,6 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             opened.append(track)
             open_case[key] = track
             changes.append((track, "opened", {"product_code": report.product_code, "city_code": city_code}))
-        if joined_before is not None and joined_before is not track and not moved_out:
-            joined_before.drop(report.id)  # from a resolved case, to join an open one
         track.put(report)
         track.case.updated_at = now
         joined.append((report, track))
