@@ -5,6 +5,7 @@ per row gives."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -64,6 +65,9 @@ def test_a_corrected_report_leaves_its_case_for_the_case_of_what_it_is_about(db_
     ingest(app, "again.json", [shortage("A1", "H1", "G9")])  # G2 loses its only report
     cases, joined = cases_and_reports(app)
     assert cases["G2/350900"] == ("resolved", MOVED_AWAY) and cases["G9/350900"] == ("open", None)
+    # What an officer reads on the case page: each note the ledger wrote itself says it in Chinese, then English.
+    notes = {note for _, note in cases.values() if note is not None}
+    assert len(notes) == 2 and all(re.fullmatch(r"[\u4e00-\u9fff][^/]* / [A-Za-z][^\u4e00-\u9fff]*", note) for note in notes), notes
 
 
 def test_corrections_in_one_file_write_what_they_write_one_file_each(db_url, make_app):

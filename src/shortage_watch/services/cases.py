@@ -273,7 +273,7 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
 
 
 # Why a case is resolved by its reports: every part closed, or every report corrected to another matter.
-ALL_SUPPLIED = "every hospital reported the supply resolved"
+ALL_SUPPLIED = "各医院均已报告供应恢复 / every hospital reported the supply resolved"
 MOVED_AWAY = "医院报告均已更正为其他药品或城市 / every hospital report was corrected to another product or city"
 
 
