@@ -150,6 +150,11 @@ def test_a_file_of_notices_writes_exactly_what_its_rows_write_one_file_each(db_u
     ingest(app, "before.json", before_the_file())
     ingest(app, "all.json", records)
     in_sets = ledger_contents(app)
+    if app.engine.dialect.name == "sqlite":  # PostgreSQL keeps JSONB, not the text written
+        with app.engine.connect() as conn:
+            stored = [text for (text,) in conn.exec_driver_sql("SELECT context FROM alerts")]
+        # Alert contexts are written as spliced JSON text: each must be what json.dumps writes of it, key order too.
+        assert len(stored) > 10000 and all(text == json.dumps(json.loads(text)) for text in stored)
 
     wipe(app)
     ingest(app, "before.json", before_the_file())

@@ -4,7 +4,8 @@ mailed without replaying the ladder, the levels not mailed audited as skipped.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
@@ -14,7 +15,7 @@ from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_se
 from shortage_watch.domain.inhibition import inhibited_by_province
 from shortage_watch.domain.policy import Firing, Ladder
 from shortage_watch.domain.routing import DirectoryView, Route, route, same_bureau_as_city
-from shortage_watch.services.alerts import Hold, alert_values, audit, audit_values, write_alerts
+from shortage_watch.services.alerts import HISTORY_KEYS, Hold, alert_values, audit, audit_values, matter_values, write_alerts
 from shortage_watch.services.inhibition import escalated_case, province_hold
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.silences import active_rules, hold_for
@@ -48,15 +49,17 @@ class AlertHolds:
         return hold_for(self.session, self.directory, template, context, self.now, rules=self.rules)
 
 
-def write_planned_alerts(session: Session, holds: AlertHolds, alerts: list[dict[str, Any]]) -> set[str]:
-    """Write outbox rows (`alert_values`), each held or inhibited when `holds` says so; the dedup keys written."""
+def write_planned_alerts(session: Session, holds: AlertHolds, alerts: list[dict[str, Any]],
+                         contexts: list[dict[str, Any]] | None = None) -> set[str]:
+    """Write outbox rows (`alert_values`), each held or inhibited when `holds` says so; the dedup keys written.
+    `contexts`: each row's matter context, when the rows hold theirs as JSON text (`LadderPlan.stored_for_matter`)."""
     return write_alerts(session, [
         (values, holds(subject="O" if values["obligation_id"] is not None else "C",
                        subject_id=values["obligation_id"] if values["obligation_id"] is not None else values["case_id"],
-                       template=values["template"], context=values["context"], role=values["recipient_role"],
-                       region_code=values["recipient_region"]))
-        for values in alerts
-    ])
+                       template=values["template"], context=values["context"] if contexts is None else context,
+                       role=values["recipient_role"], region_code=values["recipient_region"]))
+        for values, context in zip(alerts, contexts or alerts)
+    ], context_as_text=contexts is not None)
 
 
 def remembered_routes(deps: LedgerDeps) -> Routes:
@@ -81,6 +84,7 @@ class LadderAlerts:
     alerts: list[dict[str, Any]]
     skips: list[dict[str, Any]]
     plan: Plan
+    context: dict[str, Any] | None = None  # the matter's, when the rows hold theirs as JSON text (`stored_for_matter`)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,10 @@ class LadderPlan:
     plan: Plan
     alerts: tuple[PlannedAlert, ...]
     skips: tuple[dict[str, Any], ...]  # the `level_skipped` audit detail of each skip in `plan.skips`
+    # `stored_for_matter`'s parts of each alert at an instant: its outbox row but the matter's columns, and the
+    # JSON of what it adds to a matter's context (the history, then what `alert_values` adds).
+    _rows: dict[tuple[int, datetime, str], tuple[dict[str, Any], str, frozenset[str]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def for_matter(self, subject: str, subject_id: int, context: dict[str, Any], now: datetime, default_language: str) -> LadderAlerts:
         """The outbox rows (`alert_values`) and `level_skipped` audit rows of this plan for one matter."""
@@ -161,6 +169,30 @@ class LadderPlan:
             for alert in self.alerts
         ]
         return LadderAlerts(alerts, self.skip_events(subject, subject_id, now), self.plan)
+
+    def stored_for_matter(self, subject: str, subject_id: int, context: dict[str, Any], now: datetime,
+                          default_language: str) -> LadderAlerts:
+        """`for_matter`, each row's context already the JSON text `json.dumps` writes of it: the matter's part
+        serialised once for all its alerts, each alert's own part once for every matter of the plan.
+
+        `json.dumps` of a dict writes its items in order, joined by ", ": so the whole context's text is the
+        text of its items before the history, ", ", and the text of the rest, as long as the history ends the
+        matter's context and what the alert adds is not in it (both checked per matter)."""
+        keys = tuple(context)
+        if keys[-len(HISTORY_KEYS):] != HISTORY_KEYS:
+            raise AssertionError(f"alert context of {subject}{subject_id} does not end with the plan's history: {keys}")
+        head = json.dumps({key: value for key, value in context.items() if key not in HISTORY_KEYS})[1:-1]
+        alerts = []
+        for index, planned in enumerate(self.alerts):
+            found = self._rows.get((index, now, default_language))
+            if found is None:
+                values, tail = alert_parts(planned, subject, subject_id, context, now, default_language)
+                found = self._rows[(index, now, default_language)] = (values, tail, frozenset(values["context"]) - context.keys())
+            values, tail, added = found
+            if added & context.keys():
+                raise AssertionError(f"alert context of {subject}{subject_id} holds what an alert adds: {sorted(added & context.keys())}")
+            alerts.append({**values, **matter_values(subject, subject_id, planned.level_name, planned.route), "context": f"{{{head}, {tail}}}"})
+        return LadderAlerts(alerts, self.skip_events(subject, subject_id, now), self.plan, context)
 
     def skip_events(self, subject: str, subject_id: int, now: datetime) -> list[dict[str, Any]]:
         """The `level_skipped` audit rows of this plan for one matter."""
@@ -223,6 +255,18 @@ def plan_ladder(deps: LedgerDeps, due: DueFirings, *, prior: dict[str, str], now
         for skip in plan.skips
     )
     return LadderPlan(plan, tuple(alerts), skips)
+
+
+def alert_parts(planned: PlannedAlert, subject: str, subject_id: int, context: dict[str, Any], now: datetime,
+                default_language: str) -> tuple[dict[str, Any], str]:
+    """The outbox row of `planned` about the matter of `context` (`alert_values`), and the JSON text of the items
+    its context ends with: the plan's history, then what `alert_values` adds (alike for every matter of a plan)."""
+    values = alert_values(now=now, subject=subject, subject_id=subject_id, level_name=planned.level_name, template=planned.template,
+                          urgent=planned.urgent, route=planned.route, context={**context, **planned.history},
+                          default_language=default_language)
+    full = values["context"]
+    keys = list(full)
+    return values, json.dumps({key: full[key] for key in keys[keys.index(HISTORY_KEYS[0]):]})[1:-1]
 
 
 def _mailed_steps(session: Session, subject: str, subject_id: int, now: datetime) -> list[tuple[str, datetime]]:

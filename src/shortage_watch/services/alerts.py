@@ -159,6 +159,9 @@ def no_history() -> dict[str, Any]:
     return {"prior_steps": {}, "sent_with": [], "catch_up": None}
 
 
+HISTORY_KEYS = tuple(no_history())  # what a plan says of earlier steps: the last keys of an alert context
+
+
 def _party(code: str | None, name: str | None) -> dict[str, Any] | None:
     return None if code is None else {"code": code, "name": name}
 

@@ -22,11 +22,11 @@ from shortage_watch.domain.obligations import advance, case_number
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.catch_up import first_uncounted_day, steps_sent_before
 from shortage_watch.domain.states import CASE_ON_LADDER, OBLIGATION_IN_FLIGHT, case_escalated, obligation_due
-from shortage_watch.services.alerts import (NOTICE_KEYS, Hold, alert_values, audit, audit_values, insert_audits, matter_values, no_history,
+from shortage_watch.services.alerts import (HISTORY_KEYS, NOTICE_KEYS, Hold, audit, audit_values, insert_audits, matter_values,
                                             notice_parts, obligation_context, obligation_context_of, write_alerts)
 from shortage_watch.services.inhibition import inhibit_after_escalation
 from shortage_watch.services.silences import release_ended_silences
-from shortage_watch.services.alert_routing import AlertHolds, DueFirings, LadderPlan, PlannedAlert, mailed_steps_of, plan_ladder, remembered_routes
+from shortage_watch.services.alert_routing import AlertHolds, DueFirings, LadderPlan, PlannedAlert, alert_parts, mailed_steps_of, plan_ladder, remembered_routes
 from shortage_watch.services.cases import case_deadline, case_due, redate_case, write_case_alerts
 from shortage_watch.services.ledger_deps import LedgerDeps
 from shortage_watch.services.obligations import ESTIMATED, recomputed_deadline, redate_obligation
@@ -222,7 +222,6 @@ class _ObligationSteps:
 
 # The keys of an obligation's alert context (`obligation_context_of`, `alert_values`) by where they come from.
 _MATTER_KEYS = ("case_number", "thread_key")  # its number: first
-_HISTORY_KEYS = tuple(no_history())  # what the plan says of earlier steps: after the matter's parts
 
 
 @dataclass(frozen=True)
@@ -240,9 +239,9 @@ class _ContextTemplate:
 
     def __init__(self, context: dict[str, Any]) -> None:
         keys = list(context)
-        middle = keys[len(_MATTER_KEYS):len(keys) - len(_HISTORY_KEYS)]
+        middle = keys[len(_MATTER_KEYS):len(keys) - len(HISTORY_KEYS)]
         at = middle.index(NOTICE_KEYS[0]) if NOTICE_KEYS[0] in middle else -1
-        if keys != [*_MATTER_KEYS, *middle, *_HISTORY_KEYS] or at < 0 or tuple(middle[at:at + len(NOTICE_KEYS)]) != NOTICE_KEYS:
+        if keys != [*_MATTER_KEYS, *middle, *HISTORY_KEYS] or at < 0 or tuple(middle[at:at + len(NOTICE_KEYS)]) != NOTICE_KEYS:
             raise AssertionError(f"unexpected alert context keys: {keys}")
         self.context = context
         self.before = json.dumps({key: context[key] for key in middle[:at]})[1:-1]
@@ -267,13 +266,8 @@ class _OutboxRows:
     def row(self, obligation_id: int, planned: PlannedAlert, context: _MatterContext) -> dict[str, Any]:
         found = self.rows.get(id(planned))
         if found is None:
-            values = alert_values(now=self.now, subject="O", subject_id=obligation_id, level_name=planned.level_name, template=planned.template,
-                                  urgent=planned.urgent, route=planned.route, context={**context.shared, **planned.history},
-                                  default_language=self.language)
-            full = {**values["context"], "case_number": case_number("O", obligation_id), "thread_key": f"O{obligation_id}"}
-            keys = list(full)
-            tail = json.dumps({key: full[key] for key in keys[keys.index(_HISTORY_KEYS[0]):]})[1:-1]  # the history, then what alert_values adds
-            if self._text(obligation_id, context, tail) != json.dumps(full):  # the splice must say what json.dumps says
+            values, tail = alert_parts(planned, "O", obligation_id, context.shared, self.now, self.language)
+            if self._text(obligation_id, context, tail) != json.dumps(values["context"]):  # the splice must say what json.dumps says
                 raise AssertionError(f"alert context of O{obligation_id} spliced wrongly")
             found = self.rows[id(planned)] = (planned, values, tail)
         _, values, tail = found

@@ -183,11 +183,12 @@ def open_obligations(
             due = DueFirings(deps.policy.ladder_for(values["kind"], values["priority"]), step.firings, values["region_code"],
                              values["party_code"], stale=step.skipped, entered_after_due=now > values["due_at"])
             plan = plan_of[shape] = plan_ladder(deps, due, prior={}, now=now, routes=routes)  # opened just now: nothing mailed
-        planned.append((obligation_id, plan.for_matter("O", obligation_id, context, now, deps.mail_language)))
+        planned.append((obligation_id, plan.stored_for_matter("O", obligation_id, context, now, deps.mail_language)))
     holds = AlertHolds(session, directory, now)
     for obligation_id, values in zip(ids, rows):
         holds.matter(obligation_id, values["case_id"])
-    written = write_planned_alerts(session, holds, [alert for _, alerts in planned for alert in alerts.alerts])
+    written = write_planned_alerts(session, holds, [alert for _, alerts in planned for alert in alerts.alerts],
+                                   [alerts.context for _, alerts in planned for _ in alerts.alerts])
     for obligation_id, alerts in planned:
         events.extend(alerts.skips)
         if alerts.plan.skips:
