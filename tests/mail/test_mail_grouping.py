@@ -92,3 +92,17 @@ def test_a_refused_grouped_message_leaves_every_item_to_retry(make_app, smtp_sin
     result = deliver_due(app.deliver_deps(), WORKING_NOW)
     assert (result.sent, result.retried) == (0, 4)
     assert {alert_rows(app)[i].status for i in ids} == {"pending"}
+
+
+def test_a_group_that_cannot_be_built_goes_dead_and_the_rest_of_the_batch_still_goes(make_app, smtp_sink):
+    # A mistyped mail.item_url placeholder ({case} for {case_number}) fails only grouped mail.
+    app = make_app(mail={"transport": "smtp", "item_url": "https://sw.example.gov.cn/items/{case}"}, smtp={"port": smtp_sink.port})
+    grouped = add_alerts(app, 3, template="overdue_alert", role="insurance", urgent=True, email_for=lambda n: "ybj@county.example")
+    single = add_alerts(app, 1, template="receipt", email_for=lambda n: "orders@huakang.example")
+
+    result = deliver_due(app.deliver_deps(), LATER)
+    assert (result.sent, result.dead) == (1, 3)
+    rows = alert_rows(app)
+    assert {rows[i].status for i in grouped} == {"dead"} and all("KeyError" in rows[i].last_error for i in grouped)
+    assert rows[single[0]].status == "sent"
+    assert [r.rcpt_tos for r in smtp_sink.handler.received] == [["orders@huakang.example"]]

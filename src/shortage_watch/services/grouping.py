@@ -7,6 +7,7 @@ retried on its own, so a crash mid-batch still loses no item (at least once, per
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
@@ -24,6 +25,8 @@ from shortage_watch.store import group_mates as store
 if TYPE_CHECKING:
     from shortage_watch.services.deliver import AlertOutcome, ClaimedAlert, DeliverDeps
 
+
+log = logging.getLogger(__name__)
 
 GROUP_WAIT = "waiting for more items of its group (mail.group_wait)"
 
@@ -121,6 +124,9 @@ def prepare_message(deps: "DeliverDeps", alerts: list["ClaimedAlert"], now: date
         return build_group_envelope(deps, alerts, now)
     except (RenderError, AddressError) as exc:
         return AlertOutcome(first.id, "permanent", error=f"grouped message: {exc}")
+    except Exception as exc:  # as in `prepare`: a group that cannot be built must not stop the batch (nor the daemon)
+        log.exception("alerts %s: cannot build their grouped message", [a.id for a in alerts])
+        return AlertOutcome(first.id, "permanent", error=f"grouped message: cannot build it: {type(exc).__name__}: {exc}")
 
 
 def outcomes_for(alerts: list["ClaimedAlert"], outcome: "AlertOutcome") -> list["AlertOutcome"]:
