@@ -136,3 +136,21 @@ def test_waiting_alerts_are_held_when_the_silence_is_set(db_url, make_app):
     silence(app, at("2024-09-27T11:00"), template="notice_opened")
     by_template = {a.template: a.status for a in alerts(app)}
     assert by_template == {"receipt": "pending", "notice_opened": "held"}
+
+
+def test_a_digest_waiting_for_working_hours_is_not_held_and_reaches_the_officer(db_url, make_app, tmp_path):
+    # The digest is the mail that lists what silences hold: a silence set before office hours
+    # must not hold it, nor let the next digest swallow it as one of the alerts it covers.
+    app = make_app(db_url, directory=county_insurance_takes_digest())
+    store_notice(app, at("2024-09-27T10:00"))
+    assert send_daily_digests(app.digest_deps(), at("2024-09-30T08:05")) >= 1
+    assert deliver_due(app.deliver_deps(), at("2024-09-30T08:05")).deferred >= 1  # waits for 08:30
+    silence_id = silence(app, at("2024-09-30T08:15"), region="350902")
+    end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-09-30T09:00"))
+    sweep(app.sweep_deps(), at("2024-09-30T09:00"))
+    deliver_due(app.deliver_deps(), at("2024-09-30T09:00"))
+    send_daily_digests(app.digest_deps(), at("2024-10-08T08:05"))  # the next working day's digest
+
+    [monday] = [a for a in alerts(app) if a.dedup_key == "digest:350902:insurance:ybj@jiaocheng.example:2024-09-30"]
+    assert monday.status == "sent"
+    assert "ybj@jiaocheng.example" in {m["To"] for m in mailed(tmp_path)}

@@ -13,6 +13,12 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 
+# Not alerts about one matter but the mail that lists them (the daily digest names what silences
+# hold) and the periodic summaries: a silence never holds them. Held, they came back on release
+# as 'digest' alerts of a digest-reading bureau, and the next digest swallowed them unsent.
+NEVER_HELD = frozenset({"digest", "monthly_summary", "operations_digest"})
+
+
 @dataclass(frozen=True)
 class SilenceRule:
     """What a silence matches; every matcher given must match (a region covers the regions under it)."""
@@ -30,7 +36,8 @@ class SilenceRule:
 
     def matches(self, item: "AlertFacts") -> bool:
         return (
-            (self.region_code is None or self.region_code in item.region_chain)
+            item.template not in NEVER_HELD
+            and (self.region_code is None or self.region_code in item.region_chain)
             and (self.distributor_code is None or self.distributor_code == item.distributor_code)
             and (self.product_code is None or self.product_code == item.product_code)
             and (self.template is None or self.template == item.template)
