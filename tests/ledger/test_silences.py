@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from shortage_watch.commands.ledger import compliance_rows
@@ -16,8 +18,8 @@ from shortage_watch.services.deliver import deliver_due
 from shortage_watch.services.digests import send_daily_digests
 from shortage_watch.services.escalate import sweep
 from shortage_watch.services.silences import add_silence, end_silence
-from shortage_watch.store.tables import Alert, AuditEvent, Obligation
-from tests.ledger.conftest import alerts, at, sample_directory, store_notice, store_report
+from shortage_watch.store.tables import Alert, AuditEvent, Obligation, StoppageNotice
+from tests.ledger.conftest import NOTICE, alerts, at, sample_directory, store_notice, store_report
 
 
 def county_insurance_takes_digest() -> Directory:
@@ -154,3 +156,44 @@ def test_a_digest_waiting_for_working_hours_is_not_held_and_reaches_the_officer(
     [monday] = [a for a in alerts(app) if a.dedup_key == "digest:350902:insurance:ybj@jiaocheng.example:2024-09-30"]
     assert monday.status == "sent"
     assert "ybj@jiaocheng.example" in {m["To"] for m in mailed(tmp_path)}
+
+
+@pytest.mark.postgres
+def test_an_alert_held_while_the_silence_is_being_ended_is_released_with_it(pg_url, make_app):
+    # SQLite runs one writer at a time; on PostgreSQL a notice stored by one replica (or the portal)
+    # may read the silence as active while an officer's `silences expire` ends and releases it.
+    app = make_app(pg_url)
+    silence_id = silence(app, at("2024-09-27T09:00"), region="350902")
+    written, go_on = threading.Event(), threading.Event()
+
+    def store_notice_held_open() -> None:
+        now = at("2024-09-27T10:00")
+        with app.sessions.begin() as session:
+            row = StoppageNotice(**NOTICE, version=1, source="test", received_at=now, updated_at=now)
+            session.add(row)
+            session.flush()
+            app.record_listener.record_stored(session, "stoppage_notice", row, None, now)
+            session.flush()  # its alerts are written, held by the silence, not yet committed
+            written.set()
+            assert go_on.wait(timeout=60), "never let go"
+
+    def expire() -> None:
+        end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-09-27T10:05"))
+        sweep(app.sweep_deps(), at("2024-09-27T10:05"))
+
+    ingest, expirer = threading.Thread(target=store_notice_held_open), threading.Thread(target=expire)
+    ingest.start()
+    try:
+        assert written.wait(timeout=60)
+        expirer.start()
+        expirer.join(timeout=60)
+        assert not expirer.is_alive(), "the expiry waited for the notice's open transaction"
+    finally:
+        go_on.set()
+        ingest.join(timeout=60)
+        expirer.join(timeout=60)
+    sweep(app.sweep_deps(), at("2024-09-27T10:10"))
+
+    rows = alerts(app)
+    assert [a.template for a in rows if a.status == "held"] == []  # none held by a silence that already ended
+    assert {(a.template, a.recipient_email) for a in rows if a.status == "pending"} >= {("notice_opened", "ybj@jiaocheng.example")}

@@ -146,7 +146,16 @@ def release_ended_silences(
                 continue
             _release(session, directory, calendar, silence_id, now, result)
             result.silences += 1
-    if result.silences:
+    # A transaction that read a silence as still active (a notice stored by another replica or the
+    # portal, on PostgreSQL) may commit the alerts it held just after that silence was released: the
+    # release above never saw them. They are released here, at the next sweep, as the release would
+    # have; the row locks of `_release` let one replica do it.
+    with sessions() as session:
+        late = store.released_with_held_alerts(session)
+    for silence_id in late:
+        with sessions.begin() as session:
+            _release(session, directory, calendar, silence_id, now, result)
+    if result.silences or late:
         log.info(
             "silences: %d ended; %d held alerts released, %d superseded, %d stale, %d held by another silence",
             result.silences, result.sent, result.superseded, result.stale, result.held_again,

@@ -55,6 +55,13 @@ def ended_silence_ids(session: Session, now: datetime) -> list[int]:
         select(Silence.id).where(Silence.released_at.is_(None), Silence.ends_at <= now).order_by(Silence.id)))
 
 
+def released_with_held_alerts(session: Session) -> list[int]:
+    """Silences already released that still hold alerts, by id (through the outbox's status index)."""
+    return list(session.scalars(
+        select(Alert.silence_id).join(Silence, Silence.id == Alert.silence_id)
+        .where(Alert.status == "held", Silence.released_at.is_not(None)).distinct().order_by(Alert.silence_id)))
+
+
 def claim_release(session: Session, silence_id: int, now: datetime) -> bool:
     """Mark the silence released at `now` unless it already was; True when this call did."""
     claimed = session.execute(
