@@ -197,3 +197,46 @@ def test_an_alert_held_while_the_silence_is_being_ended_is_released_with_it(pg_u
     rows = alerts(app)
     assert [a.template for a in rows if a.status == "held"] == []  # none held by a silence that already ended
     assert {(a.template, a.recipient_email) for a in rows if a.status == "pending"} >= {("notice_opened", "ybj@jiaocheng.example")}
+
+
+def test_a_held_reminder_is_not_released_after_the_written_reminder_went_out(db_url, make_app):
+    # Only reminders are silenced: the written reminder (overdue) reaches the distributor meanwhile,
+    # so the reminder saying the report is due tomorrow must not follow it when the silence ends.
+    app = make_app(db_url)
+    silence_id = silence(app, at("2024-09-27T09:00"), template="reminder")
+    store_notice(app, at("2024-09-27T10:00"))
+    sweep(app.sweep_deps(), at("2024-10-09T09:00"))
+    [reminder] = [a for a in alerts(app) if a.template == "reminder"]
+    assert reminder.status == "held"
+    sweep(app.sweep_deps(), at("2024-10-11T09:00"))
+    assert deliver_due(app.deliver_deps(), at("2024-10-11T09:00")).sent >= 1
+    assert {a.status for a in alerts(app) if a.template == "written_reminder"} == {"sent"}
+
+    end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-10-15T10:00"))
+    sweep(app.sweep_deps(), at("2024-10-15T10:00"))
+    [reminder] = [a for a in alerts(app) if a.template == "reminder"]
+    assert reminder.status == "superseded"
+    deliver_due(app.deliver_deps(), at("2024-10-15T10:00"))  # the levels due today (the city's interview) go
+    assert [a.template for a in alerts(app) if a.recipient_email == "d1@dist.example" and a.status == "sent"] == ["receipt", "written_reminder"]
+
+
+def test_a_held_regional_shortage_is_released_though_a_false_shortage_of_its_case_went_out(db_url, make_app):
+    # A one-off event of the case (疑似假短缺) is no later level of its ladder: it supersedes nothing.
+    from datetime import date
+
+    from tests.ledger.conftest import store_shortage
+
+    app = make_app(db_url)
+    silence_id = silence(app, at("2024-10-08T09:00"), template="regional_shortage")
+    for n, day in ((1, 8), (2, 9), (3, 10)):
+        store_shortage(app, at(f"2024-10-{day:02d}T10:00"), report_id=f"S{n}", hospital_code=f"H{n}",
+                       region_code="350902" if n % 2 else "350981", reported_on=date(2024, 10, day))
+    store_shortage(app, at("2024-10-11T10:00"), report_id="S4", hospital_code="H4", region_code="350902",
+                   reported_on=date(2024, 10, 11), cause="procurement")
+    assert {(a.template, a.status) for a in alerts(app) if a.recipient_email == "wjw@ningde.example"} == {
+        ("regional_shortage", "held"), ("false_shortage", "digest")}
+
+    end_silence(app.sessions, silence_id, by="officer-li", now=at("2024-10-14T10:00"))
+    sweep(app.sweep_deps(), at("2024-10-14T10:00"))
+    assert {a.recipient_email for a in alerts(app) if a.template == "regional_shortage" and a.status == "pending"} == {
+        "ybj@ningde.example", "wjw@ningde.example"}

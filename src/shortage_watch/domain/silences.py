@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Mapping
 
 
 # Not alerts about one matter but the mail that lists them (the daily digest names what silences
@@ -98,18 +98,24 @@ class HeldItem:
     recipient: str
     matter_open: bool  # the obligation is still owed / the case unresolved
     chases: bool  # its level chases an open matter (reminder, overdue, interview, province)
+    on_ladder: bool = True  # a level of the matter's ladder (not a one-off event: late_report, false_shortage)
 
 
 SEND, SUPERSEDED, STALE = "send", "superseded", "stale"
 
 
-def release_plan(items: Iterable[HeldItem]) -> dict[int, str]:
+def release_plan(items: Iterable[HeldItem], later: Mapping[tuple[str, str], int] | None = None) -> dict[int, str]:
     """Per held alert: send it, or not (superseded by a later level held for the same matter and
     recipient; stale because it chases a matter that is no longer open).
 
     Alerts of one matter are written in ladder order, so the highest id is the current level.
+    `later`: per (matter, recipient), the highest id of its other ladder levels that reached or will
+    reach the recipient (sent meanwhile because no silence matched them, or held by another silence):
+    an earlier level of the ladder released after them would go back down it ("due tomorrow" after
+    "overdue"). A one-off event of the matter is no level: it neither supersedes nor is superseded so.
     """
     items = list(items)
+    later = later or {}
     latest: dict[tuple[str, str], HeldItem] = {}
     for item in items:
         key = (item.thread_key, item.recipient)
@@ -117,8 +123,9 @@ def release_plan(items: Iterable[HeldItem]) -> dict[int, str]:
             latest[key] = item
     plan: dict[int, str] = {}
     for item in items:
-        current = latest[(item.thread_key, item.recipient)]
-        if item is not current:
+        key = (item.thread_key, item.recipient)
+        current = latest[key]
+        if item is not current or (item.on_ladder and later.get(key, 0) > item.alert_id):
             plan[item.alert_id] = SUPERSEDED
         elif item.chases and not item.matter_open:
             plan[item.alert_id] = STALE

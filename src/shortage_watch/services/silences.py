@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.inhibition import chases_stored
+from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.domain.routing import DirectoryView
 from shortage_watch.domain.silences import SEND, AlertFacts, HeldItem, SilenceRule, holding_silence, release_plan
@@ -179,15 +180,26 @@ def _release(session: Session, directory: DirectoryView, calendar: WorkingCalend
         audit(session, at=now, actor=row.created_by, entity="alert", entity_id=alert.id, action="held", detail=_held_detail(row))
         result.held_again += 1
     matters = _matters(session, free)
+    levels = {thread: _ladder_levels(matter) for thread, matter in matters.items()}
+
+    def on_ladder(thread_key: str, level: str) -> bool:
+        return level.split("#", 1)[0] in levels.get(thread_key, ())
+
     items = [
         HeldItem(
             a.id, a.thread_key, a.recipient_email or a.dedup_key,
             matter_open=_is_open(matters.get(a.thread_key)),
             chases=_chases(matters.get(a.thread_key), a.level),
+            on_ladder=on_ladder(a.thread_key, a.level),
         )
         for a in free
     ]
-    plan = release_plan(items)
+    # The later ladder levels of the same matters that reached (or will reach) their recipient outside this release.
+    later: dict[tuple[str, str], int] = {}
+    for thread, email, alert_id, level in store.reaching_alerts_of_matters(session, free):
+        if on_ladder(thread, level):
+            later[(thread, email)] = max(later.get((thread, email), 0), alert_id)
+    plan = release_plan(items, later)
     for alert in free:
         outcome = plan[alert.id]
         if outcome == SEND:
@@ -226,6 +238,12 @@ def _is_open(matter: Obligation | ShortageCase | None) -> bool:
     if isinstance(matter, ShortageCase):
         return matter.state != CaseState.RESOLVED
     return True
+
+
+def _ladder_levels(matter: Obligation | ShortageCase | None) -> frozenset[str]:
+    """The level names of the ladder stored with the matter (its one-off events are none of them)."""
+    policy = matter.policy if isinstance(matter, Obligation) else (matter.policy or {}).get("ladder") if isinstance(matter, ShortageCase) else None
+    return frozenset(level.name for level in Ladder.from_json(policy).levels) if policy else frozenset()
 
 
 def _chases(matter: Obligation | ShortageCase | None, level_name: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.store.tables import Alert, Silence
@@ -60,6 +60,24 @@ def released_with_held_alerts(session: Session) -> list[int]:
     return list(session.scalars(
         select(Alert.silence_id).join(Silence, Silence.id == Alert.silence_id)
         .where(Alert.status == "held", Silence.released_at.is_not(None)).distinct().order_by(Alert.silence_id)))
+
+
+# An alert in one of these states reached its recipient, is on its way, or will be (held by a silence).
+REACHING = ("pending", "sending", "sent", "digest", "digested", "held")
+
+
+def reaching_alerts_of_matters(session: Session, alerts: Sequence[Alert]) -> list[tuple[str, str, int, str]]:
+    """(thread_key, recipient_email, id, level) of every other alert of `alerts`' matters in a `REACHING` state
+    (through the outbox's matter indexes)."""
+    obligations = {a.obligation_id for a in alerts if a.obligation_id is not None}
+    cases = {a.case_id for a in alerts if a.case_id is not None}
+    if not (obligations or cases):
+        return []
+    rows = session.execute(
+        select(Alert.thread_key, Alert.recipient_email, Alert.id, Alert.level)
+        .where(or_(Alert.obligation_id.in_(obligations), Alert.case_id.in_(cases)), Alert.status.in_(REACHING),
+               Alert.id.not_in([a.id for a in alerts]), Alert.recipient_email.is_not(None)))
+    return [(thread, email, alert_id, level) for thread, email, alert_id, level in rows]
 
 
 def claim_release(session: Session, silence_id: int, now: datetime) -> bool:
