@@ -173,3 +173,25 @@ def test_a_revised_report_whose_previous_version_no_longer_validates_counts_as_r
         case = session.scalars(select(ShortageCase)).one()
         assert case.state == "resolved"
         assert set(session.scalars(select(ShortageReport.case_id))) == {case.id}
+
+
+def test_the_monthly_summary_counts_only_real_cases_among_its_hospital_reports(db_url, make_app):
+    from shortage_watch.services.digests import send_monthly_summaries
+
+    app = make_app(db_url, now="2024-10-08T09:05")
+    store_shortage(app, at("2024-09-10T10:00"), report_id="S-1", reported_on=date(2024, 9, 10))
+    store_shortage(app, at("2024-09-12T10:00"), report_id="S-2", reported_on=date(2024, 9, 12), supply_status="resolved")
+    # Another hospital says it has the drug again after the case was resolved: nothing open to join.
+    store_shortage(app, at("2024-09-20T10:00"), report_id="S-3", hospital_code="H3", hospital_name="蕉城区医院",
+                   reported_on=date(2024, 9, 20), supply_status="resolved")
+    with app.sessions() as session:
+        assert [c.state for c in session.scalars(select(ShortageCase))] == ["resolved"]
+
+    assert send_monthly_summaries(app.digest_deps(), at("2024-10-08T09:05")) >= 1
+    with app.sessions() as session:
+        summary = session.scalars(select(Alert).where(Alert.recipient_email == "ybj@jiaocheng.example", Alert.template == "monthly_summary")).one()
+    context = summary.context
+    assert len(context["shortages"]) == 3
+    assert context["totals"]["shortage_cases"] == 1  # the one case; the report with none is no second case
+    text = app.renderer.render("monthly_summary", context, "zh-CN").text
+    assert "1起（医疗机构上报 3 条）" in text

@@ -299,11 +299,14 @@ def monthly_context(
         return directory.is_within(code, contact.region_code)
 
     shortages: list[MonthlyShortage] = []
+    case_ids: set[int] = set()  # the cases the listed reports joined (a report may have joined none: "—")
     for r in month.reports:
         code = report_region(directory, r)
         if not within(code):
             continue
         case = month.cases.get(r.case_id or -1)
+        if case is not None:
+            case_ids.add(case.id)
         hospital = directory.hospital(r.hospital_code)
         shortages.append({
             "case_number": case_number("C", case.id) if case else "—",
@@ -361,7 +364,7 @@ def monthly_context(
         "stoppages": stoppages,
         "compliance": table,
         "totals": {
-            "shortage_cases": len({s["case_number"] for s in shortages}),
+            "shortage_cases": len(case_ids),
             "hospital_reports": len(shortages),
             "stoppages": len(stoppages),
             "obligations": sum(r["obligations"] for r in table),
