@@ -58,3 +58,28 @@ def test_silence_is_set_listed_and_expired(config, capsys):
     assert run(config, "silences", "expire", str(added["id"]), "--now", "2024-10-09T09:00") == 1
     assert "already ended" in capsys.readouterr().err
     assert run(config, "silences", "expire", "99", "--now", NOW) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["add", "--template", "no_such_mail", "--until", "2024-10-10T18:00", "--reason", "假期"],
+        ["expire", "99"],
+    ],
+    ids=["bad-template", "no-such-silence"],
+)
+def test_an_officer_reads_why_in_chinese_first(config, capsys, argv):
+    # As every other refusal of `silences` (domain/silences.py: refusal): Chinese, then English.
+    assert run(config, "silences", *argv, "--now", NOW) == 2
+    err = capsys.readouterr().err.removeprefix("shortage-watch: error: ")
+    assert "\u4e00" <= err[0] <= "\u9fff" and " / " in err, err
+
+
+def test_expiring_an_ended_silence_says_so_in_chinese_first(config, capsys):
+    assert run(config, "silences", "add", "--region", "350902", "--until", "2024-10-10", "--reason", "假期", "--now", NOW, "--json") == 0
+    added = json.loads(capsys.readouterr().out)
+    assert run(config, "silences", "expire", str(added["id"]), "--now", "2024-10-09T09:00") == 0
+    capsys.readouterr()
+    assert run(config, "silences", "expire", str(added["id"]), "--now", "2024-10-09T09:00") == 1
+    err = capsys.readouterr().err.removeprefix("shortage-watch: error: ")
+    assert err.startswith(f"静默 #{added['id']} 已结束") and "already ended" in err, err

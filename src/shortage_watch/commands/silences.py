@@ -92,12 +92,12 @@ def silences_add(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError(why)
     assert until is not None
     if args.template and args.template not in ALERT_TEMPLATES:
-        raise CommandError(f"--template {args.template!r} is not an alert template ({', '.join(ALERT_TEMPLATES)})")
+        raise CommandError(f"没有名为 {args.template!r} 的邮件模板 / --template {args.template!r} is not an alert template ({', '.join(ALERT_TEMPLATES)})")
     directory = app.usable_directory()
     if args.region and not directory.is_empty() and directory.region(args.region) is None:
-        raise CommandError(f"--region {args.region}: not in the directory's regions")
+        raise CommandError(f"名录中没有地区 {args.region} / --region {args.region}: not in the directory's regions")
     if args.distributor and not directory.is_empty() and directory.distributor(args.distributor) is None:
-        raise CommandError(f"--distributor {args.distributor}: not in the directory's distributors")
+        raise CommandError(f"名录中没有配送企业 {args.distributor} / --distributor {args.distributor}: not in the directory's distributors")
     silence_id, held, described = add_silence(
         app.sessions, directory, region=args.region, distributor=args.distributor, product=args.product, template=args.template,
         until=until, reason=args.reason.strip(), by=args.by or _default_actor(), now=now,

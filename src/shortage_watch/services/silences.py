@@ -114,9 +114,9 @@ def end_silence(sessions: sessionmaker[Session], silence_id: int, *, by: str, no
     with sessions.begin() as session:
         row = session.get(Silence, silence_id)
         if row is None:
-            return f"no silence #{silence_id}"
+            return f"没有静默 #{silence_id} / no silence #{silence_id}"
         if row.released_at is not None:
-            return f"silence #{silence_id} has already ended"
+            return f"静默 #{silence_id} 已结束 / silence #{silence_id} has already ended"
         row.ends_at = min(row.ends_at, now)
         row.expired_by = by
         audit(session, at=now, actor=by, entity="silence", entity_id=row.id, action="expired", detail=None)
