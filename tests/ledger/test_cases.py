@@ -195,3 +195,18 @@ def test_the_monthly_summary_counts_only_real_cases_among_its_hospital_reports(d
     assert context["totals"]["shortage_cases"] == 1  # the one case; the report with none is no second case
     text = app.renderer.render("monthly_summary", context, "zh-CN").text
     assert "1起（医疗机构上报 3 条）" in text
+
+
+def test_the_digest_that_covers_a_possible_false_shortage_tells_the_health_commission_of_it(db_url, make_app):
+    from shortage_watch.services.digests import send_daily_digests
+
+    app = make_app(db_url)
+    store_shortage(app, at("2024-10-08T10:00"), cause="procurement")
+    assert send_daily_digests(app.digest_deps(), at("2024-10-09T08:30")) >= 1
+    with app.sessions() as session:
+        alert = session.scalars(select(Alert).where(Alert.template == "false_shortage")).one()
+        digest = session.scalars(select(Alert).where(Alert.template == "digest", Alert.recipient_email == "wjw@ningde.example")).one()
+    assert alert.status == "digested"  # the digest stands for it: it is never mailed on its own
+    for language, words in (("zh-CN", "疑似假短缺提示"), ("en", "possible false shortage")):
+        text = app.renderer.render("digest", digest.context, language).text
+        assert words in text and alert.context["case_number"] in text, text

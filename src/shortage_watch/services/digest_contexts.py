@@ -16,7 +16,7 @@ from shortage_watch.domain.labels import named
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.store.compliance import ComplianceRow
 from shortage_watch.store.digest_queries import DigestSnapshot, HeldAlert, MonthSnapshot
-from shortage_watch.store.tables import Obligation, ShortageReport, StoppageNotice
+from shortage_watch.store.tables import Alert, Obligation, ShortageReport, StoppageNotice
 
 
 class Recipient(TypedDict):
@@ -71,11 +71,14 @@ class OpenShortage(TypedDict):
     city_name: str
 
 
-class HeldItem(TypedDict):
+class CoveredItem(TypedDict):
     case_number: str
     template: str
     product: str
     distributor: str
+
+
+class HeldItem(CoveredItem):
     silence_id: int | None
     until: str
     reason: str
@@ -95,6 +98,7 @@ class DigestContext(TypedDict):
     late_reports: list[LateReport]
     open_shortages: list[OpenShortage]
     covered_alerts: int  # single alerts this digest covers
+    covered: list[CoveredItem]  # those alerts, each named
     held: list[HeldItem]  # alerts a silence holds for the recipient
 
 
@@ -264,6 +268,7 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
         "late_reports": late,
         "open_shortages": open_shortages,
         "covered_alerts": 0,
+        "covered": [],
         "held": [],
     }
 
@@ -274,14 +279,26 @@ def digest_has_news(context: DigestContext) -> bool:
                 or context["late_reports"] or context["open_shortages"])
 
 
+def covered_item(alert: Alert) -> CoveredItem:
+    """One alert as a digest names it: case number, mail, drug, distributor."""
+    return {
+        "case_number": alert.context.get("case_number") or "—",
+        "template": alert.template,
+        "product": (alert.context.get("product") or {}).get("name") or "—",
+        "distributor": (alert.context.get("distributor") or {}).get("name") or "—",
+    }
+
+
+def covered_items(alerts: list[Alert]) -> list[CoveredItem]:
+    """The single alerts a digest stands for, as it lists them."""
+    return [covered_item(alert) for alert in alerts]
+
+
 def held_items(held: list[HeldAlert]) -> list[HeldItem]:
     """The alerts a silence holds, as the digest lists them: "held by silence #N"."""
     return [
         {
-            "case_number": h.alert.context.get("case_number") or "—",
-            "template": h.alert.template,
-            "product": (h.alert.context.get("product") or {}).get("name") or "—",
-            "distributor": (h.alert.context.get("distributor") or {}).get("name") or "—",
+            **covered_item(h.alert),
             "silence_id": h.alert.silence_id,
             "until": h.until.isoformat(),
             "reason": h.reason,

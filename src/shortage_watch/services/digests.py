@@ -24,6 +24,7 @@ from shortage_watch.services.alerts import insert_alerts_if_absent
 from shortage_watch.services.digest_contexts import (
     DigestContext,
     MonthlyContext,
+    covered_items,
     digest_context,
     digest_has_news,
     held_items,
@@ -164,8 +165,10 @@ def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
                 if reads.outbox_has(session, dedup_key):
                     continue
                 context = digest_context(directory, calendar, snapshot, contact, email, since, now)
-                waiting = reads.waiting_digest_alert_ids(session, email)
+                waiting = reads.waiting_digest_alerts(session, email)
                 context["covered_alerts"] = len(waiting)
+                # They are never mailed on their own: the digest names each (a possible 假短缺 is in no table).
+                context["covered"] = covered_items(waiting)
                 context["held"] = held_items(reads.held_alerts_for(session, email))
                 if not digest_has_news(context):
                     continue
@@ -174,7 +177,7 @@ def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
                 if not _insert_outbox_row(session, values):
                     continue  # another replica wrote it first
                 # The digest covers these single alerts: they are done once it is written.
-                reads.mark_digested(session, waiting, dedup_key)
+                reads.mark_digested(session, [alert.id for alert in waiting], dedup_key)
                 written += 1
     if written:
         log.info("digests: %d written for %s", written, today)

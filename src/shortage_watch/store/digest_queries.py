@@ -73,9 +73,9 @@ def product_names(session: Session, codes: Collection[str]) -> dict[str, str]:
     return names
 
 
-def waiting_digest_alert_ids(session: Session, email: str) -> list[int]:
-    """The single alerts for `email` waiting to be covered by its next digest."""
-    return list(session.scalars(select(Alert.id).where(Alert.status == "digest", Alert.recipient_email == email)))
+def waiting_digest_alerts(session: Session, email: str) -> list[Alert]:
+    """The single alerts for `email` waiting to be covered by its next digest, by id."""
+    return list(session.scalars(select(Alert).where(Alert.status == "digest", Alert.recipient_email == email).order_by(Alert.id)))
 
 
 def mark_digested(session: Session, alert_ids: Sequence[int], dedup_key: str) -> None:
