@@ -210,3 +210,24 @@ def test_the_digest_that_covers_a_possible_false_shortage_tells_the_health_commi
     for language, words in (("zh-CN", "疑似假短缺提示"), ("en", "possible false shortage")):
         text = app.renderer.render("digest", digest.context, language).text
         assert words in text and alert.context["case_number"] in text, text
+
+
+def test_grouped_reminders_of_explanations_ask_the_distributor_to_explain_not_to_report(db_url, make_app, tmp_path):
+    import email
+    import email.policy
+
+    from shortage_watch.services.deliver import deliver_due
+
+    app = make_app(db_url)
+    for n, (code, name) in enumerate((("XB02", "硝酸甘油片"), ("XB03", "地高辛片")), start=1):
+        store_shortage(app, at("2024-10-14T10:00"), report_id=f"S{n}", product_code=code, product_name=name, distributor_code="D1",
+                       reported_on=date(2024, 10, 14))
+    deliver_due(app.deliver_deps(), at("2024-10-14T10:00"))  # the two explanation requests, in one message
+    sweep(app.sweep_deps(), at("2024-10-18T09:00"))  # one working day before both are due
+    assert sorted(a.template for a in _alerts(app) if a.status == "pending") == ["reminder", "reminder"]
+    deliver_due(app.deliver_deps(), at("2024-10-18T09:00"))
+
+    messages = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in (tmp_path / "mail").glob("*.eml")]
+    [grouped] = [m for m in messages if m["Subject"].startswith("到期提醒")]
+    body = grouped.get_body(("plain",)).get_content()
+    assert "书面说明" in body and "报告即将到期" not in body, body

@@ -234,6 +234,7 @@ def sample_grouped_context(item_template: str = "overdue_alert", count: int = 8)
             "region": ("蕉城区", "霞浦县", "福安市")[n % 3], "due_at": f"2024-10-{10 + n % 3:02d}T23:59:59+08:00",
             "working_days_late": (n % 4) + 1 if late else None, "notice_id": f"TZ-2024-{917 + n:04d}", "kind": "stoppage",
             "manufacturer": maker, "hospitals": None, "link": f"https://sw.example.gov.cn/items/SW-O-{123 + n:06d}",
+            "explanation": False,
         })
     return {
         "template": "grouped",

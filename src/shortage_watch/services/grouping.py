@@ -156,6 +156,8 @@ def group_items(alerts: list["ClaimedAlert"], item_url: str | None) -> list[dict
             "kind": notice.get("kind"),
             "manufacturer": c.get("manufacturer"),
             "hospitals": len(case.get("hospitals") or []) or None,
+            # An explanation the distributor owes for a hospital's shortage (no notice), as the single templates tell it.
+            "explanation": bool(case) and not c.get("notice"),
             "link": item_url.format(case_number=number) if item_url and number else None,
         })
     return items
