@@ -5,7 +5,7 @@ mailed without replaying the ladder, the levels not mailed audited as skipped.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
@@ -15,7 +15,7 @@ from shortage_watch.domain.catch_up import Plan, Skip, plan_deliveries, steps_se
 from shortage_watch.domain.inhibition import inhibited_by_province
 from shortage_watch.domain.policy import Firing, Ladder
 from shortage_watch.domain.routing import DirectoryView, Route, route, same_bureau_as_city
-from shortage_watch.services.alerts import HISTORY_KEYS, Hold, alert_values, audit, audit_values, matter_values, write_alerts
+from shortage_watch.services.alerts import ALERT_KEYS, HISTORY_KEYS, Hold, alert_values, audit, audit_values, write_alerts
 from shortage_watch.services.inhibition import escalated_case, province_hold
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
 from shortage_watch.services.silences import active_rules, hold_for
@@ -156,10 +156,6 @@ class LadderPlan:
     plan: Plan
     alerts: tuple[PlannedAlert, ...]
     skips: tuple[dict[str, Any], ...]  # the `level_skipped` audit detail of each skip in `plan.skips`
-    # `stored_for_matter`'s parts of each alert at an instant: its outbox row but the matter's columns, and the
-    # JSON of what it adds to a matter's context (the history, then what `alert_values` adds).
-    _rows: dict[tuple[int, datetime, str], tuple[dict[str, Any], str, frozenset[str]]] = field(
-        default_factory=dict, compare=False, repr=False)
 
     def for_matter(self, subject: str, subject_id: int, context: dict[str, Any], now: datetime, default_language: str) -> LadderAlerts:
         """The outbox rows (`alert_values`) and `level_skipped` audit rows of this plan for one matter."""
@@ -173,25 +169,20 @@ class LadderPlan:
     def stored_for_matter(self, subject: str, subject_id: int, context: dict[str, Any], now: datetime,
                           default_language: str) -> LadderAlerts:
         """`for_matter`, each row's context already the JSON text `json.dumps` writes of it: the matter's part
-        serialised once for all its alerts, each alert's own part once for every matter of the plan.
+        serialised once for all its alerts (serialising each alert's whole context was a tenth of storing a file).
 
         `json.dumps` of a dict writes its items in order, joined by ", ": so the whole context's text is the
         text of its items before the history, ", ", and the text of the rest, as long as the history ends the
         matter's context and what the alert adds is not in it (both checked per matter)."""
         keys = tuple(context)
-        if keys[-len(HISTORY_KEYS):] != HISTORY_KEYS:
-            raise AssertionError(f"alert context of {subject}{subject_id} does not end with the plan's history: {keys}")
+        if keys[-len(HISTORY_KEYS):] != HISTORY_KEYS or not ALERT_KEYS.isdisjoint(keys):
+            raise AssertionError(f"alert context of {subject}{subject_id} cannot be spliced: {keys}")
         head = json.dumps({key: value for key, value in context.items() if key not in HISTORY_KEYS})[1:-1]
         alerts = []
-        for index, planned in enumerate(self.alerts):
-            found = self._rows.get((index, now, default_language))
-            if found is None:
-                values, tail = alert_parts(planned, subject, subject_id, context, now, default_language)
-                found = self._rows[(index, now, default_language)] = (values, tail, frozenset(values["context"]) - context.keys())
-            values, tail, added = found
-            if added & context.keys():
-                raise AssertionError(f"alert context of {subject}{subject_id} holds what an alert adds: {sorted(added & context.keys())}")
-            alerts.append({**values, **matter_values(subject, subject_id, planned.level_name, planned.route), "context": f"{{{head}, {tail}}}"})
+        for planned in self.alerts:
+            values, tail = alert_parts(planned, subject, subject_id, context, now, default_language)
+            values["context"] = f"{{{head}, {tail}}}"
+            alerts.append(values)
         return LadderAlerts(alerts, self.skip_events(subject, subject_id, now), self.plan, context)
 
     def skip_events(self, subject: str, subject_id: int, now: datetime) -> list[dict[str, Any]]:

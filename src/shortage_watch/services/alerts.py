@@ -159,7 +159,8 @@ def no_history() -> dict[str, Any]:
     return {"prior_steps": {}, "sent_with": [], "catch_up": None}
 
 
-HISTORY_KEYS = tuple(no_history())  # what a plan says of earlier steps: the last keys of an alert context
+HISTORY_KEYS = tuple(no_history())  # what a plan says of earlier steps: the last keys of a matter's alert context
+ALERT_KEYS = frozenset(("template", "level", "urgent", "written_at", "recipient"))  # what `alert_values` adds to it
 
 
 def _party(code: str | None, name: str | None) -> dict[str, Any] | None:
