@@ -146,6 +146,16 @@ def test_a_county_officer_cannot_close_another_countys_hospital(bureau) -> None:
     assert "蕉城区已恢复" in page and "案件已解决" not in page  # 福安's hospital is still short: the case stays open
 
 
+def test_a_county_officer_does_not_read_another_countys_closed_part_on_the_city_case(bureau) -> None:
+    _, server, seeded = bureau
+    city = login(server, "ningde")
+    url = f"{server.address}/bureau/cases/{seeded.case['ningde']}"
+    city.post(url + "/resolve", data={"csrf": _csrf(city, url), "hospital": "H350981001", "note": "福安已调拨200支"}, timeout=10)
+    assert "福安已调拨200支" in city.get(url, timeout=10).text
+    page = login(server, "jiaocheng").get(url, timeout=10).text
+    assert "宁德市医院" in page and "福安市医院" not in page and "福安已调拨200支" not in page
+
+
 def test_an_offline_interview_is_recorded_audited_and_in_the_timeline_and_material(bureau) -> None:
     app, server, seeded = bureau
     browser = login(server, "ningde")

@@ -554,7 +554,7 @@ class CaseDetail:
     notices: list[NoticeRow]  # stoppage notices for the product, in the regions
     obligations: list[ObligationRow]  # explanations owed about the case, in the regions
     alerts: list[Alert]
-    events: list[AuditEvent]
+    events: list[AuditEvent]  # the case's, less the parts closed for hospitals outside the regions
 
 
 def read_case(session: Session, regions: Collection[str], case_id: int, *, now: datetime) -> CaseDetail | None:
@@ -575,13 +575,18 @@ def read_case(session: Session, regions: Collection[str], case_id: int, *, now: 
     obligations = [_obligation_row(r, now) for r in session.execute(
         _obligation_select(regions, ObligationFilter(), now).where(Obligation.case_id == case_id).order_by(Obligation.id)
     )]
+    # A city case spans counties: a part closed for another region's hospital names that hospital and the
+    # officer's note, which are that region's, not these regions'.
+    in_scope = {r.hospital_code for r in reports}
+    events = [e for e in audit_trail(session, "case", case_id)
+              if e.action != "part_closed" or (e.detail or {}).get("hospital_code") in in_scope]
     return CaseDetail(
         case=case_row,
         reports=reports,
         notices=notices,
         obligations=obligations,
         alerts=case_alerts(session, case_id),
-        events=audit_trail(session, "case", case_id),
+        events=events,
     )
 
 
