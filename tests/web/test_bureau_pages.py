@@ -213,6 +213,13 @@ def test_bad_filter_values_get_one_clear_message(bureau) -> None:
     assert browser.get(f"{server.address}/bureau/obligations?region=500103", timeout=10).status_code == 422
 
 
+@pytest.mark.parametrize("path", ["/bureau/obligations", "/bureau/cases", "/bureau/notices", "/bureau/compliance"])
+def test_a_page_number_far_past_the_end_is_an_empty_page(bureau, path) -> None:
+    _, server, _ = bureau
+    answer = login(server, "ningde").get(f"{server.address}{path}?page=99999999999999999999", timeout=10)
+    assert answer.status_code == 200 and "Traceback" not in answer.text
+
+
 def test_add_officer_command(write_config, capsys) -> None:
     from tests.web.conftest import EXAMPLES
 

@@ -47,6 +47,7 @@ def test_no_open_redirect_after_login_or_language_switch(web, target):
 
 @pytest.mark.parametrize("path", ["/templates/..%2F..%2Fetc%2Fpasswd", "/templates/stoppage_notice.exe",
                                   "/templates/shortage_report.csv", "/records/raw_payloads/1", "/records/stoppage_notice/-1",
+                                  "/records/stoppage_notice/99999999999999999999", "/records/distributor_report/99999999999999999999/correct",
                                   "/obligations/SW-O-99999999999999999999", "/obligations/%00", "/static/../app.py"])
 def test_odd_paths_are_404_not_500(web, path):
     app, server = web
@@ -54,6 +55,27 @@ def test_odd_paths_are_404_not_500(web, path):
     answer = login(server, "D350901").get(f"{server.address}{path}", timeout=10)
     _clean(answer)
     assert answer.status_code in (404, 422)
+
+
+def test_a_page_far_past_the_end_is_empty_not_a_crash(web):
+    app, server = web
+    token = token_for(app, add_distributor(app, "D350901"))
+    answer = requests.get(f"{server.address}/api/v1/obligations?offset=99999999999999999999",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    _clean(answer)
+    assert answer.status_code == 200 and answer.json()["data"] == []
+
+
+def test_revoking_a_token_number_no_table_can_hold_is_404(web):
+    app, server = web
+    add_distributor(app, "D350901")
+    browser = login(server, "D350901")
+    import re
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get(f"{server.address}/tokens", timeout=10).text).group(1)
+    answer = browser.post(f"{server.address}/tokens/99999999999999999999/revoke", data={"csrf": csrf}, timeout=10)
+    _clean(answer)
+    assert answer.status_code == 404
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=100000", "offset=-1", "limit=abc", "state=nonsense",

@@ -282,7 +282,8 @@ def _ordered(query: Select, sorts: dict, sort: str, descending: bool, tiebreak) 
 def _paged(session: Session, query: Select, page: int, page_size: int) -> tuple[list, int]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, page)
-    rows = session.execute(query.limit(page_size).offset((page - 1) * page_size)).all()
+    # A page past the end is empty; the offset stops at the end so a page number of any size fits the database's integer.
+    rows = session.execute(query.limit(page_size).offset(min((page - 1) * page_size, total))).all()
     return rows, total
 
 

@@ -86,7 +86,8 @@ def obligations_page(session: Session, party_code: str, *, states: Sequence[str]
     if since is not None:
         where.append(Obligation.updated_at >= since)
     total = session.scalar(select(func.count()).select_from(Obligation).where(*where)) or 0
-    rows = session.execute(_obligation_query().where(*where).order_by(Obligation.id.desc()).limit(limit).offset(offset))
+    # An offset past the end reads nothing; stopping it at the end keeps any offset within the database's integer.
+    rows = session.execute(_obligation_query().where(*where).order_by(Obligation.id.desc()).limit(limit).offset(min(offset, total)))
     return ObligationPage(total, [_obligation_row(ob, notice) for ob, notice in rows])
 
 

@@ -175,6 +175,7 @@ def list_obligations(request: Request, state: str | None = None, since: str | No
     return {"total": page.total, "limit": limit, "offset": offset, "data": [obligation_json(o, tz) for o in page.rows]}
 
 
+MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing
 OBLIGATION_ID = re.compile(r"^(?:SW-O-)?0*(\d{1,12})$", re.IGNORECASE)
 
 

@@ -34,6 +34,7 @@ from shortage_watch.store import dashboard_queries as q
 from shortage_watch.store import officer_actions
 from shortage_watch.store.tables import Alert, AuditEvent, OfficerAction, ShortageCase
 from shortage_watch.web import charts
+from shortage_watch.web.api import MAX_ID
 from shortage_watch.web.portal import _form, _text, render
 from shortage_watch.web.security import require_role
 
@@ -86,9 +87,6 @@ def _choice(value: str | None, allowed: Iterable[str], label: str) -> str | None
     if value not in allowed:
         raise HTTPException(422, f"{label}无效：{value} / invalid {label}: {value!r}")
     return value
-
-
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing
 
 
 def _row_id(value: str, missing: str) -> int:

@@ -38,7 +38,7 @@ from shortage_watch.store.queries import (
     record_versions,
 )
 from shortage_watch.web import labels
-from shortage_watch.web.api import parse_obligation_id
+from shortage_watch.web.api import MAX_ID, parse_obligation_id
 from shortage_watch.web.security import (
     LANG_COOKIE,
     check_csrf,
@@ -426,7 +426,7 @@ def history_page(request: Request, page: int = 1, user: WebUser = Depends(distri
 
 
 def _own_record(request: Request, user: WebUser, kind: str, pk: int) -> tuple[Any, dict[str, Any]]:
-    if kind not in EDITABLE_KINDS:
+    if kind not in EDITABLE_KINDS or not 0 < pk <= MAX_ID:
         raise HTTPException(404, "没有这条记录 / no such record")
     with _app(request).read_sessions() as session:
         receipt = record_receipt(session, user.party_code, kind, pk)
@@ -509,6 +509,8 @@ async def token_create(request: Request, user: WebUser = Depends(distributor)) -
 async def token_revoke(request: Request, token_id: int, user: WebUser = Depends(distributor)) -> Response:
     await _form(request)
     app = _app(request)
+    if not 0 < token_id <= MAX_ID:
+        raise HTTPException(404, f"没有编号为 {token_id} 的令牌 / no token with id {token_id}")
     try:
         await run_in_threadpool(accounts.revoke_token, app.sessions, token_id, now=app.clock.now(), actor=user.actor,
                                 account_id=user.id)
