@@ -244,3 +244,11 @@ def test_every_page_template_and_static_file_ships_in_the_package() -> None:
     files = [p.relative_to(package).as_posix() for folder in ("web/templates", "web/static") for p in (package / folder).rglob("*") if p.is_file()]
     assert "web/templates/bureau/overview.html" in files
     assert [f for f in files if not any(fnmatch.fnmatchcase(f, g) and f.count("/") == g.count("/") for g in globs)] == []
+
+
+@pytest.mark.parametrize("path", ["/bureau/obligations?distributor=D350901%00", "/bureau/obligations?drug=%00", "/bureau/notices?manufacturer=%00",
+                                  "/bureau/cases?city=%00", "/bureau/distributors/D350901%00"])
+def test_a_nul_character_in_a_filter_or_path_is_one_clear_refusal(bureau, path) -> None:
+    _, server, _ = bureau
+    answer = login(server, "ningde").get(f"{server.address}{path}", timeout=10)
+    assert answer.status_code == 422 and "空字符" in answer.text and "Traceback" not in answer.text

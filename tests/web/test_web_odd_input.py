@@ -128,3 +128,29 @@ def test_a_form_in_broken_utf8_is_a_page_not_a_crash(web):
     answer = browser.post(f"{server.address}/notices/new", data=b"csrf=x&notice_id=%FF%FE&kind=%C0%AF", timeout=10,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     _clean(answer)
+
+
+NUL_REFUSED = "空字符"
+
+
+def test_a_nul_character_in_the_login_form_is_one_clear_refusal(web):
+    _app, server = web
+    import re
+
+    browser = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get(f"{server.address}/login", timeout=10).text).group(1)
+    answer = browser.post(f"{server.address}/login", data={"csrf": csrf, "name": "D350901\x00", "password": "x"}, timeout=10)
+    _clean(answer)
+    assert answer.status_code == 422 and NUL_REFUSED in answer.text
+
+
+def test_a_nul_character_in_a_token_name_is_one_clear_refusal(web):
+    app, server = web
+    add_distributor(app, "D350901")
+    browser = login(server, "D350901")
+    import re
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get(f"{server.address}/tokens", timeout=10).text).group(1)
+    answer = browser.post(f"{server.address}/tokens", data={"csrf": csrf, "name": "ERP\x00"}, timeout=10)
+    _clean(answer)
+    assert answer.status_code == 422 and NUL_REFUSED in answer.text

@@ -20,8 +20,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shortage_watch import __version__
 from shortage_watch.web.security import (
+    NUL_REFUSED,
     LoginRedirect,
     Signer,
+    has_nul,
     load_session_secret,
     set_session_cookie,
 )
@@ -117,7 +119,10 @@ def create_app(app: "App") -> FastAPI:
 
     @web.middleware("http")
     async def headers_and_session(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
+        if has_nul(request.scope["path"], *(text for pair in request.query_params.multi_items() for text in pair)):
+            response = refuse_nul(request)
+        else:
+            response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if not _is_api(request):
@@ -126,6 +131,13 @@ def create_app(app: "App") -> FastAPI:
         if fresh is not None and "set-cookie" not in response.headers:
             set_session_cookie(response, request, fresh)
         return response
+
+    def refuse_nul(request: Request) -> Response:
+        if _is_api(request):
+            return JSONResponse({"error": NUL_REFUSED}, status_code=422)
+        from shortage_watch.web.portal import error_page
+
+        return error_page(request, 422, NUL_REFUSED, {})
 
     @web.exception_handler(LoginRedirect)
     async def login_redirect(request: Request, exc: LoginRedirect) -> Response:

@@ -41,10 +41,12 @@ from shortage_watch.web import labels
 from shortage_watch.web.api import MAX_ID, parse_obligation_id
 from shortage_watch.web.security import (
     LANG_COOKIE,
+    NUL_REFUSED,
     check_csrf,
     client_address,
     csrf_for,
     current_user,
+    has_nul,
     new_session,
     require_role,
     safe_next,
@@ -123,6 +125,8 @@ def error_page(request: Request, status: int, message: str, headers: dict[str, s
 async def _form(request: Request) -> dict[str, Any]:
     form = await request.form()
     check_csrf(request, form.get("csrf") if isinstance(form.get("csrf"), str) else None)
+    if has_nul(*(text for pair in form.multi_items() for text in pair if isinstance(text, str))):
+        raise HTTPException(422, NUL_REFUSED)
     return {key: value for key, value in form.items()}
 
 

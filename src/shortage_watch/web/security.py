@@ -38,6 +38,8 @@ from fastapi import HTTPException, Request
 from shortage_watch.services.accounts import WebUser, session_user
 
 SESSION_COOKIE = "sw_session"
+# PostgreSQL text cannot hold NUL, and no person types one: a request carrying it is refused whole.
+NUL_REFUSED = "请求中含有空字符（NUL），无法处理 / the request contains a NUL character and cannot be processed"
 LANG_COOKIE = "sw_lang"
 
 
@@ -126,6 +128,10 @@ def request_session(request: Request) -> SessionData:
 
 def csrf_for(request: Request) -> str:
     return request.app.state.signer.csrf_token(request_session(request).nonce)
+
+
+def has_nul(*texts: str) -> bool:
+    return any("\x00" in text for text in texts)
 
 
 def check_csrf(request: Request, token: str | None) -> None:
