@@ -213,6 +213,13 @@ def test_bad_filter_values_get_one_clear_message(bureau) -> None:
     assert browser.get(f"{server.address}/bureau/obligations?region=500103", timeout=10).status_code == 422
 
 
+@pytest.mark.parametrize("query", ["obligations?overdue_at=9999-12-31T23:59:59-12:00", "cases?open_at=0001-01-01T00:00:00%2B14:00"])
+def test_an_instant_outside_the_calendar_gets_one_clear_message(bureau, query) -> None:
+    _, server, _ = bureau
+    answer = login(server, "ningde").get(f"{server.address}/bureau/{query}", timeout=10)
+    assert answer.status_code == 422 and "时间" in answer.text and "Traceback" not in answer.text
+
+
 @pytest.mark.parametrize("path", ["/bureau/obligations", "/bureau/cases", "/bureau/notices", "/bureau/compliance"])
 def test_a_page_number_far_past_the_end_is_an_empty_page(bureau, path) -> None:
     _, server, _ = bureau

@@ -79,7 +79,8 @@ def test_revoking_a_token_number_no_table_can_hold_is_404(web):
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=100000", "offset=-1", "limit=abc", "state=nonsense",
-                                   "since=yesterday", "state=open,%00"])
+                                   "since=yesterday", "state=open,%00", "since=0001-01-01T00:00:00",
+                                   "since=9999-12-31T23:59:59-12:00"])
 def test_bad_paging_and_filters_are_422_with_a_reason(web, query):
     app, server = web
     token = token_for(app, add_distributor(app, "D350901"))

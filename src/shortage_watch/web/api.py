@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -154,7 +154,10 @@ def _since(text: str | None, tz: ZoneInfo) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ApiError(422, f"since 不是日期或日期时间：{text!r} / since is not an ISO date or date-time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+    value = value if value.tzinfo else value.replace(tzinfo=tz)
+    if not representable(value):
+        raise ApiError(422, f"since 超出可表示的时间范围：{text!r} / since is outside the range of dates: {text!r}")
+    return value
 
 
 @router.get("/obligations", summary="My obligations, newest first: {total, limit, offset, data}")
@@ -176,6 +179,15 @@ def list_obligations(request: Request, state: str | None = None, since: str | No
 
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing
+def representable(instant: datetime) -> bool:
+    """Whether the aware `instant` exists in UTC, as the ledger stores it (years 1-9999 only)."""
+    try:
+        instant.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
+
+
 OBLIGATION_ID = re.compile(r"^(?:SW-O-)?0*(\d{1,12})$", re.IGNORECASE)
 
 

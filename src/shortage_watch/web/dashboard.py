@@ -34,7 +34,7 @@ from shortage_watch.store import dashboard_queries as q
 from shortage_watch.store import officer_actions
 from shortage_watch.store.tables import Alert, AuditEvent, OfficerAction, ShortageCase
 from shortage_watch.web import charts
-from shortage_watch.web.api import MAX_ID
+from shortage_watch.web.api import MAX_ID, representable
 from shortage_watch.web.portal import _form, _text, render
 from shortage_watch.web.security import require_role
 
@@ -74,6 +74,8 @@ def _instant(value: str | None) -> datetime | None:
         raise HTTPException(422, f"时间点格式无效 / not an ISO instant: {value!r}") from None
     if parsed.tzinfo is None:
         raise HTTPException(422, "时间点须带时区 / the instant needs a time zone")
+    if not representable(parsed):
+        raise HTTPException(422, f"时间点超出可表示的时间范围 / the instant is outside the range of dates: {value!r}")
     return parsed
 
 
