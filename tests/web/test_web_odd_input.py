@@ -155,3 +155,27 @@ def test_a_nul_character_in_a_token_name_is_one_clear_refusal(web):
     answer = browser.post(f"{server.address}/tokens", data={"csrf": csrf, "name": "ERP\x00"}, timeout=10)
     _clean(answer)
     assert answer.status_code == 422 and NUL_REFUSED in answer.text
+
+
+@pytest.mark.parametrize("method,path,status,text", [("GET", "/no-such-page", 404, "页面不存在"), ("GET", "/static/no-such.css", 404, "页面不存在"),
+                                                     ("DELETE", "/history", 405, "不支持此请求方法")])
+def test_an_unknown_page_or_method_is_a_page_in_chinese_first(web, method, path, status, text):
+    _app, server = web
+    answer = requests.request(method, f"{server.address}{path}", timeout=10)
+    _clean(answer)
+    assert answer.status_code == status and answer.headers["content-type"].startswith("text/html") and text in answer.text
+
+
+def test_an_unknown_api_path_is_an_api_error_in_chinese_first(web):
+    _app, server = web
+    answer = requests.get(f"{server.address}/api/v1/no-such-thing", timeout=10)
+    assert answer.status_code == 404 and answer.json() == {"error": "页面不存在 / not found"}
+
+
+def test_a_multipart_upload_without_a_boundary_is_one_clear_message(web):
+    app, server = web
+    token = token_for(app, add_distributor(app, "D350901"))
+    answer = requests.post(f"{server.address}/api/v1/files", data=b"xx", timeout=10, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "multipart/form-data"})
+    _clean(answer)
+    assert answer.status_code == 400 and answer.json()["error"].startswith("请求")

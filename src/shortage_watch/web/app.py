@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shortage_watch import __version__
@@ -143,14 +144,17 @@ def create_app(app: "App") -> FastAPI:
     async def login_redirect(request: Request, exc: LoginRedirect) -> Response:
         return RedirectResponse(exc.location, status_code=303)
 
-    @web.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    # Starlette's own class: routing (404, 405), static files and form parsing (400) raise it, not FastAPI's subclass.
+    @web.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = getattr(exc, "headers", None) or {}
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = "页面不存在 / not found"
         if exc.status_code == 405 and detail == "Method Not Allowed":
             detail = "不支持此请求方法 / method not allowed"
+        if exc.status_code == 400 and not isinstance(exc, HTTPException):  # a body Starlette could not parse
+            detail = f"请求内容无法读取 / the request body could not be read: {detail}"
         if _is_api(request):
             return JSONResponse({"error": detail}, status_code=exc.status_code, headers=headers)
         from shortage_watch.web.portal import error_page
