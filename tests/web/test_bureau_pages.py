@@ -184,6 +184,19 @@ def test_an_offline_interview_is_recorded_audited_and_in_the_timeline_and_materi
     assert "没有这个校验码" in login(server, "cq").get(f"{server.address}/bureau/materials", params={"checksum": checksum}, timeout=10).text
 
 
+def test_a_county_officer_does_not_read_the_city_officers_offline_action_on_its_obligation(bureau) -> None:
+    _, server, seeded = bureau
+    city = login(server, "ningde")
+    url = f"{server.address}/bureau/obligations/{seeded.ob['jiaocheng_overdue']}"
+    form = f"{server.address}/bureau/distributors/D350901"
+    city.post(form + "/actions", data={"csrf": _csrf(city, form), "kind": "interview", "done_on": "2024-10-14", "note": "市局约谈记录",
+                                       "obligation_id": str(seeded.ob["jiaocheng_overdue"])}, timeout=10)
+    assert "市局约谈记录" in city.get(url, timeout=10).text
+    county = login(server, "jiaocheng")
+    assert "市局约谈记录" not in county.get(form, timeout=10).text  # the distributor's page already kept it to the city
+    assert "市局约谈记录" not in county.get(url, timeout=10).text
+
+
 def test_the_obligation_calendar_marks_the_make_up_working_day(bureau) -> None:
     _, server, seeded = bureau
     browser = login(server, "ningde")

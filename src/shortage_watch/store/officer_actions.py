@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from shortage_watch.store.tables import AuditEvent, OfficerAction
 
 
-def actions_on_obligation(session: Session, obligation_id: int) -> list[OfficerAction]:
-    """The offline actions recorded against the obligation, in the order recorded."""
-    return list(session.scalars(select(OfficerAction).where(OfficerAction.obligation_id == obligation_id)
-                                .order_by(OfficerAction.recorded_at)))
+def actions_on_obligation(session: Session, obligation_id: int, regions: Collection[str]) -> list[OfficerAction]:
+    """The offline actions recorded against the obligation in `regions`, in the order recorded."""
+    # An action belongs to the region of the officer who recorded it: a county's obligation may carry the city's.
+    return list(session.scalars(select(OfficerAction).where(
+        OfficerAction.obligation_id == obligation_id, OfficerAction.region_code.in_(list(regions)))
+        .order_by(OfficerAction.recorded_at)))
 
 
 def actions_on_distributor(session: Session, distributor_code: str, regions: Collection[str]) -> list[OfficerAction]:

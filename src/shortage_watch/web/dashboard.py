@@ -454,11 +454,12 @@ def obligation_detail(request: Request, obligation_id: str, user: WebUser = Depe
     app = _app(request)
     now = app.clock.now()
     number = _row_id(obligation_id, NO_OBLIGATION)
+    regions = _regions(request, user)
     with app.read_sessions() as session:
-        detail = q.read_obligation(session, _regions(request, user), number, now=now)
+        detail = q.read_obligation(session, regions, number, now=now)
         if detail is None:
             raise HTTPException(404, NO_OBLIGATION)
-        actions = officer_actions.actions_on_obligation(session, number)
+        actions = officer_actions.actions_on_obligation(session, number, regions)
     ob = detail.obligation
     timeline = [TimelineEntry(detail.opened_at, f"收到停产断供通知，生成报告义务，截止 {_local_text(app, ob.due_at)}", "系统")]
     timeline += [_alert_entry(a) for a in detail.alerts] + [_event_entry(e) for e in detail.events if e.action != "opened"] + [_action_entry(a) for a in actions]
