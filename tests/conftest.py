@@ -67,6 +67,17 @@ def pg_database_url() -> Iterator[str]:
         drop()
 
 
+@pytest.fixture
+def unmigrated_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, with no schema yet; dropped afterwards."""
+    try:
+        url, drop = _create_pg_database()
+    except Exception as exc:  # no server here: the SQLite half still runs
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432 ({type(exc).__name__})")
+    yield url
+    drop()
+
+
 def truncate_all(engine: Engine) -> None:
     """Empty every ledger table (keeps the schema)."""
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

@@ -1,16 +1,25 @@
 """`db upgrade` creates the schema on empty SQLite and PostgreSQL; the migration matches the models."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from shortage_watch.cli import main
-from shortage_watch.store.db import current_revision, head_revision, make_engine, schema_is_current, upgrade_schema
-from shortage_watch.store.tables import Base
+from shortage_watch.store.db import (
+    current_revision,
+    downgrade_schema,
+    head_revision,
+    make_engine,
+    schema_is_current,
+    upgrade_schema,
+)
+from shortage_watch.store.tables import Base, RawPayload, RawReceipt
 
 LEDGER_TABLES = {
     "source_state", "raw_payloads", "raw_receipts", "record_versions", "stoppage_notices", "distributor_reports",
@@ -90,3 +99,49 @@ def test_naive_datetimes_are_refused(sessions) -> None:  # type: ignore[no-untyp
         with sessions.begin() as session:
             session.add(Heartbeat(replica_id="r2", host="h", pid=1, started_at=datetime(2024, 1, 1),
                                   beat_at=datetime(2024, 1, 1), version="t"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema yet: a SQLite file, or a PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("unmigrated_pg_url")
+
+
+def test_moving_payload_content_last_keeps_the_payloads_and_the_receipts_pointing_at_them(unmigrated_url: str) -> None:
+    at = datetime(2024, 10, 8, 2, 0, tzinfo=timezone.utc)
+    payloads = [{"id": 7, "sha256": "a" * 64, "size": 3, "content": b"\x00\x01\xff", "first_seen_at": at},
+                {"id": 12, "sha256": "b" * 64, "size": 9, "content": None, "first_seen_at": at}]  # pruned
+    receipts = [{"id": 1, "source": "inbox", "name": "a.csv", "payload_id": 7, "received_at": at, "status": "accepted",
+                 "accepted": 1, "duplicates": 0, "rejected": 0},
+                {"id": 2, "source": "feed", "name": "b.json", "payload_id": 12, "received_at": at, "status": "received",
+                 "accepted": 0, "duplicates": 0, "rejected": 0}]
+    columns = [RawPayload.id, RawPayload.sha256, RawPayload.size, RawPayload.content, RawPayload.first_seen_at]
+    engine = make_engine(unmigrated_url)
+    upgrade_schema(engine, "0010_officer_accounts")
+    with engine.begin() as conn:
+        conn.execute(insert(RawPayload.__table__), payloads)
+        conn.execute(insert(RawReceipt.__table__), receipts)
+
+    def kept() -> tuple[list[tuple[object, ...]], list[tuple[int, int]]]:
+        with engine.connect() as conn:
+            return ([tuple(row) for row in conn.execute(select(*columns).order_by(RawPayload.id))],
+                    [tuple(row) for row in conn.execute(select(RawReceipt.id, RawReceipt.payload_id).order_by(RawReceipt.id))])
+
+    before = kept()
+    assert before == ([tuple(p[c.key] for c in columns) for p in payloads], [(1, 7), (2, 12)])
+    upgrade_schema(engine)
+    assert kept() == before
+    if engine.dialect.name == "sqlite":
+        assert [c["name"] for c in inspect(engine).get_columns("raw_payloads")][-1] == "content"
+    # Still enforced after the table was rebuilt: a receipt needs its payload, a sha256 is stored once.
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(RawReceipt.__table__), {**receipts[0], "id": 3, "payload_id": 99})
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(RawPayload.__table__), {**payloads[0], "id": 13})
+    downgrade_schema(engine, "0010_officer_accounts")
+    assert kept() == before
+    if engine.dialect.name == "sqlite":
+        assert [c["name"] for c in inspect(engine).get_columns("raw_payloads")][-1] == "first_seen_at"
+    engine.dispose()

@@ -118,6 +118,11 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     command.upgrade(_alembic_config(engine), revision)
 
 
+def downgrade_schema(engine: Engine, revision: str) -> None:
+    """Take the schema back down to `revision`."""
+    command.downgrade(_alembic_config(engine), revision)
+
+
 def head_revision() -> str:
     script = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://")))
     head = script.get_current_head()

@@ -107,8 +107,10 @@ class RawPayload(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # None once pruned by retention
     first_seen_at: Mapped[datetime]
+    # Last: SQLite keeps a zeroblob as a count of zeros only in a row's last column, which lets
+    # `archive_payload` insert one and write the bytes into it in pieces (migration 0011).
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # None once pruned by retention
 
 
 class RawReceipt(Base):
