@@ -93,12 +93,12 @@ print((peak_kb() - before) * 1024)
 
 
 @pytest.mark.slow  # a process of its own, for a peak RSS of its own
-def test_archiving_a_large_payload_on_sqlite_never_copies_its_bytes(sqlite_url: str) -> None:
+def test_archiving_a_large_payload_never_copies_its_bytes(db_url: str) -> None:
     size = 40 * 1024 * 1024
-    # VmHWM: the copies were made in C (sqlite3, SQLite), where tracemalloc does not look.
-    child = subprocess.run([sys.executable, "-c", PEAK_OF_ARCHIVING, sqlite_url, str(size)],
+    # VmHWM: the copies were made in C (sqlite3, SQLite, libpq), where tracemalloc does not look.
+    child = subprocess.run([sys.executable, "-c", PEAK_OF_ARCHIVING, db_url, str(size)],
                            capture_output=True, text=True, check=True)
     growth = int(child.stdout)
-    # Bound as one parameter, the bytes were copied twice: the peak grew by 2.0 times their size.
-    # Written into a zeroblob a piece at a time, it grows by a few pieces at most.
+    # Bound as one parameter, the bytes were copied: the peak grew by 2.0 times their size on SQLite,
+    # 1.0 times on PostgreSQL. Handed over a piece at a time, it grows by a few pieces at most.
     assert growth < 0.1 * size, (growth, size)
