@@ -144,6 +144,15 @@ def test_unusable_file_gets_a_rejected_receipt_with_the_reason(app) -> None:  # 
         assert receipt.status == "rejected" and receipt.errors == result.errors
 
 
+def test_an_empty_file_is_kept_as_an_empty_payload_with_a_rejected_receipt(app) -> None:  # type: ignore[no-untyped-def]
+    result = ingest_payload(app.ingest_deps(), source="inbox", name="empty.csv", content=b"", kind="auto", now=NOW)
+    assert result.unusable and "the file is empty" in result.errors[0]["reason"]
+    with app.sessions() as session:
+        receipt = session.scalars(select(RawReceipt)).one()
+        payload = session.get_one(RawPayload, receipt.payload_id)
+        assert receipt.status == "rejected" and (payload.size, payload.content) == (0, b"")
+
+
 def test_missing_region_defaults_to_the_partys_region_in_the_directory(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app(directory=sample_directory_settings())
     content = (f"{STOPPAGE_HEADER_ZH},行政区划代码\n{','.join(notice_row(1))},\n"

@@ -58,8 +58,8 @@ def test_two_arrivals_of_the_same_bytes_at_once_store_one_row(sessions: sessionm
 
     with sessions.begin() as session:
         ids["first"] = archive_payload(session, content, NOW)
-        # Not committed yet: the second arrival waits (SQLite: for the write lock; PostgreSQL:
-        # on the sha256 the first inserted), then finds the first one's row, bytes written.
+        # Not committed yet: the second arrival waits (SQLite: for the write lock; PostgreSQL: for
+        # the lock named by the sha256), then finds the first one's row, bytes written.
         thread = threading.Thread(target=second)
         thread.start()
     thread.join(timeout=30)
