@@ -154,6 +154,12 @@ def sample_digest_context() -> dict[str, Any]:
             {"case_number": "SW-C-000045", "product": "注射用头孢曲松钠", "state": "regional", "hospitals": 3, "opened_at": "2024-10-08T10:20:00+08:00", "city_name": "宁德市"},
         ],
         "covered_alerts": 4,
+        "covered": [
+            {"case_number": "SW-O-000123", "template": "notice_opened", "product": "注射用头孢曲松钠 1.0g/支", "distributor": "宁德市华康医药有限公司"},
+            {"case_number": "SW-O-000131", "template": "notice_opened", "product": "阿莫西林胶囊 0.25g×24粒", "distributor": "福建省医药集团宁德有限公司"},
+            {"case_number": "SW-O-000102", "template": "late_report", "product": "葡萄糖酸钙注射液", "distributor": "霞浦县康宁医药有限公司"},
+            {"case_number": "SW-C-000045", "template": "false_shortage", "product": "注射用头孢曲松钠", "distributor": "宁德市华康医药有限公司"},
+        ],
         "held": [
             {"case_number": "SW-O-000126", "template": "overdue_alert", "product": "注射用头孢曲松钠", "distributor": "宁德市华康医药有限公司", "silence_id": 3, "until": "2024-10-14T00:00:00+08:00", "reason": "国庆假期后统一处理"},
         ],
