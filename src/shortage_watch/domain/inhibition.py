@@ -10,8 +10,6 @@ matter that is no longer open, are recorded and not sent.
 
 from __future__ import annotations
 
-from typing import Any
-
 from shortage_watch.domain.policy import Ladder, parse_recipient
 
 BUREAU_ROLES = ("insurance", "health")
@@ -24,11 +22,6 @@ def chases(ladder: Ladder | None, level_name: str) -> bool:
         return False
     base = level_name.split("#", 1)[0]
     return any(level.name == base and level.offset is not None for level in ladder.levels)
-
-
-def chases_stored(policy: dict[str, Any] | None, level_name: str) -> bool:
-    """`chases` for the ladder snapshot stored with an obligation."""
-    return chases(Ladder.from_json(policy) if policy else None, level_name)
 
 
 def inhibited_by_province(spec_or_role: str, region_level: str | None) -> bool:

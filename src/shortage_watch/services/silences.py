@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from sqlalchemy.orm import Session, sessionmaker
 
 from shortage_watch.calendar import WorkingCalendar
-from shortage_watch.domain.inhibition import chases_stored
+from shortage_watch.domain.inhibition import chases
 from shortage_watch.domain.policy import Ladder
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
 from shortage_watch.domain.routing import DirectoryView
@@ -180,7 +180,8 @@ def _release(session: Session, directory: DirectoryView, calendar: WorkingCalend
         audit(session, at=now, actor=row.created_by, entity="alert", entity_id=alert.id, action="held", detail=_held_detail(row))
         result.held_again += 1
     matters = _matters(session, free)
-    levels = {thread: _ladder_levels(matter) for thread, matter in matters.items()}
+    ladders = {thread: _stored_ladder(matter) for thread, matter in matters.items()}  # each read once
+    levels = {thread: frozenset(level.name for level in ladder.levels) for thread, ladder in ladders.items() if ladder is not None}
 
     def on_ladder(thread_key: str, level: str) -> bool:
         return level.split("#", 1)[0] in levels.get(thread_key, ())
@@ -189,7 +190,7 @@ def _release(session: Session, directory: DirectoryView, calendar: WorkingCalend
         HeldItem(
             a.id, a.thread_key, a.recipient_email or a.dedup_key,
             matter_open=_is_open(matters.get(a.thread_key)),
-            chases=_chases(matters.get(a.thread_key), a.level),
+            chases=_chases(matters.get(a.thread_key), ladders.get(a.thread_key), a.level),
             on_ladder=on_ladder(a.thread_key, a.level),
         )
         for a in free
@@ -240,15 +241,16 @@ def _is_open(matter: Obligation | ShortageCase | None) -> bool:
     return True
 
 
-def _ladder_levels(matter: Obligation | ShortageCase | None) -> frozenset[str]:
-    """The level names of the ladder stored with the matter (its one-off events are none of them)."""
+def _stored_ladder(matter: Obligation | ShortageCase | None) -> Ladder | None:
+    """The ladder stored with the matter, if any (its one-off events are none of its levels)."""
     policy = matter.policy if isinstance(matter, Obligation) else (matter.policy or {}).get("ladder") if isinstance(matter, ShortageCase) else None
-    return frozenset(level.name for level in Ladder.from_json(policy).levels) if policy else frozenset()
+    return Ladder.from_json(policy) if policy else None
 
 
-def _chases(matter: Obligation | ShortageCase | None, level_name: str) -> bool:
+def _chases(matter: Obligation | ShortageCase | None, ladder: Ladder | None, level_name: str) -> bool:
+    """Whether the held level chases the matter: a level after opening of an obligation's `ladder`, any case level."""
     if isinstance(matter, Obligation):
-        return chases_stored(matter.policy, level_name)
+        return chases(ladder, level_name)
     if isinstance(matter, ShortageCase):
         return True  # every level of a case is about the shortage still being there
     return False
