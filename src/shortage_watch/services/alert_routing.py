@@ -53,12 +53,13 @@ def write_planned_alerts(session: Session, holds: AlertHolds, alerts: list[dict[
                          contexts: list[dict[str, Any]] | None = None) -> set[str]:
     """Write outbox rows (`alert_values`), each held or inhibited when `holds` says so; the dedup keys written.
     `contexts`: each row's matter context, when the rows hold theirs as JSON text (`LadderPlan.stored_for_matter`)."""
+    matter_contexts = [values["context"] for values in alerts] if contexts is None else contexts
     return write_alerts(session, [
         (values, holds(subject="O" if values["obligation_id"] is not None else "C",
                        subject_id=values["obligation_id"] if values["obligation_id"] is not None else values["case_id"],
-                       template=values["template"], context=values["context"] if contexts is None else context,
-                       role=values["recipient_role"], region_code=values["recipient_region"]))
-        for values, context in zip(alerts, contexts or alerts)
+                       template=values["template"], context=context, role=values["recipient_role"],
+                       region_code=values["recipient_region"]))
+        for values, context in zip(alerts, matter_contexts)
     ], context_as_text=contexts is not None)
 
 
