@@ -144,3 +144,23 @@ def test_contacts_without_an_email_are_a_problem(write_config, tmp_path, capsys)
     capsys.readouterr()
     assert main(["--config", str(config), "directory", "check"]) == 1
     assert "problem: contact insurance@350921: no email address" in capsys.readouterr().out
+
+
+def test_an_operations_digest_written_late_does_not_list_its_files_again_the_next_day(write_config, tmp_path, capsys):
+    config = make_config(write_config, tmp_path, operations_email="ops@sw.example.cn")
+    early = csv_file(tmp_path, notice_row(1, distributor_code=UNKNOWN_DISTRIBUTOR), name="早上.csv")
+    later = csv_file(tmp_path, notice_row(2, distributor_code=UNKNOWN_DISTRIBUTOR), name="中午.csv")
+    assert main(["--config", str(config), "submit", str(early), "--now", "2024-10-09T09:00"]) == 0
+    assert main(["--config", str(config), "submit", str(later), "--now", "2024-10-09T12:00"]) == 0
+    written_late = datetime(2024, 10, 9, 3, 0, tzinfo=timezone.utc)  # 11:00: a replica restarted late
+    next_day = datetime(2024, 10, 10, 0, 30, tzinfo=timezone.utc)
+    app = App(load_settings(config, explicit=True), clock=FixedClock(written_late))
+    try:
+        assert send_daily_digests(app.digest_deps(), written_late) == 1
+        assert send_daily_digests(app.digest_deps(), next_day) == 1
+        with app.sessions() as session:
+            digests = session.scalars(select(Alert).where(Alert.template == "operations_digest").order_by(Alert.id)).all()
+            files = [[f["name"] for f in d.context["unknown_parties"]] for d in digests]
+    finally:
+        app.close()
+    assert files == [["早上.csv"], ["中午.csv"]]

@@ -230,3 +230,54 @@ def test_an_address_listed_for_two_regions_gets_each_regions_digest(make_app, tm
     digests = outbox(app, "digest")
     assert {d.recipient_email for d in digests} == {"nd-ybj@example.gov.cn"}
     assert sorted(d.dedup_key.split(":")[1] for d in digests) == ["350900", "500000"]
+
+
+def ningde_digests(app):
+    return [d for d in outbox(app, "digest") if d.recipient_email == "nd-ybj@example.gov.cn"]
+
+
+def listed_notices(digest) -> list[str]:
+    return [s["product"].split(" ")[0] for s in digest.context["new_stoppages"]]
+
+
+def test_a_digest_written_late_is_not_listed_again_the_next_day(app):
+    # A replica restarted at 11:00 writes Thursday's digest then; Friday's lists what came after it,
+    # not 08:00-11:00 again.
+    with app.sessions.begin() as s:
+        notice(s, "N1", "D1", "P1", notified_on=dt.date(2024, 10, 9), received_at=at(2024, 10, 10, 9, 0), name="上午到的药")
+        notice(s, "N2", "D1", "P2", notified_on=dt.date(2024, 10, 9), received_at=at(2024, 10, 10, 15, 0), name="下午到的药")
+    written_late = at(2024, 10, 10, 11, 0)
+    assert send_daily_digests(app.digest_deps(), written_late) == 1
+    assert send_daily_digests(app.digest_deps(), at(2024, 10, 11, 8, 5)) == 1
+
+    thursday, friday = sorted(ningde_digests(app), key=lambda d: d.dedup_key)
+    assert listed_notices(thursday) == ["上午到的药"]
+    assert listed_notices(friday) == ["下午到的药"]
+    assert dt.datetime.fromisoformat(friday.context["since"]) == written_late
+
+
+def test_a_day_without_any_digest_loses_no_notice(app):
+    # Thursday's digest was written; on Friday every replica was down; Saturday (a make-up working
+    # day) lists what arrived after Thursday's digest, Friday's window included.
+    with app.sessions.begin() as s:
+        notice(s, "N1", "D1", "P1", notified_on=dt.date(2024, 10, 9), received_at=at(2024, 10, 9, 15, 0), name="周三的药")
+        notice(s, "N2", "D1", "P2", notified_on=dt.date(2024, 10, 10), received_at=at(2024, 10, 10, 12, 0), name="周四的药")
+        notice(s, "N3", "D1", "P3", notified_on=dt.date(2024, 10, 11), received_at=at(2024, 10, 11, 12, 0), name="周五的药")
+    thursday_digest = at(2024, 10, 10, 8, 5)
+    assert send_daily_digests(app.digest_deps(), thursday_digest) == 1
+    assert send_daily_digests(app.digest_deps(), at(2024, 10, 12, 8, 5)) == 1
+
+    thursday, saturday = sorted(ningde_digests(app), key=lambda d: d.dedup_key)
+    assert listed_notices(thursday) == ["周三的药"]
+    assert listed_notices(saturday) == ["周四的药", "周五的药"]
+    assert dt.datetime.fromisoformat(saturday.context["since"]) == thursday_digest
+
+
+def test_a_digest_with_no_earlier_one_lists_since_the_previous_working_days_digest_time(app):
+    with app.sessions.begin() as s:
+        notice(s, "N1", "D1", "P1", notified_on=dt.date(2024, 10, 9), received_at=at(2024, 10, 10, 7, 0), name="太早的药")
+        notice(s, "N2", "D1", "P2", notified_on=dt.date(2024, 10, 9), received_at=at(2024, 10, 10, 9, 0), name="窗口内的药")
+    assert send_daily_digests(app.digest_deps(), at(2024, 10, 11, 8, 5)) == 1
+    [friday] = ningde_digests(app)
+    assert listed_notices(friday) == ["窗口内的药"]
+    assert dt.datetime.fromisoformat(friday.context["since"]) == at(2024, 10, 10, 8, 0)

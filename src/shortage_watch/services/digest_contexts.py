@@ -211,7 +211,7 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
     new_stoppages: list[NewStoppage] = []
     for n in snapshot.notices:
         code = notice_region(directory, n)
-        if not within(code):
+        if n.received_at < since or not within(code):
             continue
         ob = snapshot.notice_obligations.get(n.id)
         new_stoppages.append({
@@ -237,7 +237,7 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
         for ob in snapshot.overdue if within(ob.region_code)]
     late = [cast(LateReport, obligation_item(
         ob, submitted_at=(ob.fulfilled_at or now).isoformat(), late_working_days=ob.late_working_days or 0))
-        for ob in snapshot.late if within(ob.region_code)]
+        for ob in snapshot.late if ob.fulfilled_at and ob.fulfilled_at >= since and within(ob.region_code)]
 
     open_shortages: list[OpenShortage] = []
     for case in snapshot.cases:

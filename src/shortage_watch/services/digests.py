@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 # many working days later; after that the month is skipped rather than mailed late.
 MONTHLY_CATCH_UP_WORKING_DAYS = 3
 
+# A digest lists what arrived since the same address's previous digest, however late that one was
+# written: a digest written late (a replica restarted at 11:00) would otherwise list 08:00-11:00 again
+# the next day, and a day none was written (every replica down) would drop that day's notices. The
+# previous digest is looked for this many working days back; without one, the digest lists what
+# arrived since the previous working day's digest time.
+DIGEST_LOOK_BACK_WORKING_DAYS = 5
+
 
 @dataclass(frozen=True)
 class DigestDeps:
@@ -89,6 +96,17 @@ def _outbox_values(mail: MailSettings, *, dedup_key: str, thread_key: str, templ
 # --- daily digest -------------------------------------------------------------------------
 
 
+def digest_window_start(session: Session, calendar: WorkingCalendar, mail: MailSettings, key_prefix: str, today: date) -> datetime:
+    """Where today's digest under `key_prefix` (its dedup key but the date) starts listing: when the
+    previous one was written (up to DIGEST_LOOK_BACK_WORKING_DAYS back), else the previous working
+    day's digest time."""
+    first = calendar.nth_working_day_before(today, DIGEST_LOOK_BACK_WORKING_DAYS)
+    keys = [f"{key_prefix}{first + timedelta(days=n)}" for n in range((today - first).days)]
+    previous = datetime.combine(calendar.nth_working_day_before(today, 1), mail.digest_time, tzinfo=calendar.tz)
+    return reads.latest_written(session, keys) or previous
+
+
+
 def send_daily_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's bureau digests and the operations digest; returns how many were new."""
     return send_bureau_digests(deps, now) + send_operations_digest(deps, now)
@@ -104,9 +122,9 @@ def send_operations_digest(deps: DigestDeps, now: datetime) -> int:
     if not email or not working_day_from(calendar, now, mail.digest_time):
         return 0
     today = calendar.local_date(now)
-    since = datetime.combine(calendar.nth_working_day_before(today, 1), mail.digest_time, tzinfo=calendar.tz)
     dedup_key = f"ops-digest:{email}:{today.isoformat()}"
     with deps.sessions.begin() as session:
+        since = digest_window_start(session, calendar, mail, f"ops-digest:{email}:", today)
         quiet = find_quiet_reporters(session, deps.sources, deps.quiet, calendar, now)
         unlisted = reads.receipts_with_warnings(session, since, now)
         if not (quiet or unlisted) or reads.outbox_has(session, dedup_key):
@@ -142,43 +160,42 @@ def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's digest for each bureau contact whose delivery is 'digest'; returns how many were new.
 
     At most one per contact and address per working day (dedup key
-    `digest:{region}:{role}:{email}:{date}`), covering
-    everything since the previous working day's digest time. A contact with nothing to
-    report gets no mail; its waiting 'digest' alerts stay for the next digest.
+    `digest:{region}:{role}:{email}:{date}`), covering everything since that address's
+    previous digest (`digest_window_start`). A contact with nothing to report gets no mail;
+    its waiting 'digest' alerts stay for the next digest.
     """
     calendar, mail = deps.calendar, deps.mail
     if not working_day_from(calendar, now, mail.digest_time):
         return 0
     today = calendar.local_date(now)
-    previous = calendar.nth_working_day_before(today, 1)
-    since = datetime.combine(previous, mail.digest_time, tzinfo=calendar.tz)
     written = 0
     directory = deps.directory
-    contacts = [c for c in directory.contacts_all() if c.delivery == "digest"]
-    if not contacts:
-        return 0
     with deps.sessions.begin() as session:
-        snapshot = reads.read_digest_snapshot(session, since, now)
-        for contact in contacts:
-            for email in contact.emails:
-                dedup_key = f"digest:{contact.region_code}:{contact.role}:{email}:{today.isoformat()}"
-                if reads.outbox_has(session, dedup_key):
-                    continue
-                context = digest_context(directory, calendar, snapshot, contact, email, since, now)
-                waiting = reads.waiting_digest_alerts(session, email)
-                context["covered_alerts"] = len(waiting)
-                # They are never mailed on their own: the digest names each (a possible 假短缺 is in no table).
-                context["covered"] = covered_items(waiting)
-                context["held"] = held_items(reads.held_alerts_for(session, email))
-                if not digest_has_news(context):
-                    continue
-                values = _outbox_values(mail, dedup_key=dedup_key, thread_key=f"digest:{contact.region_code}:{contact.role}",
-                                        template="digest", contact=contact, email=email, context=context, now=now)
-                if not _insert_outbox_row(session, values):
-                    continue  # another replica wrote it first
-                # The digest covers these single alerts: they are done once it is written.
-                reads.mark_digested(session, [alert.id for alert in waiting], dedup_key)
-                written += 1
+        prefixes = {f"digest:{contact.region_code}:{contact.role}:{email}:": (contact, email)
+                    for contact in directory.contacts_all() if contact.delivery == "digest" for email in contact.emails}
+        windows = {prefix: digest_window_start(session, calendar, mail, prefix, today)
+                   for prefix in prefixes if not reads.outbox_has(session, f"{prefix}{today}")}
+        if not windows:
+            return 0
+        snapshot = reads.read_digest_snapshot(session, min(windows.values()), now)
+        for prefix, since in windows.items():
+            contact, email = prefixes[prefix]
+            dedup_key = f"{prefix}{today}"
+            context = digest_context(directory, calendar, snapshot, contact, email, since, now)
+            waiting = reads.waiting_digest_alerts(session, email)
+            context["covered_alerts"] = len(waiting)
+            # They are never mailed on their own: the digest names each (a possible 假短缺 is in no table).
+            context["covered"] = covered_items(waiting)
+            context["held"] = held_items(reads.held_alerts_for(session, email))
+            if not digest_has_news(context):
+                continue
+            values = _outbox_values(mail, dedup_key=dedup_key, thread_key=f"digest:{contact.region_code}:{contact.role}",
+                                    template="digest", contact=contact, email=email, context=context, now=now)
+            if not _insert_outbox_row(session, values):
+                continue  # another replica wrote it first
+            # The digest covers these single alerts: they are done once it is written.
+            reads.mark_digested(session, [alert.id for alert in waiting], dedup_key)
+            written += 1
     if written:
         log.info("digests: %d written for %s", written, today)
     return written

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Collection, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState, ObligationState
@@ -22,11 +22,18 @@ def outbox_has(session: Session, dedup_key: str) -> bool:
     return session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None
 
 
+def latest_written(session: Session, dedup_keys: Collection[str]) -> datetime | None:
+    """When the latest of these outbox rows was written (None when none was): one indexed read of the keys."""
+    if not dedup_keys:
+        return None
+    return session.scalar(select(func.max(Alert.created_at)).where(Alert.dedup_key.in_(list(dedup_keys))))
+
+
 @dataclass
 class DigestSnapshot:
     """The ledger rows every digest of one run draws on, read once (not once per contact)."""
 
-    notices: list[StoppageNotice]  # received in [since, now)
+    notices: list[StoppageNotice]  # received in [since, now), `since` the earliest of the run's windows
     notice_obligations: dict[int, Obligation]  # their report obligations, by notice row id
     overdue: list[Obligation]  # open and past due at `now`
     late: list[Obligation]  # fulfilled late in [since, now)
