@@ -177,10 +177,11 @@ class Daemon:
         today = self.app.calendar.local_date(now)
         if self._done_on.get(lease) == today:
             return  # the hourly timer only retries a run that failed today
-        # One replica at a time; the dedup keys would make a second run harmless anyway.
+        # One replica at a time; the dedup keys make a second run harmless. The day is not taken as
+        # done here: the holder may die before writing anything, and its lease then runs out; the
+        # hourly timer tries again, and a run after the holder's finds its mail written.
         if not claim_named_lease(self.app.replica, lease, self.settings.daemon.lease_seconds):
             log.info("%s: another replica holds the lease", lease, extra={"job": lease})
-            self._done_on[lease] = today  # that replica runs (and retries) it
             return
         try:
             count = send(self.app.digest_deps(), now)

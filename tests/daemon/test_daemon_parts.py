@@ -410,3 +410,26 @@ def test_metrics_port_in_use_refuses_to_start_in_one_line_and_leaves_no_heartbea
     with app.sessions() as s:
         assert s.get(Heartbeat, "replica-port") is None
     app.close()
+
+
+def test_a_replica_that_found_the_digest_lease_held_runs_the_digests_when_its_holder_died(app: App, monkeypatch) -> None:
+    # Replica A took the lease at 08:00 and died before writing the digests; its lease ran out. B, which
+    # found the lease held at 08:00, must try again at 09:00 rather than take the day as done.
+    import shortage_watch.daemon as daemon_module
+
+    calls: list[datetime] = []
+    monkeypatch.setattr(daemon_module, "send_daily_digests", lambda deps, now: calls.append(now) or 1)
+    a = other_replica(app, "replica-dying")
+    day = date(2024, 9, 27)  # a Friday
+    app.clock.advance_to(at_local(day, 8))
+    assert claim_named_lease(a.replica, "digests", 600)
+    b = Daemon(app)
+    b._step("digests", b.digests)
+    assert calls == []
+    with app.sessions.begin() as s:  # the real clock moved past A's lease
+        s.get(Lease, "digests").until = utc_now() - timedelta(seconds=1)
+    for hour in (9, 10):
+        app.clock.advance_to(at_local(day, hour))
+        b._step("digests", b.digests)
+    assert calls == [at_local(day, 9)]  # run once the lease was free, then done for the day
+    a.close()
