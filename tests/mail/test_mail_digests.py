@@ -281,3 +281,20 @@ def test_a_digest_with_no_earlier_one_lists_since_the_previous_working_days_dige
     [friday] = ningde_digests(app)
     assert listed_notices(friday) == ["窗口内的药"]
     assert dt.datetime.fromisoformat(friday.context["since"]) == at(2024, 10, 10, 8, 0)
+
+
+def test_one_mailbox_taking_two_bureaus_digests_gets_each_bureaus_alerts_in_its_own(make_app, tmp_path):
+    paths = write_directory(tmp_path)
+    contacts = Path(paths["contacts"])
+    contacts.write_text(contacts.read_text(encoding="utf-8").replace("cq-ybj@example.gov.cn", "nd-ybj@example.gov.cn"), encoding="utf-8")
+    app = make_app(directory=paths)
+    ledger(app)
+    shared = lambda n: "nd-ybj@example.gov.cn"
+    ningde = add_alerts(app, 2, template="overdue_alert", role="insurance", status="digest", email_for=shared, due=at(2024, 10, 10, 12, 0))
+    chongqing = add_alerts(app, 1, template="overdue_alert", role="insurance", status="digest", email_for=shared, due=at(2024, 10, 10, 12, 0))
+    with app.sessions.begin() as s:
+        for alert_id, region in [(i, "350900") for i in ningde] + [(i, "500000") for i in chongqing]:
+            s.get(Alert, alert_id).recipient_region = region
+    assert send_daily_digests(app.digest_deps(), at(2024, 10, 11, 8, 5)) == 2
+    covered = {d.dedup_key.split(":")[1]: d.context["covered_alerts"] for d in outbox(app, "digest")}
+    assert covered == {"350900": 2, "500000": 1}

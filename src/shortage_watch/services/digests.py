@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +34,7 @@ from shortage_watch.services.quiet import find_quiet_reporters
 from shortage_watch.settings import MailSettings, QuietSettings, SourceSettings
 from shortage_watch.store import digest_queries as reads
 from shortage_watch.store.compliance import compliance_by_distributor
+from shortage_watch.store.tables import Alert
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,19 @@ def send_operations_digest(deps: DigestDeps, now: datetime) -> int:
         return 1 if _insert_outbox_row(session, values) else 0
 
 
+def addressed_to(contact: Contact, digests_of_address: set[tuple[str, str]]) -> Callable[[Alert], bool]:
+    """Whether an alert to the contact's address belongs in the contact's digest: it was routed to this
+    bureau, or to none of the bureaus whose digests the address takes (then any of them lists it).
+
+    One mailbox may take two bureaus' digests (a city officer also reading the province's): each
+    lists its own bureau's alerts, not whichever digest is written first.
+    """
+    def ours(alert: Alert) -> bool:
+        bureau = (alert.recipient_region, alert.recipient_role)
+        return bureau == (contact.region_code, contact.role) or bureau not in digests_of_address
+    return ours
+
+
 def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's digest for each bureau contact whose delivery is 'digest'; returns how many were new.
 
@@ -178,15 +192,19 @@ def send_bureau_digests(deps: DigestDeps, now: datetime) -> int:
         if not windows:
             return 0
         snapshot = reads.read_digest_snapshot(session, min(windows.values()), now)
+        bureaus_of: dict[str, set[tuple[str, str]]] = {}
+        for contact, email in prefixes.values():
+            bureaus_of.setdefault(email, set()).add((contact.region_code, contact.role))
         for prefix, since in windows.items():
             contact, email = prefixes[prefix]
             dedup_key = f"{prefix}{today}"
             context = digest_context(directory, calendar, snapshot, contact, email, since, now)
-            waiting = reads.waiting_digest_alerts(session, email)
+            ours = addressed_to(contact, bureaus_of[email])
+            waiting = [alert for alert in reads.waiting_digest_alerts(session, email) if ours(alert)]
             context["covered_alerts"] = len(waiting)
             # They are never mailed on their own: the digest names each (a possible 假短缺 is in no table).
             context["covered"] = covered_items(waiting)
-            context["held"] = held_items(reads.held_alerts_for(session, email))
+            context["held"] = held_items([held for held in reads.held_alerts_for(session, email) if ours(held.alert)])
             if not digest_has_news(context):
                 continue
             values = _outbox_values(mail, dedup_key=dedup_key, thread_key=f"digest:{contact.region_code}:{contact.role}",
