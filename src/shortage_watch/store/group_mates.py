@@ -13,14 +13,17 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from shortage_watch.store import claims
+from shortage_watch.store.outbox import written_by_a_file_being_stored
 from shortage_watch.store.tables import Alert
 
 
 def _claimable(now: datetime, real_now: datetime, waiting: str) -> ColumnElement[bool]:
     """A mate may join the claim: due, waiting for its group (its last error is `waiting`, so a group
-    that fills up over its wait leaves as one), or left 'sending' by a sender that died (its lease ran out)."""
+    that fills up over its wait leaves as one), or left 'sending' by a sender that died (its lease ran out);
+    never one waiting for the rest of its file (`written_by_a_file_being_stored`)."""
     return or_(
-        and_(Alert.status == "pending", or_(Alert.next_attempt_at <= now, Alert.last_error == waiting)),
+        and_(Alert.status == "pending", or_(Alert.next_attempt_at <= now, Alert.last_error == waiting),
+             ~written_by_a_file_being_stored(now)),
         and_(Alert.status == "sending", Alert.lease_until < real_now),
     )
 

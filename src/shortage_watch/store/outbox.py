@@ -5,23 +5,44 @@ operator's requeue). Claiming, renewing and handing rows back is store/claims.py
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shortage_watch.store.tables import Alert, AuditEvent, UTCDateTime
+from shortage_watch.store.tables import Alert, AuditEvent, RawReceipt, UTCDateTime
 
 # Ordering of the sender's claims: oldest due first.
 DUE_ORDER = (Alert.next_attempt_at, Alert.id)
 
+# A file still being stored this long after it arrived has stopped (its process died; it resumes when
+# read again, under a later `now`): the alerts it wrote go without waiting for the rest of it.
+FILE_HOLD_LIMIT = timedelta(hours=1)
+
+
+def written_by_a_file_being_stored(now: datetime) -> ColumnElement[bool]:
+    """The alert was written by a file whose later rows are still being stored (its receipt says 'received';
+    the alerts a file writes carry the file's `now`, its receipt's `received_at`), up to FILE_HOLD_LIMIT.
+
+    A large file commits a chunk at a time and the sender runs beside it: without this, each
+    recipient got one message per delivery tick while the file was stored (a 100,000-notice
+    backlog takes a minute or more; deliver runs every 30 s), instead of one listing the file's items.
+    """
+    storing = select(RawReceipt.received_at).where(RawReceipt.status == "received", RawReceipt.received_at > now - FILE_HOLD_LIMIT)
+    return Alert.created_at.in_(storing)
+
+
+def pending_and_due(now: datetime) -> ColumnElement[bool]:
+    """Pending, due at ledger time `now`, and not waiting for the rest of the file that wrote it."""
+    return and_(Alert.status == "pending", Alert.next_attempt_at <= now, ~written_by_a_file_being_stored(now))
+
 
 def due_alerts(now: datetime, real_now: datetime) -> ColumnElement[bool]:
-    """An alert the sender may claim: pending and due at ledger time `now`, or left 'sending' by a
-    sender whose lease ran out (real clock) — a process that died mid-batch."""
+    """An alert the sender may claim: pending and due at ledger time `now` (`pending_and_due`), or left
+    'sending' by a sender whose lease ran out (real clock) — a process that died mid-batch."""
     return or_(
-        and_(Alert.status == "pending", Alert.next_attempt_at <= now),
+        pending_and_due(now),
         and_(Alert.status == "sending", Alert.lease_until < real_now),
     )
 

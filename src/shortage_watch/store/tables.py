@@ -117,6 +117,8 @@ class RawReceipt(Base):
     """One arrival (a file, a feed page): archived before parsing, with its outcome."""
 
     __tablename__ = "raw_receipts"
+    # The sender asks, every tick, which files are still being stored (store/outbox.py).
+    __table_args__ = (Index("ix_raw_receipts_status_received", "status", "received_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(64), index=True)
