@@ -80,6 +80,12 @@ class App:
     def calendar(self) -> WorkingCalendar:
         return WorkingCalendar.from_overrides_dir(self.settings.calendar.overrides_dir, self.settings.timezone)
 
+    def use_calendar(self, calendar: WorkingCalendar) -> None:
+        """Put `calendar` in force for every later job and mail (a reloaded override): the renderer,
+        which marks make-up working days in mail, is built again on it."""
+        self.calendar = calendar
+        self.__dict__.pop("renderer", None)
+
     @cached_property
     def policy(self) -> Policy:
         """The escalation policy (`escalation.policy`); raises PolicyError naming the file and key."""

@@ -230,7 +230,7 @@ class Daemon:
         self._calendar_signature = signature
         if first:
             return False
-        self.app.calendar = calendar  # replaces App's cached calendar for every later job
+        self.app.use_calendar(calendar)
         log.info("calendar overrides reloaded from %s", directory, extra={"job": "calendar"})
         return True
 

@@ -15,6 +15,7 @@ from shortage_watch.app import App
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import FixedClock, utc_now
 from shortage_watch.daemon import Daemon
+from shortage_watch.mail.samples import sample_alert_context
 from shortage_watch.domain.working_hours import working_day_from
 from shortage_watch.services.housekeeping import calendar_warnings, prune_old_records
 from shortage_watch.services.replica import claim_named_lease, release_named_lease, release_replica_claims, write_heartbeat
@@ -433,3 +434,21 @@ def test_a_replica_that_found_the_digest_lease_held_runs_the_digests_when_its_ho
         b._step("digests", b.digests)
     assert calls == [at_local(day, 9)]  # run once the lease was free, then done for the day
     a.close()
+
+
+def test_mail_written_after_a_calendar_override_is_picked_up_marks_its_make_up_days(tmp_path: Path) -> None:
+    # The renderer says "调休上班日" after a weekend date that is a working day: it must ask the calendar
+    # in force, not the one the daemon started with.
+    folder = tmp_path / "calendar"
+    folder.mkdir()
+    app = App(make_settings("sqlite://", tmp_path), clock=FixedClock(T0))
+    daemon = Daemon(app)
+    assert not daemon.reload_calendar_if_changed()
+    context = dict(sample_alert_context("receipt"), overdue_working_days=None)
+    context["deadline"] = {**context["deadline"], "due_on": "2031-10-11", "due_at": "2031-10-11T17:30:00+08:00"}  # a Saturday
+    assert "调休上班日" not in app.renderer.render("receipt", context, "zh-CN").subject
+
+    (folder / "2031.toml").write_text('year = 2031\nholidays = ["2031-10-01"]\nmakeup_workdays = ["2031-10-11"]\n')
+    assert daemon.reload_calendar_if_changed()
+    assert "请于2031年10月11日（星期六，调休上班日）17:30前书面报告" in app.renderer.render("receipt", context, "zh-CN").subject
+    assert "a make-up working day" in app.renderer.render("receipt", context, "en").subject
