@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from shortage_watch import __version__
-from shortage_watch.commands import COMMAND_MODULES, CommandError, Context, database_unreachable
+from shortage_watch.commands import COMMAND_MODULES, CommandError, Context, database_unreachable, usage_problem
 from shortage_watch.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -32,10 +32,10 @@ log = logging.getLogger("shortage_watch")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exit code 2."""
+    """argparse that reports a usage error as one line, Chinese then English, and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {usage_problem(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

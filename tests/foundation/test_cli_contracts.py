@@ -156,7 +156,7 @@ def test_db_with_the_database_unreachable_is_one_line_exit_1(
     path = write_config({"database": {"url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/nowhere"}})
     assert main(["--config", str(path), "db", action]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("shortage-watch: error: database unreachable:") and err.count("\n") == 1
+    assert err.startswith("shortage-watch: error: 无法连接数据库 / database unreachable:") and err.count("\n") == 1
 
 
 @pytest.mark.slow  # a process of its own: the real entry point
@@ -187,7 +187,7 @@ def test_unreachable_database_is_one_line_exit_1(
     path = write_config({"database": {"url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"}})
     assert main(["--config", str(path), *args]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("shortage-watch: error: database unreachable: ") and err.count("\n") == 1
+    assert err.startswith("shortage-watch: error: 无法连接数据库 / database unreachable: ") and err.count("\n") == 1
 
 
 def test_an_unexpected_error_is_one_line_not_a_traceback(

@@ -9,6 +9,7 @@ from typing import Callable
 import pytest
 
 from shortage_watch.cli import main
+from tests.commands.bilingual import assert_chinese_first
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ def test_a_database_url_into_a_missing_folder_says_so(write_config: Callable[...
     config = write_config({"database": {"url": f"sqlite:///{folder / 'ledger.db'}"}})
     assert main(["--config", str(config), "obligations", "list"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"数据库文件夹 {folder} 不存在 / the database folder {folder} does not exist" in err
+    assert_chinese_first(err, f"数据库文件夹 {folder} 不存在：请检查 database.url",
+                         f"the database folder {folder} does not exist: check database.url")
     assert "settings file" not in err and "db upgrade" in err  # the file was found: the URL is the question
     assert not folder.exists()
 

@@ -108,7 +108,7 @@ UNKNOWN = [
     (["obligations", "list", "--region", "359999"], "目录中没有区划 359999"),
     (["cases", "list", "--region", "359999"], "目录中没有区划 359999"),
     (["compliance", "--region", "359999"], "目录中没有区划 359999"),
-    (["obligations", "show", "SW-C-000001"], "SW-C-000001 是短缺案件编号，不是报告义务编号 / SW-C-000001 numbers a case, not an obligation"),
+    (["obligations", "show", "SW-C-000001"], "参数 id：SW-C-000001 是短缺案件编号，不是报告义务编号 / argument id: SW-C-000001 numbers a case, not an obligation"),
     (["cases", "resolve", "SW-O-000001", "--note", "x"], "SW-O-000001 是报告义务编号，不是短缺案件编号"),
     (["cases", "show", "第一个"], "不是短缺案件编号"),
     (["compliance", "--since", "2024年13月1日"], "日期"),

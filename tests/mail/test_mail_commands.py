@@ -114,7 +114,7 @@ def test_outbox_with_the_database_unreachable_is_one_line_and_exit_1(write_confi
     path = write_config({"database": {"url": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"}})
     assert main(["--config", str(path), "outbox", *action]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("shortage-watch: error: database unreachable") and err.count("\n") == 1
+    assert err.startswith("shortage-watch: error: 无法连接数据库 / database unreachable") and err.count("\n") == 1
 
 
 def test_outbox_list_on_an_empty_database_says_to_upgrade(write_config, capsys):

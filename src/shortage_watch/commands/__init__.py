@@ -9,11 +9,14 @@ runs (tests/foundation/test_cli_startup.py holds the line: no sqlalchemy before 
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
+
+from shortage_watch.domain.labels import halves, joined, zh_en
 
 if TYPE_CHECKING:
     from shortage_watch.app import App
@@ -38,7 +41,54 @@ SCHEMA_NOT_CURRENT = (
 def database_unreachable(exc: Exception) -> CommandError:
     """One line (the driver's first), exit 1: the database may answer on a retry."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return CommandError(f"database unreachable: {reason[0] if reason else type(exc).__name__}", exit_code=1)
+    return CommandError(zh_en("无法连接数据库", f"database unreachable: {reason[0] if reason else type(exc).__name__}"),
+                        exit_code=1)
+
+
+def option_error(option: str, problem: Exception) -> CommandError:
+    """`--now: …` for a value an option's type refused after parsing, in both languages."""
+    return CommandError(joined(f"{option} / {option}", str(problem)))
+
+
+# argparse's own messages (Python 3.11), as an operator meets them first: English only, so each
+# known shape gets its Chinese; a shape argparse adds later still shows its English.
+_USAGE_WORDS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"the following arguments are required: (?P<names>COMMAND|ACTION)"), "缺少{names}"),
+    (re.compile(r"the following arguments are required: (?P<names>.+)"), "缺少必需的参数 {names}"),
+    (re.compile(r"one of the arguments (?P<names>.+) is required"), "须给出其中一个参数：{names}"),
+    (re.compile(r"unrecognized arguments: (?P<names>.+)"), "无法识别的参数 {names}"),
+    (re.compile(r"ambiguous option: (?P<option>\S+) could match (?P<names>.+)"), "选项 {option} 不明确，可能是 {names}"),
+]
+_ARGUMENT_WORDS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)"), "{what} {value} 无效，可选：{choices}"),
+    (re.compile(r"invalid int value: (?P<value>.+)"), "{what} 的值 {value} 不是整数"),
+    (re.compile(r"invalid \S+ value: (?P<value>.+)"), "{what} 的值 {value} 无效"),
+    (re.compile(r"expected (?:one|at least one|at most one|\d+) arguments?"), "{what} 缺少值"),
+    (re.compile(r"not allowed with argument (?P<other>.+)"), "{what} 不能与 {other} 同时使用"),
+    (re.compile(r"ignored explicit argument (?P<value>.+)"), "{what} 不接受值 {value}"),
+]
+_PLACEHOLDERS = {"COMMAND": "命令", "ACTION": "操作"}  # the metavars of the (sub)command choices
+
+
+def usage_problem(message: str) -> str:
+    """An argparse usage error as one bilingual line: the Chinese, then argparse's English."""
+    argument = re.fullmatch(r"argument (?P<name>\S+?): (?P<rest>.*)", message, re.DOTALL)
+    if argument is None:
+        for pattern, words in _USAGE_WORDS:
+            match = pattern.fullmatch(message)
+            if match:
+                names = {key: _PLACEHOLDERS.get(value, value) if key == "names" else value for key, value in match.groupdict().items()}
+                return zh_en(words.format(**names), message)
+        return zh_en("命令行参数有误", message)
+    name, rest = argument["name"], argument["rest"]
+    what = _PLACEHOLDERS.get(name) or f"参数 {name}"
+    for pattern, words in _ARGUMENT_WORDS:
+        match = pattern.fullmatch(rest)
+        if match:
+            return zh_en(words.format(what=what, **match.groupdict()), message)
+    # A message of this project's own argument types ("中文 / English"), or one argparse added later.
+    zh, en = halves(rest)
+    return zh_en(f"{what}：{zh}" if zh != en else f"{what} 无效", f"argument {name}: {en}")
 
 
 @dataclass
@@ -93,11 +143,11 @@ class Context:
                       if self.settings_note else
                       "请检查 database.url，或运行 `shortage-watch db upgrade` 新建 / check database.url, or create it with "
                       "`shortage-watch db upgrade`")
-            raise CommandError(self.explained(f"{missing}: {advice}"), exit_code=exit_code)
+            raise CommandError(self.explained(joined(missing, advice)), exit_code=exit_code)
 
     def explained(self, message: str) -> str:
         """`message`, after the note on the settings file when none was found."""
-        return f"{self.settings_note}; {message}" if self.settings_note else message
+        return joined(self.settings_note, message, "；", "; ") if self.settings_note else message
 
     def close(self) -> None:
         if self._app is not None:
@@ -111,7 +161,8 @@ def iso_date(text: str) -> date:
     try:
         day = parse_date(text)
     except FieldProblem as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: {exc}") from None
+        zh, en = halves(str(exc))
+        raise argparse.ArgumentTypeError(zh_en(f"{text!r} 不是有效日期：{zh}", f"{text!r} is not a date: {en}")) from None
     if day is None:
         raise argparse.ArgumentTypeError("日期为空 / empty date (expected YYYY-MM-DD)")
     return day
@@ -122,9 +173,9 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(zh_en(f"{text!r} 不是整数", f"{text!r} is not an integer")) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+        raise argparse.ArgumentTypeError(zh_en(f"{value} 应不小于 1", f"{value} must be at least 1"))
     return value
 
 
@@ -144,7 +195,8 @@ def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
         except (FieldProblem, OverflowError):
             parsed = None
         if parsed is None:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time (e.g. 2024-10-08T09:00)") from None
+            raise argparse.ArgumentTypeError(zh_en(f"{text!r} 不是日期时间（如 2024-10-08T09:00）",
+                                                   f"{text!r} is not an ISO date-time (e.g. 2024-10-08T09:00)")) from None
         value = parsed.astimezone(ZoneInfo(tz))
     value = value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
     # Deadlines and calendars count days forward and back from `now`: near year 1 or 9999 that
@@ -154,7 +206,8 @@ def aware_instant(text: str, tz: str = "Asia/Shanghai") -> datetime:
     except OverflowError:
         year = 0
     if not NOW_YEARS[0] <= year <= NOW_YEARS[1]:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between the years {NOW_YEARS[0]} and {NOW_YEARS[1]}")
+        raise argparse.ArgumentTypeError(zh_en(f"{text!r} 不在 {NOW_YEARS[0]} 至 {NOW_YEARS[1]} 年之间",
+                                               f"{text!r} is not between the years {NOW_YEARS[0]} and {NOW_YEARS[1]}"))
     return value
 
 

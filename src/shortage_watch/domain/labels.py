@@ -117,3 +117,20 @@ def named(name: str | None, code: str, language: str = "zh-CN") -> str:
     if not name or name == code:
         return code
     return f"{name} ({code})" if language == "en" else f"{name}（{code}）"
+
+
+def zh_en(zh: str, en: str) -> str:
+    """A line as operators and officers read it: the Chinese, then the English ("找不到该提醒 / no such alert")."""
+    return f"{zh} / {en}"
+
+
+def halves(text: str) -> tuple[str, str]:
+    """The Chinese and the English of a "中文 / English" text; a text without " / " is both."""
+    zh, sep, en = text.partition(" / ")
+    return (zh, en) if sep else (text, text)
+
+
+def joined(first: str, second: str, zh_sep: str = "：", en_sep: str = ": ") -> str:
+    """Two "中文 / English" texts as one: the Chinese of both, then the English of both."""
+    (zh1, en1), (zh2, en2) = halves(first), halves(second)
+    return zh_en(f"{zh1}{zh_sep}{zh2}", f"{en1}{en_sep}{en2}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shortage_watch.domain.labels import CHOICE_FIELDS, LABELS, label
+from shortage_watch.domain.labels import CHOICE_FIELDS, LABELS, halves, label
 from shortage_watch.intake.columns import FIELDS
 
 # Per record field, its values and their Chinese words, from the one table of labels.
@@ -23,9 +23,7 @@ def pick(text: str | None, lang: str) -> str:
     """One side of a 'Chinese / English' text for `lang`; a text without ' / ' as it is."""
     if not text:
         return ""
-    if " / " not in text:
-        return text
-    zh, en = text.split(" / ", 1)
+    zh, en = halves(text)
     return en if lang == "en" else zh
 
 
