@@ -14,6 +14,8 @@ from shortage_watch.cli import main
 from shortage_watch.settings import load_settings
 from shortage_watch.store.tables import Alert
 
+from tests.commands.bilingual import assert_chinese_first
+
 from .conftest import add_alerts, alert_rows
 
 
@@ -54,7 +56,15 @@ def test_preview_monthly_summary_as_eml_carries_the_workbook(config, tmp_path):
 def test_preview_of_an_unknown_template_is_one_line_and_exit_2(config, capsys):
     assert main(["--config", str(config), "mail", "preview", "nope"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("shortage-watch: error: unknown template 'nope'") and err.count("\n") == 1
+    assert err.startswith("shortage-watch: error: ") and err.count("\n") == 1
+    assert_chinese_first(err, "没有名为 'nope' 的邮件模板", "unknown template 'nope'; known: ")
+
+
+def test_preview_to_a_file_says_what_it_wrote_chinese_first(config, tmp_path, capsys):
+    target = tmp_path / "reminder.txt"
+    assert main(["--config", str(config), "mail", "preview", "written_reminder", "--output", str(target)]) == 0
+    assert_chinese_first(capsys.readouterr().out, f"已将 written_reminder（zh-CN，text）写入 {target}",
+                         f"wrote written_reminder (zh-CN, text) to {target}")
 
 
 def test_mail_test_over_smtp(write_config, smtp_sink, capsys):
@@ -62,7 +72,7 @@ def test_mail_test_over_smtp(write_config, smtp_sink, capsys):
     assert main(["--config", str(path), "mail", "test", "--to", "ops@example.com"]) == 0
     [received] = smtp_sink.handler.received
     assert received.rcpt_tos == ["ops@example.com"] and received.message["Subject"] == "测试邮件：药品短缺监测系统邮件发送正常"
-    assert "sent test message" in capsys.readouterr().out
+    assert_chinese_first(capsys.readouterr().out, "测试邮件已发往 ops@example.com（经 smtp，", "sent test message <")
 
 
 def test_mail_test_with_nothing_listening_exits_1(write_config, capsys):
@@ -70,12 +80,12 @@ def test_mail_test_with_nothing_listening_exits_1(write_config, capsys):
 
     path = write_config({"mail": {"transport": "smtp"}, "smtp": {"port": free_port(), "security": "none", "timeout": 2}})
     assert main(["--config", str(path), "mail", "test", "--to", "ops@example.com"]) == 1
-    assert "not sent (transient)" in capsys.readouterr().out
+    assert_chinese_first(capsys.readouterr().out, "未发送", "not sent (transient)")
 
 
 def test_mail_test_with_a_bad_address_exits_2(config, capsys):
     assert main(["--config", str(config), "mail", "test", "--to", "nobody"]) == 2
-    assert "not one mail address" in capsys.readouterr().err
+    assert_chinese_first(capsys.readouterr().err, "收件地址无效", "not one mail address")
 
 
 def test_outbox_list_and_retry(config, cli_app, capsys):
@@ -92,9 +102,12 @@ def test_outbox_list_and_retry(config, cli_app, capsys):
 
     assert main(["--config", str(config), "outbox", "list", "--status", "dead"]) == 0
     out = capsys.readouterr().out
-    assert "refused: 550 no such user" in out and f"{pending:>7}" not in out
+    assert "错误 error: refused: 550 no such user" in out and f"{pending:>7}" not in out
+    assert_chinese_first(out.splitlines()[-1].removeprefix("# "), "列出 1 条；发件箱：1 pending, 1 sent, 1 dead",
+                         "1 listed; outbox: 1 pending, 1 sent, 1 dead")
 
     assert main(["--config", str(config), "outbox", "retry", "--all-dead"]) == 0
+    assert_chinese_first(capsys.readouterr().out, "已重新排队 1 条提醒", f"requeued 1 alert(s): {dead}")
     row = alert_rows(cli_app)[dead]
     assert (row.status, row.attempts, row.last_error) == ("pending", 0, None)
 
@@ -102,9 +115,9 @@ def test_outbox_list_and_retry(config, cli_app, capsys):
 def test_outbox_retry_refuses_a_sent_alert_and_an_unknown_id(config, cli_app, capsys):
     [sent] = add_alerts(cli_app, 1, status="sent")
     assert main(["--config", str(config), "outbox", "retry", str(sent)]) == 2
-    assert "is sent" in capsys.readouterr().err
+    assert_chinese_first(capsys.readouterr().err, f"提醒 {sent} 的状态是 sent", f"alert {sent} is sent; only dead or pending")
     assert main(["--config", str(config), "outbox", "retry", "999999"]) == 2
-    assert "no alert with id 999999" in capsys.readouterr().err
+    assert_chinese_first(capsys.readouterr().err, "没有编号为 999999 的提醒", "no alert with id 999999")
 
 
 @pytest.mark.parametrize("action", [["list"], ["retry", "1"], ["retry", "--all-dead"]])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from shortage_watch.clock import utc_now
 from shortage_watch.commands import CommandError, Context, positive_int
+from shortage_watch.domain.labels import zh_en
 from shortage_watch.mail.names import LANGUAGES
 
 if TYPE_CHECKING:
@@ -56,14 +57,15 @@ def mail_preview(args: argparse.Namespace, ctx: Context) -> int:
 
     renderer = ctx.app.renderer
     if args.template not in renderer.available():
-        raise CommandError(f"unknown template {args.template!r}; known: {', '.join(renderer.available())}")
+        known = ", ".join(renderer.available())
+        raise CommandError(zh_en(f"没有名为 {args.template!r} 的邮件模板，可用：{known}", f"unknown template {args.template!r}; known: {known}"))
     lang = args.lang or ctx.settings.mail.language
     fmt = args.format or _format_for(args.output)
     context = sample_context(args.template)
     try:
         rendered = renderer.render(args.template, context, lang)
     except RenderError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(zh_en("邮件模板无法生成", str(exc))) from None
     if fmt == "eml":
         envelope = build_message(
             rendered, sender=ctx.settings.mail.from_, to=context["recipient"]["email"] or "preview@example.com",
@@ -82,8 +84,8 @@ def mail_preview(args: argparse.Namespace, ctx: Context) -> int:
     try:
         args.output.write_bytes(data)
     except OSError as exc:
-        raise CommandError(f"--output {args.output}: {exc.strerror or exc}") from None
-    print(f"wrote {args.template} ({lang}, {fmt}) to {args.output}")
+        raise CommandError(zh_en(f"无法写入 {args.output}", f"--output {args.output}: {exc.strerror or exc}")) from None
+    print(zh_en(f"已将 {args.template}（{lang}，{fmt}）写入 {args.output}", f"wrote {args.template} ({lang}, {fmt}) to {args.output}"))
     return 0
 
 
@@ -122,15 +124,18 @@ def mail_test(args: argparse.Namespace, ctx: Context) -> int:
             installation=app.replica_id, thread_key=None, sent_at=utc_now(), reply_to=ctx.settings.mail.reply_to,
             tz=ctx.settings.timezone,
         )
-    except (RenderError, AddressError) as exc:
-        raise CommandError(str(exc)) from None
+    except RenderError as exc:
+        raise CommandError(zh_en("邮件模板无法生成", str(exc))) from None
+    except AddressError as exc:
+        raise CommandError(zh_en("收件地址无效", str(exc))) from None
     with app.transport.batch() as batch:
         outcome = batch.send(envelope)
     if not outcome.sent:
-        print(f"not sent ({outcome.status}): {outcome.error}")
+        print(zh_en("未发送", f"not sent ({outcome.status}): {outcome.error}"))
         return 1
     where = f"{ctx.settings.smtp.host}:{ctx.settings.smtp.port}" if app.transport.name == "smtp" else str(ctx.settings.mail.file_dir)
-    print(f"sent test message {envelope.message_id} to {envelope.recipient} via {app.transport.name} ({where})")
+    print(zh_en(f"测试邮件已发往 {envelope.recipient}（经 {app.transport.name}，{where}）",
+                f"sent test message {envelope.message_id} to {envelope.recipient} via {app.transport.name} ({where})"))
     return 0
 
 
@@ -173,12 +178,12 @@ def outbox_list(args: argparse.Namespace, ctx: Context) -> int:
     for row in rows:
         item = _row_json(row, tz)
         due = row.next_attempt_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        line = f"{row.id:>7}  {row.status:<8} {due}  {row.template:<24} {item['case_number'] or '-':<12} {row.recipient_email or '(no address)'}  tries={row.attempts}"
+        line = f"{row.id:>7}  {row.status:<8} {due}  {row.template:<24} {item['case_number'] or '-':<12} {row.recipient_email or '（无地址 no address）'}  尝试 tries={row.attempts}"
         if row.last_error:
-            line += f"  error: {row.last_error}"
+            line += f"  错误 error: {row.last_error}"
         print(line)
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s))
-    print(f"# {len(rows)} listed; outbox: {summary or 'empty'}")
+    print("# " + zh_en(f"列出 {len(rows)} 条；发件箱：{summary or '空'}", f"{len(rows)} listed; outbox: {summary or 'empty'}"))
     return 0
 
 
@@ -195,12 +200,14 @@ def outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
         else:
             row = session.get(Alert, args.id)
             if row is None:
-                raise CommandError(f"no alert with id {args.id}")
+                raise CommandError(zh_en(f"没有编号为 {args.id} 的提醒", f"no alert with id {args.id}"))
             if row.status not in ("dead", "pending"):
-                raise CommandError(f"alert {args.id} is {row.status}; only dead or pending alerts can be retried")
+                raise CommandError(zh_en(f"提醒 {args.id} 的状态是 {row.status}，只有 dead（发送失败）或 pending（待发送）的提醒可以重试",
+                                         f"alert {args.id} is {row.status}; only dead or pending alerts can be retried"))
             if not row.recipient_email:
-                raise CommandError(f"alert {args.id} has no recipient address")
+                raise CommandError(zh_en(f"提醒 {args.id} 没有收件地址", f"alert {args.id} has no recipient address"))
             ids = [row.id]
         requeue_alerts(session, ids, now=now, audit_at=utc_now(), actor="cli")
-    print(f"requeued {len(ids)} alert(s)" + (f": {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}" if ids else ""))
+    shown = f": {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}" if ids else ""
+    print(zh_en(f"已重新排队 {len(ids)} 条提醒", f"requeued {len(ids)} alert(s)") + shown)
     return 0
