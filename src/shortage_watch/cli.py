@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from shortage_watch import __version__
-from shortage_watch.commands import COMMAND_MODULES, CommandError, Context, database_unreachable, usage_problem
+from shortage_watch.commands import COMMAND_MODULES, CommandError, Context, database_unreachable, setting_error, usage_problem
+from shortage_watch.domain.labels import zh_en
 from shortage_watch.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(path, explicit=explicit)
     except SettingsError as exc:
         for line in exc.problems:
-            print(f"shortage-watch: setting {line}", file=sys.stderr)
+            print(f"shortage-watch: 设置有误 / setting {line}", file=sys.stderr)
         return 2
     if not logging.getLogger().handlers:
         _configure_logging(settings.logging.level, settings.logging.format)
@@ -121,13 +122,13 @@ def _report_error(exc: Exception) -> int:
     from shortage_watch.calendar import CalendarError
 
     if isinstance(exc, CalendarError):
-        print(f"shortage-watch: error: {exc}", file=sys.stderr)
+        print(f"shortage-watch: error: {setting_error('calendar.overrides_dir', exc)}", file=sys.stderr)
         return 2
     from shortage_watch.domain.policy import PolicyError
 
     if isinstance(exc, PolicyError):
         # Any command that reaches the ledger (submit, once, sweep…) reads the policy first.
-        print(f"shortage-watch: error: setting escalation.policy: {exc}", file=sys.stderr)
+        print(f"shortage-watch: error: {setting_error('escalation.policy', exc)}", file=sys.stderr)
         return 2
     from shortage_watch.store.errors import OperationalError
 
@@ -139,8 +140,8 @@ def _report_error(exc: Exception) -> int:
     # The last net: a user sees one line, a developer the traceback at DEBUG.
     log.debug("unexpected error", exc_info=True)
     print(
-        f"shortage-watch: error: unexpected {type(exc).__name__}: {exc} "
-        "(SHORTAGE_WATCH_LOGGING__LEVEL=DEBUG shows the details)",
+        "shortage-watch: error: " + zh_en(f"意外错误 {type(exc).__name__}（设置 SHORTAGE_WATCH_LOGGING__LEVEL=DEBUG 可查看详情）",
+                                          f"unexpected {type(exc).__name__}: {exc} (SHORTAGE_WATCH_LOGGING__LEVEL=DEBUG shows the details)"),
         file=sys.stderr,
     )
     return 1

@@ -79,7 +79,7 @@ def test_submit_with_a_broken_escalation_policy_names_the_setting_and_exits_2(
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "unexpected" not in err
-    assert err.startswith("shortage-watch: error: setting escalation.policy:") and "policy.toml" in err, err
+    assert err.startswith("shortage-watch: error: 设置 escalation.policy 有误 / setting escalation.policy:") and "policy.toml" in err, err
 
 
 MALFORMED_ARGUMENTS = [

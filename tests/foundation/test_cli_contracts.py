@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from shortage_watch.cli import main
+from tests.commands.bilingual import assert_chinese_first
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,8 +43,8 @@ def test_deadline_json_contract(config: Path) -> None:
 
 def test_deadline_readable_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config), "deadline", "--received", "2024-09-27"]) == 0
-    out = capsys.readouterr().out.strip()
-    assert "2024-10-10" in out and "5 working days" in out
+    assert_chinese_first(capsys.readouterr().out, "2024-09-27（周五）收到：须在 5 个工作日内报告，截止 2024-10-10 23:59（周四）",
+                         "received 2024-09-27 (Fri): report due within 5 working days, by 2024-10-10 23:59 (Thu)")
 
 
 def test_deadline_uses_configured_working_days_and_cutoff(
@@ -63,13 +64,14 @@ def test_deadline_estimated_year(config: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["deadline", "--received", "2024-13-01", "--json"], "is not a date"),
+        (["deadline", "--received", "2024-13-01", "--json"], "不是有效日期"),
         (["deadline", "--received", "27/09/2024"], "is not a date"),
         (["deadline", "--received", "2024-09-27", "--working-days", "0"], "must be at least 1"),
-        (["deadline", "--received", "2024-09-27", "--working-days", "-3"], "must be at least 1"),
+        (["deadline", "--received", "2024-09-27", "--working-days", "-3"], "应不小于 1"),
         (["deadline", "--received", "2024-09-27", "--frobnicate"], "unrecognized arguments"),
-        (["deadline"], "required"),
+        (["deadline"], "缺少必需的参数"),
         (["calendar", "--year", "abc"], "invalid int value"),
+        (["calendar", "--year", "3000"], "--year 3000 超出范围（1950–2199） / --year 3000 is out of range"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(config: Path, args: list[str], fragment: str, run_main: Callable[..., Any]) -> None:
@@ -202,3 +204,4 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
     assert main(["--config", str(write_config()), "deadline", "--received", "2024-09-27"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unexpected RuntimeError: boom" in err and "Traceback" not in err
+    assert_chinese_first(err, "意外错误 RuntimeError", "unexpected RuntimeError: boom")

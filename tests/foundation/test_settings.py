@@ -107,7 +107,7 @@ def test_config_check_reports_an_unreadable_policy(
     policy.write_text("[ladders.report\n", encoding="utf-8")
     assert main(["--config", str(write_config({"escalation": {"policy": str(policy)}})), "config", "check"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("shortage-watch: error: setting escalation.policy:")
+    assert len(err) == 1 and err[0].startswith("shortage-watch: error: 设置 escalation.policy 有误 / setting escalation.policy:")
 
 
 @pytest.mark.parametrize("start, end", [("17:30", "08:30"), ("09:00", "09:00")])
@@ -144,5 +144,5 @@ def test_a_database_port_that_is_no_port_is_a_settings_error(
     path = write_config({"database": {"url": url}})
     assert main(["--config", str(path), "db", "current"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("shortage-watch: setting database.url:"), err
+    assert err.startswith("shortage-watch: 设置有误 / setting database.url:"), err
     assert "port" in err and "Traceback" not in err and "ValueError" not in err

@@ -64,7 +64,8 @@ def test_db_upgrade_with_the_built_in_defaults_says_where_it_creates_the_ledger(
         elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade"]) == 0
     err = capsys.readouterr().err
-    assert "no settings file found" in err and "database.url = sqlite:///var/shortage_watch.db" in err
+    assert_chinese_first(err.removeprefix("shortage-watch: "), "未找到配置文件", "no settings file found")
+    assert "数据库 sqlite:///var/shortage_watch.db" in err and "database.url = sqlite:///var/shortage_watch.db" in err
     assert (elsewhere / "var" / "shortage_watch.db").is_file()
 
 
@@ -79,9 +80,9 @@ def test_config_check_names_the_true_source_of_each_setting(
     assert main(["--config", str(config), "config", "check"]) == 0
     out = capsys.readouterr().out
     sources = dict(line[4:].split(": ", 1) for line in out.splitlines() if line.startswith("#   "))
-    assert out.splitlines()[0] == f"# settings file: {config}"
-    assert sources["calendar.working_days"] == f"file {config}"
-    assert sources["mail.transport"] == "environment SHORTAGE_WATCH_MAIL__TRANSPORT"
-    assert sources["daemon.sweep_interval"] == "environment SHORTAGE_WATCH_DAEMON"
-    assert sources["smtp.password"] == f"secret file {password} (smtp.password_file)"
-    assert sources["calendar.cutoff"] == "default" and sources["timezone"] == "default"
+    assert out.splitlines()[0] == f"# 配置文件 {config} / settings file: {config}"
+    assert sources["calendar.working_days"] == f"配置文件 file {config}"
+    assert sources["mail.transport"] == "环境变量 environment SHORTAGE_WATCH_MAIL__TRANSPORT"
+    assert sources["daemon.sweep_interval"] == "环境变量 environment SHORTAGE_WATCH_DAEMON"
+    assert sources["smtp.password"] == f"密钥文件 secret file {password} (smtp.password_file)"
+    assert sources["calendar.cutoff"] == "默认值 default" and sources["timezone"] == "默认值 default"

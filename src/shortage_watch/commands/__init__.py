@@ -45,6 +45,11 @@ def database_unreachable(exc: Exception) -> CommandError:
                         exit_code=1)
 
 
+def setting_error(key: str, problem: object) -> CommandError:
+    """A setting that cannot be used, exit 2: '设置 KEY 有误 / setting KEY: why'."""
+    return CommandError(zh_en(f"设置 {key} 有误", f"setting {key}: {problem}"))
+
+
 def option_error(option: str, problem: Exception) -> CommandError:
     """`--now: …` for a value an option's type refused after parsing, in both languages."""
     return CommandError(joined(f"{option} / {option}", str(problem)))

@@ -8,10 +8,14 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
-from datetime import date
 
-from shortage_watch.commands import CommandError, Context, database_unreachable, iso_date, positive_int
+from shortage_watch.commands import CommandError, Context, database_unreachable, iso_date, positive_int, setting_error
 from shortage_watch.domain.deadline import report_deadline
+from shortage_watch.domain.labels import joined, label, zh_en
+
+# A year's calendar in a word, for the `calendar` listing (the label table's words are sentences).
+CALENDAR_WORDS = {"official": "官方公布", "override": "本地配置", "estimated": "估算"}
+WEEKDAYS = "一二三四五六日"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +55,7 @@ def config_check(args: argparse.Namespace, ctx: Context) -> int:
         print(f"# {ctx.settings_note}")
         file_data: dict[str, Any] = {}
     else:
-        print(f"# settings file: {ctx.config_path.absolute()}")
+        print("# " + zh_en(f"配置文件 {ctx.config_path.absolute()}", f"settings file: {ctx.config_path.absolute()}"))
         file_data = tomllib.loads(ctx.config_path.read_text(encoding="utf-8"))
     print("# 每项设置的来源 / where each setting comes from:")
     for key, source in setting_sources(masked, file_data, ctx.environment_keys, ctx.config_path.absolute()):
@@ -60,19 +64,19 @@ def config_check(args: argparse.Namespace, ctx: Context) -> int:
     try:
         ctx.calendar()
     except CalendarError as exc:
-        raise CommandError(f"setting calendar.overrides_dir: {exc}") from None
+        raise setting_error("calendar.overrides_dir", exc) from None
     try:
         load_policy(ctx.settings.escalation.policy)
     except PolicyError as exc:
-        raise CommandError(f"setting escalation.policy: {exc}") from None
+        raise setting_error("escalation.policy", exc) from None
     return 0
 
 
 def setting_sources(masked: dict[str, Any], file_data: dict[str, Any], environment: frozenset[str],
                     file: Path) -> list[tuple[str, str]]:
     """(dotted key, source) for every setting: an environment variable, the settings file, a
-    secret file named by its `*_file` key, or the built-in default. The environment wins over
-    the file, as pydantic-settings applies them."""
+    secret file named by its `*_file` key, or the built-in default, each named in Chinese and English.
+    The environment wins over the file, as pydantic-settings applies them."""
     env = {name.upper() for name in environment}
     out = []
 
@@ -87,13 +91,13 @@ def setting_sources(masked: dict[str, Any], file_data: dict[str, Any], environme
             names = ["SHORTAGE_WATCH_" + "__".join(dotted[:i]).upper() for i in range(len(dotted), 0, -1)]
             secret_file = data.get(f"{key}_file")
             if any(name in env for name in names):
-                source = "environment " + next(name for name in names if name in env)
+                source = "环境变量 environment " + next(name for name in names if name in env)
             elif secret_file:
-                source = f"secret file {secret_file} ({'.'.join([*path, key + '_file'])})"
+                source = f"密钥文件 secret file {secret_file} ({'.'.join([*path, key + '_file'])})"
             elif in_file:
-                source = f"file {file}"
+                source = f"配置文件 file {file}"
             else:
-                source = "default"
+                source = "默认值 default"
             out.append((".".join(dotted), source))
 
     walk(masked, file_data, [])
@@ -106,14 +110,15 @@ def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
     calendar = ctx.calendar()
     if args.year is not None:
         if not 1950 <= args.year <= 2199:
-            raise CommandError(f"--year {args.year} is out of range")
+            raise CommandError(zh_en(f"--year {args.year} 超出范围（1950–2199）", f"--year {args.year} is out of range (1950-2199)"))
         summary = calendar.year_summary(args.year)
         if args.json:
             print(json.dumps(summary))
         else:
-            print(f"{args.year}: {summary['calendar']}")
-            print("  rest weekdays:   " + (", ".join(summary["weekday_rest_days"]) or "none"))
-            print("  make-up workdays: " + (", ".join(summary["makeup_workdays"]) or "none"))
+            status = summary["calendar"]
+            print(zh_en(f"{args.year}：{label('calendar', status)}", f"{args.year}: {status}"))
+            print("  休息的工作日 rest weekdays:   " + (", ".join(summary["weekday_rest_days"]) or "无 none"))
+            print("  调休上班日 make-up workdays: " + (", ".join(summary["makeup_workdays"]) or "无 none"))
         return 0
     this_year = calendar.local_date(SystemClock().now()).year
     years = calendar.known_years(around=this_year)
@@ -121,7 +126,7 @@ def calendar_command(args: argparse.Namespace, ctx: Context) -> int:
         print(json.dumps({str(y): s.value for y, s in years.items()}))
     else:
         for year, status in years.items():
-            print(f"{year}  {status.value}")
+            print(f"{year}  {zh_en(CALENDAR_WORDS[status.value], status.value)}")
     return 0
 
 
@@ -130,20 +135,20 @@ def deadline_command(args: argparse.Namespace, ctx: Context) -> int:
     try:
         deadline = report_deadline(ctx.calendar(), args.received, n, ctx.settings.calendar.cutoff)
     except OverflowError:  # counting working days ran past 9999-12-31
-        raise CommandError(f"no deadline within the calendar's range for a receipt on {args.received}") from None
+        raise CommandError(zh_en(f"{args.received} 收到的通知，报告期限超出日历范围",
+                                 f"no deadline within the calendar's range for a receipt on {args.received}")) from None
     if args.json:
         print(json.dumps(deadline.as_json()))
     else:
-        note = "" if deadline.calendar == "official" else f" ({deadline.calendar} calendar)"
-        print(
-            f"received {_weekday(args.received)}: report due within {n} working days, "
-            f"by {deadline.due_at:%Y-%m-%d %H:%M} {_weekday(deadline.due)[11:]}{note}"
-        )
+        official = deadline.calendar == "official"
+        print(zh_en(
+            f"{args.received.isoformat()}（周{WEEKDAYS[args.received.weekday()]}）收到：须在 {n} 个工作日内报告，"
+            f"截止 {deadline.due_at:%Y-%m-%d %H:%M}（周{WEEKDAYS[deadline.due.weekday()]}）"
+            + ("" if official else f"（按{CALENDAR_WORDS[deadline.calendar]}的节假日安排）"),
+            f"received {args.received.isoformat()} ({args.received:%a}): report due within {n} working days, "
+            f"by {deadline.due_at:%Y-%m-%d %H:%M} ({deadline.due:%a})" + ("" if official else f" ({deadline.calendar} calendar)"),
+        ))
     return 0
-
-
-def _weekday(day: date) -> str:
-    return f"{day.isoformat()} ({day:%a})"
 
 
 def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
@@ -152,7 +157,8 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
 
     if ctx.settings_note:
         # Creating a ledger is what this command is for; say where, when it is the default one.
-        print(f"shortage-watch: {ctx.settings_note}; database.url = {ctx.settings.database.url}", file=sys.stderr)
+        url = ctx.settings.database.url
+        print(f"shortage-watch: {joined(ctx.settings_note, f'数据库 {url} / database.url = {url}', '；', '; ')}", file=sys.stderr)
     engine = ctx.app.engine
     try:
         before = current_revision(engine)
@@ -160,7 +166,9 @@ def db_upgrade(args: argparse.Namespace, ctx: Context) -> int:
         after = current_revision(engine)
     except OperationalError as exc:
         raise database_unreachable(exc) from None
-    print(f"schema {'already at' if before == after else 'upgraded to'} {after} (was {before or 'empty'})")
+    same = before == after
+    print(zh_en(f"数据库结构{'已是' if same else '已升级到'}版本 {after}（原为{' ' + before if before else '空'}）",
+                f"schema {'already at' if same else 'upgraded to'} {after} (was {before or 'empty'})"))
     return 0
 
 
@@ -174,5 +182,5 @@ def db_current(args: argparse.Namespace, ctx: Context) -> int:
     except OperationalError as exc:
         raise database_unreachable(exc) from None
     head = head_revision()
-    print(f"current {current or 'empty'}, head {head}")
+    print(zh_en(f"当前版本 {current or '空'}，最新版本 {head}", f"current {current or 'empty'}, head {head}"))
     return 0 if current == head else 1
