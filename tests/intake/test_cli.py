@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 
 from shortage_watch.cli import main
+from tests.commands.bilingual import assert_chinese_first
 from tests.intake.conftest import REPO, STOPPAGE_HEADER_ZH, notice_row, sample_directory_settings
 
 
@@ -104,6 +105,7 @@ def test_csv_template_has_the_chinese_headers_with_bom(config: Path, tmp_path: P
 def test_a_filled_xlsx_template_is_accepted(config: Path, tmp_path: Path, capsys: Any) -> None:
     out = tmp_path / "template.xlsx"
     assert run(config, "template", "stoppage_notice", "--format", "xlsx", "--output", str(out)) == 0
+    assert_chinese_first(capsys.readouterr().out, f"已写入 {out}（stoppage_notice，xlsx）", f"wrote {out} (stoppage_notice, xlsx)")
     workbook = openpyxl.load_workbook(out)
     assert workbook.sheetnames == ["数据", "填写说明 Help"]
     workbook["数据"].append(notice_row(1, specification="", expected_resume_on="", reason=""))
@@ -116,14 +118,17 @@ def test_a_filled_xlsx_template_is_accepted(config: Path, tmp_path: Path, capsys
 def test_directory_check_sample_is_clean_and_problems_exit_1(config: Path, write_config: Callable[..., Path],
                                                              tmp_path: Path, capsys: Any) -> None:
     assert run(config, "directory", "check") == 0
-    assert "no problems" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("区划 regions ") and "，配送企业 distributors " in out[0]
+    assert_chinese_first(out[-1], "没有问题", "no problems")
     bad = tmp_path / "regions.csv"
     bad.write_text("code,name,parent_code,level\n350902,蕉城区,350900,county\n", encoding="utf-8")
     assert main(["--config", str(write_config({"directory": {"regions": str(bad)}}, name="b.toml")),
                  "directory", "check"]) == 1
-    assert "unknown parent 350900" in capsys.readouterr().out
+    assert "问题 problem: region 350902 蕉城区: unknown parent 350900" in capsys.readouterr().out
     missing = write_config({"directory": {"regions": str(tmp_path / "gone.csv")}}, name="m.toml")
     assert main(["--config", str(missing), "directory", "check"]) == 2
+    assert_chinese_first(capsys.readouterr().err, "目录文件无法读取", "file not found: ")
 
 
 def test_poll_prints_one_line_per_source(config: Path, tmp_path: Path, capsys: Any) -> None:
@@ -131,8 +136,10 @@ def test_poll_prints_one_line_per_source(config: Path, tmp_path: Path, capsys: A
     capsys.readouterr()
     assert run(config, "poll", "--now", "2024-10-09T10:00") == 0
     assert capsys.readouterr().out.strip().splitlines() == [
-        "sample-inbox: ok, 3 item(s), accepted 5, duplicates 0, rejected 0"]
+        "sample-inbox：正常，3 项，接受 5，重复 0，拒绝 0 / sample-inbox: ok, 3 item(s), accepted 5, duplicates 0, rejected 0"]
     assert run(config, "poll", "--source", "nope") == 2
+    assert_chinese_first(capsys.readouterr().err, "没有名为 'nope' 的数据来源（已配置：sample-inbox）",
+                         "no source named 'nope' (configured: sample-inbox)")
 
 
 @pytest.mark.slow  # a process of its own: the real entry point
@@ -152,4 +159,4 @@ def test_submit_with_an_unwritable_errors_csv_still_stores_and_says_so_in_one_li
     assert code == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out)["accepted"] == 1  # the rows were stored; the summary still shows
-    assert captured.err.startswith("shortage-watch: error: --errors-csv") and captured.err.count("\n") == 1
+    assert_chinese_first(captured.err, f"无法写入错误清单 {errors_csv}", f"--errors-csv {errors_csv}: cannot write: ")

@@ -133,7 +133,7 @@ def test_directory_check_reports_where_mail_falls_back(write_config, tmp_path, c
     with_ops = make_config(write_config, tmp_path, operations_email="ops@sw.example.cn")
     assert main(["--config", str(with_ops), "directory", "check"]) == 0
     out = capsys.readouterr().out
-    assert "warning: 配送企业 D500003" in out and "operations_email is not set" not in out and "no problems" in out
+    assert "提示 warning: 配送企业 D500003" in out and "operations_email is not set" not in out and "没有问题（16 条提示" in out
 
 
 def test_contacts_without_an_email_are_a_problem(write_config, tmp_path, capsys):
@@ -143,7 +143,7 @@ def test_contacts_without_an_email_are_a_problem(write_config, tmp_path, capsys)
     config = make_config(write_config, tmp_path, contacts=str(contacts))
     capsys.readouterr()
     assert main(["--config", str(config), "directory", "check"]) == 1
-    assert "problem: contact insurance@350921: no email address" in capsys.readouterr().out
+    assert "问题 problem: contact insurance@350921: no email address" in capsys.readouterr().out
 
 
 def test_an_operations_digest_written_late_does_not_list_its_files_again_the_next_day(write_config, tmp_path, capsys):

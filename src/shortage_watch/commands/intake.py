@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant
 from shortage_watch.domain.kinds import RECORD_KINDS
+from shortage_watch.domain.labels import zh_en
+
+if TYPE_CHECKING:
+    from shortage_watch.services.poll import PollOutcome
 
 KIND_CHOICES = (*RECORD_KINDS, "auto")
+DIRECTORY_WORDS = {"regions": "区划", "contacts": "联系人", "distributors": "配送企业", "hospitals": "医疗机构"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +55,8 @@ def _source_name(text: str) -> str:
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a source name (letters, digits, . _ -; at most 64)")
+        raise argparse.ArgumentTypeError(zh_en(f"{text!r} 不是数据来源名称（字母、数字、. _ -，最多 64 个字符）",
+                                               f"{text!r} is not a source name (letters, digits, . _ -; at most 64)"))
     return text
 
 
@@ -105,7 +112,8 @@ def submit_command(args: argparse.Namespace, ctx: Context) -> int:
         try:
             args.errors_csv.write_bytes(errors_csv_bytes(result.errors))
         except OSError as exc:
-            raise CommandError(f"--errors-csv {args.errors_csv}: cannot write: {exc.strerror or exc}") from None
+            raise CommandError(zh_en(f"无法写入错误清单 {args.errors_csv}",
+                                     f"--errors-csv {args.errors_csv}: cannot write: {exc.strerror or exc}")) from None
     if result.unusable:
         return 2
     return 1 if result.rejected else 0
@@ -117,15 +125,30 @@ def poll_command(args: argparse.Namespace, ctx: Context) -> int:
 
     names = [s.name for s in ctx.settings.sources]
     if args.source is not None and args.source not in names:
-        raise CommandError(f"no source named {args.source!r} (configured: {', '.join(names) or 'none'})")
+        configured = ", ".join(names)
+        raise CommandError(zh_en(f"没有名为 {args.source!r} 的数据来源（已配置：{configured or '无'}）",
+                                 f"no source named {args.source!r} (configured: {configured or 'none'})"))
     if not names:
-        print("no sources configured ([[sources]] in the settings file)")
+        print(zh_en("未配置数据来源（配置文件中的 [[sources]]）", "no sources configured ([[sources]] in the settings file)"))
         return 0
     app = _ready_app(ctx, args.now)
     outcomes = poll_sources(app.poll_deps(), app.clock.now(), only=args.source, force=True)  # type: ignore[attr-defined]
     for outcome in outcomes:
-        print(outcome.line())
+        print(poll_line(outcome))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def poll_line(outcome: PollOutcome) -> str:
+    """One source's poll as `poll` and `once` print it: the Chinese, then the English line the log also writes."""
+    unusable = sum(1 for r in outcome.results if r.unusable)
+    zh = {
+        "failed": "失败",
+        "busy": "已跳过（另一个副本正在轮询）",
+        "not_due": "未到轮询时间",
+        "not_modified": "没有新内容",
+    }.get(outcome.status) or (f"正常，{outcome.items} 项，接受 {outcome.accepted}，重复 {outcome.duplicates}，"
+                              f"拒绝 {outcome.rejected}" + (f"，{unusable} 个无法使用" if unusable else ""))
+    return zh_en(f"{outcome.source}：{zh}", outcome.line())
 
 
 def template_command(args: argparse.Namespace, ctx: Context) -> int:
@@ -143,7 +166,7 @@ def template_command(args: argparse.Namespace, ctx: Context) -> int:
         args.output.write_bytes(content)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         raise CommandError(f"无法写入 / cannot write {args.output!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    print(f"wrote {args.output} ({args.kind}, {fmt})")
+    print(zh_en(f"已写入 {args.output}（{args.kind}，{fmt}）", f"wrote {args.output} ({args.kind}, {fmt})"))
     return 0
 
 
@@ -153,12 +176,13 @@ def directory_check(args: argparse.Namespace, ctx: Context) -> int:
 
     settings = ctx.settings.directory
     if all(getattr(settings, name) is None for name in ("regions", "contacts", "distributors", "hospitals")):
-        raise CommandError("no directory files configured ([directory] regions, contacts, distributors, hospitals)",
+        raise CommandError(zh_en("未配置目录文件（[directory] 的 regions、contacts、distributors、hospitals）",
+                                 "no directory files configured ([directory] regions, contacts, distributors, hospitals)"),
                            exit_code=1)
     try:
         directory = load_directory(settings)
     except DirectoryError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(zh_en("目录文件无法读取", str(exc))) from None
     problems = directory.problems()
     warnings = directory.coverage_warnings(settings.operations_email)
     counts = {"regions": len(directory.regions), "contacts": len(directory.contacts),
@@ -166,13 +190,14 @@ def directory_check(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps({"counts": counts, "problems": problems, "warnings": warnings}, ensure_ascii=False))
     else:
-        print(", ".join(f"{n} {name}" for name, n in counts.items()))
+        print("，".join(f"{DIRECTORY_WORDS[name]} {name} {n}" for name, n in counts.items()))
         for problem in problems:
-            print(f"problem: {problem}")
+            print(f"问题 problem: {problem}")
         for warning in warnings:
-            print(f"warning: {warning}")
+            print(f"提示 warning: {warning}")
         if not problems:
-            print("no problems" + (f" ({len(warnings)} warning(s): mail that falls back)" if warnings else ""))
+            print(zh_en("没有问题" + (f"（{len(warnings)} 条提示：这些邮件改投他处）" if warnings else ""),
+                        "no problems" + (f" ({len(warnings)} warning(s): mail that falls back)" if warnings else "")))
     # Warnings do not fail the check: routing falls back, and a county without its own
     # bureau mailbox is common; they are printed so an operator knows where mail goes.
     return 1 if problems else 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
+from shortage_watch.commands.intake import poll_line
 from shortage_watch.commands.officer import (
     TEXT, add_lang, case_number_arg, check_region, choice_label, label, local_iso, local_minute, not_found, readable, table,
 )
@@ -139,7 +140,7 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
             sent = "delivery: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing due")
         print(f"cycle at {_local(app, now)}: {polled}; {swept}; {sent}")
         for outcome in result.polled:
-            print(f"  {outcome.line()}")
+            print(f"  {poll_line(outcome)}")
         for error in result.errors + (sweep.failed if sweep else []):
             print(f"  error: {error}")
     return 0 if result.ok else 1
