@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from shortage_watch.cli import main
+from tests.commands.bilingual import assert_chinese_first
 from tests.ledger.conftest import at
 from tests.ledger.scenario import notice, shortage
 
@@ -29,7 +30,8 @@ def test_obligations_list_filters_by_state_region_and_distributor(scenario, caps
     _two_distributors(scenario)
     cfg = str(scenario.config)
     code, out, _ = run(capsys, "--config", cfg, "once", "--now", "2024-10-16T09:00")
-    assert code == 0 and "sweep: 1 obligation(s)" in out
+    assert code == 0
+    assert_chinese_first(out.splitlines()[0], "2024-10-16 09:00 运行一轮：轮询 0 个数据来源；巡检：1 项报告义务", "cycle at 2024-10-16 09:00: polled 0 source(s); sweep: 1 obligation(s)")
     code, out, _ = run(capsys, "--config", cfg, "obligations", "list", "--json")
     assert code == 0 and len(json.loads(out)) == 3
     _, out, _ = run(capsys, "--config", cfg, "obligations", "list", "--state", "overdue", "--json")
@@ -87,6 +89,7 @@ def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):
 def test_once_refuses_bad_now_and_missing_schema_and_bad_policy_in_one_line(scenario, capsys, write_config, tmp_path: Path):
     code, _, err = run(capsys, "--config", str(scenario.config), "once", "--now", "yesterday")
     assert code == 2 and "--now" in err and "Traceback" not in err
+    assert_chinese_first(err, "--now：'yesterday' 不是日期时间", "--now: 'yesterday' is not an ISO date-time")
     fresh = write_config({"database": {"url": f"sqlite:///{tmp_path / 'empty.db'}"}}, name="fresh.toml")
     code, _, err = run(capsys, "--config", str(fresh), "once")
     assert code == 2 and "shortage-watch db upgrade" in err
@@ -115,3 +118,9 @@ def test_once_polls_every_source_now_and_fails_on_a_failing_one(tmp_path, write_
     (inbox / "n.json").write_text(json.dumps(notice("N9", "D1")), encoding="utf-8")
     code, out, _ = run(capsys, "--config", config, "once", "--json")
     assert {s["source"]: (s["status"], s["accepted"]) for s in json.loads(out)["sources"]}["good"] == ("ok", 1)
+    # Read by a person: the cycle, then each source and error on a line of its own, Chinese first.
+    code, out, _ = run(capsys, "--config", config, "once")
+    lines = out.splitlines()
+    assert code == 1 and "轮询 2 个数据来源" in lines[0] and "polled 2 source(s)" in lines[0]
+    assert_chinese_first(lines[1], "good：正常，0 项，接受 0", "good: ok, 0 item(s), accepted 0")
+    assert_chinese_first(lines[2], "gone：失败", "gone: failed: ")

@@ -11,11 +11,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from shortage_watch.clock import FixedClock
-from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, positive_int
+from shortage_watch.commands import CommandError, Context, aware_instant, iso_date, option_error, positive_int
 from shortage_watch.commands.intake import poll_line
 from shortage_watch.commands.officer import (
     TEXT, add_lang, case_number_arg, check_region, choice_label, label, local_iso, local_minute, not_found, readable, table,
 )
+from shortage_watch.domain.labels import zh_en
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState, ObligationState
 
@@ -107,7 +108,7 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
         try:
             now = aware_instant(args.now, ctx.settings.timezone)
         except argparse.ArgumentTypeError as exc:
-            raise CommandError(f"--now: {exc}") from None
+            raise option_error("--now", exc) from None
         app.clock = FixedClock(now)
     now = app.clock.now()
     # An operator asking for one cycle means every source now, whatever its interval.
@@ -126,24 +127,36 @@ def once_command(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, default=str))
     else:
-        polled = f"polled {len(result.polled)} source(s)"
-        swept = (
-            f"sweep: {sweep.obligations} obligation(s), {sweep.cases} case(s), {sweep.alerts} new alert(s)"
-            + (f", {len(sweep.failed)} failed" if sweep.failed else "")
-            if sweep
-            else "sweep failed"
-        )
-        if delivered is None:
-            sent = "delivery failed"
-        else:
-            counts = {k: v for k, v in (_plain(delivered) or {}).items() if isinstance(v, int) and v}
-            sent = "delivery: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing due")
-        print(f"cycle at {_local(app, now)}: {polled}; {swept}; {sent}")
+        print(zh_en(_cycle_line(app, now, result, CYCLE_WORDS["zh"]), _cycle_line(app, now, result, CYCLE_WORDS["en"])))
         for outcome in result.polled:
             print(f"  {poll_line(outcome)}")
         for error in result.errors + (sweep.failed if sweep else []):
-            print(f"  error: {error}")
+            print(f"  错误 error: {error}")
     return 0 if result.ok else 1
+
+
+# The one-line summary of `once`, in each language (printed Chinese first).
+CYCLE_WORDS = {
+    "zh": {"line": "{at} 运行一轮：轮询 {polled} 个数据来源；{swept}；{sent}", "sep": "，",
+           "sweep": "巡检：{obligations} 项报告义务，{cases} 个短缺案件，{alerts} 条新提醒", "sweep_failures": "，{failed} 项失败",
+           "sweep_failed": "巡检失败", "delivery": "投递：", "nothing_due": "没有到期的邮件", "delivery_failed": "投递失败"},
+    "en": {"line": "cycle at {at}: polled {polled} source(s); {swept}; {sent}", "sep": ", ",
+           "sweep": "sweep: {obligations} obligation(s), {cases} case(s), {alerts} new alert(s)", "sweep_failures": ", {failed} failed",
+           "sweep_failed": "sweep failed", "delivery": "delivery: ", "nothing_due": "nothing due", "delivery_failed": "delivery failed"},
+}
+
+
+def _cycle_line(app: Any, now: datetime, result: Any, words: dict[str, str]) -> str:
+    """What one cycle did, in one language: sources polled, the sweep's counts, delivery's non-zero counts."""
+    sweep = result.sweep
+    swept = (words["sweep"].format(obligations=sweep.obligations, cases=sweep.cases, alerts=sweep.alerts)
+             + (words["sweep_failures"].format(failed=len(sweep.failed)) if sweep.failed else "")) if sweep else words["sweep_failed"]
+    if result.delivered is None:
+        sent = words["delivery_failed"]
+    else:
+        counts = {k: v for k, v in (_plain(result.delivered) or {}).items() if isinstance(v, int) and v}
+        sent = words["delivery"] + (words["sep"].join(f"{k} {v}" for k, v in counts.items()) or words["nothing_due"])
+    return words["line"].format(at=_local(app, now), polled=len(result.polled), swept=swept, sent=sent)
 
 
 def _plain(value: Any) -> Any:
@@ -375,8 +388,9 @@ def _undeliverable(app: Any, args: argparse.Namespace) -> int:
         return 0
     print("无法投递的提醒（目录中没有地址，也没有 directory.operations_email）/ undeliverable alerts (no address in the directory and no directory.operations_email):")
     for item in items:
-        about = f" (distributor {item['distributor']}, region {item['region'] or '-'})" if item["distributor"] else ""
-        print(f"  #{item['alert_id']} {item['matter']}{about} {item['level']} ({item['template']}) -> {item['recipient']} at {_local(app, datetime.fromisoformat(item['written_at']))}")
+        about = f" (配送企业 distributor {item['distributor']}, 区划 region {item['region'] or '-'})" if item["distributor"] else ""
+        print(f"  #{item['alert_id']} {item['matter']}{about} {item['level']} ({item['template']}) -> {item['recipient']}"
+              f"  {_local(app, datetime.fromisoformat(item['written_at']))}")
     return 0
 
 

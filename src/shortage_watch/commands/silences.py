@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shortage_watch.clock import FixedClock
-from shortage_watch.commands import CommandError, Context, aware_instant, positive_int
+from shortage_watch.commands import CommandError, Context, aware_instant, option_error, positive_int
 from shortage_watch.domain.silences import refusal
 from shortage_watch.mail.names import ALERT_TEMPLATES
 
@@ -62,7 +62,7 @@ def _ledger_now(args: argparse.Namespace, ctx: Context) -> datetime:
         try:
             app.clock = FixedClock(aware_instant(args.now, ctx.settings.timezone))
         except argparse.ArgumentTypeError as exc:
-            raise CommandError(f"--now: {exc}") from None
+            raise option_error("--now", exc) from None
     return app.clock.now()
 
 
@@ -76,7 +76,7 @@ def _until(text: str | None, tz: str) -> datetime | None:
         try:
             return aware_instant(text, tz)
         except argparse.ArgumentTypeError as exc:
-            raise CommandError(f"--until: {exc}") from None
+            raise option_error("--until", exc) from None
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=ZoneInfo(tz))
 
 
