@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from shortage_watch.cli import main
+from tests.commands.bilingual import assert_chinese_first
 from tests.web.conftest import EXAMPLES, REPO
 
 
@@ -49,7 +50,9 @@ def test_disable_and_reset_password(config, capsys):
     run(capsys, "--config", config, "accounts", "add-distributor", "D350901")
     assert run(capsys, "--config", config, "accounts", "disable", "D350901")[0] == 0
     _, out, _ = run(capsys, "--config", config, "accounts", "list")
-    assert "disabled" in out
+    header, row = out.splitlines()
+    assert header.startswith("账户 name") and "状态 state" in header
+    assert row.startswith("D350901") and "已停用 disabled" in row
     code, out, _ = run(capsys, "--config", config, "accounts", "reset-password", "D350901")
     assert code == 0 and "new initial password" in out
     code, _, err = run(capsys, "--config", config, "accounts", "disable", "nobody")
@@ -65,8 +68,10 @@ def test_tokens_create_list_revoke(config, capsys):
     created = json.loads(out)
     assert code == 0 and created["token"].startswith("sw_") and created["id"] == 1
     code, out, _ = run(capsys, "--config", config, "tokens", "list")
-    assert code == 0 and "ERP" in out and created["token"] not in out and "active" in out
+    assert code == 0 and "ERP" in out and created["token"] not in out and "有效 active" in out
     assert run(capsys, "--config", config, "tokens", "revoke", "1")[0] == 0
+    _, out, _ = run(capsys, "--config", config, "tokens", "list")
+    assert out.splitlines()[0].startswith("编号 id") and "已撤销 revoked " in out.splitlines()[1]
     _, out, _ = run(capsys, "--config", config, "tokens", "list", "--json")
     assert json.loads(out)[0]["revoked_at"] is not None
     code, _, err = run(capsys, "--config", config, "tokens", "revoke", "7")
@@ -103,7 +108,19 @@ def test_web_on_a_port_in_use_is_one_line_exit_1(config, capsys):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         code, _, err = run(capsys, "--config", config, "web", "--port", str(taken.getsockname()[1]))
-    assert code == 1 and err.count("\n") == 1 and "cannot listen" in err
+    assert code == 1 and err.count("\n") == 1
+    assert_chinese_first(err, "门户无法在 127.0.0.1:", "web: cannot listen on 127.0.0.1:")
+
+
+def test_empty_account_and_token_lists_say_so_chinese_first(config, capsys):
+    assert_chinese_first(run(capsys, "--config", config, "accounts", "list")[1], "还没有账户", "no accounts")
+    assert_chinese_first(run(capsys, "--config", config, "tokens", "list")[1], "还没有令牌", "no tokens")
+
+
+def test_web_on_no_port_is_refused_chinese_first(config, capsys):
+    code, _, err = run(capsys, "--config", config, "web", "--port", "70000")
+    assert code == 2
+    assert_chinese_first(err, "--port 70000 不是有效端口", "--port 70000 is not a port (0-65535)")
 
 
 @pytest.mark.slow

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 
 from shortage_watch.commands import CommandError, Context
+from shortage_watch.commands.officer import table
+from shortage_watch.domain.labels import zh_en
 
-log = logging.getLogger(__name__)
+ACCOUNT_STATES = {"disabled": "已停用 disabled", "initial": "初始密码 initial password", "active": "有效 active"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,15 +63,16 @@ def web_command(args: argparse.Namespace, ctx: Context) -> int:
     web = ctx.settings.web
     host, port = args.host or web.host, args.port if args.port is not None else web.port
     if not 0 <= port <= 65535:
-        raise CommandError(f"--port {port} is not a port (0-65535)")
+        raise CommandError(zh_en(f"--port {port} 不是有效端口（0–65535）", f"--port {port} is not a port (0-65535)"))
     app = ctx.ready_app()
     try:
         server = WebServer(app, host, port)
     except OSError as exc:
-        raise CommandError(f"web: cannot listen on {host}:{port}: {exc.strerror or exc}", exit_code=1) from None
+        raise CommandError(zh_en(f"门户无法在 {host}:{port} 上监听", f"web: cannot listen on {host}:{port}: {exc.strerror or exc}"),
+                           exit_code=1) from None
     except ValueError as exc:  # an unusable session secret file
-        raise CommandError(str(exc)) from None
-    print(f"门户 portal: {server.address}/  ·  接口文档 API docs: {server.address}/docs  (Ctrl-C stops)", flush=True)
+        raise CommandError(zh_en("会话密钥文件不可用", str(exc))) from None
+    print(f"门户 portal: {server.address}/  ·  接口文档 API docs: {server.address}/docs  （按 Ctrl-C 停止 / Ctrl-C stops）", flush=True)
     server.serve_until_signal()
     return 0
 
@@ -133,13 +135,13 @@ def accounts_list(args: argparse.Namespace, ctx: Context) -> int:
                          ensure_ascii=False))
         return 0
     if not rows:
-        print("no accounts (shortage-watch accounts add-distributor CODE)")
+        print(zh_en("还没有账户（shortage-watch accounts add-distributor CODE）", "no accounts (shortage-watch accounts add-distributor CODE)"))
         return 0
-    print(f"{'name':<20} {'role':<12} {'party':<12} {'state':<22} last login (UTC)")
-    for r in rows:
-        state = "disabled" if r.disabled else ("initial password" if r.must_change_password else "active")
-        print(f"{r.name:<20} {r.role:<12} {r.party_code or '-':<12} {state:<22} "
-              f"{r.last_login_at.strftime('%Y-%m-%d %H:%M') if r.last_login_at else '-'}")
+    print("\n".join(table(
+        ["账户 name", "角色 role", "单位 party", "状态 state", "上次登录 last login (UTC)"],
+        [(r.name, r.role, r.party_code, ACCOUNT_STATES["disabled" if r.disabled else "initial" if r.must_change_password else "active"],
+          r.last_login_at.strftime("%Y-%m-%d %H:%M") if r.last_login_at else None) for r in rows],
+    )))
     return 0
 
 
@@ -195,12 +197,13 @@ def tokens_list(args: argparse.Namespace, ctx: Context) -> int:
                          ensure_ascii=False))
         return 0
     if not rows:
-        print("no tokens")
+        print(zh_en("还没有令牌", "no tokens"))
         return 0
-    print(f"{'id':>5} {'account':<16} {'distributor':<12} {'name':<16} {'starts with':<13} state")
-    for r in rows:
-        state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
-        print(f"{r.id:>5} {r.account:<16} {r.party_code or '-':<12} {r.name:<16} {r.prefix + '…':<13} {state}")
+    print("\n".join(table(
+        ["编号 id", "账户 account", "配送企业 distributor", "用途 name", "开头 starts with", "状态 state"],
+        [(r.id, r.account, r.party_code, r.name, r.prefix + "…",
+          f"已撤销 revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else ACCOUNT_STATES["active"]) for r in rows],
+    )))
     return 0
 
 
