@@ -42,6 +42,7 @@ from shortage_watch import __version__
 from shortage_watch.app import App
 from shortage_watch.calendar import CalendarError, WorkingCalendar
 from shortage_watch.clock import utc_now
+from shortage_watch.domain.labels import zh_en
 from shortage_watch.domain.working_hours import working_day_from
 from shortage_watch.metrics import DaemonMetrics
 from shortage_watch.redact import mask_url
@@ -77,14 +78,14 @@ def check_schema(app: App) -> None:
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise DaemonStartError(
-            f"database unreachable: {reason[0] if reason else type(exc).__name__}", exit_code=1
+            zh_en("无法连接数据库", f"database unreachable: {reason[0] if reason else type(exc).__name__}"), exit_code=1
         ) from None
     head = head_revision()
     if current != head:
-        raise DaemonStartError(
-            f"the database schema is at {current or 'empty'} but this version needs {head}: "
-            "run `shortage-watch db upgrade` first"
-        )
+        raise DaemonStartError(zh_en(
+            f"数据库结构版本为{' ' + current if current else '空'}，本版本需要 {head}：请先运行 `shortage-watch db upgrade`",
+            f"the database schema is at {current or 'empty'} but this version needs {head}: run `shortage-watch db upgrade` first",
+        ))
 
 
 # --- housekeeping ---------------------------------------------------------------------
@@ -414,9 +415,10 @@ class Daemon:
                 lambda: check_health(self.settings, self.app.engine, replica=self.app.replica_id),
             )
         except OSError as exc:  # in use (maybe by a previous instance still stopping): a retry may succeed
-            raise DaemonStartError(
-                f"daemon.http_port: cannot listen on {daemon.http_host}:{daemon.http_port}: {exc.strerror or exc}", exit_code=1
-            ) from None
+            raise DaemonStartError(zh_en(
+                f"daemon.http_port：无法在 {daemon.http_host}:{daemon.http_port} 上监听",
+                f"daemon.http_port: cannot listen on {daemon.http_host}:{daemon.http_port}: {exc.strerror or exc}",
+            ), exit_code=1) from None
         self.http.start()
 
     def _stop_http(self) -> None:

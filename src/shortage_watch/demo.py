@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from shortage_watch.app import App
 from shortage_watch.clock import FixedClock
+from shortage_watch.domain.labels import label, weekday_zh, zh_en
 from shortage_watch.settings import Settings
 from shortage_watch.store.db import upgrade_schema
 from shortage_watch.store.demo_queries import demo_outcome, mailed_alerts
@@ -187,7 +188,7 @@ def run_demo(mail_dir: Path, base: Settings | None = None, out: IO[str] | None =
         try:
             upgrade_schema(app.engine)
             print("shortage-watch demo: 国庆节前的停产通知 / a stoppage notice before National Day 2024", file=out)
-            print(f"(simulated clock, throwaway database in {work})\n", file=out)
+            print(zh_en(f"（模拟时钟，临时数据库在 {work}）", f"(simulated clock, throwaway database in {work})") + "\n", file=out)
             seen: set[int] = set()
             for index, step in enumerate(STEPS, start=1):
                 now = _instant(step.at)
@@ -222,7 +223,7 @@ def _new_mail(app: App, seen: set[int]) -> list[tuple[str, str, str, int]]:
             continue
         seen.add(alert.id)
         entry = fresh.setdefault(alert.message_id or alert.id,
-                                 [alert.template, alert.recipient_email or f"({alert.recipient_role}: no address)",
+                                 [alert.template, alert.recipient_email or f"({alert.recipient_role}: 无地址 no address)",
                                   alert.status, 0])
         entry[3] += 1
     return [tuple(entry) for entry in fresh.values()]  # type: ignore[misc]
@@ -231,24 +232,24 @@ def _new_mail(app: App, seen: set[int]) -> list[tuple[str, str, str, int]]:
 def _print_step(out: IO[str], app: App, now: datetime, step: Step, mailed: list[tuple[str, str, str, int]]) -> None:
     local = now.astimezone(SHANGHAI)
     day = local.date()
-    kind = "working day" if app.calendar.is_working_day(day) else "rest day"
-    print(f"{local:%Y-%m-%d %a %H:%M} ({kind})  {step.happened}", file=out)
+    kind = "工作日 working day" if app.calendar.is_working_day(day) else "休息日 rest day"
+    print(f"{local:%Y-%m-%d} {weekday_zh(day)} {local:%a %H:%M} ({kind})  {step.happened}", file=out)
     if not mailed:
-        print("    no mail", file=out)
+        print("    没有邮件 no mail", file=out)
     for template, recipient, status, items in mailed:
         note = "" if status == "sent" else f"  [{status}]"
-        grouped = f"  ({items} items in one message)" if items > 1 else ""
-        print(f"    mailed {template:<26} → {recipient}{note}{grouped}", file=out)
+        grouped = f"  （{items} 条合并为一封 / {items} items in one message）" if items > 1 else ""
+        print(f"    发出 mailed {template:<26} → {recipient}{note}{grouped}", file=out)
 
 
 def _print_summary(out: IO[str], app: App, mail_dir: Path) -> None:
     with app.read_sessions() as session:
         outcome = demo_outcome(session)
-    print("\nOutcome / 结果:", file=out)
+    print("\n结果 / Outcome:", file=out)
     for party, state, late in outcome.obligations:
-        extra = f", {late} working day(s) late" if late else ""
-        print(f"    distributor {party}: {state}{extra}", file=out)
+        extra = f", 迟 {late} 个工作日 {late} working day(s) late" if late else ""
+        print(f"    配送企业 distributor {party}: {label('obligation_state', state)} {state}{extra}", file=out)
     for city, state in outcome.cases:
-        print(f"    shortage case in {city}: {state}", file=out)
+        print(f"    {city} 短缺案件 shortage case in {city}: {label('case_state', state)} {state}", file=out)
     count = len(list(mail_dir.glob("*.eml")))
-    print(f"\n{count} mail(s) written to {mail_dir}", file=out)
+    print("\n" + zh_en(f"{count} 封邮件已写入 {mail_dir}", f"{count} mail(s) written to {mail_dir}"), file=out)

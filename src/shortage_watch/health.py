@@ -50,7 +50,9 @@ class HealthReport:
         }
 
     def lines(self) -> list[str]:
-        return [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks] + [f"warn {w}" for w in self.warnings]
+        """One line per check and warning, as `shortage-watch health` prints them (the tag Chinese first)."""
+        return ([f"{'正常 ok  ' if c.ok else '失败 FAIL'} {c.name}: {c.detail}" for c in self.checks]
+                + [f"提示 warn {w}" for w in self.warnings])
 
 
 def probe_engine(url: str) -> Engine | str:

@@ -94,7 +94,7 @@ def test_unreachable_postgresql_is_database_gone(write_config: Callable[..., Pat
     config = write_config({"database": {"url": "postgresql+psycopg://postgres@127.0.0.1:1/none"}})
     assert main(["--config", str(config), "health"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("unhealthy") and "FAIL database: unreachable:" in out
+    assert out.startswith("不正常 / unhealthy\n") and "  失败 FAIL database: unreachable:" in out
 
 
 def test_old_schema_is_unhealthy(tmp_path: Path, write_config: Callable[..., Path], capsys) -> None:
@@ -113,7 +113,7 @@ def test_cli_health_exit_codes_follow_the_checks(
     config = write_config({"database": {"url": db_url}})
     write_heartbeat(app.replica, utc_now())
     assert main(["--config", str(config), "health"]) == 0
-    assert capsys.readouterr().out.startswith("healthy")
+    assert capsys.readouterr().out.startswith("正常 / healthy\n  正常 ok   database: ")
     with app.sessions.begin() as s:
         add_alert(s, "C1:regional:x@example.org", status="dead")
     assert main(["--config", str(config), "health", "--json"]) == 1

@@ -34,8 +34,8 @@ def test_run_refuses_an_old_schema_with_the_upgrade_command(write_config: Callab
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"shortage-watch: error: the database schema is at empty but this version needs {head_revision()}: "
-        "run `shortage-watch db upgrade` first"
+        f"shortage-watch: error: 数据库结构版本为空，本版本需要 {head_revision()}：请先运行 `shortage-watch db upgrade` / "
+        f"the database schema is at empty but this version needs {head_revision()}: run `shortage-watch db upgrade` first"
     )
     assert "Traceback" not in result.stderr
 
@@ -153,5 +153,5 @@ def test_run_with_the_database_unreachable_exits_1_so_a_service_manager_retries(
         capture_output=True, text=True, timeout=60, env=daemon_env(), cwd=REPO,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("shortage-watch: error: database unreachable: ")
+    assert result.stderr.strip().splitlines()[-1].startswith("shortage-watch: error: 无法连接数据库 / database unreachable: ")
     assert "Traceback" not in result.stderr

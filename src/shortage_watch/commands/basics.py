@@ -11,11 +11,10 @@ from typing import Any
 
 from shortage_watch.commands import CommandError, Context, database_unreachable, iso_date, positive_int, setting_error
 from shortage_watch.domain.deadline import report_deadline
-from shortage_watch.domain.labels import joined, label, zh_en
+from shortage_watch.domain.labels import joined, label, weekday_zh, zh_en
 
 # A year's calendar in a word, for the `calendar` listing (the label table's words are sentences).
 CALENDAR_WORDS = {"official": "官方公布", "override": "本地配置", "estimated": "估算"}
-WEEKDAYS = "一二三四五六日"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -142,8 +141,8 @@ def deadline_command(args: argparse.Namespace, ctx: Context) -> int:
     else:
         official = deadline.calendar == "official"
         print(zh_en(
-            f"{args.received.isoformat()}（周{WEEKDAYS[args.received.weekday()]}）收到：须在 {n} 个工作日内报告，"
-            f"截止 {deadline.due_at:%Y-%m-%d %H:%M}（周{WEEKDAYS[deadline.due.weekday()]}）"
+            f"{args.received.isoformat()}（{weekday_zh(args.received)}）收到：须在 {n} 个工作日内报告，"
+            f"截止 {deadline.due_at:%Y-%m-%d %H:%M}（{weekday_zh(deadline.due)}）"
             + ("" if official else f"（按{CALENDAR_WORDS[deadline.calendar]}的节假日安排）"),
             f"received {args.received.isoformat()} ({args.received:%a}): report due within {n} working days, "
             f"by {deadline.due_at:%Y-%m-%d %H:%M} ({deadline.due:%a})" + ("" if official else f" ({deadline.calendar} calendar)"),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from shortage_watch.commands import CommandError, Context
+from shortage_watch.domain.labels import zh_en
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def run_command(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError(str(exc), exit_code=exc.exit_code) from None
     except SQLAlchemyError as exc:  # the database went away while starting or stopping
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise CommandError(f"database error: {reason[0] if reason else type(exc).__name__}") from None
+        raise CommandError(zh_en("数据库出错", f"database error: {reason[0] if reason else type(exc).__name__}")) from None
 
 
 def health_command(args: argparse.Namespace, ctx: Context) -> int:
@@ -50,7 +51,7 @@ def health_command(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
-        print("healthy" if report.ok else "unhealthy")
+        print(zh_en("正常", "healthy") if report.ok else zh_en("不正常", "unhealthy"))
         for line in report.lines():
             print(f"  {line}")
     return 0 if report.ok else 1
@@ -68,6 +69,6 @@ def demo_command(args: argparse.Namespace, ctx: Context) -> int:
     try:
         return run_demo(args.mail_dir, base=ctx.settings)
     except DemoError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(zh_en("演示无法运行", str(exc))) from None
     finally:
         root.setLevel(level)

@@ -7,6 +7,8 @@ template name). The CLI, mail, portal and dashboard all read their words here.
 
 from __future__ import annotations
 
+from datetime import date
+
 LABELS: dict[str, dict[str, dict[str, str]]] = {
     "record_kind": {
         "zh-CN": {"stoppage_notice": "停产断供通知", "distributor_report": "配送企业书面反馈", "shortage_report": "医疗机构短缺直报"},
@@ -134,3 +136,8 @@ def joined(first: str, second: str, zh_sep: str = "：", en_sep: str = ": ") -> 
     """Two "中文 / English" texts as one: the Chinese of both, then the English of both."""
     (zh1, en1), (zh2, en2) = halves(first), halves(second)
     return zh_en(f"{zh1}{zh_sep}{zh2}", f"{en1}{en_sep}{en2}")
+
+
+def weekday_zh(day: date) -> str:
+    """The day of the week as command output writes it: 周一 … 周日."""
+    return "周" + "一二三四五六日"[day.weekday()]
