@@ -1,4 +1,4 @@
-"""`calendar`, `db upgrade|current` and `config check` as an operator reads them: Chinese first, English after it;
+"""`calendar`, `db upgrade|current`, `config check` and `sample-inbox` as an operator reads them: Chinese first, English after it;
 their --json and exit codes as before."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_an_unreadable_policy_is_a_setting_error_chinese_first(write_config, tmp
     assert_chinese_first(result.stderr, "设置 escalation.policy 有误", f"setting escalation.policy: {policy}: not valid TOML")
 
 
-@pytest.mark.parametrize("command", [["deadline", "--received", "2024-09-27"], ["config", "check"]])
+@pytest.mark.parametrize("command", [["deadline", "--received", "2024-09-27"], ["config", "check"], ["sample-inbox", "inbox"]])
 def test_an_unusable_calendar_override_is_a_setting_error_chinese_first(write_config, tmp_path, run_main, command):
     overrides = tmp_path / "calendar"
     overrides.mkdir()
@@ -61,3 +61,11 @@ def test_an_unusable_calendar_override_is_a_setting_error_chinese_first(write_co
     assert result.returncode == 2
     assert_chinese_first(result.stderr, "设置 calendar.overrides_dir 有误", "setting calendar.overrides_dir: ")
     assert "'soon'" in result.stderr
+
+
+def test_sample_inbox_into_a_file_is_refused_chinese_first(config, tmp_path, run_main):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder", encoding="utf-8")
+    result = run_main("--config", str(config), "sample-inbox", str(taken / "inbox"))
+    assert result.returncode == 2
+    assert_chinese_first(result.stderr, f"无法在 {taken / 'inbox'} 写入样例文件", f"{taken / 'inbox'}: cannot write the sample files")

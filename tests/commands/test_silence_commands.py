@@ -8,6 +8,7 @@ import json
 import pytest
 
 from shortage_watch.cli import main
+from tests.commands.bilingual import assert_chinese_first
 
 NOW = "2024-10-08T09:00"
 
@@ -45,6 +46,12 @@ def test_unusable_silence_is_refused_in_one_line(config, capsys, args, says):
     assert json.loads(capsys.readouterr().out) == []  # nothing was stored
 
 
+def test_a_silence_set_without_json_says_so_chinese_first(config, capsys):
+    assert run(config, "silences", "add", "--region", "350902", "--until", "2024-10-10", "--reason", "假期", "--now", NOW) == 0
+    assert_chinese_first(capsys.readouterr().out, "静默 #1 已设置：region=350902，至 2024-10-11 00:00，暂扣 0 条待发提醒",
+                         "silence #1 set: region=350902 until 2024-10-11 00:00; 0 waiting alert(s) held")
+
+
 def test_silence_is_set_listed_and_expired(config, capsys):
     assert run(config, "silences", "add", "--region", "350902", "--until", "2024-10-10", "--reason", "假期值班人员不足",
                "--by", "王科长", "--now", NOW, "--json") == 0
@@ -53,8 +60,12 @@ def test_silence_is_set_listed_and_expired(config, capsys):
     assert run(config, "silences", "list", "--json", "--now", NOW) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert (listed["id"], listed["state"], listed["by"], listed["reason"]) == (added["id"], "active", "王科长", "假期值班人员不足")
+    assert run(config, "silences", "list", "--now", NOW) == 0
+    assert capsys.readouterr().out.startswith(f"#{added['id']:<4} 生效 active  至 until 2024-10-11 00:00  region=350902  暂扣 held=0  "
+                                              "设置人 by 王科长: 假期值班人员不足")
     assert run(config, "silences", "expire", str(added["id"]), "--now", "2024-10-09T09:00") == 0
-    assert "ended" in capsys.readouterr().out
+    assert_chinese_first(capsys.readouterr().out, f"静默 #{added['id']} 已结束：放行 0 条暂扣的提醒",
+                         f"silence #{added['id']} ended: 0 held alert(s) released")
     assert run(config, "silences", "expire", str(added["id"]), "--now", "2024-10-09T09:00") == 1
     assert "already ended" in capsys.readouterr().err
     assert run(config, "silences", "expire", "99", "--now", NOW) == 2

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from shortage_watch.clock import FixedClock, SystemClock
-from shortage_watch.commands import CommandError, Context, aware_instant
+from shortage_watch.commands import CommandError, Context, aware_instant, setting_error
+from shortage_watch.domain.labels import zh_en
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,12 +25,12 @@ def sample_inbox_command(args: argparse.Namespace, ctx: Context) -> int:
     try:
         calendar = ctx.calendar()
     except CalendarError as exc:
-        raise CommandError(f"setting calendar.overrides_dir: {exc}") from None
+        raise setting_error("calendar.overrides_dir", exc) from None
     clock = FixedClock(args.now) if args.now else SystemClock()
     try:
         written = write_sample_inbox(args.folder, calendar, clock.now())
     except OSError as exc:
-        raise CommandError(f"{args.folder}: 无法写入样例文件 / cannot write the sample files: {exc.strerror}") from None
+        raise CommandError(zh_en(f"无法在 {args.folder} 写入样例文件", f"{args.folder}: cannot write the sample files: {exc.strerror}")) from None
     for path in written:
         print(path)
     return 0

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from shortage_watch.clock import FixedClock
 from shortage_watch.commands import CommandError, Context, aware_instant, option_error, positive_int
+from shortage_watch.domain.labels import zh_en
 from shortage_watch.domain.silences import refusal
 from shortage_watch.mail.names import ALERT_TEMPLATES
 
@@ -106,7 +107,8 @@ def silences_add(args: argparse.Namespace, ctx: Context) -> int:
         print(json.dumps({"id": silence_id, "matches": described, "until": until.isoformat(), "held": held}, ensure_ascii=False))
     else:
         local = until.astimezone(ZoneInfo(app.settings.timezone))
-        print(f"静默 #{silence_id} 已设置 / silence #{silence_id} set: {described} until {local:%Y-%m-%d %H:%M}; {held} waiting alert(s) held")
+        print(zh_en(f"静默 #{silence_id} 已设置：{described}，至 {local:%Y-%m-%d %H:%M}，暂扣 {held} 条待发提醒",
+                    f"silence #{silence_id} set: {described} until {local:%Y-%m-%d %H:%M}; {held} waiting alert(s) held"))
     return 0
 
 
@@ -134,8 +136,12 @@ def silences_list(args: argparse.Namespace, ctx: Context) -> int:
         print("没有生效的静默 / no silences in force")
     for item in items:
         until = datetime.fromisoformat(item["until"]).astimezone(tz)
-        print(f"#{item['id']:<4} {item['state']:<7} until {until:%Y-%m-%d %H:%M}  {item['matches']}  held={item['held']}  by {item['by']}: {item['reason']}")
+        print(f"#{item['id']:<4} {STATE_WORDS[item['state']]} {item['state']:<7} 至 until {until:%Y-%m-%d %H:%M}  {item['matches']}  "
+              f"暂扣 held={item['held']}  设置人 by {item['by']}: {item['reason']}")
     return 0
+
+
+STATE_WORDS = {"active": "生效", "ending": "待结束", "ended": "已结束"}  # `silences list`, before the state itself
 
 
 def _state(row: Silence, now: datetime) -> str:
@@ -153,6 +159,8 @@ def silences_expire(args: argparse.Namespace, ctx: Context) -> int:
     if problem is not None:
         raise CommandError(problem, exit_code=1 if "already" in problem else 2)
     released = release_ended_silences(app.sessions, app.usable_directory(), app.calendar, now)
-    print(f"静默 #{args.id} 已结束 / silence #{args.id} ended: {released.sent} held alert(s) released, "
-          f"{released.superseded} superseded by a later level, {released.stale} no longer relevant")
+    print(zh_en(f"静默 #{args.id} 已结束：放行 {released.sent} 条暂扣的提醒，{released.superseded} 条已由更高级别取代，"
+                f"{released.stale} 条已无需发送",
+                f"silence #{args.id} ended: {released.sent} held alert(s) released, "
+                f"{released.superseded} superseded by a later level, {released.stale} no longer relevant"))
     return 0
