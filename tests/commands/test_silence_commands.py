@@ -76,8 +76,9 @@ def test_silence_is_set_listed_and_expired(config, capsys):
     [
         ["add", "--template", "no_such_mail", "--until", "2024-10-10T18:00", "--reason", "假期"],
         ["expire", "99"],
+        ["add", "--region", "350902", "--until", "next friday", "--reason", "假期"],
     ],
-    ids=["bad-template", "no-such-silence"],
+    ids=["bad-template", "no-such-silence", "bad-until"],
 )
 def test_an_officer_reads_why_in_chinese_first(config, capsys, argv):
     # As every other refusal of `silences` (domain/silences.py: refusal): Chinese, then English.

@@ -17,6 +17,7 @@ from tests.commands.bilingual import assert_chinese_first
         (["submit", "x.csv", "--kind", "notice"], "参数 --kind 'notice' 无效，可选", "argument --kind: invalid choice: 'notice'"),
         (["mail", "test", "--to", "a@example.cn", "--lang", "fr"], "参数 --lang 'fr' 无效", "invalid choice: 'fr'"),
         (["deadline", "--received", "2024-13-01"], "'2024-13-01' 不是有效日期", "'2024-13-01' is not a date"),
+        (["compliance", "--until", "2024/10/32"], "参数 --until：'2024/10/32' 不是有效日期", "argument --until: '2024/10/32' is not a date"),
         (["deadline", "--received", "2024-09-27", "--working-days", "0"], "0 应不小于 1", "0 must be at least 1"),
         (["outbox", "list", "--limit", "many"], "'many' 不是整数", "'many' is not an integer"),
         (["calendar", "--year", "abc"], "参数 --year 的值 'abc' 不是整数", "argument --year: invalid int value: 'abc'"),
@@ -27,7 +28,7 @@ from tests.commands.bilingual import assert_chinese_first
         (["health", "--local", "--replica", "r1"], "不能与 --local 同时使用", "not allowed with argument --local"),
     ],
     ids=["unknown-command", "missing-action", "missing-required", "missing-one-of", "invalid-choice", "invalid-lang",
-         "bad-date", "int-below-1", "not-an-int", "argparse-int", "bad-instant", "instant-out-of-years", "unrecognized",
+         "bad-date", "bad-until", "int-below-1", "not-an-int", "argparse-int", "bad-instant", "instant-out-of-years", "unrecognized",
          "no-value", "not-allowed-with"],
 )
 def test_a_usage_error_is_one_line_chinese_first_exit_2(run_main, args, zh, en):

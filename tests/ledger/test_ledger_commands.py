@@ -89,7 +89,7 @@ def test_cases_list_show_and_resolve_by_hospital_then_whole(scenario, capsys):
 def test_once_refuses_bad_now_and_missing_schema_and_bad_policy_in_one_line(scenario, capsys, write_config, tmp_path: Path):
     code, _, err = run(capsys, "--config", str(scenario.config), "once", "--now", "yesterday")
     assert code == 2 and "--now" in err and "Traceback" not in err
-    assert_chinese_first(err, "--now：'yesterday' 不是日期时间", "--now: 'yesterday' is not an ISO date-time")
+    assert_chinese_first(err, "参数 --now：'yesterday' 不是日期时间", "--now: 'yesterday' is not an ISO date-time")
     fresh = write_config({"database": {"url": f"sqlite:///{tmp_path / 'empty.db'}"}}, name="fresh.toml")
     code, _, err = run(capsys, "--config", str(fresh), "once")
     assert code == 2 and "shortage-watch db upgrade" in err

@@ -51,8 +51,8 @@ def setting_error(key: str, problem: object) -> CommandError:
 
 
 def option_error(option: str, problem: Exception) -> CommandError:
-    """`--now: …` for a value an option's type refused after parsing, in both languages."""
-    return CommandError(joined(f"{option} / {option}", str(problem)))
+    """"参数 --now：… / --now: …" for a value an option's type refused after parsing."""
+    return CommandError(joined(f"参数 {option} / {option}", str(problem)))
 
 
 # argparse's own messages (Python 3.11), as an operator meets them first: English only, so each
