@@ -1,7 +1,7 @@
 """China's working-day calendar: statutory holidays, weekend make-up days (调休), overrides.
 
-Years whose arrangement the `holidays` library carries (2001-2026 in the pinned
-release) are *official*. An operator can add or correct a year with a TOML file in
+Years whose arrangement the `holidays` library carries (2001-2026 in release 0.109,
+pinned in pyproject.toml) are *official*. An operator can add or correct a year with a TOML file in
 `calendar.overrides_dir` the day the State Council publishes it (*override*). Any
 other year is *estimated*, logged as a warning, and errs late, never early: the
 statutory holidays of the current regulation and every bridging day an arrangement

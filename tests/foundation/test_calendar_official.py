@@ -168,3 +168,16 @@ def test_china_loaded_without_every_country_is_the_librarys_own_calendar() -> No
         for observed in (True, False):
             alone, library = _china()(years=year, observed=observed), holidays.China(years=year, observed=observed)
             assert dict(alone) == dict(library) and alone.weekend_workdays == library.weekend_workdays, year
+
+
+def test_the_release_these_lists_check_is_the_one_installed_and_pinned() -> None:
+    # What is official comes from the holidays release: a newer one may carry a year (or change one) no
+    # test here has checked against its notice, an older one lacks 2026. Moving the pin means checking here.
+    import tomllib
+    from pathlib import Path
+
+    import holidays
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "holidays==0.109" in pyproject["project"]["dependencies"]
+    assert holidays.__version__ == "0.109"

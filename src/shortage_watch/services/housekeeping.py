@@ -43,6 +43,6 @@ def calendar_warnings(calendar: WorkingCalendar, overrides_dir: Path | None, now
             warnings.append(
                 f"the {year} working-day calendar is not official yet (estimated, erring late): when the "
                 f"State Council publishes the {year} holiday arrangement, add {overrides_dir}/"
-                f"{year}.toml (see docs/production.md) or upgrade the holidays package"
+                f"{year}.toml (see docs/production.md), or upgrade to a shortage_watch release whose pinned holidays carries it"
             )
     return warnings
