@@ -235,6 +235,10 @@ class WorkingCalendar:
         self._years[year] = arrangement
         return arrangement
 
+    def override_years(self) -> list[int]:
+        """The years an operator's override file gives, in order."""
+        return sorted(self._overrides)
+
     def status(self, year: int) -> CalendarStatus:
         return self.arrangement(year).status
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from shortage_watch.daemon import Daemon
 from shortage_watch.services.escalate import sweep
-from shortage_watch.store.sweep import claim_estimated, estimated_rows
+from shortage_watch.store.sweep import claim_to_redate, rows_to_redate
 from shortage_watch.store.tables import Alert, AuditEvent, Obligation, ShortageCase
 from tests.ledger.conftest import LedgerApp, at, store_notice, store_shortage
 
@@ -41,6 +42,12 @@ def the_obligation(app: LedgerApp) -> Obligation:
 def events(app: LedgerApp, action: str) -> list[AuditEvent]:
     with app.sessions() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)).all())
+
+
+def templates(app: LedgerApp) -> list[str]:
+    """The templates of the alerts written, each once, in the order first written."""
+    with app.sessions() as session:
+        return list(dict.fromkeys(session.scalars(select(Alert.template).order_by(Alert.id)).all()))
 
 
 def count(app: LedgerApp, table: type) -> int:
@@ -148,12 +155,12 @@ def test_redating_claim_loses_to_a_sweeper_that_redated_first(db_url, make_app):
     other = make_app(db_url, now="2026-12-28T10:00")
     store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
     with app.sessions() as session:
-        (stale,) = estimated_rows(session, Obligation, "estimated", ("open", "overdue"), 0, 10)
+        (stale,) = rows_to_redate(session, Obligation, "estimated", ("open", "overdue"), 0, 10)
 
     publish_2027(other, Daemon(other))
     assert sweep(other.sweep_deps(), at("2026-12-29T09:00")).redated == 1
     with app.sessions.begin() as session:
-        won = claim_estimated(session, Obligation, stale, "estimated", ("open", "overdue"), at("2026-12-29T09:00"), "late",
+        won = claim_to_redate(session, Obligation, stale, ("open", "overdue"), at("2026-12-29T09:00"), "late",
                               at("2026-12-29T09:00") + timedelta(seconds=60))
     assert not won
     assert len(events(app, "deadline_recomputed")) == 1
@@ -169,3 +176,64 @@ def test_open_obligation_is_checked_just_after_its_due_instant_even_past_its_due
     assert overdue_check_at("open", due_at, None) == at("2027-01-06T00:00")
     assert overdue_check_at("open", due_at, at("2027-01-04T00:00")) == at("2027-01-04T00:00")
     assert overdue_check_at("overdue", due_at, later) == later
+
+
+def publish(app: LedgerApp, daemon: Daemon, year: int, content: str) -> None:
+    """The operator writes (or rewrites) <year>.toml in the overrides folder; the daemon reloads the calendar."""
+    folder = Path(app.settings.calendar.overrides_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{year}.toml"
+    before = path.stat().st_mtime_ns if path.exists() else None
+    path.write_text(content, encoding="utf-8")
+    if before is not None and path.stat().st_mtime_ns == before:  # a rewrite within the clock's resolution
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+    assert daemon.reload_calendar_if_changed()
+    assert app.calendar.status(year).value == "override"
+
+
+# 2026 as its notice has it (the rest weekdays and make-up days of test_calendar_official.py), amended
+# as 2020's Spring Festival was: 10-08 becomes a rest day.
+AMENDED_2026 = ('year = 2026\nsource = "amended"\nholidays = ["2026-01-01", "2026-01-02", "2026-02-16", "2026-02-17", '
+                '"2026-02-18", "2026-02-19", "2026-02-20", "2026-02-23", "2026-04-06", "2026-05-01", "2026-05-04", '
+                '"2026-05-05", "2026-06-19", "2026-09-25", "2026-10-01", "2026-10-02", "2026-10-05", "2026-10-06", '
+                '"2026-10-07", "2026-10-08"]\n'
+                'makeup_workdays = ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"]\n')
+
+
+def test_official_deadline_is_redated_when_an_override_amends_its_year(db_url, make_app):
+    app = make_app(db_url, now="2026-09-29T10:00")
+    daemon = Daemon(app)
+    store_notice(app, at("2026-09-29T10:00"), notified_on=date(2026, 9, 29))
+    ob = the_obligation(app)
+    # 09-30, 10-08, 10-09, the make-up Saturday 10-10, 10-12.
+    assert (ob.due_on, ob.calendar_status) == (date(2026, 10, 12), "official")
+
+    publish(app, daemon, 2026, AMENDED_2026)
+    assert sweep(app.sweep_deps(), at("2026-10-08T09:00")).redated == 1
+    ob = the_obligation(app)
+    assert (ob.due_on, ob.calendar_status, ob.state) == (date(2026, 10, 13), "override", "open")
+    (event,) = events(app, "deadline_recomputed")
+    assert (event.detail["calendar_from"], event.detail["calendar_to"]) == ("official", "override")
+
+    # Not overdue on the day the notice before the amendment made the last: a reminder, no written reminder, no bureau alert.
+    sweep(app.sweep_deps(), at("2026-10-13T00:00:01"))
+    assert the_obligation(app).state == "open"
+    assert templates(app) == ["receipt", "notice_opened", "reminder"]
+    assert sweep(app.sweep_deps(), at("2026-10-13T09:00")).redated == 0  # re-dated once, not every sweep
+
+
+def test_override_deadline_is_redated_when_the_override_is_amended(db_url, make_app):
+    app = make_app(db_url, now="2027-01-04T10:00")
+    daemon = Daemon(app)
+    publish(app, daemon, 2027, 'year = 2027\nholidays = ["2027-01-01"]\n')
+    store_notice(app, at("2027-01-04T10:00"), notified_on=date(2027, 1, 4))
+    assert (the_obligation(app).due_on, the_obligation(app).calendar_status) == (date(2027, 1, 11), "override")
+
+    publish(app, daemon, 2027, 'year = 2027\nholidays = ["2027-01-01", "2027-01-06"]\n')  # the notice amended
+    assert sweep(app.sweep_deps(), at("2027-01-05T09:00")).redated == 1
+    ob = the_obligation(app)
+    assert (ob.due_on, ob.due_at, ob.calendar_status) == (date(2027, 1, 12), at("2027-01-12T23:59:59"), "override")
+    sweep(app.sweep_deps(), at("2027-01-12T00:00:01"))
+    assert the_obligation(app).state == "open"
+    assert templates(app) == ["receipt", "notice_opened", "reminder"]
+    assert sweep(app.sweep_deps(), at("2027-01-12T09:00")).redated == 0

@@ -75,7 +75,7 @@ def case_due(deps: LedgerDeps, case: ShortageCase) -> tuple[date, datetime]:
 
 
 def redate_case(session: Session, deps: LedgerDeps, case: ShortageCase, now: datetime) -> None:
-    """Re-date a regional case whose due date was estimated: new due instant, calendar status and
+    """Re-date a regional case with the current calendar: new due instant, calendar status and
     next_action_at for the levels not yet applied (those applied stay applied, their alerts sent)."""
     assert case.policy is not None and case.regional_at is not None
     old_due, old_calendar = case.due_at, case.calendar_status

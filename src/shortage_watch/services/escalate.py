@@ -4,19 +4,21 @@ Reads only rows whose `next_action_at` has passed, through its index, so its cos
 the due items, not the size of the ledger. Due rows are taken a batch at a time and each
 batch is stepped in one transaction; several processes may sweep one database at once. Each
 sweep first re-dates the in-flight deadlines the calendar had only estimated, once it knows
-their year.
+their year, and those of a year an override amends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import weakref
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.clock import utc_now
 from shortage_watch.domain.obligations import advance, case_number
 from shortage_watch.domain.policy import Ladder
@@ -67,7 +69,7 @@ class SweepResult:
     alerts: int = 0  # new outbox rows written
     skipped: int = 0  # rows another worker had claimed first
     failed: list[str] = field(default_factory=list)  # "O12: error" for rows pushed back
-    redated: int = 0  # estimated deadlines re-dated because the calendar now knows better
+    redated: int = 0  # in-flight deadlines re-dated because the calendar now knows better (or was amended)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -378,49 +380,73 @@ def _sweep_rows(deps: SweepDeps, table: SweptTable, handle: Step, prefix: str, r
     return handled
 
 
-def redate_estimated(deps: SweepDeps, now: datetime, result: SweepResult) -> int:
-    """Re-date in-flight obligations and regional cases whose deadline the calendar had estimated,
-    when the current calendar gives another due instant or knows the year now (an override or an
-    upgraded holidays package). Rows whose answer is still the same estimate cost a read, no write.
+# Calendars (each as loaded: at start, and each time the daemon reloads its overrides) under which this
+# process has re-checked the in-flight deadlines of the years an override gives: once per calendar.
+_CHECKED_OVERRIDES: weakref.WeakSet[WorkingCalendar] = weakref.WeakSet()
+
+
+def redate_in_flight(deps: SweepDeps, now: datetime, result: SweepResult) -> int:
+    """Re-date in-flight obligations and regional cases when the current calendar gives another due
+    instant or calendar status: those it had estimated, each sweep (an override or an upgraded holidays
+    package may know their year now); and, once per calendar loaded, those whose days counted lie in a
+    year an override gives, which may amend a year already known (as 2020's extended Spring Festival
+    did) or correct an override. Rows whose deadline is unchanged cost a read, no write.
     """
-    ledger = deps.ledger
-    redated = 0
-    for table, in_flight, prefix in ((Obligation, OBLIGATION_IN_FLIGHT, "O"), (ShortageCase, CASE_ON_LADDER, "C")):
-        after_id = 0
-        while True:
-            with deps.sessions() as session:
-                rows = store.estimated_rows(session, table, ESTIMATED, in_flight, after_id, deps.batch)
-            for row in rows:
-                try:
-                    if table is Obligation:
-                        due_at, status = recomputed_deadline(ledger, row)
-                    else:
-                        _, due_at, status = case_deadline(ledger, row)
-                    if status == ESTIMATED and due_at == row.due_at:
-                        continue  # the calendar knows nothing new about this year: nothing to write
-                    with deps.sessions.begin() as session:
-                        real_now = utc_now()
-                        if not store.claim_estimated(session, table, row, ESTIMATED, in_flight, real_now, deps.owner, real_now + deps.lease):
-                            result.skipped += 1
-                            continue
-                        fresh = store.fresh_row(session, table, row.id)
-                        if table is Obligation:
-                            redate_obligation(session, ledger, fresh, now)
-                        else:
-                            redate_case(session, ledger, fresh, now)
-                        fresh.claimed_by = None
-                        fresh.claimed_until = None
-                    redated += 1
-                except Exception as exc:  # one bad row must not stop the sweep; the next sweep tries again
-                    log.exception("sweep: re-dating %s%s failed", prefix, row.id)
-                    result.failed.append(f"{prefix}{row.id}: {type(exc).__name__}: {exc}")
-            if len(rows) < deps.batch:
-                break
-            after_id = rows[-1].id
+    calendar = deps.ledger.calendar
+    tables = ((Obligation, OBLIGATION_IN_FLIGHT, "O"), (ShortageCase, CASE_ON_LADDER, "C"))
+    redated = sum(_redate_rows(deps, table, in_flight, prefix, [], now, result) for table, in_flight, prefix in tables)
+    if calendar not in _CHECKED_OVERRIDES:
+        # From 29 December before each year: a year's notice may fix those days too.
+        spans = [(calendar.start_of_day(date(year - 1, 12, 29)), calendar.start_of_day(date(year + 1, 1, 1)))
+                 for year in calendar.override_years()]
+        failed = len(result.failed)
+        if spans:
+            redated += sum(_redate_rows(deps, table, in_flight, prefix, spans, now, result) for table, in_flight, prefix in tables)
+        if len(result.failed) == failed:  # else the next sweep checks them again
+            _CHECKED_OVERRIDES.add(calendar)
     result.redated += redated
     if redated:
-        log.info("sweep: re-dated %d estimated deadline(s) with the current calendar", redated)
+        log.info("sweep: re-dated %d deadline(s) with the current calendar", redated)
     return redated
+
+
+def _redate_rows(deps: SweepDeps, table: SweptTable, in_flight: tuple[str, ...], prefix: str,
+                 spans: list[tuple[datetime, datetime]], now: datetime, result: SweepResult) -> int:
+    """Re-date the rows of `table` `store.rows_to_redate` gives (estimated ones without `spans`) whose deadline
+    moved; how many."""
+    ledger = deps.ledger
+    redated = 0
+    after_id = 0
+    while True:
+        with deps.sessions() as session:
+            rows = store.rows_to_redate(session, table, ESTIMATED, in_flight, after_id, deps.batch, spans)
+        for row in rows:
+            try:
+                if table is Obligation:
+                    due_at, status = recomputed_deadline(ledger, row)
+                else:
+                    _, due_at, status = case_deadline(ledger, row)
+                if status == row.calendar_status and due_at == row.due_at:
+                    continue  # the calendar says nothing new about this deadline: nothing to write
+                with deps.sessions.begin() as session:
+                    real_now = utc_now()
+                    if not store.claim_to_redate(session, table, row, in_flight, real_now, deps.owner, real_now + deps.lease):
+                        result.skipped += 1
+                        continue
+                    fresh = store.fresh_row(session, table, row.id)
+                    if table is Obligation:
+                        redate_obligation(session, ledger, fresh, now)
+                    else:
+                        redate_case(session, ledger, fresh, now)
+                    fresh.claimed_by = None
+                    fresh.claimed_until = None
+                redated += 1
+            except Exception as exc:  # one bad row must not stop the sweep; the next sweep tries again
+                log.exception("sweep: re-dating %s%s failed", prefix, row.id)
+                result.failed.append(f"{prefix}{row.id}: {type(exc).__name__}: {exc}")
+        if len(rows) < deps.batch:
+            return redated
+        after_id = rows[-1].id
 
 
 def sweep(deps: SweepDeps, now: datetime) -> SweepResult:
@@ -430,8 +456,8 @@ def sweep(deps: SweepDeps, now: datetime) -> SweepResult:
     next_action_at past `now`, and alerts are unique per (matter, level, recipient).
     """
     result = SweepResult()
-    # First: deadlines estimated under a calendar that has since learnt the year, so the levels below fire on the real dates.
-    redate_estimated(deps, now, result)
+    # First: deadlines dated under a calendar that has since learnt (or amended) their year, so the levels below fire on the real dates.
+    redate_in_flight(deps, now, result)
     steps = _ObligationSteps(deps, now)
     result.obligations = _sweep_in_batches(deps, Obligation, "O", store.lock_due_obligations, steps, steps.by_id, now, result)
     result.cases = _sweep_in_batches(deps, ShortageCase, "C", store.lock_due_cases, _case_steps, _case_steps, now, result)

@@ -464,7 +464,7 @@ def recomputed_deadline(deps: LedgerDeps, obligation: Received) -> tuple[datetim
 
 
 def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation, now: datetime) -> None:
-    """Re-date an in-flight obligation whose deadline was estimated, now that the calendar may know its year.
+    """Re-date an in-flight obligation with the current calendar (which may know, or amend, its year).
 
     The levels already applied are not applied again, and their alerts stay sent; an obligation
     marked overdue on the estimated date but not overdue on the real one is open again.

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, select, update
+from sqlalchemy import Select, Text, and_, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 from shortage_watch.store import claims
@@ -109,31 +109,39 @@ def push_back(session: Session, table: Any, row_id: int, retry_at: datetime) -> 
     )
 
 
-def estimated_rows(session: Session, table: Any, estimated: str, in_flight: tuple[str, ...], after_id: int, batch: int) -> list[Any]:
-    """The next `batch` in-flight rows whose deadline's calendar status is `estimated`, by id (the
-    calendar_status index): only the columns that date them."""
+def rows_to_redate(session: Session, table: Any, estimated: str, in_flight: tuple[str, ...], after_id: int, batch: int,
+                   spans: Sequence[tuple[datetime, datetime]] = ()) -> list[Any]:
+    """The next `batch` in-flight rows, by id, whose deadline a calendar change may move: without `spans`,
+    those the calendar only estimated (the calendar_status index); with them, the others whose days counted
+    may lie in one of the spans (local [start, end) instants). Only the columns that date them."""
     dating = (table.received_on,) if table is Obligation else (table.regional_at, table.policy)
+    if spans:
+        # An obligation's days counted run from its receipt date to its due instant, a case's from when it became regional.
+        started = (lambda end: table.received_on < end.date()) if table is Obligation else (lambda end: table.regional_at < end)
+        which = [table.calendar_status != estimated, or_(*(and_(table.due_at >= start, started(end)) for start, end in spans))]
+    else:
+        which = [table.calendar_status == estimated]
     return list(
         session.execute(
-            select(table.id, table.due_at, *dating)
-            .where(table.calendar_status == estimated, table.state.in_(in_flight), table.id > after_id)
+            select(table.id, table.due_at, table.calendar_status, *dating)
+            .where(*which, table.state.in_(in_flight), table.id > after_id)
             .order_by(table.id)
             .limit(batch)
         ).all()
     )
 
 
-def claim_estimated(session: Session, table: Any, row: Any, estimated: str, in_flight: tuple[str, ...], real_now: datetime, owner: str,
+def claim_to_redate(session: Session, table: Any, row: Any, in_flight: tuple[str, ...], real_now: datetime, owner: str,
                     until: datetime) -> bool:
-    """Claim one row for re-dating if it still carries the estimate we read (calendar status `estimated`).
+    """Claim one row for re-dating if it still carries the deadline we read (its calendar status and due instant).
 
     Another sweeper may be re-dating (or stepping) the same row. The UPDATE re-checks, under
-    the row's write lock, that it is still estimated with the due instant we read, in flight and
-    unclaimed: exactly one row changed means we own it until commit; zero means another worker
-    re-dated, stepped or closed it first, and we leave it (the next sweep looks again).
+    the row's write lock, that it still has the calendar status and due instant we read, is in
+    flight and unclaimed: exactly one row changed means we own it until commit; zero means another
+    worker re-dated, stepped or closed it first, and we leave it (the next sweep looks again).
     """
     return claims.take(session, claims.kind_of(table), row.id, owner, until, real_now,
-                       where=[table.calendar_status == estimated, table.due_at == row.due_at, table.state.in_(in_flight)])
+                       where=[table.calendar_status == row.calendar_status, table.due_at == row.due_at, table.state.in_(in_flight)])
 
 
 def fresh_row(session: Session, table: Any, row_id: int) -> Any:
