@@ -63,8 +63,8 @@ def _tz(info: ValidationInfo) -> ZoneInfo:
 
 Id = Annotated[str, BeforeValidator(text_cell(64, identifier=True))]
 OptId = Annotated[str | None, BeforeValidator(text_cell(64, identifier=True))]
-Code = Annotated[str, BeforeValidator(text_cell(64))]
-OptCode = Annotated[str | None, BeforeValidator(text_cell(64))]
+Code = Annotated[str, BeforeValidator(text_cell(64, code=True))]
+OptCode = Annotated[str | None, BeforeValidator(text_cell(64, code=True))]
 Region = Annotated[str | None, BeforeValidator(text_cell(32, identifier=True))]
 Text = Annotated[str, BeforeValidator(text_cell(2000))]
 OptText = Annotated[str | None, BeforeValidator(text_cell(2000))]

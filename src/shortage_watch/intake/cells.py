@@ -61,14 +61,22 @@ def as_text(value: object) -> str | None:
     return text or None
 
 
-def text_cell(max_len: int | None = None, identifier: bool = False) -> Callable[[object], str | None]:
+# The full-width forms of ASCII (Ａ-Ｚ, ０-９, －, ／ ...) a Chinese input method types: in an id or a code they
+# are the ASCII characters, and must match the id the directory, a later report or the portal gives.
+_FULL_WIDTH_TO_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+
+
+def text_cell(max_len: int | None = None, identifier: bool = False, code: bool = False) -> Callable[[object], str | None]:
     """A text cell's reader: trimmed, None when empty, at most `max_len` characters; an identifier holds no
-    line break or control character."""
+    line break or control character; an identifier or `code` has full-width ASCII forms made ASCII."""
+    narrow = identifier or code
 
     def parse(value: object) -> str | None:
         if type(value) is str:
             # The common cell, as `as_text` treats it: printable text holds no control character.
             text = value.strip(SPACES)
+            if narrow and not text.isascii():
+                text = text.translate(_FULL_WIDTH_TO_ASCII)
             if text.isprintable():
                 if max_len is not None and len(text) > max_len:
                     raise FieldProblem(f"长度超过 {max_len} 个字符 / longer than {max_len} characters")
@@ -76,6 +84,8 @@ def text_cell(max_len: int | None = None, identifier: bool = False) -> Callable[
         text = as_text(value)
         if text is None:
             return None
+        if narrow and not text.isascii():
+            text = text.translate(_FULL_WIDTH_TO_ASCII)
         # Printable text holds no control character, so most ids skip the scan.
         if identifier and not text.isprintable() and _ID_FORBIDDEN.search(text):
             raise FieldProblem("编号不能含有换行或控制字符 / an id cannot contain line breaks or control characters")
