@@ -272,3 +272,17 @@ def test_a_nul_character_in_a_filter_or_path_is_one_clear_refusal(bureau, path) 
     _, server, _ = bureau
     answer = login(server, "ningde").get(f"{server.address}{path}", timeout=10)
     assert answer.status_code == 422 and "空字符" in answer.text and "Traceback" not in answer.text
+
+
+def test_an_estimated_deadline_says_what_the_estimate_rests(bureau) -> None:
+    # The estimate rests statutory holidays and their usual bridging days (calendar.estimated_arrangement), not
+    # weekends alone: an officer reading "weekends only" would take the deadline for an early one.
+    from shortage_watch.domain.labels import label
+    from shortage_watch.store.tables import Obligation
+
+    app, server, seeded = bureau
+    with app.sessions.begin() as session:
+        session.get(Obligation, seeded.ob["jiaocheng_overdue"]).calendar_status = "estimated"
+    page = login(server, "ningde").get(f"{server.address}/bureau/obligations/{seeded.ob['jiaocheng_overdue']}", timeout=10).text
+    assert f"期限依据{label('calendar', 'estimated', 'zh-CN')}计算" in page
+    assert "按周末估算" not in page
