@@ -118,7 +118,8 @@ def test_obligation_overdue_on_the_estimate_is_open_again_and_its_alerts_stay_se
     (event,) = events(app, "deadline_recomputed")
     assert (event.detail["state_from"], event.detail["state_to"]) == ("overdue", "open")
     assert "stay sent" in event.detail["note"]
-    assert count(app, Alert) == alerts_before  # nothing withdrawn, nothing new
+    assert count(app, Alert) == alerts_before + 1  # nothing withdrawn; the distributor is told the new deadline
+    assert templates(app)[-1] == "deadline_changed"
 
     # Overdue for real after the new due instant: the levels already applied do not fire twice.
     sweep(app.sweep_deps(), at("2027-01-07T00:00:01"))
@@ -218,7 +219,7 @@ def test_official_deadline_is_redated_when_an_override_amends_its_year(db_url, m
     # Not overdue on the day the notice before the amendment made the last: a reminder, no written reminder, no bureau alert.
     sweep(app.sweep_deps(), at("2026-10-13T00:00:01"))
     assert the_obligation(app).state == "open"
-    assert templates(app) == ["receipt", "notice_opened", "reminder"]
+    assert templates(app) == ["receipt", "notice_opened", "deadline_changed", "reminder"]
     assert sweep(app.sweep_deps(), at("2026-10-13T09:00")).redated == 0  # re-dated once, not every sweep
 
 
@@ -235,5 +236,36 @@ def test_override_deadline_is_redated_when_the_override_is_amended(db_url, make_
     assert (ob.due_on, ob.due_at, ob.calendar_status) == (date(2027, 1, 12), at("2027-01-12T23:59:59"), "override")
     sweep(app.sweep_deps(), at("2027-01-12T00:00:01"))
     assert the_obligation(app).state == "open"
-    assert templates(app) == ["receipt", "notice_opened", "reminder"]
+    assert templates(app) == ["receipt", "notice_opened", "deadline_changed", "reminder"]
     assert sweep(app.sweep_deps(), at("2027-01-12T09:00")).redated == 0
+
+
+def test_the_distributor_is_told_the_new_deadline_once_as_its_receipt_promised(db_url, make_app):
+    # The receipt of an estimated deadline says "如节假日安排调整，将另行通知": the re-dating must tell it.
+    app = make_app(db_url, now="2027-01-29T10:00")
+    daemon = Daemon(app)
+    store_notice(app, at("2027-01-29T10:00"), notified_on=date(2027, 1, 29))
+    publish_2027(app, daemon)
+    assert sweep(app.sweep_deps(), at("2027-01-29T11:00")).redated == 1
+    sweep(app.sweep_deps(), at("2027-01-29T12:00"))
+
+    with app.sessions() as session:
+        (mail,) = session.scalars(select(Alert).where(Alert.template == "deadline_changed")).all()
+    assert (mail.recipient_role, mail.status) == ("distributor", "pending")
+    assert mail.context["previous_deadline"]["due_on"] == "2027-02-16"
+    assert mail.context["previous_deadline"]["calendar"] == "estimated"
+    assert (mail.context["deadline"]["due_on"], mail.context["deadline"]["calendar"]) == ("2027-02-12", "override")
+    rendered = app.renderer.render(mail.template, mail.context, "zh-CN")
+    assert rendered.subject.startswith("期限调整：")
+    assert "原为2027年2月16日（星期二）24:00前" in rendered.text and "期限调整为2027年2月12日（星期五）24:00前" in rendered.text
+
+
+def test_a_redating_that_keeps_the_due_date_mails_nothing(db_url, make_app):
+    app = make_app(db_url, now="2026-12-28T10:00")
+    daemon = Daemon(app)
+    store_notice(app, at("2026-12-28T10:00"), notified_on=date(2026, 12, 28))
+    due_before, alerts_before = the_obligation(app).due_at, count(app, Alert)
+    publish(app, daemon, 2027, 'year = 2027\nholidays = ["2027-01-01"]\n')  # what the estimate assumed around New Year
+    assert sweep(app.sweep_deps(), at("2026-12-28T11:00")).redated == 1
+    assert (the_obligation(app).due_at, the_obligation(app).calendar_status) == (due_before, "override")
+    assert count(app, Alert) == alerts_before

@@ -3,7 +3,8 @@
 A story on a real database (SQLite and PostgreSQL) reaches every template: a notice walked up the
 whole ladder, a priority notice reported late, a report for a notice never seen, a notice reaching
 the ledger long after its deadline, an unexplained shortage walked up the explanation ladder, a
-possible false shortage, a regional shortage escalated, the daily digest and the monthly summary.
+possible false shortage, a regional shortage escalated, the daily digest and the monthly summary, and
+a deadline the published 2027 arrangement moves.
 Each outbox row is rendered in Chinese and English (subject, text, HTML). `make demo`'s mail too.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shortage_watch.cli import main
+from shortage_watch.daemon import Daemon
 from shortage_watch.mail.names import ALERT_TEMPLATES, LANGUAGES
 from shortage_watch.mail.render import Renderer
 from shortage_watch.services.deliver import deliver_due
@@ -25,6 +27,7 @@ from shortage_watch.services.digests import send_daily_digests, send_monthly_sum
 from shortage_watch.services.escalate import sweep
 from shortage_watch.store.tables import Alert
 from tests.ledger.conftest import POLICY, SHANGHAI, at, store_notice, store_report, store_shortage
+from tests.ledger.test_calendar_redating import publish_2027
 
 RENDERER = Renderer(reply_to="bureau@example.org")
 # A fact that rendered as nothing: a label followed by no value, a count with no number, empty brackets or quotes.
@@ -65,6 +68,12 @@ def play_story(app) -> None:
             deliver_due(app.deliver_deps(), at(f"{day}T09:00"))
         day += timedelta(days=1)
     send_monthly_summaries(app.digest_deps(), at("2024-11-01T09:00"))
+    # Received while 2027 is estimated; the year's arrangement, published, moves its deadline earlier.
+    daemon = Daemon(app)
+    store_notice(app, at("2027-01-29T10:00"), notice_id="N-2027", product_code="XA04", product_name="硝酸甘油片",
+                 notified_on=date(2027, 1, 29))
+    publish_2027(app, daemon)
+    sweep(app.sweep_deps(), at("2027-01-29T11:00"))
 
 
 def test_every_template_renders_true_facts_from_real_ledger_state(db_url, make_app):

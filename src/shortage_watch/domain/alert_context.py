@@ -9,7 +9,7 @@ templates can test them.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class Party(TypedDict):
@@ -88,6 +88,18 @@ class CatchUp(TypedDict):
     entered_after_due: bool  # the matter entered the ledger after its deadline (a backlog), not a stopped daemon
 
 
+class PreviousDeadline(TypedDict):
+    """The deadline a `deadline_changed` mail replaces, as the distributor was last told it."""
+
+    due_on: str
+    due_at: str
+    calendar: str  # official | override | estimated
+
+
+# The keys only some alerts carry (NotRequired below; with string annotations TypedDict cannot tell).
+OPTIONAL_CONTEXT_KEYS = frozenset({"previous_deadline"})
+
+
 class AlertContext(TypedDict):
     template: str  # the template name, e.g. "written_reminder"
     level: str  # the ladder level's name
@@ -109,3 +121,4 @@ class AlertContext(TypedDict):
     prior_steps: dict[str, str]  # template -> local date, for steps actually mailed at least one working day before
     sent_with: list[str]  # templates mailed to other recipients in the same moment (e.g. the written reminder)
     catch_up: CatchUp | None
+    previous_deadline: NotRequired[PreviousDeadline]  # only on a deadline_changed mail

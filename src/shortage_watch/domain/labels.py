@@ -64,14 +64,14 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "receipt": "登记回执", "notice_opened": "辖区通报", "reminder": "到期提醒", "written_reminder": "书面提醒",
             "overdue_alert": "逾期预警", "interview_recommendation": "约谈建议", "province_escalation": "上报省级",
             "explanation_request": "情况说明要求", "regional_shortage": "区域性短缺预警", "regional_escalation": "上报省级",
-            "late_report": "迟报通报", "false_shortage": "疑似假短缺提示",
+            "late_report": "迟报通报", "false_shortage": "疑似假短缺提示", "deadline_changed": "期限调整通知",
         },
         "en": {
             "receipt": "receipt", "notice_opened": "notice to the region's bureaus", "reminder": "reminder before the deadline",
             "written_reminder": "formal written reminder", "overdue_alert": "overdue alert", "interview_recommendation": "interview recommendation",
             "province_escalation": "escalation to the province", "explanation_request": "request for an explanation",
             "regional_shortage": "regional shortage alert", "regional_escalation": "escalation to the province",
-            "late_report": "late report", "false_shortage": "possible false shortage",
+            "late_report": "late report", "false_shortage": "possible false shortage", "deadline_changed": "deadline changed",
         },
     },
     "quiet_kind": {

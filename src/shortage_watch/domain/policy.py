@@ -24,7 +24,11 @@ from typing import Any, Callable, Iterator, Protocol
 ROLES = ("distributor", "insurance", "health", "operations")
 REGION_LEVELS = ("county", "city", "province")
 LADDER_KINDS = ("report", "report_priority", "explanation", "explanation_priority", "regional")
-EVENT_KINDS = ("late_report", "false_shortage")
+EVENT_KINDS = ("late_report", "false_shortage", "deadline_changed")
+# Events a policy file written before they existed may leave out: the rule each then follows.
+# deadline_changed: the receipt of an estimated deadline promises the distributor word if the
+# holiday arrangement moves it.
+DEFAULT_EVENTS = {"deadline_changed": ("distributor",)}
 PRIORITY_CLASSES = frozenset({"negotiated", "winning_bid", "shortage_list"})
 OPEN = "open"
 # A level at offset 0 fires just after the due instant: overdue means strictly after due_at.
@@ -210,6 +214,8 @@ def policy_from_data(data: dict[str, Any], source: str = "policy") -> Policy:
         if not isinstance(template, str) or not isinstance(urgent, bool):
             raise PolicyError(f"{where}: template must be text and urgent true or false")
         events[name] = EventRule(name, tuple(_check_recipient(where, r) for r in raw["recipients"]), template, urgent)
+    for name, recipients in DEFAULT_EVENTS.items():
+        events.setdefault(name, EventRule(name, recipients, name))
     for name in EVENT_KINDS:
         if name not in events:
             raise PolicyError(f"{source}: events.{name} is required")

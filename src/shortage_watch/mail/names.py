@@ -13,6 +13,7 @@ ALERT_TEMPLATES = (
     "interview_recommendation",
     "province_escalation",
     "late_report",
+    "deadline_changed",
     "explanation_request",
     "regional_shortage",
     "regional_escalation",

@@ -29,6 +29,7 @@ _SHAPES: dict[str, tuple[str, bool, str]] = {
     "interview_recommendation": ("city_insurance", True, "obligation"),
     "province_escalation": ("province_insurance", True, "obligation"),
     "late_report": ("county_insurance", False, "obligation"),
+    "deadline_changed": ("distributor", False, "obligation"),
     "explanation_request": ("distributor", False, "case"),
     "regional_shortage": ("city_insurance", True, "case"),
     "regional_escalation": ("province_insurance", True, "case"),
@@ -81,6 +82,13 @@ def sample_alert_context(template: str = "written_reminder", *, product_name: st
     }
     if template == "receipt":
         context["overdue_working_days"] = None
+    if template == "deadline_changed":
+        # Received on 8 October 2024 while the year was estimated (no make-up days: due the 15th); the
+        # published arrangement makes Saturday the 12th a working day, so it is due the 14th.
+        context["notice"]["notified_on"] = "2024-10-08"
+        context["deadline"] = {"received_on": "2024-10-08", "working_days": 5, "due_on": "2024-10-14", "due_at": "2024-10-14T17:30:00+08:00",
+                               "calendar": "official"}
+        context["previous_deadline"] = {"due_on": "2024-10-15", "due_at": "2024-10-15T17:30:00+08:00", "calendar": "estimated"}
     if template == "late_report":
         context["report"] = {"report_id": "HK-FB-2024-031", "submitted_at": "2024-10-14T10:12:00+08:00", "late_working_days": 2}
     if is_case:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shortage_watch.calendar import WorkingCalendar
-from shortage_watch.domain.alert_context import AlertContext
+from shortage_watch.domain.alert_context import OPTIONAL_CONTEXT_KEYS, AlertContext
 from shortage_watch.domain.cases import ReportView, hospital_parts, operator_closures_of, possible_false_shortages
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.routing import DirectoryView, Route
@@ -344,7 +344,7 @@ def operator_closures(session: Session, case_id: int) -> dict[str, datetime]:
     return operator_closures_of((event.at, event.detail) for event in part_closed_events(session, case_id))
 
 
-CONTEXT_KEYS = frozenset(AlertContext.__annotations__)
+CONTEXT_KEYS = frozenset(AlertContext.__annotations__) - OPTIONAL_CONTEXT_KEYS
 
 
 def _check_keys(context: dict[str, Any]) -> None:

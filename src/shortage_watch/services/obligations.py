@@ -467,13 +467,31 @@ def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
     """Re-date an in-flight obligation with the current calendar (which may know, or amend, its year).
 
     The levels already applied are not applied again, and their alerts stay sent; an obligation
-    marked overdue on the estimated date but not overdue on the real one is open again.
+    marked overdue on the estimated date but not overdue on the real one is open again. A distributor
+    already mailed a deadline is told the new one (the `deadline_changed` event), once per new date.
     """
     was_overdue = obligation.state == ObligationState.OVERDUE
+    previous = {"due_on": obligation.due_on.isoformat(), "due_at": obligation.due_at.astimezone(deps.calendar.tz).isoformat(),
+                "calendar": obligation.calendar_status}
+    was_due_at = obligation.due_at
     note = None
     if was_overdue and obligation.level:
         note = "alerts already sent on the estimated deadline stay sent; later levels follow the new deadline"
     audit(session, **redate(deps, obligation, receipt_deadline(deps, obligation.received_on), now, obligation.received_on, action="deadline_recomputed", note=note))
+    if obligation.level and obligation.due_at != was_due_at:
+        context = {**obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now),
+                   "previous_deadline": previous}
+        rule = deps.policy.events["deadline_changed"]
+        routes = remembered_routes(deps)
+        alerts = [
+            alert_values(now=now, subject="O", subject_id=obligation.id, level_name=f"deadline_changed:{obligation.due_on}",
+                         template=rule.template, urgent=rule.urgent, route=target, context=context, default_language=deps.mail_language)
+            for spec in rule.recipients
+            for target in routes(spec, obligation.region_code, obligation.party_code)
+        ]
+        holds = AlertHolds(session, deps.directory, now)
+        holds.matter(obligation.id, obligation.case_id)
+        write_planned_alerts(session, holds, alerts)
     if was_overdue and obligation.state == ObligationState.OPEN:
         log.warning(
             "ledger: obligation %s was overdue on an estimated deadline; open again until %s (calendar %s)",
