@@ -231,3 +231,14 @@ def test_grouped_reminders_of_explanations_ask_the_distributor_to_explain_not_to
     [grouped] = [m for m in messages if m["Subject"].startswith("到期提醒")]
     body = grouped.get_body(("plain",)).get_content()
     assert "书面说明" in body and "报告即将到期" not in body, body
+
+
+def test_a_hospital_report_reaching_the_ledger_late_gives_the_distributor_five_working_days_from_the_request(db_url, make_app):
+    # The health commission hands its shortage list on weeks later: the distributor learns of the shortage
+    # only from the request, so its five working days run from then, not from the hospital's report date.
+    app = make_app(db_url, now="2024-10-28T10:00")
+    store_shortage(app, at("2024-10-28T10:00"), distributor_code="D1", reported_on=date(2024, 10, 8))
+    with app.sessions() as session:
+        explanation = session.scalars(select(Obligation)).one()
+    assert (explanation.received_on, explanation.due_on, explanation.state) == (date(2024, 10, 28), date(2024, 11, 4), "open")
+    assert alert_keys(app) == {"O1:explanation_request:d1@dist.example"}  # asked, not reminded, nobody told it is overdue

@@ -346,13 +346,16 @@ def _open_explanations(session: Session, deps: LedgerDeps, asked: list[tuple[Sho
     """Open the explanations the reports ask for, each once per case and distributor, in one `open_obligations`."""
     keys = [explanation_subject_key(seen.track.case.id, report.distributor_code) for report, _, seen in asked]
     owed = explanations_opened(session, sorted(set(keys)))
+    # The distributor learns of the shortage from this request, not on the hospital's report date (the health
+    # commission's lists reach the ledger weeks later): its working days run from the day it is asked.
+    asked_on = deps.calendar.local_date(now)
     openings, cases = [], {}
     for key, (report, region_code, seen) in zip(keys, asked):
         if key in owed:
             continue
         owed.add(key)
         openings.append(dict(kind="explanation", subject_key=key, party_code=report.distributor_code, region_code=region_code, notice_pk=None,
-                             case_id=seen.track.case.id, product_code=report.product_code, priority=False, received_on=report.reported_on))
+                             case_id=seen.track.case.id, product_code=report.product_code, priority=False, received_on=asked_on))
         cases[key] = (seen.case, _context_of(deps, seen, notices, now)["case"])
     open_obligations(session, deps, openings, now, cases=cases)
 
