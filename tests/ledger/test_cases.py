@@ -242,3 +242,21 @@ def test_a_hospital_report_reaching_the_ledger_late_gives_the_distributor_five_w
         explanation = session.scalars(select(Obligation)).one()
     assert (explanation.received_on, explanation.due_on, explanation.state) == (date(2024, 10, 28), date(2024, 11, 4), "open")
     assert alert_keys(app) == {"O1:explanation_request:d1@dist.example"}  # asked, not reminded, nobody told it is overdue
+
+
+def test_the_daily_digest_counts_the_hospitals_still_short_as_the_case_does(db_url, make_app):
+    from shortage_watch.services.bureau_actions import close_case_parts
+    from shortage_watch.services.digests import send_daily_digests
+
+    app = make_app(db_url)
+    for n in (1, 2, 3):
+        store_shortage(app, at("2024-10-08T10:00"), report_id=f"S{n}", hospital_code=f"H{n}")
+    store_shortage(app, at("2024-10-08T11:00"), report_id="S4", hospital_code="H1", supply_status="resolved")  # H1's next report
+    with app.sessions.begin() as session:
+        case = session.scalars(select(ShortageCase)).one()
+        close_case_parts(session, case, hospitals_in_scope={"H2"}, hospital="H2", note="已调拨", actor="officer", now=at("2024-10-08T12:00"))
+    assert send_daily_digests(app.digest_deps(), at("2024-10-09T08:30")) >= 1
+    with app.sessions() as session:
+        digest = session.scalars(select(Alert).where(Alert.template == "digest", Alert.recipient_email == "wjw@ningde.example")).one()
+    [shortage] = digest.context["open_shortages"]
+    assert shortage["hospitals"] == 1  # H3: H1 reported its supply back, an officer closed H2's part

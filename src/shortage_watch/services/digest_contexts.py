@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TypedDict, cast
 
 from shortage_watch.calendar import WorkingCalendar
+from shortage_watch.domain.cases import ReportView, hospital_parts
 from shortage_watch.domain.directory import Contact, Directory
 from shortage_watch.domain.labels import named
 from shortage_watch.domain.obligations import case_number, overdue_working_days
@@ -248,7 +249,7 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
             "case_number": case_number("C", case.id),
             "product": case.product_name,
             "state": case.state,
-            "hospitals": len({r.hospital_code for r in reports if r.supply_status != "resolved"}),
+            "hospitals": _hospitals_short(reports, snapshot.closures_by_case.get(case.id, {})),
             "opened_at": case.opened_at.isoformat(),
             "first_reported_on": min((r.reported_on for r in reports), default=case.opened_at.date()).isoformat(),
             "city_name": region_name(directory, case.city_code),
@@ -271,6 +272,12 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
         "covered": [],
         "held": [],
     }
+
+
+def _hospitals_short(reports: list[ShortageReport], closures: dict[str, datetime]) -> int:
+    """The case's hospitals whose part is open: their latest report not `resolved`, and no officer closed it since."""
+    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in reports]
+    return sum(1 for part in hospital_parts(views, closures) if not part.closed)
 
 
 def digest_has_news(context: DigestContext) -> bool:

@@ -13,7 +13,9 @@ from typing import Collection, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shortage_watch.domain.cases import operator_closures_of
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState, ObligationState
+from shortage_watch.store.case_rows import part_closures_of_cases
 from shortage_watch.store.tables import Alert, Obligation, RawReceipt, ShortageCase, ShortageReport, Silence, StoppageNotice
 
 
@@ -40,6 +42,7 @@ class DigestSnapshot:
     cases: list[ShortageCase]  # not resolved
     reports_by_case: dict[int, list[ShortageReport]]
     products: dict[str, str]  # product names by code, for the overdue and late obligations
+    closures_by_case: dict[int, dict[str, datetime]]  # hospital parts an officer closed, by case (`operator_closures_of`)
 
 
 def read_digest_snapshot(session: Session, since: datetime, now: datetime) -> DigestSnapshot:
@@ -55,9 +58,13 @@ def read_digest_snapshot(session: Session, since: datetime, now: datetime) -> Di
     if cases:
         for report in session.scalars(select(ShortageReport).where(ShortageReport.case_id.in_([c.id for c in cases]))):
             reports_by_case.setdefault(report.case_id or 0, []).append(report)
+    closings: dict[int, list[tuple[datetime, dict | None]]] = {}
+    for case_id, at, detail in part_closures_of_cases(session, [c.id for c in cases]):
+        closings.setdefault(case_id, []).append((at, detail))
     codes = {ob.product_code for ob in overdue + late if ob.product_code}
     return DigestSnapshot(notices, obligations_by_notice(session, [n.id for n in notices]), overdue, late, cases,
-                          reports_by_case, product_names(session, codes))
+                          reports_by_case, product_names(session, codes),
+                          {case_id: operator_closures_of(found) for case_id, found in closings.items()})
 
 
 def obligations_by_notice(session: Session, notice_pks: Collection[int]) -> dict[int, Obligation]:
