@@ -260,3 +260,21 @@ def test_the_daily_digest_counts_the_hospitals_still_short_as_the_case_does(db_u
         digest = session.scalars(select(Alert).where(Alert.template == "digest", Alert.recipient_email == "wjw@ningde.example")).one()
     [shortage] = digest.context["open_shortages"]
     assert shortage["hospitals"] == 1  # H3: H1 reported its supply back, an officer closed H2's part
+
+
+def test_a_report_corrected_to_another_product_leaves_the_explanation_it_gave_owed_again(db_url, make_app):
+    from shortage_watch.store.tables import DistributorReport
+
+    app = make_app(db_url)
+    store_shortage(app, at("2024-10-08T10:00"), distributor_code="D1")
+    pk = store_report(app, at("2024-10-09T10:00"), notice_id=None, report_id="R-E", product_code="XB02", product_name="硝酸甘油片",
+                      manufacturer="某药厂", kind="interruption", notified_on=date(2024, 10, 1))
+    now = at("2024-10-10T10:00")
+    with app.sessions.begin() as session:  # it was about another drug
+        row = session.get(DistributorReport, pk)
+        row.product_code, row.product_name, row.version, row.updated_at = "XB09", "地高辛片", 2, now
+        session.flush()
+        app.record_listener.record_stored(session, "distributor_report", row, {"product_code": "XB02"}, now)
+    with app.sessions() as session:
+        explanation = session.scalars(select(Obligation).where(Obligation.kind == "explanation")).one()
+    assert (explanation.state, explanation.report_pk, explanation.next_action_at) == ("open", None, at("2024-10-12T00:00"))  # the reminder, on the make-up Saturday

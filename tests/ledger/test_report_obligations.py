@@ -120,3 +120,26 @@ def test_priority_product_climbs_faster(db_url, make_app):
     assert ob.priority and ob.policy["kind"] == "report_priority"
     assert ob.next_action_at == at("2024-10-08T00:00")  # reminder 2 working days before
     assert "O1:notice_opened:ybj@ningde.example" in alert_keys(app)
+
+
+def test_a_report_corrected_to_answer_another_notice_leaves_the_first_owed_again(db_url, make_app):
+    from shortage_watch.store.tables import DistributorReport
+
+    app = make_app(db_url)
+    store_notice(app, at("2024-09-27T10:00"))
+    store_notice(app, at("2024-09-27T10:00"), notice_id="N-2024-002", product_code="XB03", product_name="地高辛片")
+    pk = store_report(app, at("2024-09-30T10:00"))  # names N-2024-001 by mistake
+    now = at("2024-10-11T10:00")  # after both deadlines (10-10)
+    with app.sessions.begin() as session:  # the distributor corrects it to the notice it reported
+        row = session.get(DistributorReport, pk)
+        row.notice_id, row.version, row.updated_at = "N-2024-002", 2, now
+        session.flush()
+        app.record_listener.record_stored(session, "distributor_report", row, {"notice_id": "N-2024-001"}, now)
+
+    with app.sessions() as session:
+        first, second = session.scalars(select(Obligation).order_by(Obligation.id)).all()
+        assert (second.state, second.report_pk) == ("fulfilled", pk)
+        assert (first.state, first.report_pk, first.fulfilled_at) == ("overdue", None, None)
+        assert session.scalars(select(AuditEvent.action).where(AuditEvent.entity_id == first.id, AuditEvent.action == "reopened")).one()
+    sweep(app.sweep_deps(), now)
+    assert {f"{O}:written_reminder:d1@dist.example", f"{O}:overdue:ybj@jiaocheng.example"} <= alert_keys(app)

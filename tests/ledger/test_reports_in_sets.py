@@ -115,7 +115,7 @@ def hospital_file(rows: int) -> list[dict[str, Any]]:
 def revisions() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(what the ledger holds, the file of revisions): notices whose date moves (the deadline with it, some
     of them already reported, so the fulfilment is judged again), whose region is corrected, or whose text
-    alone changes; reports whose submission time is corrected; hospitals reporting a shortage resolved;
+    alone changes; reports whose submission time or notice is corrected; hospitals reporting a shortage resolved;
     and a record revised twice in the file."""
     notices = [notice(j) for j in range(NOTICES)]
     reports = [distributor_report(i) for i in range(0, 120, 2)]
@@ -133,6 +133,9 @@ def revisions() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if n % 2 == 0:
             moved_at = datetime.fromisoformat(original["submitted_at"]) + timedelta(days=(-6, 5, 2)[n % 3])
             revised.append({**original, "submitted_at": min(moved_at, datetime(2024, 10, 21, 9)).isoformat()})
+        elif n % 6 == 1 and original.get("notice_id", "").startswith("N") and int(original["notice_id"][1:]) + 1 < NOTICES // 4:
+            # Corrected to the distributor's next notice: the one it named is owed again.
+            revised.append({**original, "notice_id": f"N{int(original['notice_id'][1:]) + 1}"})
     for n, original in enumerate(shortages):
         if n % 3 == 0:
             revised.append({**original, "supply_status": "resolved"})
@@ -241,7 +244,7 @@ def test_a_file_of_revisions_writes_exactly_what_its_rows_write_one_file_each(db
     before, revised = revisions()
     in_sets, one_by_one = in_sets_and_one_by_one(app, before, revised)
 
-    for action in ('"deadline_moved"', '"region_changed"', '"fulfilled_late"', '"resolved"'):
+    for action in ('"deadline_moved"', '"region_changed"', '"fulfilled_late"', '"resolved"', '"reopened"'):
         assert action in actions(in_sets)
     assert_same(in_sets, one_by_one)
 

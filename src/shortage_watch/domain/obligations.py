@@ -112,6 +112,24 @@ def overdue_check_at(state: str, due_at: datetime, next_action_at: datetime | No
     return overdue_at if next_action_at is None else min(next_action_at, overdue_at)
 
 
+@dataclass(frozen=True)
+class Reopening:
+    """Where an obligation owed again stands at `now`: open or overdue, and its next action."""
+
+    state: ObligationState
+    next_action_at: datetime | None
+
+
+def reopening(calendar: Calendar, ladder: Ladder, *, due_on: date, due_at: datetime, opened_at: datetime, step: int,
+              now: datetime) -> Reopening:
+    """An obligation whose report no longer answers it: open until its due instant, overdue after it, and its
+    ladder resumes at level `step` (the levels applied before it was fulfilled stay applied; the sweep fires
+    those whose moment passed while it was fulfilled, as it would have)."""
+    state = obligation_state_at(ObligationState.OPEN, due_at, now)
+    resume = next_action_after_revision(calendar, ladder, due_on=due_on, due_at=due_at, opened_at=opened_at, step=step)
+    return Reopening(state, overdue_check_at(state, due_at, resume))
+
+
 class Dated(Protocol):
     """What re-dating reads of an obligation (an ORM row or a plain one)."""
 

@@ -38,6 +38,8 @@ OBLIGATION_IN_FLIGHT: tuple[ObligationState, ...] = (ObligationState.OPEN, Oblig
 OBLIGATION_FINISHED: tuple[ObligationState, ...] = (
     ObligationState.FULFILLED, ObligationState.FULFILLED_LATE, ObligationState.CANCELLED,
 )
+# Done by a report: it fulfilled them, on time or late.
+OBLIGATION_FULFILLED: tuple[ObligationState, ...] = (ObligationState.FULFILLED, ObligationState.FULFILLED_LATE)
 # Not resolved: hospitals' reports still join the case.
 CASE_ACTIVE: tuple[CaseState, ...] = (CaseState.OPEN, CaseState.REGIONAL, CaseState.ESCALATED)
 # On the regional ladder: the sweep steps these.
@@ -79,6 +81,16 @@ def obligation_fulfilled(state: str, fulfilled: ObligationState, detail: dict[st
     if fulfilled not in (ObligationState.FULFILLED, ObligationState.FULFILLED_LATE):
         raise ValueError(f"not a fulfilment: {fulfilled}")
     return Transition(fulfilled, fulfilled.value, {**detail, "was": str(state)})
+
+
+def obligation_reopened(state: str, owed: ObligationState, detail: dict[str, Any]) -> Transition[ObligationState]:
+    """A fulfilled obligation whose report no longer answers it (corrected to another matter) is owed again:
+    `owed` is open or overdue as the clock stands; the audit detail keeps the state it left."""
+    if state not in OBLIGATION_FULFILLED:
+        raise ValueError(f"cannot reopen an obligation that is {state}")
+    if owed not in OBLIGATION_IN_FLIGHT:
+        raise ValueError(f"not owed: {owed}")
+    return Transition(owed, "reopened", {**detail, "was": str(state), "state": owed.value})
 
 
 def obligation_cancelled(state: str, detail: dict[str, Any]) -> Transition[ObligationState]:

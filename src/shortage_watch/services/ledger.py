@@ -48,7 +48,7 @@ class LedgerListener:
     def records_revised(self, session: Session, kind: str, revised: list[tuple[RecordRow, dict | None]], now: datetime) -> None:
         """Revised rows of one kind (distinct records) with their previous data, in file order, in sets."""
         if kind == "distributor_report":
-            distributor_reports_stored(session, self.deps, [row for row, _ in revised], now)
+            distributor_reports_stored(session, self.deps, [row for row, _ in revised], now, revised=True)
         elif kind == "stoppage_notice":
             notices_revised(session, self.deps, revised, now)
         elif kind == "shortage_report":
@@ -62,7 +62,7 @@ class LedgerListener:
         if kind == "stoppage_notice":
             notice_stored(session, self.deps, row, previous, now)
         elif kind == "distributor_report":
-            distributor_reports_stored(session, self.deps, [row], now)
+            distributor_reports_stored(session, self.deps, [row], now, revised=previous is not None)
         elif kind == "shortage_report":
             shortage_reports_stored(session, self.deps, [row], now)
         else:

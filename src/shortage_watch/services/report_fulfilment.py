@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shortage_watch.domain.obligations import report_subject_key
+from shortage_watch.domain.obligations import reopening, report_subject_key
 from shortage_watch.domain.policy import Firing, Ladder, is_priority, schedule
-from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, ObligationState, Transition
+from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, ObligationState, Transition, obligation_reopened
 from shortage_watch.services.alert_routing import AlertHolds, DueFirings, ladder_alerts, remembered_routes, write_planned_alerts
 from shortage_watch.services.alerts import audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
@@ -26,6 +26,7 @@ from shortage_watch.store.report_rows import (
     notices_described,
     notices_named,
     obligations_by_id,
+    obligations_fulfilled_by,
     report_obligations_by_subject,
     write_fulfilments,
 )
@@ -40,7 +41,8 @@ class _Fulfilled:
     opened: bool = False  # opened by this report, for a notice the ledger had not seen
 
 
-def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list[DistributorReport], now: datetime) -> None:
+def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list[DistributorReport], now: datetime, *,
+                               revised: bool = False) -> None:
     """New or revised reports (in file order): each fulfils the report obligation it answers while it is
     owed (or again, when it is the report that fulfilled it: a revision), opens and fulfils at once the
     obligation of a notice the ledger has not seen, and fulfils the explanations its distributor owed
@@ -49,6 +51,9 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
 
     As the reports would one by one: within the set the first report of a matter fulfils it, and a
     later one of the same matter, finding it fulfilled, changes nothing.
+
+    `revised`: the reports are revisions. An obligation one of them fulfilled and no longer answers (corrected
+    to another notice or product) is owed again first (`_no_longer_answered`), so a report of the set may fulfil it.
     """
     if not reports:
         return
@@ -64,6 +69,8 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
     _answer_joined_obligations(session, reports, notice_of, key_of, obligation_of)
     product_of = {report.id: report.product_code or (notice_of[report.id].product_code if notice_of[report.id] else None)
                   for report in reports}
+    reopened = _no_longer_answered(deps, obligations_fulfilled_by(session, [report.id for report in reports]) if revised else [],
+                                   reports, key_of, product_of, obligation_of, now)
     owed = explanations_owed(session, {(report.distributor_code, product) for report in reports if (product := product_of[report.id])})
 
     fulfilled: list[_Fulfilled] = []
@@ -85,7 +92,8 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
     # Chasers wait only on obligations that existed before the set.
     closed_before = [done.obligation for done in fulfilled]
 
-    events: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = [audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=moved.action,
+                                                 detail=moved.detail) for obligation, moved in reopened]
     ids = open_obligations(session, deps, [opening for opening, _ in openings], now, fire_open=False)
     opened = obligations_by_id(session, ids)
     for obligation_id, (_, report) in zip(ids, openings):
@@ -124,7 +132,9 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
                 alerts.extend(planned.alerts)
                 events.extend(planned.skips)
 
-    write_fulfilments(session, [done.obligation for done in fulfilled])
+    # A reopened obligation a later report of the set fulfilled is written once, as it ended.
+    write_fulfilments(session, list({obligation.id: obligation for obligation in
+                                     [*(obligation for obligation, _ in reopened), *(done.obligation for done in fulfilled)]}.values()))
     drop_chasers_of_closed(session, closed_before, now)
     if alerts:
         holds = AlertHolds(session, deps.directory, now)
@@ -132,6 +142,38 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
             holds.matter(done.obligation.id, done.obligation.case_id)
         write_planned_alerts(session, holds, alerts)
     insert_audits(session, events)
+
+
+def _no_longer_answered(deps: LedgerDeps, fulfilled_before: list[SimpleNamespace], reports: list[DistributorReport], key_of: dict[int, str],
+                        product_of: dict[int, str | None], obligation_of: dict[str, SimpleNamespace | None],
+                        now: datetime) -> list[tuple[SimpleNamespace, Transition[ObligationState]]]:
+    """Reopen (in memory) the obligations in `fulfilled_before` (fulfilled by one of the revised `reports`) that
+    their report no longer answers: a report obligation of another notice than the one it names or describes
+    now, an explanation about another product. Each is owed again (`reopening`), as the object in
+    `obligation_of` when there is one, so a later report of the set finds it owed. An obligation a report opened
+    for a notice never seen stays as it is: nothing but that report asked for it."""
+    by_id = {report.id: report for report in reports}
+    read = {obligation.id: obligation for obligation in obligation_of.values() if obligation is not None}
+    reopened = []
+    for stored in fulfilled_before:
+        report = by_id[stored.report_pk]
+        if stored.kind == "explanation":
+            answered = (stored.party_code, stored.product_code) == (report.distributor_code, product_of[report.id])
+        else:
+            answered = stored.subject_key == key_of[report.id] or stored.notice_pk is None
+        if answered:
+            continue
+        obligation = read.get(stored.id, stored)
+        again = reopening(deps.calendar, Ladder.from_json(obligation.policy), due_on=obligation.due_on, due_at=obligation.due_at,
+                          opened_at=obligation.opened_at, step=obligation.level, now=now)
+        moved = obligation_reopened(obligation.state, again.state, {"report_id": report.report_id})
+        obligation.state = moved.state
+        obligation.next_action_at = again.next_action_at
+        obligation.fulfilled_at = obligation.report_pk = obligation.late_working_days = None
+        obligation.claimed_by = obligation.claimed_until = None
+        obligation.updated_at = now
+        reopened.append((obligation, moved))
+    return reopened
 
 
 def _answer_joined_obligations(session: Session, reports: list[DistributorReport], notice_of: dict[int, StoppageNotice | None],

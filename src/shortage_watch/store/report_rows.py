@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT
+from shortage_watch.domain.states import OBLIGATION_FULFILLED, OBLIGATION_IN_FLIGHT
 from shortage_watch.store.bulk import updater
 from shortage_watch.store.key_match import joined_to_keys
 from shortage_watch.store.tables import Obligation, StoppageNotice
@@ -76,6 +76,18 @@ def obligations_by_id(session: Session, ids: list[int]) -> dict[int, SimpleNames
         return {}
     table = Obligation.__table__
     return {row.id: _plain(row) for row in session.execute(select(table).where(table.c.id.in_(ids)))}
+
+
+def obligations_fulfilled_by(session: Session, report_ids: Iterable[int]) -> list[SimpleNamespace]:
+    """The fulfilled obligations (plain rows, by id) whose fulfilling report is one of these.
+
+    No index on report_pk: read only for revised reports, which are few."""
+    wanted = sorted(set(report_ids))
+    if not wanted:
+        return []
+    table = Obligation.__table__
+    return [_plain(row) for row in session.execute(select(table).where(
+        table.c.report_pk.in_(wanted), table.c.state.in_(OBLIGATION_FULFILLED)).order_by(table.c.id))]
 
 
 def explanations_owed(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[SimpleNamespace]]:
