@@ -278,3 +278,13 @@ def test_a_report_corrected_to_another_product_leaves_the_explanation_it_gave_ow
     with app.sessions() as session:
         explanation = session.scalars(select(Obligation).where(Obligation.kind == "explanation")).one()
     assert (explanation.state, explanation.report_pk, explanation.next_action_at) == ("open", None, at("2024-10-12T00:00"))  # the reminder, on the make-up Saturday
+
+
+def test_a_distributor_that_reported_the_stoppage_before_its_notice_arrived_is_not_asked_to_explain_the_shortage(db_url, make_app):
+    app = make_app(db_url)
+    store_report(app, at("2024-10-08T10:00"), notice_id=None, report_id="R-D", product_code="XB02", product_name="硝酸甘油片",
+                 manufacturer="某药厂", kind="interruption", notified_on=date(2024, 10, 8))
+    store_shortage(app, at("2024-10-09T10:00"), distributor_code="D1")
+    with app.sessions() as session:
+        assert session.scalars(select(Obligation.kind)).all() == ["report"]  # fulfilled by its report; no explanation owed
+    assert not [key for key in alert_keys(app) if "explanation_request" in key]

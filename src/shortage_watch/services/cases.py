@@ -43,6 +43,7 @@ from shortage_watch.store.case_rows import (
     notices_of_products,
     part_closures_of_cases,
     reports_of_cases,
+    stoppages_reported,
     unresolved_cases_of,
 )
 from shortage_watch.store.ledger_rows import hospital_reports_of_case
@@ -168,8 +169,8 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     """Hospital reports (new or revised, of distinct identities, in file order) join the unresolved case of their
     (product, city), opening it when there is none; an open part blaming procurement alerts the bureaus of a
     possible false shortage; one naming its distributor makes it owe an explanation unless a notice explains
-    the product; K hospitals within W days make the case regional (its ladder and deadline start); every part
-    closed resolves it. Exactly what the reports write one file each, in a handful of statements for the set.
+    the product or that distributor reported its stoppage; K hospitals within W days make the case regional
+    (its ladder and deadline start); every part closed resolves it. Exactly what the reports write one file each, in a handful of statements for the set.
 
     A revised report (`previous`: its data before, by row id) joins again as it is now: it stays in its case
     while that case is unresolved and of its (product, city), else joins (or opens) the open case of its key; an
@@ -189,6 +190,8 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
     tracks = _stored_tracks(session, deps, reports, previous or {}, keys)
     # The cases' products too: a revised report may name another product than the case it stays in.
     notices = notices_of_products(session, sorted({report.product_code for report in reports} | {t.case.product_code for t in tracks.values()}))
+    # A distributor that reported the product's stoppage in writing (its notice not seen yet) has explained it.
+    reported = stoppages_reported(session, {(report.distributor_code, report.product_code) for report in reports if report.distributor_code})
     open_case: dict[tuple[str, str], _Track] = {}
     for track in sorted(tracks.values(), key=lambda t: t.case.id):
         if track.case.state != CaseState.RESOLVED:
@@ -238,7 +241,8 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
         asks = report_asks(report.supply_status, report.cause, report.distributor_code)
         if asks == "false_shortage":
             false_shortages.append((report, _seen(track)))
-        elif asks == "explanation" and report.product_code not in notices:
+        elif (asks == "explanation" and report.product_code not in notices
+              and (report.distributor_code, report.product_code) not in reported):
             explanations.append((report, region_code, _seen(track)))
         after = after_joining(hospital_parts(track.views.values(), track.closures), track.case.state, settings.regional_hospitals,
                               settings.regional_window_days)

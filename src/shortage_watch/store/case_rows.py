@@ -102,6 +102,19 @@ def notices_of_products(session: Session, product_codes: list[str]) -> dict[str,
     return found
 
 
+def stoppages_reported(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (distributor_code, product_code) have a report obligation: the distributor was told of a
+    stoppage of the product (a notice), or reported one in writing before any notice reached the ledger."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    return {pair for pair in session.execute(
+        select(Obligation.party_code, Obligation.product_code).distinct().where(
+            Obligation.kind == "report", Obligation.party_code.in_(sorted({d for d, _ in wanted})),
+            Obligation.product_code.in_(sorted({p for _, p in wanted}))))
+        if tuple(pair) in wanted}
+
+
 def explanations_opened(session: Session, subject_keys: list[str]) -> set[str]:
     """Which of these explanation subject keys have an obligation already."""
     if not subject_keys:
