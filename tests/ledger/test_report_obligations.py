@@ -143,3 +143,20 @@ def test_a_report_corrected_to_answer_another_notice_leaves_the_first_owed_again
         assert session.scalars(select(AuditEvent.action).where(AuditEvent.entity_id == first.id, AuditEvent.action == "reopened")).one()
     sweep(app.sweep_deps(), now)
     assert {f"{O}:written_reminder:d1@dist.example", f"{O}:overdue:ybj@jiaocheng.example"} <= alert_keys(app)
+
+
+def test_a_late_report_that_reaches_the_ledger_days_after_it_was_submitted_is_in_the_next_daily_digest(db_url, make_app):
+    from shortage_watch.services.digests import send_daily_digests
+
+    app = make_app(db_url)
+    store_notice(app, at("2024-09-27T10:00"))  # due 2024-10-10
+    assert send_daily_digests(app.digest_deps(), at("2024-10-14T08:30")) >= 1  # lists it overdue
+    # Submitted on the 11th, in a file picked up on the 14th after that morning's digest.
+    store_report(app, at("2024-10-14T09:00"), submitted_at=at("2024-10-11T10:00"))
+    assert send_daily_digests(app.digest_deps(), at("2024-10-15T08:30")) >= 1
+
+    with app.sessions() as session:
+        digest = session.scalars(select(Alert).where(Alert.template == "digest", Alert.recipient_email == "wjw@ningde.example")
+                                 .order_by(Alert.id.desc())).first()
+    assert digest.context["digest_date"] == "2024-10-15"
+    assert [(late["case_number"], late["late_working_days"]) for late in digest.context["late_reports"]] == [("SW-O-000001", 1)]

@@ -68,7 +68,8 @@ def obligation(session, n, *, party, region, state, due_at, fulfilled_at=None, l
     row = Obligation(kind="report", subject_key=f"{n.notice_id}:{party}" if n else f"x:{party}:{due_at}", party_code=party, region_code=region,
                      notice_pk=n.id if n else None, product_code=product, priority=False, received_on=due_at.date() - dt.timedelta(days=7),
                      due_on=due_at.astimezone(SH).date(), due_at=due_at, calendar_status="official", state=state, level=0, policy={},
-                     next_action_at=None, fulfilled_at=fulfilled_at, late_working_days=late, opened_at=due_at - dt.timedelta(days=7), updated_at=due_at)
+                     next_action_at=None, fulfilled_at=fulfilled_at, late_working_days=late, opened_at=due_at - dt.timedelta(days=7),
+                     updated_at=fulfilled_at or due_at)  # as the ledger writes it: last changed when its report came
     session.add(row)
     session.flush()
     return row

@@ -238,7 +238,7 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
         for ob in snapshot.overdue if within(ob.region_code)]
     late = [cast(LateReport, obligation_item(
         ob, submitted_at=(ob.fulfilled_at or now).isoformat(), late_working_days=ob.late_working_days or 0))
-        for ob in snapshot.late if ob.fulfilled_at and ob.fulfilled_at >= since and within(ob.region_code)]
+        for ob in snapshot.late if ob.updated_at >= since and within(ob.region_code)]
 
     open_shortages: list[OpenShortage] = []
     for case in snapshot.cases:

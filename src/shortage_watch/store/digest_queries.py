@@ -38,7 +38,7 @@ class DigestSnapshot:
     notices: list[StoppageNotice]  # received in [since, now), `since` the earliest of the run's windows
     notice_obligations: dict[int, Obligation]  # their report obligations, by notice row id
     overdue: list[Obligation]  # open and past due at `now`
-    late: list[Obligation]  # fulfilled late in [since, now)
+    late: list[Obligation]  # fulfilled late, the ledger learning it in [since, now) (`updated_at`)
     cases: list[ShortageCase]  # not resolved
     reports_by_case: dict[int, list[ShortageReport]]
     products: dict[str, str]  # product names by code, for the overdue and late obligations
@@ -50,8 +50,10 @@ def read_digest_snapshot(session: Session, since: datetime, now: datetime) -> Di
         select(StoppageNotice).where(StoppageNotice.received_at >= since, StoppageNotice.received_at < now).order_by(StoppageNotice.received_at)
     ))
     overdue = list(session.scalars(select(Obligation).where(Obligation.state.in_(OBLIGATION_IN_FLIGHT), Obligation.due_at < now).order_by(Obligation.due_at)))
+    # By when the ledger learned it, not by the submission time the report states (fulfilled_at): a report
+    # submitted before the previous digest but received after it is still news.
     late = list(session.scalars(
-        select(Obligation).where(Obligation.state == ObligationState.FULFILLED_LATE, Obligation.fulfilled_at >= since, Obligation.fulfilled_at < now)
+        select(Obligation).where(Obligation.state == ObligationState.FULFILLED_LATE, Obligation.updated_at >= since, Obligation.updated_at < now)
     ))
     cases = list(session.scalars(select(ShortageCase).where(ShortageCase.state != CaseState.RESOLVED).order_by(ShortageCase.opened_at)))
     reports_by_case: dict[int, list[ShortageReport]] = {}
