@@ -288,3 +288,15 @@ def test_a_distributor_that_reported_the_stoppage_before_its_notice_arrived_is_n
     with app.sessions() as session:
         assert session.scalars(select(Obligation.kind)).all() == ["report"]  # fulfilled by its report; no explanation owed
     assert not [key for key in alert_keys(app) if "explanation_request" in key]
+
+
+def test_a_hospitals_follow_up_report_does_not_hide_that_it_was_short_with_the_others(db_url, make_app):
+    # The health commission's monthly list, hospital by hospital: H1 short on the 1st and still short on the
+    # 20th, H2 and H3 short on the 2nd and 3rd. Three hospitals within seven days: a regional shortage.
+    app = make_app(db_url, now="2024-10-21T10:00")
+    for n, (hospital, day) in enumerate((("H1", 1), ("H1", 20), ("H2", 2), ("H3", 3))):
+        store_shortage(app, at("2024-10-21T10:00"), report_id=f"S{n}", hospital_code=hospital, reported_on=date(2024, 10, day),
+                       supply_status="severe" if day == 20 else "short")
+    with app.sessions() as session:
+        assert session.scalars(select(ShortageCase.state)).one() == "regional"
+    assert {a.recipient_email for a in _alerts(app) if a.template == "regional_shortage"} == {"ybj@ningde.example", "wjw@ningde.example"}

@@ -173,6 +173,13 @@ def test_regional_needs_k_distinct_hospitals_within_w_days():
     assert not is_regional(same_hospital, 3, 7)
 
 
+def test_a_hospital_still_short_counts_on_each_day_it_reported_not_only_its_latest():
+    follow_up = hospital_parts([_report("H1", 1), _report("H1", 20, status="severe"), _report("H2", 2), _report("H3", 3)])
+    assert is_regional(follow_up, 3, 7)
+    resolved_between = hospital_parts([_report("H1", 1), _report("H1", 20, status="resolved"), _report("H2", 2), _report("H3", 3)])
+    assert not is_regional(resolved_between, 3, 7)  # H1's part is closed: it no longer counts
+
+
 def test_procurement_cause_counts_apart_and_resolved_parts_close():
     parts = hospital_parts([_report("H1", 1), _report("H2", 2, cause="procurement"), _report("H3", 3)])
     assert not is_regional(parts, 3, 7) and possible_false_shortages(parts) == 1

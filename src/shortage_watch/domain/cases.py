@@ -34,6 +34,7 @@ class Part:
     hospital_code: str
     latest: ReportView
     closed: bool
+    short_on: tuple[date, ...] = ()  # the days of its reports saying short or severe for supply, ascending
 
 
 def hospital_parts(reports: Iterable[ReportView], operator_closed: dict[str, datetime] | None = None) -> list[Part]:
@@ -42,7 +43,10 @@ def hospital_parts(reports: Iterable[ReportView], operator_closed: dict[str, dat
     A part an operator closed stays closed unless the hospital reported again after that.
     """
     latest: dict[str, ReportView] = {}
+    short_on: dict[str, set[date]] = {}
     for report in reports:
+        if report.supply_status != "resolved" and report.cause != "procurement":
+            short_on.setdefault(report.hospital_code, set()).add(report.reported_on)
         current = latest.get(report.hospital_code)
         if current is None or (report.reported_on, report.received_at, report.report_pk) >= (
             current.reported_on,
@@ -54,7 +58,7 @@ def hospital_parts(reports: Iterable[ReportView], operator_closed: dict[str, dat
     parts = []
     for code, report in sorted(latest.items()):
         by_operator = code in closed_at and closed_at[code] >= report.received_at
-        parts.append(Part(code, report, report.supply_status == "resolved" or by_operator))
+        parts.append(Part(code, report, report.supply_status == "resolved" or by_operator, tuple(sorted(short_on.get(code, ())))))
     return parts
 
 
@@ -79,11 +83,22 @@ def possible_false_shortages(parts: Iterable[Part]) -> int:
 
 
 def is_regional(parts: Iterable[Part], hospitals: int, window_days: int) -> bool:
-    """True when at least `hospitals` distinct hospitals with open supply parts reported within `window_days` days."""
-    days = sorted(p.latest.reported_on for p in parts if counts_towards_regional(p))
+    """True when at least `hospitals` distinct hospitals with open supply parts reported short within one span
+    of `window_days` days: any of each one's reports counts, not only its latest (a hospital still short
+    that sent a follow-up was short with the others all along)."""
+    reported = sorted((day, p.hospital_code) for p in parts if counts_towards_regional(p) for day in p.short_on)
     span = timedelta(days=window_days - 1)
-    for i in range(len(days) - hospitals + 1):
-        if days[i + hospitals - 1] - days[i] <= span:
+    within: dict[str, int] = {}  # hospital -> its reports in the window [reported[start], reported[end]]
+    start = 0
+    for day, code in reported:
+        within[code] = within.get(code, 0) + 1
+        while day - reported[start][0] > span:
+            first = reported[start][1]
+            within[first] -= 1
+            if not within[first]:
+                del within[first]
+            start += 1
+        if len(within) >= hospitals:
             return True
     return False
 
