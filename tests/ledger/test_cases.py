@@ -300,3 +300,23 @@ def test_a_hospitals_follow_up_report_does_not_hide_that_it_was_short_with_the_o
     with app.sessions() as session:
         assert session.scalars(select(ShortageCase.state)).one() == "regional"
     assert {a.recipient_email for a in _alerts(app) if a.template == "regional_shortage"} == {"ybj@ningde.example", "wjw@ningde.example"}
+
+
+def test_a_hospital_revising_its_report_after_an_officer_closed_its_part_reopens_the_part(db_url, make_app):
+    from shortage_watch.services.bureau_actions import close_case_parts
+
+    app = make_app(db_url)
+    first = store_shortage(app, at("2024-10-08T10:00"), report_id="S1", hospital_code="H1")
+    store_shortage(app, at("2024-10-08T10:00"), report_id="S2", hospital_code="H2", region_code="350981")
+    with app.sessions.begin() as session:  # H1 phoned: supplied
+        case = session.scalars(select(ShortageCase)).one()
+        close_case_parts(session, case, hospitals_in_scope={"H1"}, hospital="H1", note="电话确认已到货", actor="officer", now=at("2024-10-09T10:00"))
+    now = at("2024-10-10T10:00")
+    with app.sessions.begin() as session:  # two days on, the direct-reporting system revises H1's report: severe
+        row = session.get(ShortageReport, first)
+        row.supply_status, row.version, row.updated_at = "severe", 2, now
+        session.flush()
+        app.record_listener.record_stored(session, "shortage_report", row, {"supply_status": "short"}, now)
+    store_shortage(app, at("2024-10-10T11:00"), report_id="S3", hospital_code="H2", region_code="350981", supply_status="resolved")
+    with app.sessions() as session:
+        assert session.scalars(select(ShortageCase.state)).all() == ["open"]  # H1 is short again: the case is not over

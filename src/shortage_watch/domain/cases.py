@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable
+from typing import Any, Iterable
 
 from shortage_watch.domain.states import CaseState
 
@@ -27,6 +27,13 @@ class ReportView:
     cause: str | None
     received_at: datetime
     report_pk: int = 0
+    changed_at: datetime | None = None  # when the hospital last revised it (None: as received)
+
+
+def report_view(report: Any) -> ReportView:
+    """What the rules read of a hospital report (its row, or anything with its columns)."""
+    return ReportView(report.hospital_code, report.reported_on, report.supply_status, report.cause, report.received_at, report.id,
+                      report.updated_at)
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class Part:
 def hospital_parts(reports: Iterable[ReportView], operator_closed: dict[str, datetime] | None = None) -> list[Part]:
     """One part per hospital: its latest report (by reported_on, then arrival), open or closed.
 
-    A part an operator closed stays closed unless the hospital reported again after that.
+    A part an operator closed stays closed unless the hospital reported again after that (a new report, or a
+    revision of its latest).
     """
     latest: dict[str, ReportView] = {}
     short_on: dict[str, set[date]] = {}
@@ -57,7 +65,7 @@ def hospital_parts(reports: Iterable[ReportView], operator_closed: dict[str, dat
     closed_at = operator_closed or {}
     parts = []
     for code, report in sorted(latest.items()):
-        by_operator = code in closed_at and closed_at[code] >= report.received_at
+        by_operator = code in closed_at and closed_at[code] >= (report.changed_at or report.received_at)
         parts.append(Part(code, report, report.supply_status == "resolved" or by_operator, tuple(sorted(short_on.get(code, ())))))
     return parts
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shortage_watch.calendar import WorkingCalendar
 from shortage_watch.domain.alert_context import OPTIONAL_CONTEXT_KEYS, AlertContext
-from shortage_watch.domain.cases import ReportView, hospital_parts, operator_closures_of, possible_false_shortages
+from shortage_watch.domain.cases import hospital_parts, operator_closures_of, possible_false_shortages, report_view
 from shortage_watch.domain.obligations import case_number, overdue_working_days
 from shortage_watch.domain.routing import DirectoryView, Route
 from shortage_watch.domain.states import OBLIGATION_IN_FLIGHT, CaseState
@@ -291,7 +291,7 @@ def case_context_of(case: ShortageCase | SimpleNamespace, reports: list[Shortage
         unresolved = calendar.working_days_between(calendar.local_date(case.regional_at), calendar.local_date(now) - timedelta(days=1))
         if case.due_at is not None:
             overdue = overdue_working_days(calendar, calendar.local_date(case.due_at), case.due_at, now)
-    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in reports]
+    views = [report_view(r) for r in reports]
     parts = hospital_parts(views, closures)
     latest_pk = {p.latest.report_pk for p in parts}
     lines = [

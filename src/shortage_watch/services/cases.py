@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shortage_watch.domain.cases import ReportView, after_joining, all_closed, hospital_parts, operator_closures_of, report_asks
+from shortage_watch.domain.cases import (ReportView, after_joining, all_closed, hospital_parts, operator_closures_of, report_asks,
+                                         report_view)
 from shortage_watch.domain.catch_up import Plan, steps_sent_before
 from shortage_watch.domain.obligations import advance, explanation_subject_key, next_action_after_revision
 from shortage_watch.domain.policy import Firing, Ladder
@@ -97,7 +98,7 @@ def redate_case(session: Session, deps: LedgerDeps, case: ShortageCase, now: dat
 
 def case_parts(session: Session, case: ShortageCase) -> list:
     rows = hospital_reports_of_case(session, case.id)
-    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in rows]
+    views = [report_view(r) for r in rows]
     return hospital_parts(views, operator_closures(session, case.id))
 
 
@@ -128,8 +129,7 @@ class _Track:
     def put(self, report: ShortageReport | SimpleNamespace) -> None:
         """The report counts in this case as it is given (in place of any earlier form of it)."""
         self.reports[report.id] = report
-        self.views[report.id] = ReportView(report.hospital_code, report.reported_on, report.supply_status, report.cause, report.received_at,
-                                           report.id)
+        self.views[report.id] = report_view(report)
 
     def drop(self, report_id: int) -> None:
         """The report no longer counts in this case."""
@@ -321,8 +321,10 @@ def _as_it_was(deps: LedgerDeps, row: ShortageReport, previous: dict[str, Any]) 
         # A version stored under older rules may not pass today's: it counts as it is now.
         log.warning("ledger: previous version of hospital report %s does not validate; taken as revised", row.id)
         return row
+    # When that version was written is not at hand: taken as received, so a part an officer closed since stays
+    # closed until the walk reaches the revision (as it did before it).
     return SimpleNamespace(**{**{c.key: getattr(row, c.key) for c in ShortageReport.__table__.c},
-                              **stored_values(record, deps.directory)})
+                              **stored_values(record, deps.directory), "updated_at": row.received_at})
 
 
 def _insert_opened(session: Session, opened: list[_Track]) -> None:

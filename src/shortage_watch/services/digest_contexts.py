@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TypedDict, cast
 
 from shortage_watch.calendar import WorkingCalendar
-from shortage_watch.domain.cases import ReportView, hospital_parts
+from shortage_watch.domain.cases import hospital_parts, report_view
 from shortage_watch.domain.directory import Contact, Directory
 from shortage_watch.domain.labels import named
 from shortage_watch.domain.obligations import case_number, overdue_working_days
@@ -276,7 +276,7 @@ def digest_context(directory: Directory, calendar: WorkingCalendar, snapshot: Di
 
 def _hospitals_short(reports: list[ShortageReport], closures: dict[str, datetime]) -> int:
     """The case's hospitals whose part is open: their latest report not `resolved`, and no officer closed it since."""
-    views = [ReportView(r.hospital_code, r.reported_on, r.supply_status, r.cause, r.received_at, r.id) for r in reports]
+    views = [report_view(r) for r in reports]
     return sum(1 for part in hospital_parts(views, closures) if not part.closed)
 
 
