@@ -320,3 +320,14 @@ def test_a_hospital_revising_its_report_after_an_officer_closed_its_part_reopens
     store_shortage(app, at("2024-10-10T11:00"), report_id="S3", hospital_code="H2", region_code="350981", supply_status="resolved")
     with app.sessions() as session:
         assert session.scalars(select(ShortageCase.state)).all() == ["open"]  # H1 is short again: the case is not over
+
+
+def test_hospitals_of_no_known_region_make_no_regional_shortage_together(db_url, make_app):
+    # Hospitals missing from the directory whose reports give no region may be in any city of the country.
+    app = make_app(db_url)
+    for n in (1, 2, 3):
+        store_shortage(app, at("2024-10-08T10:00"), report_id=f"S{n}", hospital_code=f"X{n}", hospital_name=f"未登记医院{n}", region_code=None)
+    with app.sessions() as session:
+        case = session.scalars(select(ShortageCase)).one()
+    assert (case.city_code, case.state) == ("unknown", "open")
+    assert not [a for a in _alerts(app) if a.template == "regional_shortage"]

@@ -161,7 +161,12 @@ def _city_of(deps: LedgerDeps, report: ShortageReport) -> tuple[str | None, str]
     directory = deps.directory
     region_code = report.region_code or getattr(directory.hospital(report.hospital_code), "region_code", None)
     city = directory.city_of(region_code) if region_code else None
-    return region_code, getattr(city, "code", None) or region_code or "unknown"
+    return region_code, getattr(city, "code", None) or region_code or NO_CITY
+
+
+# The case key of reports whose region nobody gives: their hospitals may be anywhere, so they are one city
+# only in name and never make a regional shortage together.
+NO_CITY = "unknown"
 
 
 def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[ShortageReport], now: datetime, *,
@@ -246,7 +251,7 @@ def shortage_reports_stored(session: Session, deps: LedgerDeps, reports: list[Sh
             explanations.append((report, region_code, _seen(track)))
         after = after_joining(hospital_parts(track.views.values(), track.closures), track.case.state, settings.regional_hospitals,
                               settings.regional_window_days)
-        if after.becomes_regional:
+        if after.becomes_regional and track.case.city_code != NO_CITY:
             action, detail, opening = _make_regional(deps, track.case, now)
             changes.append((track, action, detail))
             regional.append((_seen(track), opening))
