@@ -145,3 +145,29 @@ def test_moving_payload_content_last_keeps_the_payloads_and_the_receipts_pointin
     if engine.dialect.name == "sqlite":
         assert [c["name"] for c in inspect(engine).get_columns("raw_payloads")][-1] == "first_seen_at"
     engine.dispose()
+
+
+def test_ended_web_sessions_come_with_0013_and_go_with_its_downgrade(unmigrated_url: str) -> None:
+    from shortage_watch.store.tables import EndedWebSession, WebAccount
+
+    at = datetime(2024, 10, 8, 2, 0, tzinfo=timezone.utc)
+    engine = make_engine(unmigrated_url)
+    upgrade_schema(engine, "0012_receipt_status_index")
+    assert "ended_web_sessions" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        conn.execute(insert(WebAccount.__table__), {"id": 1, "name": "D350901", "role": "distributor", "password_hash": "x",
+                                                    "must_change_password": False, "disabled": False, "session_epoch": 0,
+                                                    "created_at": at, "updated_at": at})
+    upgrade_schema(engine, "0013_ended_web_sessions")
+    assert {i["name"] for i in inspect(engine).get_indexes("ended_web_sessions")} == {"ix_ended_web_sessions_expires_at"}
+    with engine.begin() as conn:
+        conn.execute(insert(EndedWebSession.__table__), {"session_id": "a" * 64, "account_id": 1, "ended_at": at, "expires_at": at})
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # one row per session
+        conn.execute(insert(EndedWebSession.__table__), {"session_id": "a" * 64, "account_id": 1, "ended_at": at, "expires_at": at})
+    downgrade_schema(engine, "0012_receipt_status_index")
+    assert "ended_web_sessions" not in inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(select(WebAccount.__table__.c.name)).scalars().all() == ["D350901"]
+    upgrade_schema(engine)
+    assert schema_is_current(engine)
+    engine.dispose()

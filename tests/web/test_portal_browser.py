@@ -149,7 +149,7 @@ def test_correcting_a_record_keeps_the_old_version_and_the_reason(portal, page):
     base = server.address
     from shortage_watch.services.accounts import change_password, session_user
 
-    user = session_user(app.read_sessions, 1, 0)
+    user = session_user(app.read_sessions, 1, 0, "no session ended")
     change_password(app.sessions, user, current=initial, new=PASSWORD, now=NOW)
     page.goto(f"{base}/login")
     page.fill("#name", "D350901")

@@ -203,3 +203,69 @@ def test_a_token_is_shown_once_and_never_logged(web, caplog):
         details = " ".join(str(d) for d in session.scalars(select(AuditEvent.detail)).all())
     assert secret not in (stored.token_hash, stored.prefix) and stored.prefix == secret[:10]
     assert secret not in details
+
+
+def _cookie(browser: requests.Session) -> str:
+    return browser.cookies["sw_session"]
+
+
+def _opens_home(server, cookie: str) -> bool:
+    answer = requests.get(f"{server.address}/", cookies={"sw_session": cookie}, timeout=10, allow_redirects=False)
+    assert answer.status_code in (200, 303), answer.status_code
+    return answer.status_code == 200
+
+
+def test_logging_out_ends_that_session_for_every_copy_of_its_cookie_and_no_other(web):
+    app, server = web
+    add_distributor(app, "D350901")
+    office, phone = login(server, "D350901"), login(server, "D350901")
+    copied = _cookie(office)
+    assert _opens_home(server, copied)
+    answer = office.post(f"{server.address}/logout", data={"csrf": _csrf(office.get(f"{server.address}/", timeout=10))},
+                         timeout=10, allow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["Location"] == "/login"
+    assert not _opens_home(server, copied)  # a copy taken before the logout is refused on the server
+    assert _opens_home(server, _cookie(phone))  # the account's session on another device goes on
+    with app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "logout")) == 1
+
+
+def test_a_password_change_ends_the_accounts_other_sessions_and_keeps_this_one(web):
+    app, server = web
+    add_distributor(app, "D350901")
+    office, phone = login(server, "D350901"), login(server, "D350901")
+    before = _cookie(office)
+    page = office.get(f"{server.address}/password", timeout=10)
+    done = office.post(f"{server.address}/password", data={"csrf": _csrf(page), "current": PASSWORD, "new": "another horse battery",
+                                                           "repeat": "another horse battery"}, timeout=10, allow_redirects=False)
+    assert done.status_code == 303
+    assert _opens_home(server, _cookie(office))
+    assert not _opens_home(server, _cookie(phone)) and not _opens_home(server, before)
+
+
+def test_disabling_an_account_ends_every_session_of_it(web):
+    from shortage_watch.services.accounts import disable_account
+
+    app, server = web
+    add_distributor(app, "D350901")
+    add_distributor(app, "D350902")
+    office, phone, other = login(server, "D350901"), login(server, "D350901"), login(server, "D350902")
+    disable_account(app.sessions, "D350901", NOW)
+    assert not _opens_home(server, _cookie(office)) and not _opens_home(server, _cookie(phone))
+    assert _opens_home(server, _cookie(other))
+
+
+def test_a_session_is_checked_in_one_statement(db_url, sessions):
+    """Each request's session costs one read: the account and whether this session ended, together."""
+    from sqlalchemy import event
+
+    from shortage_watch.services.accounts import log_out, session_user
+
+    user = add_account(sessions, name="D350901", role="distributor", party_code="D350901", now=NOW)[0]
+    statements: list[str] = []
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert session_user(sessions, user.id, 0, "a" * 64) is not None
+    assert [s.split()[0] for s in statements if not s.startswith("BEGIN")] == ["SELECT"]
+    log_out(sessions, account_id=user.id, session_id="a" * 64, expires_at=NOW.replace(hour=10), now=NOW)
+    assert session_user(sessions, user.id, 0, "a" * 64) is None and session_user(sessions, user.id, 0, "b" * 64) is not None

@@ -129,14 +129,28 @@ def reset_password(sessions: sessionmaker[Session], name: str, now: datetime) ->
     return password
 
 
-def session_user(read_sessions: sessionmaker[Session], account_id: int, epoch: int) -> WebUser | None:
-    """The user of a session cookie, or None when the account is gone, disabled or the cookie is older
-    than its last password change."""
+def session_user(read_sessions: sessionmaker[Session], account_id: int, epoch: int, session_id: str) -> WebUser | None:
+    """The user of a session cookie, or None when the account is gone, disabled, the cookie is older
+    than its last password change, or this session was logged out."""
     with read_sessions() as session:
-        account = session.get(WebAccount, account_id)
-        if account is None or account.disabled or account.session_epoch != epoch:
+        found = web_accounts.account_of_session(session, account_id, session_id)
+        if found is None:
+            return None
+        account, ended = found
+        if ended or account.disabled or account.session_epoch != epoch:
             return None
         return _user(account)
+
+
+def log_out(sessions: sessionmaker[Session], *, account_id: int, session_id: str, expires_at: datetime, now: datetime) -> None:
+    """End this one session: its cookie, wherever a copy of it is, opens nothing from now on; the
+    account's other sessions go on. Audited once."""
+    with sessions.begin() as session:
+        account = session.get(WebAccount, account_id)
+        if account is None:
+            return
+        if web_accounts.end_session(session, session_id=session_id, account_id=account_id, expires_at=expires_at, now=now):
+            audit(session, at=now, actor=f"web:{account.name}", entity="web_account", entity_id=account.id, action="logout")
 
 
 @dataclass(frozen=True)

@@ -449,6 +449,20 @@ class WebAccount(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class EndedWebSession(Base):
+    """A session cookie ended by logging out before it expired: the cookie opens nothing any more.
+
+    `session_id` is the sha256 of the cookie's random nonce; a row is needed only until `expires_at`
+    (the cookie's own expiry), after which the signature check refuses the cookie anyway."""
+
+    __tablename__ = "ended_web_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("web_accounts.id"))
+    ended_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ApiToken(Base):
     """A bearer token of one account; only its sha256 is kept."""
 

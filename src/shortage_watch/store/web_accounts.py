@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shortage_watch.store.tables import ApiToken, LoginAttempt, WebAccount
+from shortage_watch.store.tables import ApiToken, EndedWebSession, LoginAttempt, WebAccount
 
 
 def account_named(session: Session, name: str) -> WebAccount | None:
@@ -23,6 +24,27 @@ def distributor_accounts(session: Session, party_code: str) -> list[WebAccount]:
     """The accounts of one distributor, oldest first."""
     return list(session.scalars(select(WebAccount).where(
         WebAccount.role == "distributor", WebAccount.party_code == party_code).order_by(WebAccount.id)))
+
+
+def account_of_session(session: Session, account_id: int, session_id: str) -> tuple[WebAccount, bool] | None:
+    """The account a session cookie names and whether that session was ended by logging out, or None
+    when there is no such account: one statement, each table read by its primary key."""
+    found = session.execute(select(WebAccount, EndedWebSession.session_id).outerjoin(
+        EndedWebSession, (EndedWebSession.session_id == session_id) & (EndedWebSession.account_id == WebAccount.id))
+        .where(WebAccount.id == account_id)).first()
+    return (found[0], found[1] is not None) if found is not None else None
+
+
+def end_session(session: Session, *, session_id: str, account_id: int, expires_at: datetime, now: datetime) -> bool:
+    """Record the session as ended; True when it was not ended before. Ended sessions whose cookies
+    have expired are forgotten (the signature check refuses those cookies by itself)."""
+    session.execute(delete(EndedWebSession).where(EndedWebSession.expires_at <= now))
+    # Two logouts of one cookie at once (two tabs): the second insert finds the row and does nothing.
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    added = session.execute(dialect_insert(EndedWebSession).values(
+        session_id=session_id, account_id=account_id, ended_at=now, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=["session_id"]).returning(EndedWebSession.session_id))
+    return added.first() is not None
 
 
 def failed_logins_since(session: Session, name: str, address: str, since: datetime) -> list[datetime]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -48,8 +48,10 @@ from shortage_watch.web.security import (
     current_user,
     has_nul,
     new_session,
+    request_session,
     require_role,
     safe_next,
+    session_id,
     set_session_cookie,
 )
 
@@ -179,8 +181,14 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """End this session on the server (a copy of its cookie opens nothing after) and start a visitor's."""
     await _form(request)
     app = _app(request)
+    user = current_user(request)
+    if user is not None:
+        data = request_session(request)
+        await run_in_threadpool(accounts.log_out, app.sessions, account_id=user.id, session_id=session_id(data),
+                                expires_at=datetime.fromtimestamp(data.expires, timezone.utc), now=app.clock.now())
     response = RedirectResponse("/login", status_code=303)
     set_session_cookie(response, request, new_session(None, 0, app.clock.now(), app.settings.web.session_minutes))
     return response

@@ -3,8 +3,11 @@
 A session is a signed cookie (HMAC-SHA256 with `web.session_secret_file`; HttpOnly,
 SameSite=Lax, Secure when `web.public_url` is https) holding the account id, the
 account's session epoch (a password change, reset or disable voids older cookies), a
-random nonce and an expiry (`web.session_minutes`). The server keeps no session state,
-so any number of web processes share the logins. Visitors not logged in get a cookie
+random nonce and an expiry (`web.session_minutes`). The nonce names the session: logging
+out records it (hashed) in `ended_web_sessions`, so that cookie, and every copy of it, is
+refused from then on while the account's other sessions go on. That table is the only
+session state the server keeps (read in the same statement as the account), so any
+number of web processes share the logins. Visitors not logged in get a cookie
 too (no account), so the login form has a CSRF token.
 
 The CSRF token of a form is an HMAC of the session's nonce: every POST handler calls
@@ -102,6 +105,11 @@ class Signer:
         return self._mac("csrf", nonce.encode())
 
 
+def session_id(data: SessionData) -> str:
+    """The id a session is ended by: the sha256 of its nonce (the nonce itself is never stored)."""
+    return hashlib.sha256(data.nonce.encode("utf-8")).hexdigest()
+
+
 def new_session(account_id: int | None, epoch: int, now: datetime, minutes: int) -> SessionData:
     return SessionData(account_id, epoch, secrets.token_urlsafe(16), int((now + timedelta(minutes=minutes)).timestamp()))
 
@@ -141,11 +149,12 @@ def check_csrf(request: Request, token: str | None) -> None:
 
 
 def current_user(request: Request) -> WebUser | None:
-    """The logged-in user, or None (no session, expired, or the account changed since)."""
+    """The logged-in user, or None (no session, expired, logged out, or the account changed since)."""
     if hasattr(request.state, "user"):
         return request.state.user
     data = request_session(request)
-    user = session_user(request.app.state.app.read_sessions, data.account_id, data.epoch) if data.account_id is not None else None
+    user = (session_user(request.app.state.app.read_sessions, data.account_id, data.epoch, session_id(data))
+            if data.account_id is not None else None)
     request.state.user = user
     return user
 
