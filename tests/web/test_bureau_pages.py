@@ -286,3 +286,34 @@ def test_an_estimated_deadline_says_what_the_estimate_rests(bureau) -> None:
     page = login(server, "ningde").get(f"{server.address}/bureau/obligations/{seeded.ob['jiaocheng_overdue']}", timeout=10).text
     assert f"期限依据{label('calendar', 'estimated', 'zh-CN')}计算" in page
     assert "按周末估算" not in page
+
+
+def _printed_checksum(browser: requests.Session, server: WebServer, code: str) -> str:
+    page = browser.get(f"{server.address}/bureau/distributors/{code}/interview", timeout=10)
+    assert page.status_code == 200
+    return re.search(r'id="checksum">([0-9a-f]{64})<', page.text).group(1)
+
+
+def _verdict(browser: requests.Session, server: WebServer, checksum: str) -> str:
+    page = browser.get(f"{server.address}/bureau/materials", params={"checksum": checksum}, timeout=10)
+    assert page.status_code == 200
+    return re.search(r'id="verdict">([^<]*)<', page.text).group(1)
+
+
+def test_a_county_officer_does_not_read_the_city_officers_printed_material(bureau) -> None:
+    _, server, _ = bureau
+    city, county = login(server, "ningde"), login(server, "jiaocheng")
+    citys = _printed_checksum(city, server, "D350901")  # the city's copy: every county's obligations and the city's actions
+    assert "没有这个校验码" in _verdict(county, server, citys)
+    countys = _printed_checksum(county, server, "D350901")
+    assert "校验码有记录" in _verdict(county, server, countys)
+    assert "校验码有记录" in _verdict(city, server, countys)  # the city oversees its counties' papers
+
+
+def test_a_county_officer_does_not_read_another_countys_printed_material(bureau) -> None:
+    app, server, _ = bureau
+    user, initial = add_account(app.sessions, name="fuan", role="officer", party_code=None, region_code="350981", bureau="insurance", now=NOW)
+    change_password(app.sessions, user, current=initial, new=PASSWORD, now=NOW)
+    fuans = _printed_checksum(login(server, "fuan"), server, "D350902")
+    assert "没有这个校验码" in _verdict(login(server, "jiaocheng"), server, fuans)
+    assert "校验码有记录" in _verdict(login(server, "ningde"), server, fuans)

@@ -8,7 +8,7 @@ from typing import Collection
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shortage_watch.store.tables import AuditEvent, OfficerAction
+from shortage_watch.store.tables import AuditEvent, OfficerAction, WebAccount
 
 
 def actions_on_obligation(session: Session, obligation_id: int, regions: Collection[str]) -> list[OfficerAction]:
@@ -26,10 +26,14 @@ def actions_on_distributor(session: Session, distributor_code: str, regions: Col
         .order_by(OfficerAction.done_on, OfficerAction.id)))
 
 
-def printed_material(session: Session, checksum: str) -> AuditEvent | None:
-    """The first interview material printed with `checksum` (its audit event keeps the content), if any."""
-    printed = session.scalars(select(AuditEvent).where(AuditEvent.entity == "web_account",
-                                                       AuditEvent.action == "interview_material").order_by(AuditEvent.id))
+def printed_material(session: Session, checksum: str, regions: Collection[str]) -> AuditEvent | None:
+    """The first interview material printed with `checksum` by an officer of `regions` (its audit
+    event keeps the content), if any."""
+    # A material shows what its printer's regions see (a city's: every county's obligations and the
+    # city's own actions), so only an officer overseeing the printer's region may read it back.
+    printed = session.scalars(select(AuditEvent).join(WebAccount, WebAccount.id == AuditEvent.entity_id).where(
+        AuditEvent.entity == "web_account", AuditEvent.action == "interview_material",
+        WebAccount.region_code.in_(list(regions))).order_by(AuditEvent.id))
     for event in printed:
         detail = event.detail or {}
         if detail.get("checksum") == checksum and "content" in detail:
