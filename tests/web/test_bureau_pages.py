@@ -317,3 +317,18 @@ def test_a_county_officer_does_not_read_another_countys_printed_material(bureau)
     fuans = _printed_checksum(login(server, "fuan"), server, "D350902")
     assert "没有这个校验码" in _verdict(login(server, "jiaocheng"), server, fuans)
     assert "校验码有记录" in _verdict(login(server, "ningde"), server, fuans)
+
+
+def test_an_offline_action_on_another_distributors_obligation_is_refused(bureau) -> None:
+    app, server, seeded = bureau
+    browser = login(server, "ningde")
+    url = f"{server.address}/bureau/distributors/D350901"
+    # 福安's obligation is D350902's, in the officer's city: crafted into D350901's form.
+    answer = browser.post(url + "/actions", data={"csrf": _csrf(browser, url), "kind": "interview", "done_on": "2024-10-14",
+                                                  "note": "约谈", "obligation_id": str(seeded.ob["fuan_due_soon"])}, timeout=10)
+    assert answer.status_code == 422
+    error = re.search(r'id="action-error">([^<]*)<', answer.text).group(1)
+    assert "D350901" in error and "D350902" not in error and " / " in error
+    with app.sessions() as session:
+        assert session.scalars(select(OfficerAction)).all() == []
+

@@ -99,6 +99,7 @@ def _row_id(value: str, missing: str) -> int:
 
 
 NO_OBLIGATION = "没有这项报告义务，或不在您的辖区 / no such obligation in your regions"
+NOT_THEIRS = "报告义务 {number} 不是配送企业 {code} 的，未记录 / obligation {number} is not distributor {code}'s: nothing recorded"
 NO_CASE = "没有这个短缺案件，或不在您的辖区 / no such case in your regions"
 
 
@@ -570,8 +571,12 @@ async def record_action(request: Request, code: str, user: WebUser = Depends(off
         done_on = None
     try:
         with app.sessions.begin() as session:
-            if obligation_id and q.read_obligation(session, _regions(request, user), obligation_id, now=now) is None:
-                raise ActionError(NO_OBLIGATION)
+            if obligation_id:
+                detail = q.read_obligation(session, _regions(request, user), obligation_id, now=now)
+                if detail is None:
+                    raise ActionError(NO_OBLIGATION)
+                if detail.obligation.party_code != code:
+                    raise ActionError(NOT_THEIRS.format(number=case_number("O", obligation_id), code=code))
             record_offline_action(session, kind=_text(form, "kind"), distributor_code=code, region_code=user.region_code or "",
                                   obligation_id=obligation_id, done_on=done_on, note=_text(form, "note"),
                                   actor=user.actor, account_id=user.id, now=now, today=app.calendar.local_date(now))
