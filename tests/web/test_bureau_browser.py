@@ -90,3 +90,37 @@ def test_an_officer_reads_the_overview_prepares_an_interview_resolves_a_case_and
     assert sheet.max_row == 2 and sheet.cell(2, headers.index("通知编号") + 1).value == "N-FA-SOON"
     cell = sheet.cell(2, headers.index("生产企业") + 1)
     assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x.example","点我")', "s")
+
+
+def _officer_logs_in(page, base: str, initial: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", "nd-wang")
+    page.fill("input[name=password]", initial)
+    page.click("button[type=submit], form button")
+    page.fill("input[name=current]", initial)
+    page.fill("input[name=new]", PASSWORD)
+    page.fill("input[name=repeat]", PASSWORD)
+    page.click("form.form button")
+    page.wait_for_url(f"{base}/bureau/")
+
+
+def test_a_refused_offline_action_comes_back_with_the_reason_and_what_was_typed(dashboard, page, shots) -> None:
+    _app, server, seeded, initial = dashboard
+    base = server.address
+    number = seeded.ob["jiaocheng_overdue"]
+    _officer_logs_in(page, base, initial)
+    page.goto(f"{base}/bureau/obligations/{number}")
+    page.select_option("#offline-form select[name=kind]", "written_reminder")
+    page.fill("#offline-form textarea[name=note]", "电话催报并寄送书面提醒")
+    # Chromium's date picker offers no 30 February; a browser without one (or a pasted value) sends it as text.
+    page.evaluate("() => { const f = document.querySelector('#offline-form input[name=done_on]'); f.type = 'text'; f.value = '2024-02-30'; }")
+    page.click("#offline-form button")
+    assert "日期无效：2024-02-30" in page.inner_text("#action-error")
+    assert page.input_value("#offline-form input[name=done_on]") == "2024-02-30"  # shown as typed, to be corrected
+    assert page.input_value("#offline-form textarea[name=note]") == "电话催报并寄送书面提醒"
+    assert page.input_value("#offline-form select[name=kind]") == "written_reminder"
+    page.screenshot(path=str(shots / "dashboard_offline_form_refused.png"), full_page=True)
+    page.fill("#offline-form input[name=done_on]", "2024-10-14")
+    page.click("#offline-form button")
+    page.wait_for_url(f"{base}/bureau/obligations/{number}")  # still about the obligation it came from
+    assert "线下书面提醒（2024-10-14）：电话催报并寄送书面提醒" in page.inner_text("ol.timeline")

@@ -319,16 +319,30 @@ def test_a_county_officer_does_not_read_another_countys_printed_material(bureau)
     assert "校验码有记录" in _verdict(login(server, "ningde"), server, fuans)
 
 
-def test_an_offline_action_on_another_distributors_obligation_is_refused(bureau) -> None:
-    app, server, seeded = bureau
+def _refused_action(app: App, server: WebServer, **fields: str) -> tuple[str, str]:
+    """ningde posts the offline-action form of D350901 with `fields`: the page (422, nothing stored) and its error."""
     browser = login(server, "ningde")
     url = f"{server.address}/bureau/distributors/D350901"
-    # 福安's obligation is D350902's, in the officer's city: crafted into D350901's form.
-    answer = browser.post(url + "/actions", data={"csrf": _csrf(browser, url), "kind": "interview", "done_on": "2024-10-14",
-                                                  "note": "约谈", "obligation_id": str(seeded.ob["fuan_due_soon"])}, timeout=10)
+    answer = browser.post(url + "/actions", data={"csrf": _csrf(browser, url), **fields}, timeout=10)
     assert answer.status_code == 422
-    error = re.search(r'id="action-error">([^<]*)<', answer.text).group(1)
-    assert "D350901" in error and "D350902" not in error and " / " in error
     with app.sessions() as session:
         assert session.scalars(select(OfficerAction)).all() == []
+    return answer.text, re.search(r'id="action-error"[^>]*>([^<]*)<', answer.text).group(1)
 
+
+def test_an_offline_action_on_another_distributors_obligation_is_refused(bureau) -> None:
+    app, server, seeded = bureau
+    # 福安's obligation is D350902's, in the officer's city: crafted into D350901's form.
+    _, error = _refused_action(app, server, kind="interview", done_on="2024-10-14", note="约谈", obligation_id=str(seeded.ob["fuan_due_soon"]))
+    assert "D350901" in error and "D350902" not in error and " / " in error
+
+
+def test_an_impossible_date_in_the_offline_form_says_so_and_keeps_what_was_typed(bureau) -> None:
+    app, server, seeded = bureau
+    page, error = _refused_action(app, server, kind="written_reminder", done_on="2024-02-30", note="电话催报并寄送书面提醒",
+                                  obligation_id=str(seeded.ob["jiaocheng_overdue"]))
+    assert "日期无效" in error and "invalid date" in error and "2024-02-30" in error and "required" not in error
+    form = page[page.index('class="form noprint offline-form"'):]
+    assert 'name="done_on" value="2024-02-30"' in form and "电话催报并寄送书面提醒</textarea>" in form
+    assert '<option value="written_reminder" selected>' in form
+    assert f'name="obligation_id" value="{seeded.ob["jiaocheng_overdue"]}"' in form  # still about the obligation it came from

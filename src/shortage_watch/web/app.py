@@ -7,6 +7,7 @@ state of its own besides the signing secret, so several processes may serve one 
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,14 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+def is_iso_date(text: object) -> bool:
+    """Whether `text` is a real day written YYYY-MM-DD (what an <input type=date> can show)."""
+    try:
+        return isinstance(text, str) and len(text) == 10 and date.fromisoformat(text) is not None
+    except ValueError:
+        return False
+
+
 def create_app(app: "App") -> FastAPI:
     """The web application for `app` (an App: settings, sessions, clock, calendar)."""
     web = FastAPI(title="shortage_watch", version=__version__,
@@ -110,6 +119,7 @@ def create_app(app: "App") -> FastAPI:
     web.state.app = app
     web.state.signer = Signer(load_session_secret(app.settings.web.session_secret_file))
     web.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    web.state.templates.env.tests["iso_date"] = is_iso_date
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     from shortage_watch.web import api, dashboard, portal

@@ -548,6 +548,17 @@ def _offline_actions(request: Request, user: WebUser, code: str) -> list[Officer
         return officer_actions.actions_on_distributor(session, code, _regions(request, user))
 
 
+def _action_date(text: str) -> date | None:
+    """The day an offline action was done, from the form; None when left empty (the service says it is
+    required); ActionError naming what was typed when it is no real day."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ActionError(f"日期无效：{text}（没有这一天，请按 YYYY-MM-DD 填写） / invalid date {text!r}: no such day, give it as YYYY-MM-DD") from None
+
+
 @router.get("/distributors/{code}")
 def distributor_page(request: Request, code: str, user: WebUser = Depends(officer), error: str | None = None) -> HTMLResponse:
     app = _app(request)
@@ -565,11 +576,9 @@ async def record_action(request: Request, code: str, user: WebUser = Depends(off
     _distributor_summary(request, user, code)  # 404 outside the officer's regions
     obligation_field = _text(form, "obligation_id")
     obligation_id = _row_id(obligation_field, NO_OBLIGATION) if obligation_field else None
+    typed = {key: _text(form, key) for key in ("kind", "done_on", "note", "obligation_id")}
     try:
-        done_on = date.fromisoformat(_text(form, "done_on")) if _text(form, "done_on") else None
-    except ValueError:
-        done_on = None
-    try:
+        done_on = _action_date(typed["done_on"])
         with app.sessions.begin() as session:
             if obligation_id:
                 detail = q.read_obligation(session, _regions(request, user), obligation_id, now=now)
@@ -577,13 +586,13 @@ async def record_action(request: Request, code: str, user: WebUser = Depends(off
                     raise ActionError(NO_OBLIGATION)
                 if detail.obligation.party_code != code:
                     raise ActionError(NOT_THEIRS.format(number=case_number("O", obligation_id), code=code))
-            record_offline_action(session, kind=_text(form, "kind"), distributor_code=code, region_code=user.region_code or "",
-                                  obligation_id=obligation_id, done_on=done_on, note=_text(form, "note"),
+            record_offline_action(session, kind=typed["kind"], distributor_code=code, region_code=user.region_code or "",
+                                  obligation_id=obligation_id, done_on=done_on, note=typed["note"],
                                   actor=user.actor, account_id=user.id, now=now, today=app.calendar.local_date(now))
     except ActionError as exc:
         summary = _distributor_summary(request, user, code)
         return render(request, "bureau/distributor.html", status=422, summary=summary, party=app.directory.distributor(code), code=code,
-                      actions=_offline_actions(request, user, code), offline_kinds=OFFLINE_KINDS, error=str(exc),
+                      actions=_offline_actions(request, user, code), offline_kinds=OFFLINE_KINDS, error=str(exc), typed=typed,
                       today=app.calendar.local_date(now), region_name=lambda c: getattr(app.directory.region(c), "name", c or ""))
     target = f"/bureau/obligations/{obligation_id}" if obligation_id else f"/bureau/distributors/{code}"
     return RedirectResponse(target, status_code=303)
