@@ -16,7 +16,7 @@ from shortage_watch.app import App
 from shortage_watch.clock import FixedClock
 from shortage_watch.cli import main
 from shortage_watch.services.accounts import add_account, change_password
-from shortage_watch.store.tables import AuditEvent, OfficerAction, ShortageCase
+from shortage_watch.store.tables import Alert, AuditEvent, OfficerAction, ShortageCase
 from shortage_watch.web.server import WebServer
 from tests.dashboard.conftest import NOW, Seeded, seed_ledger
 from tests.web.conftest import PASSWORD, web_settings
@@ -346,3 +346,40 @@ def test_an_impossible_date_in_the_offline_form_says_so_and_keeps_what_was_typed
     assert 'name="done_on" value="2024-02-30"' in form and "电话催报并寄送书面提醒</textarea>" in form
     assert '<option value="written_reminder" selected>' in form
     assert f'name="obligation_id" value="{seeded.ob["jiaocheng_overdue"]}"' in form  # still about the obligation it came from
+
+
+def _mail_up_the_ladder(app: App, seeded: Seeded) -> None:
+    """Mail about 蕉城's overdue obligation and the city case to the county, city and province insurance bureaus."""
+    from tests.dashboard.conftest import at
+
+    ladder = (("county_overdue", "insurance_county", "350902", "jc-ybj@county.example"),
+              ("interview_recommendation", "insurance_city", "350900", "nd-ybj@city.example"),
+              ("province_escalation", "insurance_province", "350000", "fj-ybj@province.example"))
+    with app.sessions.begin() as session:
+        for number, (template, role, region, email) in enumerate(ladder):
+            for subject in ("obligation", "case"):
+                ids = {"obligation_id": seeded.ob["jiaocheng_overdue"]} if subject == "obligation" else {"case_id": seeded.case["ningde"]}
+                session.add(Alert(dedup_key=f"{subject}:{template}", thread_key="t", level=template, template=template, recipient_role=role,
+                                  recipient_region=region, recipient_email=email, context={}, status="sent",
+                                  next_attempt_at=at(f"2024-10-1{number + 1}T09:00"), sent_at=at(f"2024-10-1{number + 1}T09:01"),
+                                  created_at=at(f"2024-10-1{number + 1}T09:00"), **ids))
+
+
+def test_a_county_officer_reads_only_the_mail_addressed_to_its_county_and_to_the_distributor(bureau) -> None:
+    app, server, seeded = bureau
+    _mail_up_the_ladder(app, seeded)
+    pages = (f"/bureau/obligations/{seeded.ob['jiaocheng_overdue']}", f"/bureau/cases/{seeded.case['ningde']}")
+    county = login(server, "jiaocheng")
+    seen = {path: county.get(server.address + path, timeout=10).text for path in pages}
+    assert "jc-ybj@county.example" in seen[pages[0]] and "jc-ybj@county.example" in seen[pages[1]]
+    assert "orders@nd-pharma.example.com" in seen[pages[0]]  # the written reminder to the distributor
+    for text in seen.values():
+        assert "nd-ybj@city.example" not in text and "interview_recommendation" not in text
+        assert "fj-ybj@province.example" not in text and "province_escalation" not in text
+    distributor = county.get(f"{server.address}/bureau/distributors/D350901", timeout=10).text
+    assert re.search(r"约谈建议（系统发出）</dt><dd>0<", distributor)
+    assert "nd-ybj@city.example" not in county.get(f"{server.address}/bureau/distributors/D350901/interview", timeout=10).text
+    city = login(server, "ningde")
+    for path in pages:
+        text = city.get(server.address + path, timeout=10).text
+        assert "jc-ybj@county.example" in text and "nd-ybj@city.example" in text and "fj-ybj@province.example" not in text

@@ -31,7 +31,7 @@ from shortage_watch.store.tables import (
     ShortageReport,
     StoppageNotice,
 )
-from shortage_watch.store.trail_queries import audit_trail, case_alerts, obligation_alerts
+from shortage_watch.store.trail_queries import addressed_within, audit_trail, case_alerts, obligation_alerts
 
 T = TypeVar("T")
 
@@ -530,7 +530,8 @@ class ObligationDetail:
 
 
 def read_obligation(session: Session, regions: Collection[str], obligation_id: int, *, now: datetime) -> ObligationDetail | None:
-    """The obligation with its notice, report, every alert and audit event; None outside the regions."""
+    """The obligation with its notice, report, the alerts addressed within the regions and every audit event;
+    None outside the regions."""
     if not regions:
         return None
     row = session.execute(_obligation_select(regions, ObligationFilter(), now).where(Obligation.id == obligation_id)).first()
@@ -543,7 +544,7 @@ def read_obligation(session: Session, regions: Collection[str], obligation_id: i
         opened_at=ob.opened_at,
         notice=session.get(StoppageNotice, ob.notice_pk) if ob.notice_pk else None,
         report=session.get(DistributorReport, ob.report_pk) if ob.report_pk else None,
-        alerts=obligation_alerts(session, ob.id),
+        alerts=obligation_alerts(session, ob.id, regions),
         events=audit_trail(session, "obligation", ob.id),
     )
 
@@ -586,7 +587,7 @@ def read_case(session: Session, regions: Collection[str], case_id: int, *, now: 
         reports=reports,
         notices=notices,
         obligations=obligations,
-        alerts=case_alerts(session, case_id),
+        alerts=case_alerts(session, case_id, regions),
         events=events,
     )
 
@@ -600,7 +601,8 @@ class DistributorHistory:
 
 
 def read_distributor(session: Session, regions: Collection[str], distributor_code: str, *, now: datetime) -> DistributorHistory | None:
-    """Every obligation the distributor owed in the regions and the mail sent about them; None when it owed none there."""
+    """Every obligation the distributor owed in the regions and the mail about them addressed within the regions;
+    None when it owed none there."""
     if not regions:
         return None
     rows = [_obligation_row(r, now) for r in session.execute(
@@ -611,7 +613,7 @@ def read_distributor(session: Session, regions: Collection[str], distributor_cod
     ids = [r.id for r in rows]
     alerts: list[Alert] = []
     for start in range(0, len(ids), 500):
-        alerts.extend(session.scalars(select(Alert).where(Alert.obligation_id.in_(ids[start:start + 500]))))
+        alerts.extend(session.scalars(select(Alert).where(Alert.obligation_id.in_(ids[start:start + 500]), addressed_within(regions))))
     alerts.sort(key=lambda a: (a.created_at, a.id))
     reported = [(r.received_on, r.fulfilled_at) for r in rows if r.fulfilled_at is not None and r.kind == "report"]
     return DistributorHistory(distributor_code, rows, reported, alerts)
