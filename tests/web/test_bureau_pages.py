@@ -383,3 +383,10 @@ def test_a_county_officer_reads_only_the_mail_addressed_to_its_county_and_to_the
     for path in pages:
         text = city.get(server.address + path, timeout=10).text
         assert "jc-ybj@county.example" in text and "nd-ybj@city.example" in text and "fj-ybj@province.example" not in text
+
+
+def test_the_distributor_page_shows_no_error_text_taken_from_its_address(bureau) -> None:
+    _, server, _ = bureau
+    lure = "账户异常，请致电 400-000-0000 核实"
+    page = login(server, "ningde").get(f"{server.address}/bureau/distributors/D350901", params={"error": lure}, timeout=10)
+    assert page.status_code == 200 and lure not in page.text and 'id="action-error"' not in page.text

@@ -559,13 +559,20 @@ def _action_date(text: str) -> date | None:
         raise ActionError(f"日期无效：{text}（没有这一天，请按 YYYY-MM-DD 填写） / invalid date {text!r}: no such day, give it as YYYY-MM-DD") from None
 
 
-@router.get("/distributors/{code}")
-def distributor_page(request: Request, code: str, user: WebUser = Depends(officer), error: str | None = None) -> HTMLResponse:
+def _distributor_view(request: Request, user: WebUser, code: str, *, status: int = 200, error: str | None = None,
+                      typed: dict[str, str] | None = None) -> HTMLResponse:
+    """The distributor's page; a refused offline-action form comes back with `error` and what was `typed`."""
     app = _app(request)
     summary = _distributor_summary(request, user, code)
-    return render(request, "bureau/distributor.html", summary=summary, party=app.directory.distributor(code), code=code,
-                  actions=_offline_actions(request, user, code), offline_kinds=OFFLINE_KINDS, error=error,
+    return render(request, "bureau/distributor.html", status=status, summary=summary, party=app.directory.distributor(code), code=code,
+                  actions=_offline_actions(request, user, code), offline_kinds=OFFLINE_KINDS, error=error, typed=typed,
                   today=app.calendar.local_date(app.clock.now()), region_name=lambda c: getattr(app.directory.region(c), "name", c or ""))
+
+
+@router.get("/distributors/{code}")
+def distributor_page(request: Request, code: str, user: WebUser = Depends(officer)) -> HTMLResponse:
+    # No error message from the address: a link must not make the page say what its sender wrote.
+    return _distributor_view(request, user, code)
 
 
 @router.post("/distributors/{code}/actions")
@@ -590,10 +597,7 @@ async def record_action(request: Request, code: str, user: WebUser = Depends(off
                                   obligation_id=obligation_id, done_on=done_on, note=typed["note"],
                                   actor=user.actor, account_id=user.id, now=now, today=app.calendar.local_date(now))
     except ActionError as exc:
-        summary = _distributor_summary(request, user, code)
-        return render(request, "bureau/distributor.html", status=422, summary=summary, party=app.directory.distributor(code), code=code,
-                      actions=_offline_actions(request, user, code), offline_kinds=OFFLINE_KINDS, error=str(exc), typed=typed,
-                      today=app.calendar.local_date(now), region_name=lambda c: getattr(app.directory.region(c), "name", c or ""))
+        return _distributor_view(request, user, code, status=422, error=str(exc), typed=typed)
     target = f"/bureau/obligations/{obligation_id}" if obligation_id else f"/bureau/distributors/{code}"
     return RedirectResponse(target, status_code=303)
 
