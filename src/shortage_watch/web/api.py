@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -179,10 +179,12 @@ def list_obligations(request: Request, state: str | None = None, since: str | No
 
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: a larger number names nothing
-def representable(instant: datetime) -> bool:
-    """Whether the aware `instant` exists in UTC, as the ledger stores it (years 1-9999 only)."""
+def representable(instant: datetime, *zones: tzinfo) -> bool:
+    """Whether the aware `instant` exists in UTC, as the ledger stores it, and in each of `zones` where
+    it is shown (years 1-9999 only)."""
     try:
-        instant.astimezone(timezone.utc)
+        for zone in (timezone.utc, *zones):
+            instant.astimezone(zone)
     except OverflowError:
         return False
     return True

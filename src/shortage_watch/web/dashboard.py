@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlencode
 
@@ -65,7 +65,8 @@ def _date(value: str | None, label: str) -> date | None:
         raise HTTPException(422, f"{label}应为 YYYY-MM-DD 格式的日期 / {label}: a date YYYY-MM-DD is expected, got {value!r}") from None
 
 
-def _instant(value: str | None) -> datetime | None:
+def _instant(value: str | None, tz: tzinfo) -> datetime | None:
+    """An aware instant from a filter, which the list states in `tz`; 422 for anything else."""
     if not value:
         return None
     try:
@@ -74,7 +75,7 @@ def _instant(value: str | None) -> datetime | None:
         raise HTTPException(422, f"时间点格式无效 / not an ISO instant: {value!r}") from None
     if parsed.tzinfo is None:
         raise HTTPException(422, "时间点须带时区 / the instant needs a time zone")
-    if not representable(parsed):
+    if not representable(parsed, tz):
         raise HTTPException(422, f"时间点超出可表示的时间范围 / the instant is outside the range of dates: {value!r}")
     return parsed
 
@@ -255,7 +256,7 @@ def obligations(request: Request, user: WebUser = Depends(officer)) -> Response:
         state=_choice(p.get("state"), q.OBLIGATION_STATES, "状态"), distributor=p.get("distributor") or None, drug=p.get("drug") or None,
         due_from=_date(p.get("due_from"), "截止日期起"), due_to=_date(p.get("due_to"), "截止日期止"),
         priority_class=_choice(p.get("priority_class"), [k for k, _ in PRIORITY_OPTIONS], "药品类别"),
-        due_soon_until=views.due_soon_until(app.calendar, now), overdue_at=_instant(p.get("overdue_at")),
+        due_soon_until=views.due_soon_until(app.calendar, now), overdue_at=_instant(p.get("overdue_at"), app.calendar.tz),
     )
     sort = _choice(p.get("sort"), q.OBLIGATION_SORTS, "排序") or "due"
     descending = p.get("desc") == "1"
@@ -291,7 +292,7 @@ def cases(request: Request, user: WebUser = Depends(officer)) -> Response:
     regions = _regions(request, user)
     flt = q.CaseFilter(
         status=_choice(p.get("status"), q.CASE_STATUSES, "状态"), drug=p.get("drug") or None, city=p.get("city") or None,
-        regional=_bool(p.get("regional")), false_shortage=_bool(p.get("false_shortage")), open_at=_instant(p.get("open_at")),
+        regional=_bool(p.get("regional")), false_shortage=_bool(p.get("false_shortage")), open_at=_instant(p.get("open_at"), app.calendar.tz),
     )
     sort = _choice(p.get("sort"), q.CASE_SORTS, "排序") or "opened"
     descending = p.get("desc", "1") == "1"
