@@ -2,7 +2,7 @@
 
 Groups: `record_kind` (通知/反馈/直报), `kind` (停产/断供/减产), `priority` (药品类别), `supply` (供应状态), `cause` (原因分类),
 `obligation_state`, `obligation_kind`, `case_state`, `role`, `calendar`, `step` (a ladder step, by
-template name). The CLI, mail, portal and dashboard all read their words here.
+template name), `event` (an audit event, by action). The CLI, mail, portal and dashboard all read their words here.
 """
 
 from __future__ import annotations
@@ -72,6 +72,22 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "province_escalation": "escalation to the province", "explanation_request": "request for an explanation",
             "regional_shortage": "regional shortage alert", "regional_escalation": "escalation to the province",
             "late_report": "late report", "false_shortage": "possible false shortage", "deadline_changed": "deadline changed",
+        },
+    },
+    "event": {  # what an audit event of an obligation or case says happened, by its action
+        "zh-CN": {
+            "opened": "义务生成", "overdue": "已逾期", "fulfilled": "已按时报告", "fulfilled_late": "已迟报", "level_skipped": "跳过的提醒级别",
+            "resolved": "案件已解决", "part_closed": "医疗机构部分已关闭", "regional": "构成区域性短缺", "deadline_moved": "截止时间调整",
+            "deadline_recomputed": "截止时间重新计算", "region_changed": "地区变更", "notice_linked": "关联停产断供通知", "escalated": "已上报",
+            "levels": "提醒级别", "held": "邮件暂缓（静默）", "inhibited": "邮件抑制", "opened_by_report": "由书面反馈生成", "cancelled": "已撤销",
+        },
+        "en": {
+            "opened": "obligation opened", "overdue": "overdue", "fulfilled": "reported on time", "fulfilled_late": "reported late",
+            "level_skipped": "reminder level skipped", "resolved": "case resolved", "part_closed": "a hospital's part closed",
+            "regional": "became a regional shortage", "deadline_moved": "deadline moved", "deadline_recomputed": "deadline recomputed",
+            "region_changed": "region changed", "notice_linked": "stoppage notice linked", "escalated": "escalated",
+            "levels": "reminder levels", "held": "mail held (silence)", "inhibited": "mail inhibited",
+            "opened_by_report": "opened by a written report", "cancelled": "cancelled",
         },
     },
     "quiet_kind": {

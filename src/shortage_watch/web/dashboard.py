@@ -393,12 +393,7 @@ def _alert_entry(alert: Alert) -> TimelineEntry:
     return TimelineEntry(alert.sent_at or alert.created_at, f"邮件 {alert.template}（{alert.level}）→ {to}：{status}", "系统", "mail")
 
 
-EVENT_LABELS = {
-    "opened": "义务生成", "overdue": "已逾期", "fulfilled": "已按时报告", "fulfilled_late": "已迟报", "level_skipped": "跳过的提醒级别",
-    "resolved": "案件已解决", "part_closed": "医疗机构部分已关闭", "regional": "构成区域性短缺", "deadline_moved": "截止时间调整",
-    "deadline_recomputed": "截止时间重新计算", "region_changed": "地区变更", "notice_linked": "关联停产断供通知", "escalated": "已上报",
-    "levels": "提醒级别", "held": "邮件暂缓（静默）", "inhibited": "邮件抑制", "opened_by_report": "由书面反馈生成", "cancelled": "已撤销",
-}
+EVENT_LABELS = LABELS["event"]["zh-CN"]
 
 
 SUPPLY_LABELS = LABELS["supply"]["zh-CN"]

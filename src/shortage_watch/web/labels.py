@@ -44,3 +44,10 @@ def field_label(key: str | None, lang: str) -> str:
     if lang == "en" or zh is None:
         return key
     return f"{zh}（{key}）"
+
+
+def timeline_label(what: str, lang: str) -> str:
+    """A portal timeline entry in words: an audit action ('overdue') or the mail of a ladder step ('mail:written_reminder')."""
+    if what.startswith("mail:"):
+        return ("mail: " if lang == "en" else "邮件：") + label("step", what.removeprefix("mail:"), lang)
+    return label("event", what, lang)

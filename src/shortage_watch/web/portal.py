@@ -114,7 +114,7 @@ def render(request: Request, template: str, status: int = 200, headers: dict[str
         "state_label": lambda s: label_of("obligation_state", s, lang), "label_of": lambda group, value: label_of(group, value, lang),
         "choice": lambda field, value: labels.choice_label(field, value, lang),
         "field_label": lambda key: labels.field_label(key, lang), "choices": labels.CHOICES,
-        "kind_label": lambda k: label_of("record_kind", k, lang),
+        "kind_label": lambda k: label_of("record_kind", k, lang), "timeline_label": lambda what: labels.timeline_label(what, lang),
         "channel_label": lambda c: L(*labels.CHANNEL_LABELS.get(c, (c, c))) if c else "",
         "here": quote(here, safe=""), **context,
     }, status_code=status, headers=headers)
