@@ -205,7 +205,7 @@ def test_the_obligation_calendar_marks_the_make_up_working_day(bureau) -> None:
     # (Saturday 09-14, Sunday 09-29, Saturday 10-12) and National Day's weekday holidays.
     assert page.count('<span class="tag">班</span>') == 3
     assert page.count('<span class="tag">休</span>') >= 5
-    assert "written_reminder" in page and "orders@nd-pharma.example.com" in page
+    assert "书面提醒" in page and "orders@nd-pharma.example.com" in page
 
 
 def test_a_distributor_account_cannot_open_the_dashboard(bureau) -> None:
@@ -392,3 +392,18 @@ def test_the_distributor_page_shows_no_error_text_taken_from_its_address(bureau)
     lure = "账户异常，请致电 400-000-0000 核实"
     page = login(server, "ningde").get(f"{server.address}/bureau/distributors/D350901", params={"error": lure}, timeout=10)
     assert page.status_code == 200 and lure not in page.text and 'id="action-error"' not in page.text
+
+
+def test_the_timeline_names_each_mail_and_its_state_in_words(bureau) -> None:
+    from tests.dashboard.conftest import at
+
+    app, server, seeded = bureau
+    with app.sessions.begin() as session:
+        for status in ("held", "digest", "inhibited"):
+            session.add(Alert(dedup_key=f"O:{status}", obligation_id=seeded.ob["jiaocheng_overdue"], thread_key="t", level="overdue_alert",
+                              template="overdue_alert", recipient_role="insurance_county", recipient_region="350902", recipient_email=f"{status}@county.example",
+                              context={}, status=status, next_attempt_at=at("2024-10-11T09:00"), created_at=at("2024-10-11T09:00")))
+    page = login(server, "jiaocheng").get(f"{server.address}/bureau/obligations/{seeded.ob['jiaocheng_overdue']}", timeout=10).text
+    mail = re.findall(r'<li class="mail">.*?<span class="what">([^<]*)</span>', page)
+    assert "邮件 书面提醒 → orders@nd-pharma.example.com：已发送" in mail
+    assert len(mail) == 4 and all(re.search(r"[a-z]{3,}", m.split("→")[0] + m.split("：")[-1]) is None for m in mail), mail

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from markupsafe import Markup
 
-from shortage_watch.domain.labels import LABELS
+from shortage_watch.domain.labels import LABELS, label as label_of
 from shortage_watch.domain.obligations import case_number
 from shortage_watch.domain.states import OBLIGATION_FINISHED, ObligationState
 from shortage_watch.exports import table_csv, table_xlsx
@@ -387,10 +387,18 @@ class TimelineEntry:
     css: str = ""
 
 
+ALERT_STATUS_LABELS = {
+    "sent": "已发送", "pending": "待发送", "sending": "发送中", "dead": "发送失败", "undeliverable": "无法投递", "digest": "待并入每日摘要",
+    "digested": "已并入每日摘要", "held": "暂缓（静默）", "inhibited": "已抑制（案件已上报省级）", "stale": "已过时，未发送", "superseded": "已被取代，未发送",
+}
+
+
 def _alert_entry(alert: Alert) -> TimelineEntry:
     to = alert.recipient_email or f"{alert.recipient_role}@{alert.recipient_region or '-'}（无地址 / undeliverable）"
-    status = {"sent": "已发送", "pending": "待发送", "sending": "发送中", "dead": "发送失败", "undeliverable": "无法投递"}.get(alert.status, alert.status)
-    return TimelineEntry(alert.sent_at or alert.created_at, f"邮件 {alert.template}（{alert.level}）→ {to}：{status}", "系统", "mail")
+    status = ALERT_STATUS_LABELS.get(alert.status, alert.status)
+    # The ladder level is named only when the step's mail is another's template.
+    level = "" if alert.level == alert.template else f"（{label_of('step', alert.level)}）"
+    return TimelineEntry(alert.sent_at or alert.created_at, f"邮件 {label_of('step', alert.template)}{level} → {to}：{status}", "系统", "mail")
 
 
 EVENT_LABELS = LABELS["event"]["zh-CN"]
