@@ -222,3 +222,16 @@ def test_openapi_document_lists_the_api(web):
     _app, server = web
     paths = requests.get(f"{server.address}/openapi.json", timeout=10).json()["paths"]
     assert {"/api/v1/records", "/api/v1/files", "/api/v1/obligations", "/api/v1/obligations/{obligation_id}"} <= set(paths)
+
+
+def test_a_distributors_timeline_holds_its_own_mail_and_no_bureau_address(web):
+    app, server = web
+    token = token_for(app, add_distributor(app, "D350901"))
+    # Received 2024-09-20, entered 2024-10-08: overdue on arrival, mail to the distributor and up the ladder at once.
+    requests.post(f"{server.address}/api/v1/records", json=[notice("N-LATE", notified_on="2024-09-20")], headers=_auth(token), timeout=10)
+    answer = requests.get(f"{server.address}/api/v1/obligations/1", headers=_auth(token), timeout=10)
+    assert answer.status_code == 200
+    timeline = answer.json()["timeline"]
+    mail = [e for e in timeline if e["what"].startswith("mail:")]
+    assert [e["what"] for e in mail] == ["mail:written_reminder"] and {e["detail"]["to"] for e in mail} == {"distributor"}
+    assert "@example.com" not in answer.text  # the bureaus' addresses (jc-ybj@…, nd-ybj@…) are theirs

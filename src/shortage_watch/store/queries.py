@@ -106,12 +106,14 @@ class TimelineEntry:
 
 
 def obligation_timeline(session: Session, obligation_id: int) -> list[TimelineEntry]:
-    """What happened to an obligation: its audit events and the mail written about it, in time order."""
-    entries = [TimelineEntry(e.at, e.action, e.detail or {}) for e in session.scalars(
-        select(AuditEvent).where(AuditEvent.entity == "obligation", AuditEvent.entity_id == obligation_id))]
+    """What happened to an obligation as its distributor sees it: its audit events (without the addresses
+    a skipped level would have gone to) and the mail written to the distributor, in time order."""
+    # Mail up the ladder and the bureaus' addresses are the bureaus' correspondence, not the distributor's.
+    entries = [TimelineEntry(e.at, e.action, {k: v for k, v in (e.detail or {}).items() if k != "recipients"})
+               for e in session.scalars(select(AuditEvent).where(AuditEvent.entity == "obligation", AuditEvent.entity_id == obligation_id))]
     entries += [TimelineEntry(a.created_at, f"mail:{a.template}", {"level": a.level, "to": a.recipient_role,
                                                                     "status": a.status})
-                for a in session.scalars(select(Alert).where(Alert.obligation_id == obligation_id))]
+                for a in session.scalars(select(Alert).where(Alert.obligation_id == obligation_id, Alert.recipient_role == "distributor"))]
     # At one instant the state change comes before the mail it caused.
     return sorted(entries, key=lambda e: (e.at, e.what.startswith("mail:")))
 
