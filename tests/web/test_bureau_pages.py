@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +17,7 @@ from shortage_watch.app import App
 from shortage_watch.clock import FixedClock
 from shortage_watch.cli import main
 from shortage_watch.services.accounts import add_account, change_password
-from shortage_watch.store.tables import Alert, AuditEvent, OfficerAction, ShortageCase
+from shortage_watch.store.tables import Alert, AuditEvent, OfficerAction, ShortageCase, ShortageReport
 from shortage_watch.web.server import WebServer
 from tests.dashboard.conftest import NOW, Seeded, seed_ledger
 from tests.web.conftest import PASSWORD, web_settings
@@ -407,3 +408,22 @@ def test_the_timeline_names_each_mail_and_its_state_in_words(bureau) -> None:
     mail = re.findall(r'<li class="mail">.*?<span class="what">([^<]*)</span>', page)
     assert "邮件 书面提醒 → orders@nd-pharma.example.com：已发送" in mail
     assert len(mail) == 4 and all(re.search(r"[a-z]{3,}", m.split("→")[0] + m.split("：")[-1]) is None for m in mail), mail
+
+
+def test_a_hospital_that_reports_again_after_its_part_was_closed_shows_open_as_the_ledger_counts_it(bureau) -> None:
+    # The ledger reopens a closed part when the hospital reports again after the closure (domain/cases.hospital_parts):
+    # the case page must not keep saying 已关闭 with no way to close it again.
+    app, server, seeded = bureau
+    city = login(server, "ningde")
+    url = f"{server.address}/bureau/cases/{seeded.case['ningde']}"
+    city.post(url + "/resolve", data={"csrf": _csrf(city, url), "hospital": "H350981001", "note": "福安已调拨200支"}, timeout=10)
+    reopen_form = 'name="hospital" value="H350981001"'
+    assert reopen_form not in city.get(url, timeout=10).text
+    with app.sessions.begin() as session:
+        first = session.scalars(select(ShortageReport).where(ShortageReport.case_id == seeded.case["ningde"],
+                                                             ShortageReport.hospital_code == "H350981001")).first()
+        again = NOW + timedelta(hours=1)
+        session.add(ShortageReport(**{c.key: getattr(first, c.key) for c in ShortageReport.__table__.c if c.key != "id"}
+                                   | {"report_id": "S-AGAIN", "supply_status": "severe", "reported_on": again.date(),
+                                      "received_at": again, "updated_at": again}))
+    assert reopen_form in city.get(url, timeout=10).text

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from markupsafe import Markup
 
+from shortage_watch.domain.cases import hospital_parts, operator_closures_of, report_view
 from shortage_watch.domain.labels import LABELS, label as label_of
 from shortage_watch.domain.obligations import case_number
 from shortage_watch.domain.states import OBLIGATION_FINISHED, ObligationState
@@ -502,7 +503,9 @@ def _case_page(request: Request, user: WebUser, case_id: int, error: str | None 
     hospitals = {}
     for r in detail.reports:
         hospitals[r.hospital_code] = r  # the latest report of each hospital (ordered by date)
-    closed = {e.detail.get("hospital_code") for e in detail.events if e.action == "part_closed" and e.detail}
+    # Closed as the ledger counts it: a hospital that reported again after an officer closed its part is open again.
+    closures = operator_closures_of((e.at, e.detail) for e in detail.events if e.action == "part_closed")
+    closed = {part.hospital_code for part in hospital_parts([report_view(r) for r in detail.reports], closures) if part.closed}
     return render(request, "bureau/case.html", status=status, detail=detail, timeline=timeline, hospitals=list(hospitals.values()),
                   closed=closed, city=app.directory.region(detail.case.city_code), directory=app.directory, error=error,
                   number=lambda i: case_number("O", i))
