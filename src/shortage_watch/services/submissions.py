@@ -22,7 +22,7 @@ from shortage_watch.domain.obligations import case_number
 from shortage_watch.services.accounts import WebUser
 from shortage_watch.services.alerts import audit
 from shortage_watch.services.ingest import IngestDeps, IngestResult, store_payload
-from shortage_watch.store.queries import RecordReceipt, receipts_of_arrival
+from shortage_watch.store.portal_queries import RecordReceipt, receipts_of_arrival
 from shortage_watch.store.tables import WebSubmission
 from shortage_watch.store.web_submissions import claim_idempotency_key
 

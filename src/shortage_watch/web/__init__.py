@@ -6,6 +6,6 @@
   general (an account has a role: `distributor` now, `officer` for the bureau dashboard).
   A new page declares `user: WebUser = Depends(require_role("officer"))`, renders with
   `portal.render(request, "page.html", ...)` (which passes `csrf`, `user`, `L(zh, en)`),
-  checks `check_csrf` on every POST, and reads through store/queries.py: no SQL here.
+  checks `check_csrf` on every POST, and reads through store/portal_queries.py: no SQL here.
 - `api.py` is the token API; `portal.py` the distributor pages; `labels.py` the words.
 """

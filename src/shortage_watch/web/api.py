@@ -23,7 +23,7 @@ from shortage_watch.domain.records import RECORD_KINDS
 from shortage_watch.domain.states import ObligationState
 from shortage_watch.services.accounts import WebUser, use_token
 from shortage_watch.services.submissions import Answer, Submission, request_fingerprint, submit, submit_once
-from shortage_watch.store.queries import ObligationRow, obligation_of, obligation_timeline, obligations_page
+from shortage_watch.store.portal_queries import ObligationRow, obligation_of, obligation_timeline, obligations_page
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 

@@ -4,7 +4,7 @@ Log in, change the initial password, see my open obligations, enter a stoppage n
 file the written report of an obligation, upload a filled template, download blank
 templates, my history with a printable receipt (回执) per record, correct a record (a
 new version with a reason), manage API tokens. Every form carries the session's CSRF
-token; every page reads through store/queries.py and writes through
+token; every page reads through store/portal_queries.py and writes through
 services/submissions.py (the same ingest path as every other source).
 """
 
@@ -27,7 +27,7 @@ from shortage_watch.intake.columns import FIELDS, KIND_LABELS
 from shortage_watch.services import accounts
 from shortage_watch.services.accounts import AccountError, WebUser
 from shortage_watch.services.submissions import Submission, receipt_json, submit
-from shortage_watch.store.queries import (
+from shortage_watch.store.portal_queries import (
     ObligationRow,
     current_record,
     history,
