@@ -107,7 +107,6 @@ def digest_window_start(session: Session, calendar: WorkingCalendar, mail: MailS
     return reads.latest_written(session, keys) or previous
 
 
-
 def send_daily_digests(deps: DigestDeps, now: datetime) -> int:
     """Write today's bureau digests and the operations digest; returns how many were new."""
     return send_bureau_digests(deps, now) + send_operations_digest(deps, now)

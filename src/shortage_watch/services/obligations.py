@@ -362,7 +362,7 @@ def notices_revised(session: Session, deps: LedgerDeps, notices: list[tuple[Stop
                     # reaches only later levels.
                     context = obligation_context_of(obligation, notice=notice, report=report, case=None, case_info=None,
                                                     directory=deps.directory, calendar=deps.calendar, now=now)
-                    alerts.extend(late_report_alerts(deps, obligation, context, routes, now))
+                    alerts.extend(event_alerts(deps, "late_report", obligation, context, routes, now))
         if notice.region_code and notice.region_code != obligation.region_code:
             # Later levels go to the bureaus of the corrected region.
             events.append(audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action="region_changed",
@@ -437,13 +437,14 @@ def redate(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, deadline:
     return audit_values(at=now, actor=ACTOR, entity="obligation", entity_id=obligation.id, action=action, detail=moved.detail)
 
 
-def late_report_alerts(deps: LedgerDeps, obligation: Obligation | SimpleNamespace, context: dict[str, Any], routes: Routes,
-                       now: datetime) -> list[dict[str, Any]]:
-    """The outbox rows of the late-report event: one per address of each of the rule's recipients."""
-    rule = deps.policy.events["late_report"]
+def event_alerts(deps: LedgerDeps, event: str, obligation: Obligation | SimpleNamespace, context: dict[str, Any], routes: Routes,
+                 now: datetime, *, level_name: str | None = None) -> list[dict[str, Any]]:
+    """The outbox rows of an obligation's one-off `event` (the policy's rule): one per address of each of
+    the rule's recipients, under `level_name` (default: the event's name) in their dedup keys."""
+    rule = deps.policy.events[event]
     return [
-        alert_values(now=now, subject="O", subject_id=obligation.id, level_name="late_report", template=rule.template, urgent=rule.urgent,
-                     route=target, context=context, default_language=deps.mail_language)
+        alert_values(now=now, subject="O", subject_id=obligation.id, level_name=level_name or event, template=rule.template,
+                     urgent=rule.urgent, route=target, context=context, default_language=deps.mail_language)
         for spec in rule.recipients
         for target in routes(spec, obligation.region_code, obligation.party_code)
     ]
@@ -481,14 +482,8 @@ def redate_obligation(session: Session, deps: LedgerDeps, obligation: Obligation
     if obligation.level and obligation.due_at != was_due_at:
         context = {**obligation_context(session, obligation=obligation, directory=deps.directory, calendar=deps.calendar, now=now),
                    "previous_deadline": previous}
-        rule = deps.policy.events["deadline_changed"]
-        routes = remembered_routes(deps)
-        alerts = [
-            alert_values(now=now, subject="O", subject_id=obligation.id, level_name=f"deadline_changed:{obligation.due_on}",
-                         template=rule.template, urgent=rule.urgent, route=target, context=context, default_language=deps.mail_language)
-            for spec in rule.recipients
-            for target in routes(spec, obligation.region_code, obligation.party_code)
-        ]
+        alerts = event_alerts(deps, "deadline_changed", obligation, context, remembered_routes(deps), now,
+                              level_name=f"deadline_changed:{obligation.due_on}")
         holds = AlertHolds(session, deps.directory, now)
         holds.matter(obligation.id, obligation.case_id)
         write_planned_alerts(session, holds, alerts)

@@ -18,7 +18,7 @@ from shortage_watch.services.alert_routing import AlertHolds, DueFirings, ladder
 from shortage_watch.services.alerts import audit_values, insert_audits, obligation_context, obligation_context_of
 from shortage_watch.services.inhibition import drop_chasers_of_closed
 from shortage_watch.services.ledger_deps import ACTOR, LedgerDeps
-from shortage_watch.services.obligations import (fulfilled_by, late_report_alerts, obligations_joined, open_obligations,
+from shortage_watch.services.obligations import (event_alerts, fulfilled_by, obligations_joined, open_obligations,
                                                  region_of_distributor)
 from shortage_watch.store.report_rows import (
     explanations_owed,
@@ -117,7 +117,7 @@ def distributor_reports_stored(session: Session, deps: LedgerDeps, reports: list
             continue
         context = _context(session, deps, obligation, done.report, notices, now)
         if late:
-            alerts.extend(late_report_alerts(deps, obligation, context, routes, now))
+            alerts.extend(event_alerts(deps, "late_report", obligation, context, routes, now))
         if done.opened:
             # The bureaus still learn of the stoppage, now described by the report; the distributor
             # gets no receipt asking for the report it has just made.

@@ -135,6 +135,13 @@ class RecordReceipt:
     late_working_days: int | None
 
 
+def _receipt(kind: str, record: StoppageNotice | DistributorReport, record_id: str, ob: Obligation | None) -> RecordReceipt:
+    """A record's receipt, with its obligation's number, state and dates when it has one."""
+    return RecordReceipt(kind, record.id, record_id, record.version, record.product_name, record.updated_at,
+                         ob.id if ob else None, ob.state if ob else None, ob.due_on if ob else None,
+                         ob.due_at if ob else None, ob.late_working_days if ob else None)
+
+
 def _notice_receipts(session: Session, party_code: str, notice_ids: list[str]) -> list[RecordReceipt]:
     out = []
     for start in range(0, len(notice_ids), IN_CHUNK):
@@ -143,9 +150,7 @@ def _notice_receipts(session: Session, party_code: str, notice_ids: list[str]) -
             .outerjoin(Obligation, (Obligation.notice_pk == StoppageNotice.id) & (Obligation.kind == "report"))
             .where(StoppageNotice.distributor_code == party_code,
                    StoppageNotice.notice_id.in_(notice_ids[start:start + IN_CHUNK])))
-        out += [RecordReceipt("stoppage_notice", n.id, n.notice_id, n.version, n.product_name, n.updated_at,
-                              ob.id if ob else None, ob.state if ob else None, ob.due_on if ob else None,
-                              ob.due_at if ob else None, ob.late_working_days if ob else None) for n, ob in rows]
+        out += [_receipt("stoppage_notice", n, n.notice_id, ob) for n, ob in rows]
     return out
 
 
@@ -157,9 +162,7 @@ def _report_receipts(session: Session, party_code: str, report_ids: list[str]) -
             .outerjoin(Obligation, Obligation.report_pk == DistributorReport.id)
             .where(DistributorReport.distributor_code == party_code,
                    DistributorReport.report_id.in_(report_ids[start:start + IN_CHUNK])))
-        out += [RecordReceipt("distributor_report", r.id, r.report_id, r.version, r.product_name, r.updated_at,
-                              ob.id if ob else None, ob.state if ob else None, ob.due_on if ob else None,
-                              ob.due_at if ob else None, ob.late_working_days if ob else None) for r, ob in rows]
+        out += [_receipt("distributor_report", r, r.report_id, ob) for r, ob in rows]
     return out
 
 
